@@ -1,0 +1,26 @@
+# Compiler flags: the seed brief's release flags, a portable variant, warnings and sanitizers.
+# Note: -ffast-math implies -ffinite-math-only, so code that must see NaN/Inf tests bit patterns
+# (engine/base/float_bits.h) instead of std::isnan.
+if(LANLM_PORTABLE)
+  set(LANLM_ARCH_FLAG "-march=${LANLM_PORTABLE_ARCH}")
+else()
+  set(LANLM_ARCH_FLAG "-march=native")
+endif()
+
+add_compile_options(-Wall -Wextra -Wno-unused-parameter -pthread ${LANLM_ARCH_FLAG})
+if(LANLM_WERROR)
+  add_compile_options(-Werror)
+endif()
+
+if(LANLM_SANITIZE)
+  add_compile_options(-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined)
+  add_link_options(-fsanitize=address,undefined)
+elseif(CMAKE_BUILD_TYPE STREQUAL "Release")
+  set(CMAKE_CXX_FLAGS_RELEASE "-O3 -DNDEBUG")
+  add_compile_options(-ffast-math -funroll-loops -flto=auto)
+  add_link_options(-flto=auto -O3 -pthread)
+elseif(CMAKE_BUILD_TYPE STREQUAL "Dev")
+  # Fast iteration: optimised, same math flags, no LTO.
+  set(CMAKE_CXX_FLAGS_DEV "-O2 -g")
+  add_compile_options(-ffast-math -funroll-loops)
+endif()

@@ -1,0 +1,79 @@
+// ThreadPool: a fixed set of persistent worker threads and a deterministic ParallelFor.
+// One pool per process, created from --threads and passed explicitly (never a global).
+// Not a task queue: ParallelFor blocks until every item is done. Concurrent ParallelFor calls
+// from different threads are serialised (thread-safe, but only one runs at a time).
+//
+// Determinism: ParallelFor only decides which thread runs which range of items; callers make
+// each item's arithmetic independent of range boundaries, so results are bit-identical for
+// any pool size (DESIGN.md §3, §9).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace lanlm::engine {
+
+// std::thread::hardware_concurrency(), read once and cached; at least 1.
+int DefaultThreadCount();
+
+class ThreadPool {
+ public:
+  // num_threads counts the calling thread: a pool of 1 runs everything inline. 0 = default.
+  explicit ThreadPool(int num_threads = 0);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int size() const { return num_threads_; }
+
+  // Below this much work (items x cost_per_item, in rough flops) ParallelFor runs inline.
+  static constexpr int64_t kInlineWork = 32 * 1024;
+
+  // Calls fn(begin, end) on disjoint ranges that together cover [0, count), possibly from
+  // several threads at once, and returns when all are done. cost_per_item is a rough count of
+  // flops per item, used only to decide whether threads are worth waking.
+  template <typename Fn>
+  void ParallelFor(int64_t count, int64_t cost_per_item, Fn&& fn) {
+    if (count <= 0) return;
+    if (num_threads_ == 1 || count == 1 || count * cost_per_item < kInlineWork) {
+      fn(int64_t{0}, count);
+      return;
+    }
+    using FnType = std::remove_reference_t<Fn>;
+    Run(count, [](void* ctx, int64_t b, int64_t e) { (*static_cast<FnType*>(ctx))(b, e); },
+        const_cast<void*>(static_cast<const void*>(&fn)));
+  }
+
+ private:
+  using RangeFn = void (*)(void* ctx, int64_t begin, int64_t end);
+  void Run(int64_t count, RangeFn fn, void* ctx);
+  void WorkerLoop();
+  // Claims and runs chunks of the current job until none are left.
+  void RunChunks();
+
+  const int num_threads_;
+  std::vector<std::thread> workers_;
+  std::mutex run_mu_;  // serialises Run() callers
+
+  std::mutex mu_;
+  std::condition_variable wake_cv_;
+  std::condition_variable done_cv_;
+  uint64_t generation_ = 0;  // bumped per job; guarded by mu_
+  bool stop_ = false;        // guarded by mu_
+  int active_ = 0;           // workers inside RunChunks(); guarded by mu_
+
+  // The current job; written before generation_ is bumped, read by workers after.
+  RangeFn job_fn_ = nullptr;
+  void* job_ctx_ = nullptr;
+  int64_t job_count_ = 0;
+  int64_t job_chunk_ = 0;
+  int64_t job_chunks_ = 0;
+  std::atomic<int64_t> next_chunk_{0};
+  std::atomic<int64_t> chunks_done_{0};
+};
+
+}  // namespace lanlm::engine
