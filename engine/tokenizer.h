@@ -46,6 +46,9 @@ class BpeTokenizer {
   const std::string& TokenText(int32_t id) const;
 
   int vocab_size() const { return static_cast<int>(tokens_.size()); }
+  // Learned merges (can exceed vocab_size minus the base tokens when two merges join to the
+  // same text).
+  int merge_count() const { return static_cast<int>(merges_.size()); }
   // Stable 64-bit hash of the serialised form (compared at cluster join).
   uint64_t Hash() const;
 

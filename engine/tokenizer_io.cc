@@ -16,6 +16,7 @@
 #include <fstream>
 #include <vector>
 
+#include "engine/atomic_file.h"
 #include "engine/model_config.h"
 #include "engine/tokenizer.h"
 #include "engine/utf8.h"
@@ -313,20 +314,8 @@ StatusOr<BpeTokenizer> BpeTokenizer::Deserialize(std::string_view data) {
 }
 
 Status BpeTokenizer::SaveToFile(const std::string& path) const {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) return UnavailableError("cannot write tokenizer file '" + tmp + "'");
-    const std::string data = Serialize();
-    out.write(data.data(), static_cast<std::streamsize>(data.size()));
-    out.flush();
-    if (!out) return UnavailableError("writing tokenizer file '" + tmp + "' failed");
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    return UnavailableError("cannot rename '" + tmp + "' to '" + path + "'");
-  }
-  return OkStatus();
+  const std::string data = Serialize();
+  return WriteFileAtomically(path, {data});
 }
 
 StatusOr<BpeTokenizer> BpeTokenizer::LoadFromFile(const std::string& path) {
