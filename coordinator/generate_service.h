@@ -1,0 +1,73 @@
+// GenerateService: the lanlm.v1.Generate gRPC service (protos/generate.proto, DESIGN.md §6).
+// Reactors only validate and queue; a few decode threads of the service run prefill and
+// batched next-token steps (engine Decoder::FeedBatch) for all live generations, and write
+// events back with at most one write in flight per stream. Not the session bookkeeping
+// (session_manager.h) nor the generation loop (engine/generation.h).
+//
+// Wiring (main.cc):
+//   GenerateServiceOptions generate_options;  generate_options.RegisterFlags(flags);
+//   ... flags.Parse(args); generate_options.Validate() ...
+//   GenerateService generate(snapshot_source, generate_options, pool);
+//   builder.RegisterService(&generate);  ... server->Wait() ...
+//   generate.Shutdown();  server->Shutdown();   // generate outlives the server object's use
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "coordinator/param_snapshot.h"
+#include "engine/base/flags.h"
+#include "engine/base/status.h"
+#include "engine/thread_pool.h"
+#include "protos/generate.grpc.pb.h"
+
+namespace lanlm::coordinator {
+
+struct GenerateServiceOptions {
+  int max_sessions = 64;                      // live sessions (open or awaiting resume)
+  int64_t max_kv_bytes = int64_t{1} << 30;    // KV-cache memory of all sessions together
+  double session_ttl_s = 600.0;               // an idle session is freed this long after its last use
+  int64_t max_prompt_bytes = 64 * 1024;       // bytes of prompt text per request
+  int decode_threads = 1;                     // threads that run generation steps
+  int max_batch = 32;                         // sessions per batched next-token step (1 = no batching)
+  int max_queued_events = 64;                 // per stream; decoding pauses while more are unsent
+
+  // --generate-max-sessions, --generate-max-kv-mib, --generate-session-ttl,
+  // --generate-max-prompt-bytes, --generate-decode-threads, --generate-max-batch.
+  void RegisterFlags(FlagSet& flags);
+  Status Validate() const;
+};
+
+// For the status service (protos/status.proto: sessions, kv_cache_bytes).
+struct SessionStats {
+  int sessions = 0;         // live sessions
+  int generating = 0;       // of those, with a generation running now
+  int64_t kv_bytes = 0;     // memory held by their KV caches
+};
+
+class GenerateEngine;  // generate_service.cc: decode threads, scheduler, stream registry
+
+// Thread-safe. The engine pool is shared with the rest of the process (its ParallelFor calls
+// are serialised), so decoding and training interleave step by step.
+class GenerateService final : public lanlm::v1::Generate::CallbackService {
+ public:
+  GenerateService(SnapshotSource snapshots, GenerateServiceOptions options, engine::ThreadPool& pool);
+  ~GenerateService() override;  // calls Shutdown()
+  GenerateService(const GenerateService&) = delete;
+  GenerateService& operator=(const GenerateService&) = delete;
+
+  grpc::ServerBidiReactor<lanlm::v1::GenerateRequest, lanlm::v1::GenerateEvent>* Generate(
+      grpc::CallbackServerContext* context) override;
+
+  SessionStats Stats() const;
+
+  // Ends every running generation (Done with EVICTED), finishes every open stream with
+  // UNAVAILABLE, frees all sessions and joins the decode threads. New streams get UNAVAILABLE.
+  // Idempotent; call it before grpc::Server::Shutdown so streams end promptly.
+  void Shutdown();
+
+ private:
+  std::shared_ptr<GenerateEngine> engine_;
+};
+
+}  // namespace lanlm::coordinator
