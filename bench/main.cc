@@ -10,6 +10,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -20,6 +22,7 @@
 #include "engine/parameters.h"
 #include "engine/random.h"
 #include "engine/thread_pool.h"
+#include "engine/tokenizer.h"
 #include "engine/trainer.h"
 
 namespace lanlm::engine {
@@ -166,6 +169,50 @@ int BenchDecode(const Options& o, const ModelConfig& c, ThreadPool& pool) {
   return 0;
 }
 
+int BenchTokenizer(const Options& o, const ModelConfig& c) {
+  if (o.corpus.empty()) {
+    std::fprintf(stderr, "--mode tokenizer needs --corpus FILE\n");
+    return 2;
+  }
+  std::ifstream in(o.corpus, std::ios::binary);
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  if (!in.good() && !in.eof()) {
+    std::fprintf(stderr, "cannot read --corpus = '%s'\n", o.corpus.c_str());
+    return 1;
+  }
+  const std::string text_data = buffer.str();
+  if (text_data.empty()) {
+    std::fprintf(stderr, "--corpus = '%s' is missing or empty\n", o.corpus.c_str());
+    return 1;
+  }
+  const std::string* text = &text_data;
+  const int vocab = o.vocab_size > 0 ? o.vocab_size : c.vocab_size;
+  const auto t0 = Clock::now();
+  auto tok = BpeTokenizer::Train(*text, vocab);
+  const double train_s = Seconds(t0, Clock::now());
+  if (!tok.ok()) {
+    std::fprintf(stderr, "%s\n", tok.status().ToString().c_str());
+    return 1;
+  }
+  std::vector<double> encode_s;
+  size_t n_tokens = 0;
+  for (int r = 0; r < 1 + o.runs; ++r) {
+    const auto t1 = Clock::now();
+    n_tokens = tok->Encode(*text).size();
+    if (r > 0) encode_s.push_back(Seconds(t1, Clock::now()));
+  }
+  const double mb = static_cast<double>(text->size()) / 1e6;
+  const double med = Median(encode_s);
+  char out[256], json[256];
+  std::snprintf(out, sizeof(out), "corpus_MB=%.2f vocab=%d train_s=%.2f encode_MB/s=%.2f tokens=%zu", mb,
+                tok->vocab_size(), train_s, mb / med, n_tokens);
+  std::snprintf(json, sizeof(json), ",\"corpus_mb\":%.3f,\"vocab\":%d,\"train_s\":%.3f,\"encode_mb_per_s\":%.3f", mb,
+                tok->vocab_size(), train_s, mb / med);
+  Report(o, 1, static_cast<double>(n_tokens) / med, 0.0, out, json);
+  return 0;
+}
+
 int Main(int argc, char** argv) {
   Options o;
   FlagSet flags("lanlm-bench --config S|M|INF15M --mode train|decode|tokenizer [flags]");
@@ -194,10 +241,7 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", config.status().ToString().c_str());
     return 2;
   }
-  if (o.mode == "tokenizer") {
-    std::fprintf(stderr, "--mode tokenizer is not built yet (the tokenizer has not landed)\n");
-    return 2;
-  }
+  if (o.mode == "tokenizer") return BenchTokenizer(o, *config);
   ThreadPool pool(o.threads);
   if (o.mode == "train") return BenchTrain(o, *config, pool);
   if (o.mode == "decode") return BenchDecode(o, *config, pool);
