@@ -97,11 +97,20 @@ TEST_F(SlowClusterProcessTest, LanlmTrainOneWorkerAndThreeWorkersAgree) {
     const pid_t pid = Spawn(argv, log);
     ASSERT_EQ(Wait(pid, std::chrono::seconds(120)), 0) << ReadAll(log);
     train_fingerprint = LastFingerprint(ReadAll(log));
-  } else {
+  } else {  // `lanlm` needs both client halves; until then the in-process reference
     auto options = TinyOptions(corpus_, 5);
     train_fingerprint = Hex(ReferenceFingerprint(options));
   }
   ASSERT_EQ(train_fingerprint.size(), 16u);
+  {  // lanlm-coordinator --local: LocalTrainer in its own process, 2 threads
+    std::vector<std::string> argv = {kCoordinator, "--local", "--threads", "2"};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    const std::string log = dir_ + "/local.log";
+    const pid_t pid = Spawn(argv, log);
+    pids_.push_back(pid);
+    ASSERT_EQ(Wait(pid, std::chrono::seconds(120)), 0) << ReadAll(log);
+    EXPECT_EQ(LastFingerprint(ReadAll(log)), train_fingerprint);
+  }
   EXPECT_EQ(RunCluster(flags, 1, "one"), train_fingerprint);
   EXPECT_EQ(RunCluster(flags, 3, "three"), train_fingerprint);
 }
