@@ -44,8 +44,12 @@ std::string FloatText(float x) {
 
 std::string ShapeText(const std::vector<int64_t>& shape) {
   std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? "," : "") + std::to_string(shape[i]);
-  return s + "]";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i > 0) s += ',';
+    s += std::to_string(shape[i]);
+  }
+  s += ']';
+  return s;
 }
 
 JsonValue TensorEntry(const TensorInfo& t, uint64_t begin) {
