@@ -259,7 +259,7 @@ TEST_F(CheckpointTest, RejectsEveryFlippedBitInDataByChecksum) {
 void CheckHeaderFlips(CheckpointTest& t, size_t stride);
 
 TEST_F(CheckpointTest, RejectsFlippedBytesInHeader) {
-  CheckHeaderFlips(*this, 11);
+  CheckHeaderFlips(*this, 37);
   EXPECT_NE(LoadError(Replace("\"step\":\"123\"", "\"step\":\"124\"")).find("metadata checksum mismatch"),
             std::string::npos);
 }
