@@ -48,6 +48,7 @@ StatusOr<std::unique_ptr<TrainingServer>> TrainingServer::Start(const Coordinato
   settings.lease_timeout = std::chrono::milliseconds(options.lease_timeout_ms);
   settings.checkpoint_dir = options.checkpoint_dir;
   settings.checkpoint_every = options.checkpoint_every;
+  settings.stop_after = options.stop_after;
   self->run_ = std::make_unique<TrainingRun>(std::move(setup), settings, self->io_, *self->pool_,
                                              [self](const RunResult& result) { self->done_.set_value(result); });
   self->cluster_service_ = std::make_unique<ClusterService>(std::move(identity), self->io_, *self->run_);

@@ -20,16 +20,22 @@ namespace lanlm::coordinator {
 struct CoordinatorOptions {
   // Data and model.
   std::string corpus;           // UTF-8 text file
-  std::string config = "S";     // S, M, INF15M or "V=..,C=..,L=..,NH=..,F=..,T=.."
+  // The same meaning and defaults as `lanlm train`, so both produce the same fingerprint.
+  std::string config = "S";     // named config S or M; the model's V is the tokenizer's size
   std::string tokenizer;        // tokenizer file; empty = train one on the corpus
   int vocab_size = 0;           // tokenizer training vocabulary; 0 = the config's V
-  int micro_batch = 0;          // B; 0 = the named config's (8 for custom configs)
+  int dim = 0, layers = 0, heads = 0, ffn_hidden = 0, context = 0;  // overrides (0 = keep)
+  int micro_batch = 0;          // B; 0 = the named config's
   // Training.
-  int64_t steps = 100;
+  int64_t steps = 1000;
+  int64_t stop_after = 0;       // stop at this step keeping the schedule of steps (0 = run to steps)
   int shards = 4;
   uint64_t seed = 1;
   float lr = 1e-3f;
   int64_t warmup = 100;
+  float weight_decay = 0.01f;
+  std::string schedule = "cosine";
+  double validation_fraction = 0.05;
   // Cluster.
   std::string listen = "0.0.0.0:50051";
   int min_workers = 1;
@@ -48,9 +54,8 @@ struct CoordinatorOptions {
   void Register(FlagSet& flags);
 };
 
-// "S" / "M" / "INF15M", or comma-separated KEY=VALUE with keys V C L NH F T (any missing key
-// keeps config S's value). *micro_batch gets the named config's B (8 for custom ones).
-StatusOr<engine::ModelConfig> ParseModelConfig(const std::string& spec, int* micro_batch);
+// The named config (S or M) with the overrides applied and V = vocab_size.
+StatusOr<engine::ModelConfig> BuildModelConfig(const CoordinatorOptions& options, int vocab_size);
 
 // Everything a training run starts from.
 struct RunSetup {
@@ -61,11 +66,11 @@ struct RunSetup {
   int64_t corpus_tokens = 0;
 };
 
-// TrainOptions from flags (also what tests use to build the single-process reference).
-StatusOr<engine::TrainOptions> MakeTrainOptions(const CoordinatorOptions& options);
-// Loads or trains the tokenizer, loads the corpus, and initialises or resumes the state.
-// On --resume the checkpoint's config, tokenizer and training options win; --steps, when
-// set, only moves the target step count.
+// TrainOptions from flags for a model of vocabulary vocab_size.
+StatusOr<engine::TrainOptions> MakeTrainOptions(const CoordinatorOptions& options, int vocab_size);
+// Loads or trains the tokenizer, loads the corpus, and initialises or resumes the state, as
+// `lanlm train` does. On --resume the checkpoint's config, tokenizer and training options
+// win; --steps, when set, moves the target step count and the schedule's end with it.
 StatusOr<RunSetup> PrepareRun(const CoordinatorOptions& options, bool steps_flag_set);
 
 }  // namespace lanlm::coordinator

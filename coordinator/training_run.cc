@@ -47,13 +47,17 @@ TrainingRun::TrainingRun(RunSetup setup, RunSettings settings, boost::asio::io_c
       tree_(options_.shards, static_cast<int64_t>(state_.params.size())),
       step_grad_(state_.params.size()),
       shard_loss_(static_cast<size_t>(options_.shards)) {
-  status_.total_steps = options_.steps;
+  status_.total_steps = end_step();
   status_.step = state_.step;
   status_.fingerprint = state_.Fingerprint();
 }
 
 TrainingRun::~TrainingRun() {
   for (auto& [id, timer] : timers_) timer->cancel();
+}
+
+int64_t TrainingRun::end_step() const {
+  return settings_.stop_after > 0 ? std::min(settings_.stop_after, options_.steps) : options_.steps;
 }
 
 std::string TrainingRun::Who(const Connection& conn) const { return conn.worker_id + " (" + conn.name + ")"; }
@@ -63,7 +67,7 @@ void TrainingRun::Start() {
                state_.step, options_.model.ToString(), options_.micro_batch, options_.shards, state_.params.size(),
                train_tokens_.size());
   running_ = true;
-  if (state_.step >= options_.steps) {
+  if (state_.step >= end_step()) {
     End(true, "training finished");
     return;
   }
@@ -334,11 +338,11 @@ void TrainingRun::FinishStep() {
     std::lock_guard<std::mutex> lock(status_mu_);
     status_.tokens_per_second = tokens / wall;
   }
-  if (settings_.checkpoint_every > 0 && state_.step % settings_.checkpoint_every == 0 && state_.step < options_.steps) {
+  if (settings_.checkpoint_every > 0 && state_.step % settings_.checkpoint_every == 0 && state_.step < end_step()) {
     WriteCheckpoint();
   }
   UpdateStatus();
-  if (state_.step >= options_.steps) {
+  if (state_.step >= end_step()) {
     End(true, "training finished");
     return;
   }

@@ -47,6 +47,7 @@ struct RunSettings {
   std::chrono::milliseconds lease_timeout{120000};
   std::string checkpoint_dir;       // empty = no checkpoints
   int64_t checkpoint_every = 0;     // steps; 0 = only at the end and on shutdown
+  int64_t stop_after = 0;           // end at this step, keeping the schedule (0 = run to options.steps)
 };
 
 struct RunResult {
@@ -120,6 +121,7 @@ class TrainingRun {
   void SendResult(Connection& conn, int64_t lease_id, const Status& status);
   void UpdateStatus();
   std::string Who(const Connection& conn) const;
+  int64_t end_step() const;
 
   engine::TrainOptions options_;
   std::shared_ptr<const engine::BpeTokenizer> tokenizer_;
