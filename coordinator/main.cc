@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "coordinator/coordinator_server.h"
+#include "coordinator/local_run.h"
 #include "coordinator/run_config.h"
 #include "engine/base/flags.h"
 
@@ -20,8 +21,11 @@ int main(int argc, char** argv) {
   spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ coordinator: %v");
 
   coordinator::CoordinatorOptions options;
+  bool local = false;
   FlagSet flags("lanlm-coordinator --corpus FILE --cluster-token-file FILE [flags]  |  --serve --checkpoint FILE");
   options.Register(flags);
+  flags.Bool("local", &local, "train in this process (engine LocalTrainer, --threads threads), no server: the "
+             "single-process reference with the same flags and final line");
   const Status parsed = flags.Parse(std::vector<std::string>(argv + 1, argv + argc));
   if (!parsed.ok()) {
     std::cerr << "lanlm-coordinator: " << parsed.ToString() << "\n";
@@ -34,6 +38,16 @@ int main(int argc, char** argv) {
   if (options.serve) {
     std::cerr << "lanlm-coordinator: --serve needs the Generate service, which this build does not have yet\n";
     return 2;
+  }
+  if (local) {
+    auto result = coordinator::RunLocal(options, flags.WasSet("steps"));
+    if (!result.ok()) {
+      std::cerr << "lanlm-coordinator: " << result.status().ToString() << "\n";
+      return 1;
+    }
+    std::printf("finished step=%" PRId64 " loss=%.4f checkpoint=%s fingerprint=%016" PRIx64 "\n", result->step,
+                result->loss, result->checkpoint.empty() ? "-" : result->checkpoint.c_str(), result->fingerprint);
+    return 0;
   }
   auto server = coordinator::TrainingServer::Start(options, flags.WasSet("steps"), /*handle_signals=*/true);
   if (!server.ok()) {
