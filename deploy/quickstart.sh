@@ -56,7 +56,10 @@ for _ in $(seq 1 100); do
 done
 [[ -n "$log" ]] || { cat "$out"; echo "quickstart: the local cluster did not start" >&2; exit 1; }
 cat "$out"
-tail -n +1 -f "$log" --pid "$cluster_pid" | grep --line-buffered -E "step [0-9]+/|joined|left|checkpoint|waiting" || true
+# Every 20th step line, and every join/leave/checkpoint line.
+tail -n +1 -f "$log" --pid "$cluster_pid" | awk '
+  match($0, /step [0-9]+\/[0-9]+ loss/) { n = substr($0, RSTART + 5) + 0; if (n % 20 == 0 || n <= 2) { print; fflush() } next }
+  /joined|left|checkpoint written|waiting|finished|stopping/ { print; fflush() }' || true
 set +e
 wait "$cluster_pid"
 rc=$?
