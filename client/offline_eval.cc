@@ -1,0 +1,87 @@
+// `lanlm eval`: loss, perplexity and bits per byte of a checkpoint on a text file, computed
+// with the engine's EvaluateLoss in this process (no server).
+#include <cmath>
+#include <cstdio>
+
+#include "client/offline_common.h"
+#include "engine/checkpoint.h"
+#include "engine/corpus.h"
+#include "engine/model.h"
+#include "engine/thread_pool.h"
+#include "engine/tokenizer.h"
+#include "engine/trainer.h"
+
+namespace lanlm::client {
+namespace {
+
+constexpr const char* kCommand = "eval";
+
+struct EvalFlags {
+  std::string checkpoint;
+  std::string text;
+  int threads = engine::DefaultThreadCount();
+  int64_t max_windows = 0;
+  int batch = 8;
+};
+
+int Eval(const EvalFlags& f) {
+  if (f.checkpoint.empty()) return Fail(kCommand, "--checkpoint FILE is required (lanlm eval --help)", kExitUsage);
+  if (f.text.empty()) return Fail(kCommand, "--text FILE is required (lanlm eval --help)", kExitUsage);
+  auto ckpt = engine::LoadCheckpoint(f.checkpoint);
+  if (!ckpt.ok()) return Fail(kCommand, ckpt.status());
+  if (ckpt->tokenizer.empty()) return Fail(kCommand, "checkpoint " + f.checkpoint + " holds no tokenizer");
+  auto tokenizer = engine::BpeTokenizer::Deserialize(ckpt->tokenizer);
+  if (!tokenizer.ok())
+    return Fail(kCommand, "checkpoint " + f.checkpoint + ": tokenizer: " + tokenizer.status().message());
+  if (tokenizer->vocab_size() != ckpt->config.vocab_size) {
+    return Fail(kCommand, "checkpoint " + f.checkpoint + ": tokenizer has " + std::to_string(tokenizer->vocab_size()) +
+                              " tokens, model V = " + std::to_string(ckpt->config.vocab_size));
+  }
+  auto text = engine::ReadTextFile(f.text);
+  if (!text.ok()) return Fail(kCommand, text.status());
+  const std::vector<int32_t> tokens = tokenizer->Encode(*text);
+  const int64_t T = ckpt->config.context;
+  if (static_cast<int64_t>(tokens.size()) < T + 1) {
+    return Fail(kCommand, "text " + f.text + " encodes to " + std::to_string(tokens.size()) +
+                              " tokens, fewer than T + 1 = " + std::to_string(T + 1) + " needed for one window");
+  }
+  engine::ThreadPool pool(f.threads);
+  engine::Model model(ckpt->config, f.batch);
+  const engine::EvalResult r = engine::EvaluateLoss(model, ckpt->params.data(), tokens, f.max_windows, pool);
+  // The scored text: the decoded bytes of every predicted token, tokens[1 .. predictions].
+  int64_t bytes = 0;
+  for (int64_t i = 1; i <= r.predictions; ++i) bytes += static_cast<int64_t>(tokenizer->TokenText(tokens[i]).size());
+  const double total_nats = r.mean_loss * static_cast<double>(r.predictions);
+  const double bpb = bytes > 0 ? total_nats / std::log(2.0) / static_cast<double>(bytes) : 0.0;
+  std::printf("loss=%.4f ppl=%.3f bpb=%.4f tokens=%lld bytes=%lld windows=%lld\n", r.mean_loss, std::exp(r.mean_loss),
+              bpb, static_cast<long long>(r.predictions), static_cast<long long>(bytes),
+              static_cast<long long>(r.predictions / T));
+  return kExitOk;
+}
+
+}  // namespace
+
+int RunEval(const Args& args) {
+  EvalFlags f;
+  FlagSet flags(
+      "lanlm eval --checkpoint FILE --text FILE [flags]\n\n"
+      "Scores a checkpoint on a UTF-8 text file. The text is encoded with the checkpoint's\n"
+      "tokenizer into ids x[0..n) and cut into consecutive windows x[iT .. iT+T] of T+1 tokens\n"
+      "(T = the model's context; neighbours share one token, so every token after the first is\n"
+      "predicted at most once; a final partial window is dropped). Prints\n"
+      "  loss    mean next-token cross-entropy in nats over the predicted tokens\n"
+      "  ppl     perplexity, exp(loss)\n"
+      "  bpb     bits per byte: loss x tokens / ln 2 / bytes, where bytes is the length of the\n"
+      "          decoded text of the predicted tokens (what the predictions cover)\n"
+      "  tokens  predicted tokens (windows x T); also bytes and windows");
+  flags.String("checkpoint", &f.checkpoint, "checkpoint file to score (required)");
+  flags.String("text", &f.text, "UTF-8 text file to score it on (required)");
+  flags.Int("threads", &f.threads, "compute threads (results are identical for any count)", 1, 1024);
+  flags.Int("max-windows", &f.max_windows, "score at most this many windows from the start (0 = all)", 0,
+            int64_t{1} << 40);
+  flags.Int("batch", &f.batch, "windows per forward pass (memory vs speed)", 1, 1024);
+  if (int rc = ParseFlagsOrExit(flags, args, kCommand); rc >= 0) return rc;
+  return Eval(f);
+}
+
+}  // namespace lanlm::client
