@@ -234,7 +234,9 @@ class GenerateStream final : public grpc::ServerBidiReactor<GenerateRequest, Gen
   void OnJobDone(const std::shared_ptr<GenerateJob>& job, FinishReason reason, const std::string& tail,
                  const Status& error) override {
     std::lock_guard<std::mutex> lock(mu_);
-    const bool released = engine_->manager.EndGeneration(job->session, release_after_job_);
+    // An error ends the stream, and like every end of a running generation but a normal one
+    // it releases the session.
+    const bool released = engine_->manager.EndGeneration(job->session, release_after_job_ || !error.ok());
     job_.reset();
     parked_ = false;
     release_after_job_ = false;

@@ -4,6 +4,7 @@
 
 #include <functional>
 
+#include "coordinator/session_manager.h"
 #include "tests/coordinator/generate_test_util.h"
 
 namespace lanlm::coordinator {

@@ -15,9 +15,9 @@ using namespace lanlm::coordinator::testing;
 TEST(SlowGenerateLoadTest, ThirtyTwoStreamsWithAbruptDisconnects) {
   GenerateServiceOptions options;
   options.max_batch = 32;
-  TestServer server(options);
+  TestServer server(options, SlowSnapshot());
   constexpr int kStreams = 32;
-  constexpr int kTokens = 50;
+  constexpr int kTokens = 100;
   std::atomic<int> completed{0}, dropped{0}, wrong{0};
   std::atomic<int> peak_sessions{0};
   std::vector<std::thread> clients;

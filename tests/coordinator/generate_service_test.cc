@@ -151,9 +151,9 @@ TEST(GenerateServiceTest, StopStringNeverLeaks) {
 }
 
 TEST(GenerateServiceTest, CancelMidStreamFreesTheSession) {
-  TestServer server;
+  TestServer server({}, SlowSnapshot());
   Stream s(*server.stub);
-  ASSERT_TRUE(s.Send(Start("the cat", 60, 3)));
+  ASSERT_TRUE(s.Send(Start("the cat", 240, 3)));
   lanlm::v1::GenerateEvent event;
   int tokens = 0;
   while (tokens < 2 && s.Read(&event)) tokens += event.has_token() ? 1 : 0;
@@ -162,7 +162,7 @@ TEST(GenerateServiceTest, CancelMidStreamFreesTheSession) {
   const Collected rest = Collect(s.ReadUntilDone());
   ASSERT_TRUE(rest.has_done);
   EXPECT_EQ(rest.done.reason(), lanlm::v1::FINISH_REASON_CANCELLED);
-  EXPECT_LT(rest.done.usage().generated_tokens(), 60);
+  EXPECT_LT(rest.done.usage().generated_tokens(), 240);
   const SessionStats stats = server.service().Stats();
   EXPECT_EQ(stats.sessions, 0);
   EXPECT_EQ(stats.kv_bytes, 0);
@@ -175,10 +175,10 @@ TEST(GenerateServiceTest, CancelMidStreamFreesTheSession) {
 }
 
 TEST(GenerateServiceTest, DisconnectFreesEverything) {
-  TestServer server;
+  TestServer server({}, SlowSnapshot());
   {
     Stream s(*server.stub);
-    ASSERT_TRUE(s.Send(Start("the cat", 60, 3)));
+    ASSERT_TRUE(s.Send(Start("the cat", 240, 3)));
     lanlm::v1::GenerateEvent event;
     while (s.Read(&event) && !event.has_token()) {
     }

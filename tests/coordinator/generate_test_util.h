@@ -52,6 +52,23 @@ inline std::shared_ptr<const ParamSnapshot> TinySnapshot(uint64_t seed, int64_t 
   return snapshot;
 }
 
+// A model big enough that generating takes a while (about a millisecond a token), so a
+// cancel or a disconnect lands in the middle of a generation.
+inline std::shared_ptr<const ParamSnapshot> SlowSnapshot() {
+  auto snapshot = std::make_shared<ParamSnapshot>();
+  snapshot->config = TinyConfig();
+  snapshot->config.dim = 128;
+  snapshot->config.n_heads = 4;
+  snapshot->config.n_layers = 4;
+  snapshot->config.ffn_hidden = 256;
+  snapshot->config.context = 256;
+  snapshot->params.resize(static_cast<size_t>(engine::ParameterCount(snapshot->config)));
+  engine::InitParameters(snapshot->config, 8, 0.5f, snapshot->params.data());
+  snapshot->version = 1;
+  snapshot->tokenizer = TinyTokenizer();
+  return snapshot;
+}
+
 // A snapshot holder the test can swap (publishing a new version).
 struct SnapshotBox {
   std::mutex mu;

@@ -187,6 +187,7 @@ TEST_F(GenerationTest, ConfidenceRuleStopsAfterThreeLowConfidenceTokens) {
   DecodeState state(config);
   StopOptions stop;  // threshold 0.15, run 3
   stop.max_new_tokens = 100;
+  stop.stop_on_eos = false;  // uniform sampling may draw <eos>
   Generation generation(*tokenizer_, SamplingOptions{}, stop);
   const auto uniform = Peaked(-1);  // top probability 1/V < 0.15
   const auto sure = Peaked(IdOfText("a"));
@@ -207,6 +208,7 @@ TEST_F(GenerationTest, ThresholdZeroDisablesConfidenceRule) {
   StopOptions stop;
   stop.max_new_tokens = 5;
   stop.confidence_threshold = 0.0f;
+  stop.stop_on_eos = false;
   Generation generation(*tokenizer_, SamplingOptions{}, stop);
   const auto uniform = Peaked(-1);
   FinishReason last = FinishReason::kNone;
