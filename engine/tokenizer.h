@@ -2,7 +2,9 @@
 // Initial vocabulary: the special tokens, every character (UTF-8 code point) seen in training,
 // the same characters with the end-of-word marker "</w>" appended, "\n", and " ". Merges are
 // learned by pair frequency with incremental pair counts; encoding applies merges greedily by
-// rank; unknown characters become <unk>; decoding turns "</w>" into a space.
+// rank; unknown characters become <unk>; decoding turns "</w>" into a space. Runs of spaces
+// that are not an end-of-word marker are words made of " " and can merge too. The exact
+// pre-tokenisation (Decode(Encode(t)) == t for text of known characters) is in tokenizer.cc.
 // Immutable after construction: thread-safe for concurrent Encode/Decode.
 #pragma once
 
@@ -10,6 +12,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "engine/base/status.h"
@@ -43,16 +46,44 @@ class BpeTokenizer {
   const std::string& TokenText(int32_t id) const;
 
   int vocab_size() const { return static_cast<int>(tokens_.size()); }
+  // Learned merges (can exceed vocab_size minus the base tokens when two merges join to the
+  // same text).
+  int merge_count() const { return static_cast<int>(merges_.size()); }
   // Stable 64-bit hash of the serialised form (compared at cluster join).
   uint64_t Hash() const;
 
  private:
-  std::vector<std::string> tokens_;         // raw token strings, "</w>" included
-  std::vector<std::string> decoded_;        // TokenText() per id
+  enum Kind : uint8_t { kSpecial = 0, kPiece = 1, kWordEnd = 2 };  // kWordEnd: raw text ends in "</w>"
+  struct MergeInfo {
+    int32_t rank;
+    int32_t result;
+  };
+  static uint64_t PairKey(int32_t left, int32_t right) {
+    return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
+  }
+  // Key of a non-special token in token_ids_: its text, plus the byte 0xff (never part of valid
+  // UTF-8) for word-end tokens, so a text that literally contains "</w>" cannot collide.
+  static std::string TokenKey(std::string_view text, bool word_end);
+  // Adds a non-special token (no duplicate check); returns its id.
+  int32_t AddToken(std::string text, bool word_end);
+  // Fills the lookup tables below from tokens_/kinds_/merges_. INVALID_ARGUMENT when " " or
+  // "\n" is missing or a merge is inconsistent (Deserialize checks these per line first).
+  Status Build();
+  // Appends the ids of one pre-tokenised word (see tokenizer.cc) to out.
+  void EncodeWord(std::string_view word, bool word_end, std::vector<int32_t>& out) const;
+  // Applies merges by rank (lowest first, leftmost first among equal ranks) in place.
+  void ApplyMerges(std::vector<int32_t>& symbols) const;
+
+  std::vector<std::string> tokens_;   // raw token strings, "</w>" included
+  std::vector<std::string> texts_;    // token text without "</w>" (specials: their name)
+  std::vector<uint8_t> kinds_;        // Kind per id
+  std::vector<std::string> decoded_;  // TokenText() per id
   std::vector<std::pair<int32_t, int32_t>> merges_;  // in rank order
-  std::unordered_map<std::string, int32_t> token_ids_;
-  std::unordered_map<uint64_t, int32_t> merge_rank_;  // (left << 32 | right) -> rank
-  std::unordered_map<uint64_t, int32_t> merge_result_;  // (left << 32 | right) -> merged id
+  std::unordered_map<std::string, int32_t> token_ids_;  // TokenKey -> id (non-special tokens)
+  std::unordered_map<uint64_t, MergeInfo> merge_info_;   // PairKey(left, right) -> rank, result
+  std::unordered_map<uint32_t, std::pair<int32_t, int32_t>> char_ids_;  // code point -> (piece, word-end), -1 if absent
+  int32_t newline_id_ = -1;
+  int32_t space_id_ = -1;
 };
 
 }  // namespace lanlm::engine

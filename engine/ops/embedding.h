@@ -11,8 +11,9 @@ namespace lanlm::engine {
 void EmbeddingForward(const int32_t* tokens, const float* table, int64_t n, int64_t dim, float* out,
                       ThreadPool& pool);
 
-// dtable[tokens[t], :] += dout[t, :] for t = 0..N-1 in that order (parallel over columns,
-// so repeated tokens add in a fixed order).
+// dtable[tokens[t], :] += dout[t, :] for t = 0..N-1. Each distinct token's rows are summed in
+// t order and that sum is added once (parallel over columns, so repeated tokens add in a fixed
+// order, and a second call adds exactly what the first did).
 void EmbeddingBackward(const float* dout, const int32_t* tokens, int64_t n, int64_t dim, float* dtable,
                        ThreadPool& pool);
 

@@ -1,0 +1,135 @@
+// Attention: forward (outputs and saved probabilities) against a naive double reference,
+// gradient check of q, k and v, accumulate-twice, bit-identity across thread counts, and
+// decoding over a KV cache equal to the last row of the training forward.
+#include "engine/ops/attention.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "tests/engine/op_test_util.h"
+
+namespace lanlm::engine {
+namespace {
+
+using op_test::RandomVector;
+
+struct Dims {
+  int64_t B, T, NH, D;
+  int64_t size() const { return B * T * NH * D; }
+};
+
+TEST(AttentionTest, ForwardMatchesNaiveDouble) {
+  ThreadPool pool(2);
+  const Dims d{2, 7, 3, 5};
+  const auto q = RandomVector(d.size(), 1, -2.0f, 2.0f);
+  const auto k = RandomVector(d.size(), 2, -2.0f, 2.0f);
+  const auto v = RandomVector(d.size(), 3);
+  std::vector<float> probs(d.B * d.NH * d.T * d.T, -1.0f), out(d.size());
+  AttentionForward(q.data(), k.data(), v.data(), d.B, d.T, d.NH, d.D, probs.data(), out.data(), pool);
+  std::vector<double> ref_out(d.size(), 0.0), ref_probs(probs.size(), 0.0);
+  auto at = [&](int64_t b, int64_t t, int64_t h) { return ((b * d.T + t) * d.NH + h) * d.D; };
+  for (int64_t b = 0; b < d.B; ++b)
+    for (int64_t h = 0; h < d.NH; ++h)
+      for (int64_t i = 0; i < d.T; ++i) {
+        std::vector<double> s(i + 1);
+        double mx = -1e300, sum = 0.0;
+        for (int64_t j = 0; j <= i; ++j) {
+          double dot = 0.0;
+          for (int64_t c = 0; c < d.D; ++c) dot += double(q[at(b, i, h) + c]) * k[at(b, j, h) + c];
+          s[j] = dot / std::sqrt(double(d.D));
+          mx = std::max(mx, s[j]);
+        }
+        for (int64_t j = 0; j <= i; ++j) sum += std::exp(s[j] - mx);
+        for (int64_t j = 0; j <= i; ++j) {
+          const double p = std::exp(s[j] - mx) / sum;
+          ref_probs[((b * d.NH + h) * d.T + i) * d.T + j] = p;
+          for (int64_t c = 0; c < d.D; ++c) ref_out[at(b, i, h) + c] += p * v[at(b, j, h) + c];
+        }
+      }
+  EXPECT_LE(op_test::WorstRelativeError(out, ref_out, 1e-6, 1e-5), 1.0);
+  EXPECT_LE(op_test::WorstRelativeError(probs, ref_probs, 1e-7, 1e-5), 1.0);  // zeros above the diagonal too
+}
+
+TEST(AttentionTest, GradientCheck) {
+  ThreadPool pool(1);
+  const Dims d{2, 5, 2, 4};
+  auto q = RandomVector(d.size(), 4);
+  auto k = RandomVector(d.size(), 5);
+  auto v = RandomVector(d.size(), 6);
+  const auto dy = RandomVector(d.size(), 7);
+  std::vector<float> probs(d.B * d.NH * d.T * d.T), out(d.size());
+  auto loss = [&] {
+    AttentionForward(q.data(), k.data(), v.data(), d.B, d.T, d.NH, d.D, probs.data(), out.data(), pool);
+    return op_test::DotDouble(dy, out);
+  };
+  loss();
+  std::vector<float> dq(d.size(), 0.0f), dk(d.size(), 0.0f), dv(d.size(), 0.0f);
+  AttentionBackward(dy.data(), q.data(), k.data(), v.data(), probs.data(), d.B, d.T, d.NH, d.D, dq.data(),
+                    dk.data(), dv.data(), pool);
+  op_test::ExpectGradientMatches("dq", q, dq, loss, 1e-2f, 1e-4, 2e-3);
+  op_test::ExpectGradientMatches("dk", k, dk, loss, 1e-2f, 1e-4, 2e-3);
+  op_test::ExpectGradientMatches("dv", v, dv, loss, 1e-2f, 1e-4, 2e-3);
+}
+
+TEST(AttentionTest, BackwardAccumulatesExactlyTwice) {
+  ThreadPool pool(2);
+  const Dims d{2, 16, 3, 8};
+  const auto q = RandomVector(d.size(), 8);
+  const auto k = RandomVector(d.size(), 9);
+  const auto v = RandomVector(d.size(), 10);
+  const auto dy = RandomVector(d.size(), 11);
+  std::vector<float> probs(d.B * d.NH * d.T * d.T), out(d.size());
+  AttentionForward(q.data(), k.data(), v.data(), d.B, d.T, d.NH, d.D, probs.data(), out.data(), pool);
+  std::vector<float> g1[3], g2[3];
+  for (auto& g : g1) g.assign(d.size(), 0.0f);
+  for (auto& g : g2) g.assign(d.size(), 0.0f);
+  AttentionBackward(dy.data(), q.data(), k.data(), v.data(), probs.data(), d.B, d.T, d.NH, d.D, g1[0].data(),
+                    g1[1].data(), g1[2].data(), pool);
+  for (int rep = 0; rep < 2; ++rep)
+    AttentionBackward(dy.data(), q.data(), k.data(), v.data(), probs.data(), d.B, d.T, d.NH, d.D, g2[0].data(),
+                      g2[1].data(), g2[2].data(), pool);
+  op_test::ExpectTwiceIsDouble("dq", g1[0], g2[0]);
+  op_test::ExpectTwiceIsDouble("dk", g1[1], g2[1]);
+  op_test::ExpectTwiceIsDouble("dv", g1[2], g2[2]);
+}
+
+TEST(AttentionTest, BitIdenticalAcrossThreadCounts) {
+  const Dims d{2, 67, 3, 20};
+  const auto q = RandomVector(d.size(), 12);
+  const auto k = RandomVector(d.size(), 13);
+  const auto v = RandomVector(d.size(), 14);
+  const auto dy = RandomVector(d.size(), 15);
+  op_test::ExpectSameBitsForThreadCounts([&](ThreadPool& pool) {
+    std::vector<float> probs(d.B * d.NH * d.T * d.T), out(d.size());
+    std::vector<float> dq(d.size(), 0.0f), dk(d.size(), 0.0f), dv(d.size(), 0.0f);
+    AttentionForward(q.data(), k.data(), v.data(), d.B, d.T, d.NH, d.D, probs.data(), out.data(), pool);
+    AttentionBackward(dy.data(), q.data(), k.data(), v.data(), probs.data(), d.B, d.T, d.NH, d.D, dq.data(),
+                      dk.data(), dv.data(), pool);
+    return std::vector<std::vector<float>>{probs, out, dq, dk, dv};
+  });
+}
+
+TEST(AttentionTest, DecodeEqualsEveryRowOfTheForward) {
+  const Dims d{1, 37, 4, 24};
+  const auto q = RandomVector(d.size(), 16, -2.0f, 2.0f);
+  const auto k = RandomVector(d.size(), 17, -2.0f, 2.0f);
+  const auto v = RandomVector(d.size(), 18);
+  for (int threads : {1, 2}) {
+    ThreadPool pool(threads);
+    std::vector<float> probs(d.NH * d.T * d.T), out(d.size());
+    AttentionForward(q.data(), k.data(), v.data(), d.B, d.T, d.NH, d.D, probs.data(), out.data(), pool);
+    const int64_t row = d.NH * d.D;
+    std::vector<float> dec(row), scratch(d.NH * d.T);
+    for (int64_t len = 1; len <= d.T; ++len) {
+      // The cache holds positions [0, len); the query is that of position len - 1.
+      AttentionDecode(q.data() + (len - 1) * row, k.data(), v.data(), len, d.NH, d.D, dec.data(), scratch.data(),
+                      pool);
+      const std::vector<float> want(out.begin() + (len - 1) * row, out.begin() + len * row);
+      ASSERT_TRUE(op_test::BitEqual(dec, want)) << "len " << len << " threads " << threads;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace lanlm::engine
