@@ -161,6 +161,9 @@ void DecodeScheduler::Step(std::vector<std::shared_ptr<GenerateJob>>& jobs, Deco
   }
   if (batch.empty()) return;
 
+  int largest = largest_batch_.load();
+  while (static_cast<int>(batch.size()) > largest && !largest_batch_.compare_exchange_weak(largest, static_cast<int>(batch.size()))) {
+  }
   const float* params = batch.front()->session->snapshot->params.data();
   Status status;
   if (batch.size() == 1) {

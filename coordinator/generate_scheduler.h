@@ -4,6 +4,7 @@
 // JobSink (the stream); knows nothing of gRPC.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -66,6 +67,8 @@ class DecodeScheduler {
   void Enqueue(std::shared_ptr<GenerateJob> job);
   // Jobs queued or being stepped.
   int active() const;
+  // Most jobs advanced by one batched step so far.
+  int largest_batch() const { return largest_batch_.load(); }
   // Ends queued jobs with their session's stop request (or kEvicted) and joins the threads.
   void Stop();
 
@@ -97,6 +100,7 @@ class DecodeScheduler {
   int stepping_ = 0;  // jobs taken by threads and not yet returned
   bool stop_ = false;
   std::vector<std::thread> threads_;
+  std::atomic<int> largest_batch_{0};
 };
 
 }  // namespace lanlm::coordinator

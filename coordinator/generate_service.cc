@@ -498,6 +498,7 @@ SessionStats GenerateService::Stats() const {
   stats.sessions = engine_->manager.sessions();
   stats.generating = engine_->manager.generating();
   stats.kv_bytes = engine_->manager.kv_bytes();
+  stats.largest_batch = engine_->scheduler.largest_batch();
   return stats;
 }
 

@@ -45,6 +45,7 @@ struct SessionStats {
   int sessions = 0;         // live sessions
   int generating = 0;       // of those, with a generation running now
   int64_t kv_bytes = 0;     // memory held by their KV caches
+  int largest_batch = 0;    // most sessions advanced in one decoding step so far
 };
 
 class GenerateEngine;  // generate_service.cc: sessions, decode threads, stream registry

@@ -3,6 +3,8 @@
 // generate_load_test.cc.
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "engine/generation.h"
 #include "tests/coordinator/generate_test_util.h"
 
@@ -98,6 +100,37 @@ TEST(GenerateServiceTest, MatchesEngineGeneration) {
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(got.ids, ids);
   EXPECT_EQ(got.text, r->text);
+}
+
+// Concurrent streams are advanced together (Decoder::FeedBatch); each still gets exactly the
+// tokens it would get alone.
+TEST(GenerateServiceTest, BatchedStreamsMatchSingleStreams) {
+  GenerateServiceOptions options;
+  options.max_batch = 8;
+  TestServer server(options, SlowSnapshot());
+  constexpr int kStreams = 8;
+  std::vector<Collected> together(kStreams);
+  std::vector<std::thread> clients;
+  for (int i = 0; i < kStreams; ++i) {
+    clients.emplace_back([&, i] {
+      Stream s(*server.stub);
+      s.Send(Start("the cat", 40, static_cast<uint64_t>(i)));
+      together[static_cast<size_t>(i)] = Collect(s.ReadUntilDone());
+      s.Send(Close());
+      s.Finish();
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_GT(server.service().Stats().largest_batch, 1) << "the streams were never batched";
+  for (int i = 0; i < kStreams; ++i) {
+    Stream s(*server.stub);
+    ASSERT_TRUE(s.Send(Start("the cat", 40, static_cast<uint64_t>(i))));
+    const Collected alone = Collect(s.ReadUntilDone());
+    ASSERT_TRUE(s.Send(Close()));
+    ASSERT_TRUE(s.Finish().ok());
+    EXPECT_EQ(together[static_cast<size_t>(i)].ids, alone.ids) << "stream " << i;
+    EXPECT_EQ(alone.ids.size(), 40u);
+  }
 }
 
 TEST(GenerateServiceTest, DeltasAreValidUtf8AndConcatenateToDecodedText) {
