@@ -27,7 +27,9 @@ inline constexpr int32_t kEosId = 3;
 class BpeTokenizer {
  public:
   // Learns merges from `text` until the vocabulary holds `vocab_size` tokens (or no pair occurs
-  // twice). INVALID_ARGUMENT when vocab_size is below 4 + the alphabet or above kMaxVocab.
+  // twice). INVALID_ARGUMENT when vocab_size is below the base vocabulary (4 special tokens,
+  // "\n", " ", and each character of the text with and without "</w>": 6 + 2 x alphabet) or
+  // above kMaxVocab. Deterministic: the same text and vocab_size give the same merges.
   static StatusOr<BpeTokenizer> Train(std::string_view text, int vocab_size);
 
   // Text format (documented in tokenizer.cc): a header line and one token / merge per line.
