@@ -38,7 +38,8 @@ Status SamplingOptions::Validate() const {
   }
   if (top_k < 0) return InvalidArgumentError("top_k = " + std::to_string(top_k) + " is below 0 (0 = no limit)");
   if (top_k > kMaxVocab) {
-    return InvalidArgumentError("top_k = " + std::to_string(top_k) + " exceeds kMaxVocab = " + std::to_string(kMaxVocab));
+    return InvalidArgumentError("top_k = " + std::to_string(top_k) +
+                                " exceeds kMaxVocab = " + std::to_string(kMaxVocab));
   }
   if (!IsFiniteBits(top_p) || !(top_p > 0.0f && top_p <= 1.0f)) {
     return InvalidArgumentError("top_p = " + Num(top_p) + " is outside (0, 1]");

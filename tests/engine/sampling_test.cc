@@ -5,8 +5,8 @@
 
 #include <gtest/gtest.h>
 
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <random>
 #include <set>
@@ -162,7 +162,8 @@ TEST(SamplingTest, DrawsStayInsideTheReferenceSupport) {
     if (near_boundary && top_p < 1.0f) continue;  // float rounding may legitimately move the cut
     const std::set<int> support(order.begin(), order.begin() + m);
     for (uint64_t index = 0; index < 40; ++index) {
-      const SampledToken s = SampleToken(logits.data(), vocab, Options(temperature, top_k, top_p, trial), index, scratch);
+      const SampledToken s =
+          SampleToken(logits.data(), vocab, Options(temperature, top_k, top_p, trial), index, scratch);
       ASSERT_TRUE(support.count(s.id)) << "trial " << trial << " id " << s.id << " support size " << m;
     }
     ++checked;
