@@ -183,6 +183,7 @@ TEST_F(ClusterTest, BrokenStreamReturnsItsLeaseAtOnce) {
   }
   WorkerGroup workers(server->port(), 1, 1);
   const auto result = server->Wait();  // the 20 s lease timeout would make this slow if not re-issued
+  workers.JoinAll();                   // the last CommitResult reaches the worker before it exits
   EXPECT_EQ(Hex(result.fingerprint), Hex(reference));
   EXPECT_EQ(workers.worker(0).stats().accepted, 8);
 }
