@@ -196,7 +196,7 @@ StatusOr<Run> PrepareResume(const TrainFlags& t, const FlagSet& flags) {
   }
   auto str = [](double x) {
     char buf[32];
-    std::snprintf(buf, sizeof(buf), "%.9g", x);
+    std::snprintf(buf, sizeof(buf), "%.7g", x);  // a float shown as typed: 0.01, not 0.00999999978
     return std::string(buf);
   };
   LANLM_RETURN_IF_ERROR(
@@ -324,7 +324,8 @@ int Train(const TrainFlags& t, const FlagSet& flags) {
   }
   auto prepared = t.resume.empty() ? PrepareFresh(t, flags) : PrepareResume(t, flags);
   if (!prepared.ok()) {
-    const bool usage = prepared.status().code() == StatusCode::kInvalidArgument && !t.resume.empty();
+    // Values that contradict each other or the checkpoint are usage errors; files are failures.
+    const bool usage = prepared.status().code() == StatusCode::kInvalidArgument;
     return Fail(kCommand, prepared.status(), usage ? kExitUsage : kExitFailure);
   }
   Run& run = *prepared;

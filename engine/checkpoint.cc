@@ -20,6 +20,7 @@
 #include "engine/hash.h"
 #include "engine/json.h"
 #include "engine/parameters.h"
+#include "engine/tokenizer.h"
 
 namespace lanlm::engine {
 namespace {
@@ -44,8 +45,12 @@ std::string FloatText(float x) {
 
 std::string ShapeText(const std::vector<int64_t>& shape) {
   std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? "," : "") + std::to_string(shape[i]);
-  return s + "]";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i > 0) s += ',';
+    s += std::to_string(shape[i]);
+  }
+  s += ']';
+  return s;
 }
 
 JsonValue TensorEntry(const TensorInfo& t, uint64_t begin) {
@@ -92,6 +97,14 @@ Status ValidateForSave(const Checkpoint& c) {
                                 std::to_string(c.adam_v.size()) + " values, expected 0 or " + std::to_string(n));
   }
   if (c.step < 0) return InvalidArgumentError("step = " + std::to_string(c.step) + " is negative");
+  if (!c.tokenizer.empty()) {  // never write a checkpoint that LoadCheckpoint would reject
+    auto tokenizer = BpeTokenizer::Deserialize(c.tokenizer);
+    if (!tokenizer.ok()) return InvalidArgumentError("tokenizer: " + tokenizer.status().message());
+    if (tokenizer->vocab_size() != c.config.vocab_size) {
+      return InvalidArgumentError("tokenizer has " + std::to_string(tokenizer->vocab_size()) +
+                                  " tokens, config vocab_size = " + std::to_string(c.config.vocab_size));
+    }
+  }
   return OkStatus();
 }
 
@@ -312,6 +325,14 @@ class Reader {
       return Error("metadata seed = \"" + seed + "\" is not an unsigned 64-bit integer");
     }
     LANLM_ASSIGN_OR_RETURN(c.tokenizer, Meta(*meta, "tokenizer"));
+    if (!c.tokenizer.empty()) {  // empty: a checkpoint without a tokenizer (tests, bare models)
+      auto tokenizer = BpeTokenizer::Deserialize(c.tokenizer);
+      if (!tokenizer.ok()) return Error("tokenizer: " + tokenizer.status().message());
+      if (tokenizer->vocab_size() != m.vocab_size) {
+        return Error("tokenizer has " + std::to_string(tokenizer->vocab_size()) +
+                     " tokens, model.vocab_size = " + std::to_string(m.vocab_size));
+      }
+    }
     LANLM_ASSIGN_OR_RETURN(uint64_t fingerprint, MetaHex(*meta, "fingerprint", 16));
     LANLM_ASSIGN_OR_RETURN(uint64_t crc, MetaHex(*meta, "data_crc32c", 8));
     for (const auto& [k, v] : meta->members()) {

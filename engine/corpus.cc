@@ -68,7 +68,11 @@ StatusOr<std::string> ReadTextFile(const std::string& path) {
 }
 
 StatusOr<Corpus> LoadCorpus(const std::string& path, const BpeTokenizer& tokenizer, double validation_fraction) {
-  if (!(validation_fraction >= 0.0 && validation_fraction <= 0.5)) {  // written to fail for NaN
+  // -ffast-math may rewrite a range test so that NaN passes it; test the exponent bits first.
+  uint64_t bits;
+  std::memcpy(&bits, &validation_fraction, sizeof(bits));
+  const bool finite = (bits & 0x7ff0000000000000ull) != 0x7ff0000000000000ull;
+  if (!finite || validation_fraction < 0.0 || validation_fraction > 0.5) {
     return InvalidArgumentError("validation_fraction = " + std::to_string(validation_fraction) +
                                 " is outside [0, 0.5]");
   }

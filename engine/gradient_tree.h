@@ -26,7 +26,8 @@ class GradientTree {
   Status Add(int64_t first, int64_t count, std::vector<float> grad, ThreadPool& pool);
 
   bool Complete() const;
-  // Writes the full tree sum divided by num_shards into out (size floats). Requires Complete().
+  // Writes the full tree sum times the float 1/num_shards into out (size floats). Requires
+  // Complete().
   void Finish(float* out, ThreadPool& pool);
   // Forgets everything, ready for the next step.
   void Reset();

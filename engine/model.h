@@ -26,6 +26,7 @@ class Model {
   Model& operator=(const Model&) = delete;
 
   const ModelConfig& config() const { return config_; }
+  int max_batch() const { return max_batch_; }
 
   // tokens (B, T+1) with T = config.context: inputs tokens[b, 0..T-1], targets tokens[b, 1..T].
   // Returns the mean cross-entropy over the B*T positions and keeps every activation for

@@ -17,13 +17,22 @@
 #include "engine/hash.h"
 #include "engine/json.h"
 #include "engine/parameters.h"
+#include "engine/tokenizer.h"
 
 namespace lanlm::engine {
 namespace {
 
+// A real tokenizer whose serialised text holds quotes, a backslash, a tab and non-ASCII
+// characters, so the JSON escaping of the metadata is exercised.
+const BpeTokenizer& TinyTokenizer() {
+  static const BpeTokenizer tokenizer =
+      BpeTokenizer::Train("say \"hi\" \\ to\tthe caf\xc3\xa9 \xe2\x82\xac\nthe the cat cat sat sat\n", 48).value();
+  return tokenizer;
+}
+
 ModelConfig TinyConfig() {
   ModelConfig c;
-  c.vocab_size = 16;
+  c.vocab_size = TinyTokenizer().vocab_size();
   c.dim = 8;
   c.n_layers = 2;
   c.n_heads = 2;
@@ -45,7 +54,7 @@ Checkpoint MakeCheckpoint(bool moments) {
   c.step = 123;
   c.seed = 18446744073709551615ull;
   c.training = {{"lr", "0.001"}, {"shards", "4"}, {"weird \"key\"", "line1\nline2 \xc3\xa9"}};
-  c.tokenizer = std::string("lanlm-bpe v1\n\"quoted\" \\ tab\t nul\0 end \xe2\x82\xac\n", 43);
+  c.tokenizer = TinyTokenizer().Serialize();
   const int64_t n = ParameterCount(c.config);
   for (int64_t i = 0; i < n; ++i) c.params.push_back(Value(i, 0));
   if (moments) {
@@ -250,7 +259,7 @@ TEST_F(CheckpointTest, RejectsEveryFlippedBitInDataByChecksum) {
 void CheckHeaderFlips(CheckpointTest& t, size_t stride);
 
 TEST_F(CheckpointTest, RejectsFlippedBytesInHeader) {
-  CheckHeaderFlips(*this, 11);
+  CheckHeaderFlips(*this, 37);
   EXPECT_NE(LoadError(Replace("\"step\":\"123\"", "\"step\":\"124\"")).find("metadata checksum mismatch"),
             std::string::npos);
 }
@@ -315,7 +324,8 @@ TEST_F(CheckpointTest, RejectsBadConfigsEvenWithAValidMetadataChecksum) {
   EXPECT_NE(edit("model.n_heads", "3").find("model config: dim = 8 is not a multiple of n_heads = 3"),
             std::string::npos)
       << edit("model.n_heads", "3");
-  EXPECT_NE(edit("model.dim", "16").find("has shape [16,8], expected [16,16]"), std::string::npos)
+  const std::string V = std::to_string(TinyConfig().vocab_size);
+  EXPECT_NE(edit("model.dim", "16").find("has shape [" + V + ",8], expected [" + V + ",16]"), std::string::npos)
       << edit("model.dim", "16");
   EXPECT_NE(edit("model.n_layers", "1").find("unexpected tensor layers.1."), std::string::npos);
   EXPECT_NE(edit("model.n_layers", "3").find("missing tensor layers.2.attention_norm.weight"), std::string::npos)
@@ -323,6 +333,12 @@ TEST_F(CheckpointTest, RejectsBadConfigsEvenWithAValidMetadataChecksum) {
   EXPECT_NE(edit("model.vocab_size", "99999999999").find("model.vocab_size = \"99999999999\" is not an integer"),
             std::string::npos);
   EXPECT_NE(edit("model.norm_eps", "nan").find("model.norm_eps = \"nan\" is not a finite number"), std::string::npos);
+  EXPECT_NE(
+      edit("model.vocab_size", std::to_string(TinyConfig().vocab_size + 1))
+          .find("tokenizer has " + V + " tokens, model.vocab_size = " + std::to_string(TinyConfig().vocab_size + 1)),
+      std::string::npos);
+  EXPECT_NE(edit("tokenizer", "not a tokenizer\n").find("tokenizer: "), std::string::npos)
+      << edit("tokenizer", "not a tokenizer\n");
   EXPECT_NE(edit("format_version", "2").find("format_version = 2, this build reads 1"), std::string::npos);
   EXPECT_NE(edit("fingerprint", "0123456789abcdef").find("parameter fingerprint"), std::string::npos);
   EXPECT_NE(edit("seed", "-1").find("seed"), std::string::npos);
@@ -368,6 +384,14 @@ TEST_F(CheckpointTest, SaveRejectsInconsistentCheckpoint) {
   s = SaveCheckpoint(dir_ + "/x.safetensors", c);
   EXPECT_NE(s.message().find("needs " + std::to_string(ParameterCount(TinyConfig()))), std::string::npos)
       << s.message();
+  c = MakeCheckpoint(false);
+  c.tokenizer = "garbage";
+  EXPECT_NE(SaveCheckpoint(dir_ + "/x.safetensors", c).message().find("tokenizer: "), std::string::npos);
+  c = MakeCheckpoint(false);
+  c.config.vocab_size += 1;
+  c.params.resize(static_cast<size_t>(ParameterCount(c.config)));
+  EXPECT_NE(SaveCheckpoint(dir_ + "/x.safetensors", c).message().find("config vocab_size"), std::string::npos);
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/x.safetensors"));
 }
 
 TEST_F(CheckpointTest, CrashBetweenWriteAndRenameLeavesPreviousCheckpoint) {

@@ -18,7 +18,7 @@ def crc32c(data, crc=0):
 
 with tempfile.TemporaryDirectory() as tmp:
     path = os.path.join(tmp, "c.safetensors")
-    subprocess.run([sys.argv[1], path], check=True)
+    tokenizer = subprocess.run([sys.argv[1], path], check=True, capture_output=True).stdout.decode("utf-8")
     blob = open(path, "rb").read()
 
 (n,) = struct.unpack("<Q", blob[:8])
@@ -27,7 +27,9 @@ data = blob[8 + n:]
 meta = header.pop("__metadata__")
 assert all(isinstance(v, str) for v in meta.values()), meta
 assert meta["format"] == "lanlm.checkpoint" and meta["model.dim"] == "8" and meta["step"] == "5", meta
-assert meta["tokenizer"] == 'tokenizer "text"\nwith \u00e9\n', repr(meta["tokenizer"])
+assert meta["tokenizer"] == tokenizer and "\u00e9" in tokenizer, repr(meta["tokenizer"])
+V = int(meta["model.vocab_size"])
+assert header["tok_embeddings.weight"]["shape"] == [V, 8] and header["output.weight"]["shape"] == [V, 8]
 assert meta["training.shards"] == "3" and len(meta["fingerprint"]) == 16
 assert int(meta["data_crc32c"], 16) == crc32c(data), "data checksum"
 params = sum(4 * eval("*".join(map(str, t["shape"]))) for k, t in header.items() if not k.startswith("optim."))

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "engine/utf8.h"
+
 namespace lanlm::engine {
 namespace {
 
@@ -166,6 +168,32 @@ TEST(TokenizerTest, ReachesTheRequestedVocabularySize) {
   EXPECT_EQ(t.vocab_size(), 300);
   EXPECT_EQ(t.Decode(t.Encode(text)), text);
   EXPECT_LT(t.Encode(text).size(), text.size() / 2);  // merges compress random words: over 2 bytes an id
+}
+
+TEST(TokenizerTest, TrainingOnArbitraryBytesNeverCrashes) {
+  std::mt19937 rng(5);
+  for (int trial = 0; trial < 20; ++trial) {
+    std::string text(2000 + rng() % 3000, '\0');
+    // Mostly a few ASCII letters and spaces (so pairs repeat), plus random bytes.
+    for (char& c : text) c = static_cast<char>(rng() % 4 == 0 ? rng() & 0xff : " abc\n"[rng() % 5]);
+    auto t = BpeTokenizer::Train(text, 600);
+    ASSERT_TRUE(t.ok()) << t.status().ToString();
+    const Ids ids = t->Encode(text);
+    for (const int32_t id : ids) ASSERT_TRUE(id >= 0 && id < t->vocab_size());
+    // Every valid character was seen in training, so only the invalid bytes (each one <unk>,
+    // decoded as nothing) are missing after a round trip; spaces after them survive.
+    std::string valid_only;
+    for (size_t i = 0; i < text.size();) {
+      uint32_t cp = 0;
+      const int len = Utf8Decode(reinterpret_cast<const unsigned char*>(text.data() + i), text.size() - i, &cp);
+      if (len > 0) valid_only.append(text, i, static_cast<size_t>(len));
+      i += len > 0 ? static_cast<size_t>(len) : 1;
+    }
+    EXPECT_EQ(t->Decode(ids), valid_only);
+    auto back = BpeTokenizer::Deserialize(t->Serialize());
+    ASSERT_TRUE(back.ok()) << back.status().ToString();
+    EXPECT_EQ(back->Encode(text), ids);
+  }
 }
 
 TEST(TokenizerTest, LongWordsEncodeQuickly) {

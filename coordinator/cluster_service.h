@@ -1,0 +1,59 @@
+// ClusterService: the gRPC side of lanlm.v1.Cluster (protos/cluster.proto). Join is answered
+// inline (token, protocol version and hashes are immutable); each Work stream is a callback
+// reactor that validates the Hello and posts every later message to the TrainingRun's loop
+// thread. Reactors never block; writes go through a per-stream queue with one write in flight.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+
+#include <boost/asio/io_context.hpp>
+
+#include "coordinator/training_run.h"
+#include "protos/cluster.grpc.pb.h"
+
+namespace lanlm::coordinator {
+
+// What Join checks and answers; fixed for the server's lifetime.
+struct ClusterIdentity {
+  engine::ModelConfig config;
+  uint64_t config_hash = 0;
+  uint64_t tokenizer_hash = 0;
+  int micro_batch = 0;
+  int64_t parameter_count = 0;
+  int64_t lease_timeout_ms = 0;
+  std::string token;
+};
+
+class ClusterService final : public v1::Cluster::CallbackService {
+ public:
+  // run is used only through posts to io; both must outlive the server.
+  ClusterService(ClusterIdentity identity, boost::asio::io_context& io, TrainingRun& run);
+
+  grpc::ServerUnaryReactor* Join(grpc::CallbackServerContext* context, const v1::JoinRequest* request,
+                                 v1::JoinReply* reply) override;
+  grpc::ServerBidiReactor<v1::WorkerMessage, v1::CoordinatorMessage>* Work(
+      grpc::CallbackServerContext* context) override;
+
+  // For the stream reactors.
+  const ClusterIdentity& identity() const { return identity_; }
+  boost::asio::io_context& io() { return io_; }
+  TrainingRun& run() { return run_; }
+  int64_t NextConnectionId() { return next_connection_++; }
+  // The name a worker gave at Join, or NOT_FOUND.
+  StatusOr<std::string> JoinedName(const std::string& worker_id) const;
+
+ private:
+  ClusterIdentity identity_;
+  boost::asio::io_context& io_;
+  TrainingRun& run_;
+  std::atomic<int64_t> next_connection_{1};
+  mutable std::mutex mu_;
+  int64_t next_worker_ = 1;                      // guarded by mu_
+  std::map<std::string, std::string> joined_;    // worker_id -> name; guarded by mu_
+};
+
+}  // namespace lanlm::coordinator

@@ -1,0 +1,65 @@
+// lanlm-coordinator: trains over a cluster of lanlm-worker processes (or, with --serve, only
+// serves a checkpoint). Parses flags, starts the server, waits for the run to end and prints
+// the final `fingerprint=` line on stdout (logs go to stderr).
+#include <cinttypes>
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "coordinator/coordinator_server.h"
+#include "coordinator/local_run.h"
+#include "coordinator/run_config.h"
+#include "engine/base/flags.h"
+
+int main(int argc, char** argv) {
+  using namespace lanlm;
+  spdlog::set_default_logger(spdlog::stderr_color_mt("coordinator"));
+  spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ coordinator: %v");
+
+  coordinator::CoordinatorOptions options;
+  bool local = false;
+  FlagSet flags("lanlm-coordinator --corpus FILE --cluster-token-file FILE [flags]  |  --serve --checkpoint FILE");
+  options.Register(flags);
+  flags.Bool("local", &local, "train in this process (engine LocalTrainer, --threads threads), no server: the "
+             "single-process reference with the same flags and final line");
+  const Status parsed = flags.Parse(std::vector<std::string>(argv + 1, argv + argc));
+  if (!parsed.ok()) {
+    std::cerr << "lanlm-coordinator: " << parsed.ToString() << "\n";
+    return 2;
+  }
+  if (flags.help_requested()) {
+    std::cout << flags.Help();
+    return 0;
+  }
+  if (options.serve) {
+    std::cerr << "lanlm-coordinator: --serve needs the Generate service, which this build does not have yet\n";
+    return 2;
+  }
+  if (local) {
+    auto result = coordinator::RunLocal(options, flags.WasSet("steps"));
+    if (!result.ok()) {
+      std::cerr << "lanlm-coordinator: " << result.status().ToString() << "\n";
+      return 1;
+    }
+    std::printf("finished step=%" PRId64 " loss=%.4f checkpoint=%s fingerprint=%016" PRIx64 "\n", result->step,
+                result->loss, result->checkpoint.empty() ? "-" : result->checkpoint.c_str(), result->fingerprint);
+    return 0;
+  }
+  auto server = coordinator::TrainingServer::Start(options, flags.WasSet("steps"), /*handle_signals=*/true);
+  if (!server.ok()) {
+    std::cerr << "lanlm-coordinator: " << server.status().ToString() << "\n";
+    return server.status().code() == StatusCode::kInvalidArgument ? 2 : 1;
+  }
+  spdlog::info("listening on port {}", (*server)->port());
+  const coordinator::RunResult result = (*server)->Wait();
+  // The same key=value shape as the last line of `lanlm train`, ending with the fingerprint.
+  std::printf("%s step=%" PRId64 " loss=%.4f checkpoint=%s fingerprint=%016" PRIx64 "\n",
+              result.finished ? "finished" : "stopped", result.step, result.loss,
+              result.checkpoint.empty() ? "-" : result.checkpoint.c_str(), result.fingerprint);
+  std::fflush(stdout);
+  return 0;
+}

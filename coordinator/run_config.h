@@ -1,0 +1,76 @@
+// CoordinatorOptions (every lanlm-coordinator flag with its default and help) and PrepareRun,
+// which turns them into what a training run needs: tokenizer, corpus, TrainOptions and the
+// initial (or resumed) TrainingState, built exactly as the single-process trainer builds them.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/base/flags.h"
+#include "engine/base/status.h"
+#include "engine/corpus.h"
+#include "engine/model_config.h"
+#include "engine/tokenizer.h"
+#include "engine/trainer.h"
+
+namespace lanlm::coordinator {
+
+struct CoordinatorOptions {
+  // Data and model.
+  std::string corpus;           // UTF-8 text file
+  // The same meaning and defaults as `lanlm train`, so both produce the same fingerprint.
+  std::string config = "S";     // named config S or M; the model's V is the tokenizer's size
+  std::string tokenizer;        // tokenizer file; empty = train one on the corpus
+  int vocab_size = 0;           // tokenizer training vocabulary; 0 = the config's V
+  int dim = 0, layers = 0, heads = 0, ffn_hidden = 0, context = 0;  // overrides (0 = keep)
+  int micro_batch = 0;          // B; 0 = the named config's
+  // Training.
+  int64_t steps = 1000;
+  int64_t stop_after = 0;       // stop at this step keeping the schedule of steps (0 = run to steps)
+  int shards = 4;
+  uint64_t seed = 1;
+  float lr = 1e-3f;
+  int64_t warmup = 100;
+  float weight_decay = 0.01f;
+  std::string schedule = "cosine";
+  double validation_fraction = 0.05;
+  // Cluster.
+  std::string listen = "0.0.0.0:50051";
+  int min_workers = 1;
+  int64_t lease_timeout_ms = 120000;
+  std::string cluster_token_file;
+  std::string cluster_token;
+  int threads = 0;              // optimizer pool; 0 = all cores
+  // Checkpoints.
+  std::string checkpoint_dir;
+  int64_t checkpoint_every = 0;  // steps; 0 = only at the end and on shutdown
+  std::string resume;
+  // Serving only.
+  bool serve = false;
+  std::string checkpoint;
+
+  void Register(FlagSet& flags);
+};
+
+// The named config (S or M) with the overrides applied and V = vocab_size.
+StatusOr<engine::ModelConfig> BuildModelConfig(const CoordinatorOptions& options, int vocab_size);
+
+// Everything a training run starts from.
+struct RunSetup {
+  engine::TrainOptions train;
+  std::shared_ptr<const engine::BpeTokenizer> tokenizer;
+  std::vector<int32_t> train_tokens;
+  engine::TrainingState state;   // step 0, or the resumed checkpoint's step
+  int64_t corpus_tokens = 0;
+};
+
+// TrainOptions from flags for a model of vocabulary vocab_size.
+StatusOr<engine::TrainOptions> MakeTrainOptions(const CoordinatorOptions& options, int vocab_size);
+// Loads or trains the tokenizer, loads the corpus, and initialises or resumes the state, as
+// `lanlm train` does. On --resume the checkpoint's config, tokenizer and training options
+// win; --steps, when set, moves the target step count and the schedule's end with it.
+StatusOr<RunSetup> PrepareRun(const CoordinatorOptions& options, bool steps_flag_set);
+
+}  // namespace lanlm::coordinator

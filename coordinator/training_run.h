@@ -1,0 +1,164 @@
+// TrainingRun: the coordinator's step loop (DESIGN.md §3, §6). It leases shards to whichever
+// worker asks, gathers their gradients into a GradientTree in shard order, clips and applies
+// AdamW with the engine's ApplyUpdate, and versions the parameters, so its parameters stay
+// bit-identical to the single-process LocalTrainer. It re-issues leases whose deadline passes
+// or whose worker leaves, and applies each (step, shard) exactly once.
+// Threading: every method except status()/Snapshot()/accepting() runs on the one thread that
+// runs the io_context (the "loop"); gRPC reactors only post to it. Not the gRPC layer.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <grpcpp/grpcpp.h>
+
+#include "coordinator/lease_table.h"
+#include "coordinator/param_snapshot.h"
+#include "coordinator/run_config.h"
+#include "engine/gradient_tree.h"
+#include "engine/thread_pool.h"
+#include "protos/cluster.pb.h"
+#include "protos/convert.h"
+
+namespace lanlm::coordinator {
+
+// The coordinator's half of one worker's Work stream, implemented by the stream reactor.
+// Thread-safe; calls after the stream ended are ignored.
+class WorkerLink {
+ public:
+  virtual ~WorkerLink() = default;
+  virtual void Send(std::shared_ptr<const v1::CoordinatorMessage> message) = 0;
+  // Ends the stream with `status` once the queued messages are written.
+  virtual void Close(grpc::Status status) = 0;
+};
+
+struct RunSettings {
+  int min_workers = 1;
+  std::chrono::milliseconds lease_timeout{120000};
+  std::string checkpoint_dir;       // empty = no checkpoints
+  int64_t checkpoint_every = 0;     // steps; 0 = only at the end and on shutdown
+  int64_t stop_after = 0;           // end at this step, keeping the schedule (0 = run to options.steps)
+};
+
+struct RunResult {
+  bool finished = false;            // all steps done (false: stopped early)
+  int64_t step = 0;                 // parameter version at the end
+  float loss = 0.0f;                // mean shard loss of the last step
+  uint64_t fingerprint = 0;         // engine TrainingState::Fingerprint
+  std::string checkpoint;           // last checkpoint written ("" = none)
+};
+
+// What ClusterStatus reports.
+struct RunStatus {
+  std::string mode = "training";
+  int64_t step = 0;
+  int64_t total_steps = 0;
+  float loss = 0.0f;
+  double tokens_per_second = 0.0;
+  int workers = 0;
+  uint64_t fingerprint = 0;
+};
+
+class TrainingRun {
+ public:
+  TrainingRun(RunSetup setup, RunSettings settings, boost::asio::io_context& io, engine::ThreadPool& pool,
+              std::function<void(const RunResult&)> on_done);
+  ~TrainingRun();
+
+  const engine::TrainOptions& options() const { return options_; }
+  const engine::BpeTokenizer& tokenizer() const { return *tokenizer_; }
+  int64_t parameter_count() const { return static_cast<int64_t>(state_.params.size()); }
+
+  // ---- loop thread ----
+  void Start();
+  void OnConnected(int64_t connection, std::shared_ptr<WorkerLink> link, const std::string& worker_id,
+                   const std::string& name, int64_t cached_version);
+  void OnMessage(int64_t connection, const v1::WorkerMessage& message);
+  void OnDisconnected(int64_t connection, const std::string& reason);
+  // Graceful stop: abandons the step in progress, writes a checkpoint, tells every worker.
+  void Stop(const std::string& reason);
+
+  // ---- any thread ----
+  RunStatus status() const;
+  // The newest parameters (copied once per version, on demand).
+  std::shared_ptr<const ParamSnapshot> Snapshot() const;
+  bool accepting() const { return accepting_.load(); }
+
+ private:
+  struct Connection {
+    std::shared_ptr<WorkerLink> link;
+    std::string worker_id;
+    std::string name;
+    int64_t known_version = -1;    // parameter version the worker holds (as far as we know)
+    bool wants_lease = false;
+    std::map<int64_t, protos::ChunkAssembler> gradients;  // lease_id -> gradient so far
+    std::map<int64_t, Status> failed;                     // lease_id -> error to answer at commit
+  };
+
+  void BeginStep();
+  void Dispatch();
+  void IssueLease(int64_t connection, Connection& conn);
+  void OnGradientChunk(int64_t connection, Connection& conn, const v1::GradientChunk& chunk);
+  void OnCommit(int64_t connection, Connection& conn, const v1::Commit& commit);
+  Status AcceptCommit(int64_t connection, Connection& conn, const v1::Commit& commit);
+  void FailLease(Connection& conn, int64_t lease_id, Status status);
+  void OnLeaseDeadline(int64_t lease_id);
+  void CancelTimer(int64_t lease_id);
+  void FinishStep();
+  std::string WriteCheckpoint();
+  void End(bool finished, const std::string& reason);
+  void RebuildParamChunks();
+  void SendResult(Connection& conn, int64_t lease_id, const Status& status);
+  void UpdateStatus();
+  std::string Who(const Connection& conn) const;
+  int64_t end_step() const;
+
+  engine::TrainOptions options_;
+  std::shared_ptr<const engine::BpeTokenizer> tokenizer_;
+  std::vector<int32_t> train_tokens_;
+  engine::TrainingState state_;     // params written only on the loop, under params_mu_
+  RunSettings settings_;
+  boost::asio::io_context& io_;
+  engine::ThreadPool& pool_;
+  std::function<void(const RunResult&)> on_done_;
+
+  LeaseTable leases_;
+  engine::GradientTree tree_;
+  std::vector<float> step_grad_;
+  std::vector<float> shard_loss_;
+  std::vector<std::shared_ptr<const v1::CoordinatorMessage>> param_chunks_;  // of state_.step
+  int64_t param_chunk_bytes_ = 0;
+  std::map<int64_t, Connection> connections_;
+  std::deque<int64_t> waiting_;     // connections that asked for a lease, in order
+  std::map<int64_t, std::unique_ptr<boost::asio::steady_timer>> timers_;  // lease_id -> deadline
+  bool running_ = false;
+  bool ended_ = false;
+  bool logged_waiting_ = false;
+  std::atomic<bool> accepting_{true};
+
+  // Per-step counters (loop thread).
+  std::chrono::steady_clock::time_point step_start_;
+  int64_t bytes_out_ = 0;
+  int64_t bytes_in_ = 0;
+  int64_t reissued_ = 0;
+  double compute_ms_ = 0.0;
+  float last_loss_ = 0.0f;
+  std::string last_checkpoint_;
+
+  mutable std::mutex params_mu_;
+  mutable std::shared_ptr<const ParamSnapshot> snapshot_;  // guarded by params_mu_
+  mutable std::mutex status_mu_;
+  RunStatus status_;                                       // guarded by status_mu_
+};
+
+}  // namespace lanlm::coordinator

@@ -1,0 +1,139 @@
+// Conversions between engine types and lanlm.v1 messages, with validation of everything
+// read from the wire. Floats are copied as raw bytes (little-endian hosts only).
+#include "protos/convert.h"
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+
+#include "engine/hash.h"
+
+namespace lanlm::protos {
+
+static_assert(std::endian::native == std::endian::little, "the wire format is little-endian float32");
+
+grpc::Status ToGrpcStatus(const Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(static_cast<int>(status.code())), status.message());
+}
+
+Status FromGrpcStatus(const grpc::Status& status) {
+  if (status.ok()) return OkStatus();
+  const int code = static_cast<int>(status.error_code());
+  if (code <= 0 || code > static_cast<int>(StatusCode::kUnauthenticated)) {
+    return Status(StatusCode::kUnknown, status.error_message());
+  }
+  return Status(static_cast<StatusCode>(code), status.error_message());
+}
+
+void ToProto(const engine::ModelConfig& config, v1::ModelConfig* out) {
+  out->set_vocab_size(config.vocab_size);
+  out->set_dim(config.dim);
+  out->set_n_layers(config.n_layers);
+  out->set_n_heads(config.n_heads);
+  out->set_ffn_hidden(config.ffn_hidden);
+  out->set_context(config.context);
+  out->set_norm_eps(config.norm_eps);
+  out->set_rope_theta(config.rope_theta);
+}
+
+StatusOr<engine::ModelConfig> FromProto(const v1::ModelConfig& message) {
+  engine::ModelConfig config;
+  config.vocab_size = message.vocab_size();
+  config.dim = message.dim();
+  config.n_layers = message.n_layers();
+  config.n_heads = message.n_heads();
+  config.ffn_hidden = message.ffn_hidden();
+  config.context = message.context();
+  config.norm_eps = message.norm_eps();
+  config.rope_theta = message.rope_theta();
+  LANLM_RETURN_IF_ERROR(config.Validate());
+  return config;
+}
+
+std::vector<v1::FloatChunk> MakeChunks(const float* block, int64_t n, int64_t max_chunk_bytes) {
+  LANLM_CHECK(max_chunk_bytes >= 4 && max_chunk_bytes % 4 == 0, "chunk size must be a positive multiple of 4");
+  const int64_t per_chunk = max_chunk_bytes / 4;
+  std::vector<v1::FloatChunk> chunks;
+  chunks.reserve(static_cast<size_t>((n + per_chunk - 1) / per_chunk));
+  for (int64_t offset = 0; offset < n; offset += per_chunk) {
+    const int64_t len = std::min(per_chunk, n - offset);
+    v1::FloatChunk& chunk = chunks.emplace_back();
+    chunk.set_offset(offset);
+    chunk.set_total(n);
+    chunk.set_data(reinterpret_cast<const char*>(block + offset), static_cast<size_t>(len) * 4);
+    chunk.set_crc32c(engine::Crc32c(chunk.data().data(), chunk.data().size()));
+  }
+  return chunks;
+}
+
+ChunkAssembler::ChunkAssembler(int64_t expected_total, int64_t max_chunk_bytes)
+    : total_(expected_total), max_chunk_bytes_(max_chunk_bytes) {
+  LANLM_CHECK(expected_total >= 0, "negative block size");
+}
+
+Status ChunkAssembler::Add(const v1::FloatChunk& chunk) {
+  if (!status_.ok()) return status_;
+  const int64_t bytes = static_cast<int64_t>(chunk.data().size());
+  if (chunk.total() != total_) {
+    status_ = InvalidArgumentError("chunk total = " + std::to_string(chunk.total()) +
+                                   " floats, expected " + std::to_string(total_));
+  } else if (chunk.offset() != received_) {
+    status_ = InvalidArgumentError("chunk offset = " + std::to_string(chunk.offset()) + ", expected " +
+                                   std::to_string(received_) + " (chunks must arrive in order without gaps)");
+  } else if (bytes == 0 || bytes > max_chunk_bytes_ || bytes % 4 != 0) {
+    status_ = InvalidArgumentError("chunk data = " + std::to_string(bytes) +
+                                   " bytes; must be a positive multiple of 4 up to " +
+                                   std::to_string(max_chunk_bytes_));
+  } else if (bytes / 4 > total_ - received_) {
+    status_ = InvalidArgumentError("chunk at offset " + std::to_string(chunk.offset()) + " with " +
+                                   std::to_string(bytes / 4) + " floats runs past total = " + std::to_string(total_));
+  } else if (engine::Crc32c(chunk.data().data(), chunk.data().size()) != chunk.crc32c()) {
+    status_ = DataLossError("chunk at offset " + std::to_string(chunk.offset()) + " fails its CRC32C check");
+  }
+  if (!status_.ok()) return status_;
+  if (block_.empty()) block_.resize(static_cast<size_t>(total_));
+  std::memcpy(block_.data() + received_, chunk.data().data(), static_cast<size_t>(bytes));
+  const uint32_t chunk_crc = chunk.crc32c();
+  crc_ = engine::Crc32c(&chunk_crc, 4, crc_);
+  received_ += bytes / 4;
+  return OkStatus();
+}
+
+uint32_t ChunksCrc32c(const std::vector<v1::FloatChunk>& chunks) {
+  uint32_t crc = 0;
+  for (const v1::FloatChunk& chunk : chunks) {
+    const uint32_t chunk_crc = chunk.crc32c();
+    crc = engine::Crc32c(&chunk_crc, 4, crc);
+  }
+  return crc;
+}
+
+void TokensToProto(const int32_t* tokens, int64_t n, v1::Lease* lease) {
+  auto* field = lease->mutable_tokens();
+  field->Reserve(static_cast<int>(n));
+  for (int64_t i = 0; i < n; ++i) field->Add(tokens[i]);
+}
+
+StatusOr<std::vector<int32_t>> TokensFromProto(const v1::Lease& lease, const engine::ModelConfig& config,
+                                               int micro_batch) {
+  const int64_t expected = int64_t{micro_batch} * (config.context + 1);
+  if (lease.micro_batch() != micro_batch) {
+    return InvalidArgumentError("lease micro_batch = " + std::to_string(lease.micro_batch()) + ", expected " +
+                                std::to_string(micro_batch));
+  }
+  if (lease.tokens_size() != expected) {
+    return InvalidArgumentError("lease has " + std::to_string(lease.tokens_size()) + " tokens, expected B*(T+1) = " +
+                                std::to_string(expected));
+  }
+  std::vector<int32_t> tokens(lease.tokens().begin(), lease.tokens().end());
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    if (tokens[i] < 0 || tokens[i] >= config.vocab_size) {
+      return InvalidArgumentError("lease token[" + std::to_string(i) + "] = " + std::to_string(tokens[i]) +
+                                  " is outside [0, " + std::to_string(config.vocab_size) + ")");
+    }
+  }
+  return tokens;
+}
+
+}  // namespace lanlm::protos

@@ -1,0 +1,115 @@
+// Tests of `lanlm eval` (RunEval in-process) against a closed-form reference: a model whose
+// output projection is zero predicts the uniform distribution, so loss = ln V exactly, and
+// bits per byte follow from the decoded length of the scored tokens.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "client/commands.h"
+#include "engine/checkpoint.h"
+#include "engine/corpus.h"
+#include "engine/parameters.h"
+#include "engine/tokenizer.h"
+#include "tests/client/offline_test_util.h"
+
+namespace lanlm::client {
+namespace {
+
+using testing_util::CommandResult;
+using testing_util::Field;
+using testing_util::RunCommand;
+using testing_util::ScratchDir;
+
+class EvalTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    auto text = engine::ReadTextFile(testing_util::GenesisPath());
+    ASSERT_TRUE(text.ok());
+    text_ = text->substr(0, 3000);
+    text_path_ = scratch_ / "text.txt";
+    std::ofstream(text_path_) << text_;
+    auto tok = engine::BpeTokenizer::Train(text_, 150);
+    ASSERT_TRUE(tok.ok()) << tok.status().ToString();
+    tokenizer_ = std::make_unique<engine::BpeTokenizer>(std::move(*tok));
+
+    engine::Checkpoint c;
+    c.config = {tokenizer_->vocab_size(), 16, 1, 2, 24, 16};
+    c.tokenizer = tokenizer_->Serialize();
+    c.params.resize(static_cast<size_t>(engine::ParameterCount(c.config)));
+    engine::InitParameters(c.config, 7, 0.5f, c.params.data());
+    for (const auto& t : engine::ParameterTensors(c.config)) {
+      if (t.name == "output.weight") std::fill_n(c.params.begin() + t.offset, t.size, 0.0f);
+    }
+    checkpoint_ = scratch_ / "uniform.safetensors";
+    ASSERT_TRUE(engine::SaveCheckpoint(checkpoint_, c).ok());
+  }
+
+  ScratchDir scratch_;
+  std::string text_, text_path_, checkpoint_;
+  std::unique_ptr<engine::BpeTokenizer> tokenizer_;
+};
+
+TEST_F(EvalTest, UniformModelScoresLnVAndMatchingBitsPerByte) {
+  CommandResult r = RunCommand(RunEval, {"--checkpoint", checkpoint_, "--text", text_path_, "--threads", "2"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::vector<int32_t> ids = tokenizer_->Encode(text_);
+  const int64_t T = 16;
+  const int64_t windows = (static_cast<int64_t>(ids.size()) - 1) / T;
+  int64_t bytes = 0;
+  for (int64_t i = 1; i <= windows * T; ++i) bytes += static_cast<int64_t>(tokenizer_->TokenText(ids[i]).size());
+  const double V = tokenizer_->vocab_size();
+  EXPECT_EQ(std::stoll(Field(r.out, "tokens")), windows * T) << r.out;
+  EXPECT_EQ(std::stoll(Field(r.out, "bytes")), bytes) << r.out;
+  EXPECT_EQ(std::stoll(Field(r.out, "windows")), windows) << r.out;
+  EXPECT_NEAR(std::stod(Field(r.out, "loss")), std::log(V), 1e-4) << r.out;
+  EXPECT_NEAR(std::stod(Field(r.out, "ppl")), V, 2e-3 * V) << r.out;
+  EXPECT_NEAR(std::stod(Field(r.out, "bpb")), std::log2(V) * static_cast<double>(windows * T) / bytes, 1e-4) << r.out;
+  EXPECT_EQ(r.out.rfind("loss=", 0), 0u) << r.out;
+}
+
+TEST_F(EvalTest, MaxWindowsLimitsTheScoredText) {
+  CommandResult r = RunCommand(RunEval, {"--checkpoint", checkpoint_, "--text", text_path_, "--max-windows", "3"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(Field(r.out, "tokens"), "48");
+  EXPECT_EQ(Field(r.out, "windows"), "3");
+}
+
+TEST_F(EvalTest, BadFlagsAndFilesGiveOneClearLine) {
+  const std::string short_text = scratch_ / "short.txt";
+  std::ofstream(short_text) << "In the beginning";
+  const std::string binary = scratch_ / "bin.txt";
+  std::ofstream(binary) << "ok\n\xff\xfe";
+  struct Case {
+    Args args;
+    int code;
+    std::string message;
+  };
+  const Case cases[] = {
+      {{"--text", text_path_}, 2, "--checkpoint FILE is required"},
+      {{"--checkpoint", checkpoint_}, 2, "--text FILE is required"},
+      {{"--checkpoint", checkpoint_, "--text", text_path_, "--max-windows", "-1"}, 2, "--max-windows=-1"},
+      {{"--checkpoint", scratch_ / "none", "--text", text_path_}, 1, "none does not exist"},
+      {{"--checkpoint", text_path_, "--text", text_path_}, 1, "exceeds the limit"},
+      {{"--checkpoint", checkpoint_, "--text", scratch_ / "none.txt"}, 1, "none.txt does not exist"},
+      {{"--checkpoint", checkpoint_, "--text", short_text}, 1, "fewer than T + 1 = 17"},
+      {{"--checkpoint", checkpoint_, "--text", binary}, 1, "is not valid UTF-8: byte 0xff at offset 3 (line 2)"},
+  };
+  for (const Case& c : cases) {
+    CommandResult r = RunCommand(RunEval, c.args);
+    EXPECT_EQ(r.code, c.code) << c.message << "\n" << r.err;
+    EXPECT_NE(r.err.find(c.message), std::string::npos) << "want: " << c.message << "\ngot: " << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_EQ(r.err.rfind("lanlm eval: ", 0), 0u) << r.err;
+  }
+}
+
+TEST_F(EvalTest, HelpDefinesTheMetricsAndListsFlags) {
+  CommandResult r = RunCommand(RunEval, {"--help"});
+  EXPECT_EQ(r.code, 0);
+  for (const char* s : {"--checkpoint", "--text", "--threads", "--max-windows", "--batch", "bits per byte", "ln 2"}) {
+    EXPECT_NE(r.out.find(s), std::string::npos) << s;
+  }
+}
+
+}  // namespace
+}  // namespace lanlm::client

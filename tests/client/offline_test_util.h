@@ -1,0 +1,78 @@
+// Shared helpers of the offline command tests: run a command entry point in-process with
+// stdout/stderr captured, pull key=value fields out of its output, and a scratch folder.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "client/commands.h"
+
+namespace lanlm::client::testing_util {
+
+struct CommandResult {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
+inline CommandResult RunCommand(const std::function<int(const Args&)>& command, const Args& args) {
+  CommandResult r;
+  testing::internal::CaptureStdout();
+  testing::internal::CaptureStderr();
+  r.code = command(args);
+  std::fflush(stdout);
+  std::fflush(stderr);
+  r.out = testing::internal::GetCapturedStdout();
+  r.err = testing::internal::GetCapturedStderr();
+  return r;
+}
+
+// The value of `key=` in the last line that has it ("" if none).
+inline std::string Field(const std::string& text, const std::string& key) {
+  std::regex re("(^|\\s)" + key + "=(\\S+)");
+  std::string found;
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    std::smatch m;
+    if (std::regex_search(line, m, re)) found = m[2];
+  }
+  return found;
+}
+
+inline std::string Slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+inline std::string GenesisPath() { return std::string(LANLM_SOURCE_DIR) + "/tests/data/genesis.txt"; }
+
+// A fresh folder per test, removed at the end.
+class ScratchDir {
+ public:
+  // Named after the running test, or `name` outside a test (SetUpTestSuite).
+  explicit ScratchDir(const std::string& name = "") {
+    const auto* info = testing::UnitTest::GetInstance()->current_test_info();
+    const std::string id = info != nullptr ? std::string(info->test_suite_name()) + "_" + info->name() : name;
+    path_ = (std::filesystem::path(testing::TempDir()) / ("lanlm_" + id + "_" + std::to_string(getpid()))).string();
+    std::filesystem::remove_all(path_);
+    std::filesystem::create_directories(path_);
+  }
+  ~ScratchDir() { std::filesystem::remove_all(path_); }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace lanlm::client::testing_util

@@ -1,0 +1,194 @@
+// Decoder: KV-cached decoding (token by token, in chunks, and batched over sessions) gives
+// the logits of the full training forward at every position; errors leave caches unchanged;
+// 1 thread == N threads bit for bit.
+#include "engine/decoder.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "engine/model.h"
+#include "engine/parameters.h"
+#include "engine/random.h"
+
+namespace lanlm::engine {
+namespace {
+
+ModelConfig Config() {
+  ModelConfig c;
+  c.vocab_size = 37;
+  c.dim = 32;
+  c.n_layers = 2;
+  c.n_heads = 4;
+  c.ffn_hidden = 40;
+  c.context = 12;
+  return c;
+}
+
+std::vector<float> Params(const ModelConfig& c, uint64_t seed) {
+  std::vector<float> p(ParameterCount(c));
+  InitParameters(c, seed, 0.2f, p.data());
+  return p;
+}
+
+std::vector<int32_t> Tokens(const ModelConfig& c, int B, uint64_t seed) {
+  std::vector<int32_t> t(static_cast<size_t>(B) * (c.context + 1));
+  for (size_t i = 0; i < t.size(); ++i) t[i] = static_cast<int32_t>(CounterRng::Below(seed, i, c.vocab_size));
+  return t;
+}
+
+// Full-forward logits (B*T, V) of the training model.
+std::vector<float> FullLogits(const ModelConfig& c, const std::vector<float>& params,
+                              const std::vector<int32_t>& tokens, int B) {
+  ThreadPool pool(1);
+  Model model(c, B);
+  model.Forward(params.data(), tokens.data(), B, pool);
+  return std::vector<float>(model.logits(), model.logits() + static_cast<size_t>(B) * c.context * c.vocab_size);
+}
+
+void ExpectClose(const float* got, const float* want, int V, const std::string& where) {
+  float scale = 0.0f;
+  for (int i = 0; i < V; ++i) scale = std::max(scale, std::abs(want[i]));
+  for (int i = 0; i < V; ++i) ASSERT_NEAR(got[i], want[i], 1e-5f * scale) << where << " vocab " << i;
+}
+
+TEST(DecoderTest, TokenByTokenMatchesFullForwardAtEveryPosition) {
+  const ModelConfig c = Config();
+  const auto params = Params(c, 1);
+  const auto tokens = Tokens(c, 1, 2);
+  const auto full = FullLogits(c, params, tokens, 1);
+  ThreadPool pool(2);
+  Decoder decoder(c);
+  KvCache cache(c);
+  std::vector<float> logits(c.vocab_size);
+  for (int t = 0; t < c.context; ++t) {
+    ASSERT_TRUE(decoder.Feed(params.data(), &tokens[t], 1, cache, logits.data(), pool).ok());
+    EXPECT_EQ(cache.length, t + 1);
+    ExpectClose(logits.data(), &full[static_cast<size_t>(t) * c.vocab_size], c.vocab_size,
+                "position " + std::to_string(t));
+  }
+}
+
+TEST(DecoderTest, ChunkedPrefillMatchesFullForward) {
+  const ModelConfig c = Config();
+  const auto params = Params(c, 3);
+  const auto tokens = Tokens(c, 1, 4);
+  const auto full = FullLogits(c, params, tokens, 1);
+  for (const std::vector<int>& chunks : {std::vector<int>{12}, {5, 1, 6}, {1, 4, 7}, {3, 3, 3, 3}}) {
+    ThreadPool pool(3);
+    Decoder decoder(c);
+    KvCache cache(c);
+    std::vector<float> logits(c.vocab_size);
+    int at = 0;
+    for (int n : chunks) {
+      ASSERT_TRUE(decoder.Feed(params.data(), &tokens[at], n, cache, logits.data(), pool).ok());
+      at += n;
+      ExpectClose(logits.data(), &full[static_cast<size_t>(at - 1) * c.vocab_size], c.vocab_size,
+                  "chunk ending at " + std::to_string(at));
+    }
+  }
+}
+
+TEST(DecoderTest, FeedBatchMatchesFullForwardForSessionsAtDifferentLengths) {
+  const ModelConfig c = Config();
+  const int S = 3;
+  const auto params = Params(c, 5);
+  const auto tokens = Tokens(c, S, 6);  // session s decodes row s
+  const auto full = FullLogits(c, params, tokens, S);
+  const int64_t row = c.context + 1;
+  ThreadPool pool(2);
+  Decoder decoder(c);
+  std::vector<KvCache> caches(S, KvCache(c));
+  std::vector<float> logits(static_cast<size_t>(S) * c.vocab_size);
+  // Prefill 0, 2 and 4 tokens so sessions sit at different positions.
+  for (int s = 1; s < S; ++s) {
+    ASSERT_TRUE(decoder.Feed(params.data(), &tokens[s * row], 2 * s, caches[s], logits.data(), pool).ok());
+  }
+  for (int step = 0; step < c.context - 2 * (S - 1); ++step) {
+    std::vector<KvCache*> ptrs;
+    std::vector<int32_t> next;
+    for (int s = 0; s < S; ++s) {
+      ptrs.push_back(&caches[s]);
+      next.push_back(tokens[s * row + caches[s].length]);
+    }
+    ASSERT_TRUE(decoder.FeedBatch(params.data(), ptrs, next.data(), logits.data(), pool).ok());
+    for (int s = 0; s < S; ++s) {
+      const int64_t pos = caches[s].length - 1;
+      ExpectClose(&logits[static_cast<size_t>(s) * c.vocab_size],
+                  &full[(static_cast<size_t>(s) * c.context + pos) * c.vocab_size], c.vocab_size,
+                  "session " + std::to_string(s) + " position " + std::to_string(pos));
+    }
+  }
+}
+
+TEST(DecoderTest, ErrorsLeaveCachesUnchanged) {
+  const ModelConfig c = Config();
+  const auto params = Params(c, 7);
+  const auto tokens = Tokens(c, 1, 8);
+  ThreadPool pool(1);
+  Decoder decoder(c);
+  KvCache cache(c), other(c);
+  std::vector<float> logits(2 * c.vocab_size);
+  ASSERT_TRUE(decoder.Feed(params.data(), tokens.data(), c.context - 1, cache, logits.data(), pool).ok());
+  const std::vector<float> k_before = cache.k;
+
+  Status s = decoder.Feed(params.data(), tokens.data(), 2, cache, logits.data(), pool);
+  EXPECT_EQ(s.code(), StatusCode::kOutOfRange) << s.ToString();
+  EXPECT_NE(s.message().find("context = 12"), std::string::npos) << s.message();
+  const int32_t bad[] = {3, c.vocab_size};
+  EXPECT_EQ(decoder.Feed(params.data(), bad, 2, other, logits.data(), pool).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(decoder.Feed(params.data(), bad, 0, other, logits.data(), pool).code(), StatusCode::kInvalidArgument);
+  const int32_t negative = -1;
+  EXPECT_EQ(decoder.Feed(params.data(), &negative, 1, other, logits.data(), pool).code(),
+            StatusCode::kInvalidArgument);
+
+  // FeedBatch: a full cache, a bad token or a shared cache anywhere rejects the whole batch.
+  ASSERT_TRUE(decoder.Feed(params.data(), tokens.data(), 1, cache, logits.data(), pool).ok());  // now full
+  const int32_t two[] = {1, 2};
+  EXPECT_EQ(decoder.FeedBatch(params.data(), {&other, &cache}, two, logits.data(), pool).code(),
+            StatusCode::kOutOfRange);
+  EXPECT_EQ(decoder.FeedBatch(params.data(), {&other, &other}, two, logits.data(), pool).code(),
+            StatusCode::kInvalidArgument);
+  KvCache fresh(c);
+  EXPECT_EQ(decoder.FeedBatch(params.data(), {&other, &fresh}, bad, logits.data(), pool).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(other.length, 0);
+  EXPECT_EQ(fresh.length, 0);
+  EXPECT_EQ(cache.length, c.context);
+  EXPECT_EQ(0, std::memcmp(cache.k.data(), k_before.data(), (c.context - 1) * c.dim * sizeof(float)));
+}
+
+TEST(DecoderTest, OneThreadEqualsManyThreadsBitForBit) {
+  ModelConfig c = Config();
+  c.dim = 64;
+  c.ffn_hidden = 96;
+  c.vocab_size = 300;
+  const auto params = Params(c, 9);
+  const auto tokens = Tokens(c, 2, 10);
+  std::vector<float> reference;
+  for (int threads : {1, 2, 3}) {
+    ThreadPool pool(threads);
+    Decoder decoder(c);
+    KvCache a(c), b(c);
+    std::vector<float> out;
+    std::vector<float> logits(2 * c.vocab_size);
+    ASSERT_TRUE(decoder.Feed(params.data(), tokens.data(), 7, a, logits.data(), pool).ok());
+    out.insert(out.end(), logits.begin(), logits.begin() + c.vocab_size);
+    ASSERT_TRUE(decoder.Feed(params.data(), &tokens[7], 1, a, logits.data(), pool).ok());
+    out.insert(out.end(), logits.begin(), logits.begin() + c.vocab_size);
+    ASSERT_TRUE(decoder.Feed(params.data(), &tokens[c.context + 1], 1, b, logits.data(), pool).ok());
+    const int32_t next[] = {tokens[8], tokens[c.context + 2]};
+    ASSERT_TRUE(decoder.FeedBatch(params.data(), {&a, &b}, next, logits.data(), pool).ok());
+    out.insert(out.end(), logits.begin(), logits.end());
+    if (threads == 1) {
+      reference = out;
+    } else {
+      EXPECT_EQ(0, std::memcmp(out.data(), reference.data(), out.size() * sizeof(float))) << threads;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace lanlm::engine

@@ -1,0 +1,156 @@
+// End-to-end tests with real lanlm-coordinator / lanlm-worker / lanlm processes on loopback:
+// the same fingerprint from `lanlm train`, a 1-worker and a 3-worker cluster; a run that
+// survives a worker killed with SIGKILL and one stopped (SIGSTOP) past its lease deadline,
+// ending with the undisturbed fingerprint. Slow (seconds): ctest label "slow".
+#include <filesystem>
+
+#include "tests/integration/cluster_harness.h"
+#include "tests/integration/process_util.h"
+
+namespace lanlm::testing {
+namespace {
+
+const std::string kBin = LANLM_BINARY_DIR;
+const std::string kCoordinator = kBin + "/coordinator/lanlm-coordinator";
+const std::string kWorker = kBin + "/worker/lanlm-worker";
+const std::string kLanlm = kBin + "/client/lanlm";
+
+// Model and training flags shared by `lanlm train` and lanlm-coordinator.
+std::vector<std::string> RunFlags(const std::string& corpus, int64_t steps, bool larger) {
+  std::vector<std::string> flags = {"--corpus", corpus, "--config", "S", "--vocab-size", "96", "--layers", "2",
+                                    "--seed", "7", "--lr", "0.003", "--warmup", "2", "--steps", std::to_string(steps)};
+  const std::vector<std::string> shape =
+      larger ? std::vector<std::string>{"--dim", "64", "--heads", "4", "--ffn-hidden", "128", "--context", "32",
+                                        "--micro-batch", "4", "--shards", "6"}
+             : std::vector<std::string>{"--dim", "32", "--heads", "2", "--ffn-hidden", "64", "--context", "16",
+                                        "--micro-batch", "2", "--shards", "4"};
+  flags.insert(flags.end(), shape.begin(), shape.end());
+  return flags;
+}
+
+class SlowClusterProcessTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (const auto& exe : {kCoordinator, kWorker}) {
+      if (!std::filesystem::exists(exe)) GTEST_SKIP() << exe << " is not built";
+    }
+    dir_ = TempDir("proc");
+    corpus_ = WriteCorpus(dir_);
+    token_file_ = dir_ + "/token";
+    std::ofstream(token_file_) << kTestToken << "\n";
+  }
+  void TearDown() override {
+    for (pid_t pid : pids_) {  // only children not reaped yet
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+    }
+  }
+  int Wait(pid_t pid, std::chrono::milliseconds timeout) {
+    const int code = WaitExit(pid, timeout);
+    std::erase(pids_, pid);
+    return code;
+  }
+
+  pid_t StartCoordinator(const std::vector<std::string>& run_flags, int port, const std::string& log,
+                         const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> argv = {kCoordinator, "--listen", "127.0.0.1:" + std::to_string(port),
+                                     "--cluster-token-file", token_file_, "--threads", "1"};
+    argv.insert(argv.end(), run_flags.begin(), run_flags.end());
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    const pid_t pid = Spawn(argv, log);
+    pids_.push_back(pid);
+    return pid;
+  }
+  pid_t StartWorker(int port, const std::string& log) {
+    const pid_t pid = Spawn({kWorker, "--coordinator", "127.0.0.1:" + std::to_string(port), "--threads", "1",
+                             "--cluster-token-file", token_file_},
+                            log);
+    pids_.push_back(pid);
+    return pid;
+  }
+
+  // Runs a coordinator with n workers to the end; returns the coordinator's fingerprint.
+  std::string RunCluster(const std::vector<std::string>& run_flags, int workers, const std::string& name) {
+    const int port = FreePort();
+    const std::string log = dir_ + "/" + name + ".coordinator.log";
+    const pid_t coordinator = StartCoordinator(run_flags, port, log, {"--min-workers", std::to_string(workers)});
+    std::vector<pid_t> worker_pids;
+    for (int i = 0; i < workers; ++i) {
+      worker_pids.push_back(StartWorker(port, dir_ + "/" + name + ".worker" + std::to_string(i) + ".log"));
+    }
+    EXPECT_EQ(Wait(coordinator, std::chrono::seconds(120)), 0) << ReadAll(log);
+    for (pid_t pid : worker_pids) EXPECT_EQ(Wait(pid, std::chrono::seconds(20)), 0);
+    return LastFingerprint(ReadAll(log));
+  }
+
+  std::string dir_, corpus_, token_file_;
+  std::vector<pid_t> pids_;
+};
+
+TEST_F(SlowClusterProcessTest, LanlmTrainOneWorkerAndThreeWorkersAgree) {
+  const auto flags = RunFlags(corpus_, 5, /*larger=*/false);
+  std::string train_fingerprint;
+  if (std::filesystem::exists(kLanlm)) {
+    std::vector<std::string> argv = {kLanlm, "train", "--threads", "2", "--out", dir_ + "/train.safetensors"};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    const std::string log = dir_ + "/train.log";
+    const pid_t pid = Spawn(argv, log);
+    ASSERT_EQ(Wait(pid, std::chrono::seconds(120)), 0) << ReadAll(log);
+    train_fingerprint = LastFingerprint(ReadAll(log));
+  } else {  // `lanlm` needs both client halves; until then the in-process reference
+    auto options = TinyOptions(corpus_, 5);
+    train_fingerprint = Hex(ReferenceFingerprint(options));
+  }
+  ASSERT_EQ(train_fingerprint.size(), 16u);
+  {  // lanlm-coordinator --local: LocalTrainer in its own process, 2 threads
+    std::vector<std::string> argv = {kCoordinator, "--local", "--threads", "2"};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    const std::string log = dir_ + "/local.log";
+    const pid_t pid = Spawn(argv, log);
+    pids_.push_back(pid);
+    ASSERT_EQ(Wait(pid, std::chrono::seconds(120)), 0) << ReadAll(log);
+    EXPECT_EQ(LastFingerprint(ReadAll(log)), train_fingerprint);
+  }
+  EXPECT_EQ(RunCluster(flags, 1, "one"), train_fingerprint);
+  EXPECT_EQ(RunCluster(flags, 3, "three"), train_fingerprint);
+}
+
+TEST_F(SlowClusterProcessTest, SurvivesSigkilledAndStalledWorkers) {
+  const int64_t steps = 60;
+  const auto flags = RunFlags(corpus_, steps, /*larger=*/true);
+  // The undisturbed run: 2 workers, nobody interferes.
+  const std::string undisturbed = RunCluster(flags, 2, "undisturbed");
+  ASSERT_EQ(undisturbed.size(), 16u);
+
+  const int port = FreePort();
+  const std::string log = dir_ + "/chaos.coordinator.log";
+  const pid_t coordinator = StartCoordinator(flags, port, log, {"--min-workers", "2", "--lease-timeout-ms", "400"});
+  const std::string log_a = dir_ + "/chaos.a.log", log_b = dir_ + "/chaos.b.log";
+  const pid_t a = StartWorker(port, log_a);
+  const pid_t b = StartWorker(port, log_b);
+  const pid_t c = StartWorker(port, dir_ + "/chaos.c.log");
+  ASSERT_TRUE(WaitForLog(log, "; 3 connected", std::chrono::seconds(60))) << ReadAll(log);
+  ASSERT_TRUE(WaitForLog(log, "step 3/", std::chrono::seconds(60))) << ReadAll(log);
+
+  // B stalls: its leases pass their deadline and go to the others.
+  kill(b, SIGSTOP);
+  EXPECT_TRUE(WaitForLog(log, "passed its 400 ms deadline", std::chrono::seconds(20))) << ReadAll(log);
+  // A dies mid-run: its stream breaks and its lease is re-issued at once.
+  kill(a, SIGKILL);
+  EXPECT_EQ(Wait(a, std::chrono::seconds(5)), 128 + SIGKILL);
+  EXPECT_TRUE(WaitForLog(log, "left:", std::chrono::seconds(20))) << ReadAll(log);
+  // B wakes up: whatever it computed for its expired leases is refused, then it works on.
+  kill(b, SIGCONT);
+
+  ASSERT_EQ(Wait(coordinator, std::chrono::seconds(180)), 0) << ReadAll(log);
+  EXPECT_EQ(Wait(b, std::chrono::seconds(20)), 0);
+  EXPECT_EQ(Wait(c, std::chrono::seconds(20)), 0);
+  const std::string out = ReadAll(log);
+  EXPECT_NE(out.find("step=" + std::to_string(steps) + " "), std::string::npos) << out;
+  EXPECT_EQ(LastFingerprint(out), undisturbed) << out;
+  const std::string b_out = ReadAll(log_b);
+  EXPECT_NE(b_out.find("rejected (code 10)"), std::string::npos) << "no late commit was refused:\n" << b_out;
+}
+
+}  // namespace
+}  // namespace lanlm::testing

@@ -1,0 +1,177 @@
+// Tests of protos/convert: status codes, config round trip, chunking and reassembly with
+// CRC32C checks (against the engine's Crc32c as the independent reference), lease tokens.
+#include "protos/convert.h"
+
+#include <cstring>
+#include <numeric>
+
+#include <gtest/gtest.h>
+
+#include "engine/hash.h"
+
+namespace lanlm::protos {
+namespace {
+
+std::vector<float> Ramp(int64_t n) {
+  std::vector<float> v(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) v[static_cast<size_t>(i)] = 0.001f * static_cast<float>(i * 7919 % 1009) - 0.3f;
+  return v;
+}
+
+TEST(ConvertTest, StatusCodesRoundTrip) {
+  for (int code = 1; code <= 16; ++code) {
+    const Status status(static_cast<StatusCode>(code), "why " + std::to_string(code));
+    const grpc::Status g = ToGrpcStatus(status);
+    EXPECT_EQ(static_cast<int>(g.error_code()), code);
+    EXPECT_EQ(g.error_message(), status.message());
+    const Status back = FromGrpcStatus(g);
+    EXPECT_EQ(back.code(), status.code());
+    EXPECT_EQ(back.message(), status.message());
+  }
+  EXPECT_TRUE(ToGrpcStatus(OkStatus()).ok());
+  EXPECT_TRUE(FromGrpcStatus(grpc::Status::OK).ok());
+}
+
+TEST(ConvertTest, ModelConfigRoundTripAndValidation) {
+  engine::ModelConfig config;
+  config.vocab_size = 4096;
+  config.dim = 288;
+  config.n_layers = 6;
+  config.n_heads = 6;
+  config.ffn_hidden = 768;
+  config.context = 256;
+  v1::ModelConfig message;
+  ToProto(config, &message);
+  EXPECT_EQ(message.dim(), 288);
+  auto back = FromProto(message);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(*back, config);
+  EXPECT_EQ(back->Hash(), config.Hash());
+
+  message.set_n_heads(7);  // 288 is not divisible by 7
+  EXPECT_EQ(FromProto(message).status().code(), StatusCode::kInvalidArgument);
+  message.set_n_heads(6);
+  message.set_vocab_size(-1);
+  EXPECT_EQ(FromProto(message).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(ConvertTest, ChunksReassembleBitExactly) {
+  const std::vector<float> block = Ramp(1001);
+  const auto chunks = MakeChunks(block.data(), 1001, 64);  // 16 floats per chunk
+  ASSERT_EQ(chunks.size(), 63u);
+  int64_t covered = 0;
+  for (const auto& chunk : chunks) {
+    EXPECT_EQ(chunk.offset(), covered);
+    EXPECT_EQ(chunk.total(), 1001);
+    EXPECT_LE(chunk.data().size(), 64u);
+    EXPECT_EQ(chunk.crc32c(), engine::Crc32c(chunk.data().data(), chunk.data().size()));
+    covered += static_cast<int64_t>(chunk.data().size()) / 4;
+  }
+  EXPECT_EQ(covered, 1001);
+
+  ChunkAssembler assembler(1001, 64);
+  for (const auto& chunk : chunks) {
+    EXPECT_FALSE(assembler.complete());
+    ASSERT_TRUE(assembler.Add(chunk).ok());
+  }
+  ASSERT_TRUE(assembler.complete());
+  EXPECT_EQ(assembler.crc32c(), ChunksCrc32c(chunks));
+  std::vector<uint32_t> crcs;
+  for (const auto& chunk : chunks) crcs.push_back(engine::Crc32c(chunk.data().data(), chunk.data().size()));
+  EXPECT_EQ(assembler.crc32c(), engine::Crc32c(crcs.data(), crcs.size() * 4));
+  std::vector<v1::FloatChunk> swapped = chunks;
+  std::swap(swapped[3], swapped[4]);
+  EXPECT_NE(ChunksCrc32c(swapped), ChunksCrc32c(chunks));
+  const std::vector<float> out = assembler.Take();
+  ASSERT_EQ(out.size(), block.size());
+  EXPECT_EQ(std::memcmp(out.data(), block.data(), block.size() * 4), 0);
+}
+
+TEST(ConvertTest, DefaultChunksRespectTheFourMebibyteBoundAndTheMessageLimit) {
+  const int64_t n = (kMaxChunkBytes / 4) * 2 + 3;
+  std::vector<float> block(static_cast<size_t>(n), 1.5f);
+  const auto chunks = MakeChunks(block.data(), n);
+  ASSERT_EQ(chunks.size(), 3u);
+  v1::CoordinatorMessage message;
+  v1::ParamChunk* param = message.mutable_param_chunk();
+  param->set_version(int64_t{1} << 40);
+  *param->mutable_chunk() = chunks[0];
+  EXPECT_EQ(static_cast<int64_t>(chunks[0].data().size()), kMaxChunkBytes);
+  EXPECT_LE(static_cast<int64_t>(message.ByteSizeLong()), kMaxMessageBytes);
+  EXPECT_EQ(chunks[2].data().size(), 12u);
+}
+
+TEST(ConvertTest, CorruptChunkIsDataLossAndSticky) {
+  const std::vector<float> block = Ramp(40);
+  auto chunks = MakeChunks(block.data(), 40, 64);
+  ChunkAssembler assembler(40, 64);
+  ASSERT_TRUE(assembler.Add(chunks[0]).ok());
+  std::string data = chunks[1].data();
+  data[5] ^= 0x10;
+  chunks[1].set_data(data);
+  EXPECT_EQ(assembler.Add(chunks[1]).code(), StatusCode::kDataLoss);
+  EXPECT_EQ(assembler.Add(chunks[2]).code(), StatusCode::kDataLoss);
+  EXPECT_FALSE(assembler.complete());
+}
+
+TEST(ConvertTest, MalformedChunksAreInvalidArgument) {
+  const std::vector<float> block = Ramp(40);
+  const auto chunks = MakeChunks(block.data(), 40, 64);
+  {
+    ChunkAssembler assembler(41, 64);  // wrong total (gradient of the wrong size)
+    EXPECT_EQ(assembler.Add(chunks[0]).code(), StatusCode::kInvalidArgument);
+  }
+  {
+    ChunkAssembler assembler(40, 64);  // out of order
+    EXPECT_EQ(assembler.Add(chunks[1]).code(), StatusCode::kInvalidArgument);
+  }
+  {
+    ChunkAssembler assembler(40, 32);  // larger than this receiver's bound
+    EXPECT_EQ(assembler.Add(chunks[0]).code(), StatusCode::kInvalidArgument);
+  }
+  {
+    ChunkAssembler assembler(40, 64);
+    v1::FloatChunk odd = chunks[0];
+    odd.set_data(odd.data().substr(0, 6));
+    odd.set_crc32c(engine::Crc32c(odd.data().data(), 6));
+    EXPECT_EQ(assembler.Add(odd).code(), StatusCode::kInvalidArgument);
+  }
+  {
+    ChunkAssembler assembler(40, 64);
+    v1::FloatChunk empty = chunks[0];
+    empty.clear_data();
+    empty.set_crc32c(0);
+    EXPECT_EQ(assembler.Add(empty).code(), StatusCode::kInvalidArgument);
+  }
+  {
+    ChunkAssembler assembler(10, 64);  // a chunk running past the end
+    v1::FloatChunk past = chunks[0];
+    past.set_total(10);
+    EXPECT_EQ(assembler.Add(past).code(), StatusCode::kInvalidArgument);
+  }
+}
+
+TEST(ConvertTest, LeaseTokensAreValidated) {
+  engine::ModelConfig config;
+  config.vocab_size = 50;
+  config.context = 3;
+  std::vector<int32_t> tokens(8);
+  std::iota(tokens.begin(), tokens.end(), 40);  // 40..47
+  v1::Lease lease;
+  lease.set_micro_batch(2);
+  TokensToProto(tokens.data(), 8, &lease);
+  auto back = TokensFromProto(lease, config, 2);
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(*back, tokens);
+  EXPECT_EQ(TokensFromProto(lease, config, 3).status().code(), StatusCode::kInvalidArgument);
+  lease.set_tokens(3, 50);
+  EXPECT_EQ(TokensFromProto(lease, config, 2).status().code(), StatusCode::kInvalidArgument);
+  lease.set_tokens(3, -1);
+  EXPECT_EQ(TokensFromProto(lease, config, 2).status().code(), StatusCode::kInvalidArgument);
+  lease.set_tokens(3, 3);
+  lease.add_tokens(1);
+  EXPECT_EQ(TokensFromProto(lease, config, 2).status().code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace lanlm::protos

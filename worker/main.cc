@@ -1,0 +1,83 @@
+// lanlm-worker: joins a lanlm-coordinator and computes shard gradients until the run is
+// finished or SIGINT/SIGTERM arrives (Boost.Asio signal handling), reconnecting with
+// backoff whenever the coordinator goes away.
+#include <csignal>
+#include <iostream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "engine/base/flags.h"
+#include "engine/thread_pool.h"
+#include "protos/cluster_auth.h"
+#include "worker/worker.h"
+
+int main(int argc, char** argv) {
+  using namespace lanlm;
+  spdlog::set_default_logger(spdlog::stderr_color_mt("worker"));
+  spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
+
+  worker::WorkerOptions options;
+  int threads = 0;
+  std::string token_file, token;
+  bool keep_running = false;
+  FlagSet flags("lanlm-worker --coordinator HOST:PORT --cluster-token-file FILE [flags]");
+  flags.String("coordinator", &options.coordinator, "coordinator address, host:port");
+  flags.Int("threads", &threads, "threads computing gradients (0 = all cores)", 0, 4096);
+  flags.String("cluster-token-file", &token_file, "file holding the cluster token");
+  flags.String("cluster-token", &token, "the cluster token itself (instead of a file)");
+  flags.String("name", &options.name, "name in the coordinator's logs (default host:pid)");
+  flags.Uint64("expect-config-hash", &options.expect_config_hash,
+               "refuse to join unless the model config hash matches (0 = accept any)");
+  flags.Uint64("expect-tokenizer-hash", &options.expect_tokenizer_hash,
+               "refuse to join unless the tokenizer hash matches (0 = accept any)");
+  flags.Bool("keep-running", &keep_running, "stay up and wait for a next run after a run finishes");
+  const Status parsed = flags.Parse(std::vector<std::string>(argv + 1, argv + argc));
+  if (!parsed.ok()) {
+    std::cerr << "lanlm-worker: " << parsed.ToString() << "\n";
+    return 2;
+  }
+  if (flags.help_requested()) {
+    std::cout << flags.Help();
+    return 0;
+  }
+  StatusOr<std::string> resolved = protos::ResolveClusterToken(token, token_file);
+  if (!resolved.ok()) {
+    std::cerr << "lanlm-worker: " << resolved.status().ToString() << "\n";
+    return 2;
+  }
+  options.token = *resolved;
+  options.exit_when_finished = !keep_running;
+  if (Status valid = options.Validate(); !valid.ok()) {
+    std::cerr << "lanlm-worker: " << valid.ToString() << "\n";
+    return 2;
+  }
+
+  engine::ThreadPool pool(threads);
+  worker::Worker worker(options, pool);
+  boost::asio::io_context io;
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int signal) {
+    if (ec) return;
+    spdlog::info("worker {}: {} received, stopping", options.name, signal == SIGINT ? "SIGINT" : "SIGTERM");
+    worker.Stop();
+  });
+  std::thread signal_thread([&io] { io.run(); });
+  const Status status = worker.Run();
+  signals.cancel();
+  io.stop();
+  signal_thread.join();
+  const worker::WorkerStats stats = worker.stats();
+  spdlog::info("worker {}: exiting after {} leases ({} accepted, {} rejected)", options.name, stats.leases,
+               stats.accepted, stats.rejected);
+  if (!status.ok()) {
+    std::cerr << "lanlm-worker: " << status.ToString() << "\n";
+    return 1;
+  }
+  return 0;
+}
