@@ -76,7 +76,8 @@ int RunTokenizerTrain(const Args& args) {
               tokenizer->merge_count(), text->size(), FormatFixed(seconds, 3).c_str(), Hex16(tokenizer->Hash()).c_str(),
               out.c_str());
   if (tokenizer->vocab_size() < vocab_size) {
-    std::printf("note: stopped at %d tokens: no pair of adjacent symbols occurs twice any more\n", tokenizer->vocab_size());
+    std::printf("note: stopped at %d tokens: no pair of adjacent symbols occurs twice any more\n",
+                tokenizer->vocab_size());
   }
   return kExitOk;
 }

@@ -38,7 +38,8 @@ Status SamplingOptions::Validate() const {
   }
   if (top_k < 0) return InvalidArgumentError("top_k = " + std::to_string(top_k) + " is below 0 (0 = no limit)");
   if (top_k > kMaxVocab) {
-    return InvalidArgumentError("top_k = " + std::to_string(top_k) + " exceeds kMaxVocab = " + std::to_string(kMaxVocab));
+    return InvalidArgumentError("top_k = " + std::to_string(top_k) +
+                                " exceeds kMaxVocab = " + std::to_string(kMaxVocab));
   }
   if (!IsFiniteBits(top_p) || !(top_p > 0.0f && top_p <= 1.0f)) {
     return InvalidArgumentError("top_p = " + Num(top_p) + " is outside (0, 1]");
@@ -85,11 +86,26 @@ SampledToken SampleToken(const float* logits, int vocab, const SamplingOptions& 
   const float top_p = IsFiniteBits(options.top_p) && options.top_p > 0.0f ? std::min(options.top_p, 1.0f) : 1.0f;
   int m = n;  // support size: the first m tokens in (weight desc, id asc) order
   if (top_p < 1.0f) {
-    std::partial_sort(sorted, sorted + n, sorted + vocab, std::greater<float>());
+    // Only the candidates need sorting. Without top-k, tokens lighter than
+    // tau = (1 - top_p) * total / vocab can never reach the top-p prefix: all of them together
+    // weigh less than (1 - top_p) * total, so the heavier ones (which come first) reach top_p.
+    int candidates = n;
     double top_k_sum = 0.0;
-    for (int j = 0; j < n; ++j) top_k_sum += sorted[j];
+    if (n == vocab) {
+      for (int i = 0; i < vocab; ++i) top_k_sum += w[i];
+      const auto tau = static_cast<float>((1.0 - top_p) * top_k_sum / vocab);
+      candidates = 0;
+      for (int i = 0; i < vocab; ++i) {
+        if (w[i] >= tau) sorted[candidates++] = w[i];
+      }
+      std::sort(sorted, sorted + candidates, std::greater<float>());
+    } else {
+      std::partial_sort(sorted, sorted + n, sorted + vocab, std::greater<float>());
+      for (int j = 0; j < n; ++j) top_k_sum += sorted[j];
+    }
+    m = candidates;  // also when rounding keeps the sum just short of top_p
     double cumulative = 0.0;
-    for (int j = 0; j < n; ++j) {
+    for (int j = 0; j < candidates; ++j) {
       cumulative += sorted[j];
       if (cumulative >= top_p * top_k_sum) {
         m = j + 1;

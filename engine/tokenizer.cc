@@ -65,7 +65,8 @@ Status BpeTokenizer::Build() {
   for (size_t i = 4; i < n; ++i) {
     const auto id = static_cast<int32_t>(i);
     const bool word_end = kinds_[i] == kWordEnd;
-    if (kinds_[i] == kSpecial) return InvalidArgumentError("token " + std::to_string(i) + " is special; only ids 0-3 may be");
+    if (kinds_[i] == kSpecial)
+      return InvalidArgumentError("token " + std::to_string(i) + " is special; only ids 0-3 may be");
     decoded_[i] = word_end ? texts_[i] + " " : texts_[i];
     if (!token_ids_.emplace(TokenKey(texts_[i], word_end), id).second) {
       return InvalidArgumentError("token " + std::to_string(i) + " duplicates an earlier token");

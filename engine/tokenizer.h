@@ -27,7 +27,9 @@ inline constexpr int32_t kEosId = 3;
 class BpeTokenizer {
  public:
   // Learns merges from `text` until the vocabulary holds `vocab_size` tokens (or no pair occurs
-  // twice). INVALID_ARGUMENT when vocab_size is below 4 + the alphabet or above kMaxVocab.
+  // twice). INVALID_ARGUMENT when vocab_size is below the base vocabulary (4 special tokens,
+  // "\n", " ", and each character of the text with and without "</w>": 6 + 2 x alphabet) or
+  // above kMaxVocab. Deterministic: the same text and vocab_size give the same merges.
   static StatusOr<BpeTokenizer> Train(std::string_view text, int vocab_size);
 
   // Text format (documented in tokenizer.cc): a header line and one token / merge per line.
@@ -41,7 +43,9 @@ class BpeTokenizer {
   // Decoding of ids outside [0, vocab_size) yields "" for that id (never a crash);
   // special tokens decode to "".
   std::string Decode(const int32_t* ids, int64_t n) const;
-  std::string Decode(const std::vector<int32_t>& ids) const { return Decode(ids.data(), static_cast<int64_t>(ids.size())); }
+  std::string Decode(const std::vector<int32_t>& ids) const {
+    return Decode(ids.data(), static_cast<int64_t>(ids.size()));
+  }
   // The text one token contributes when decoded (with "</w>" already turned into " ").
   const std::string& TokenText(int32_t id) const;
 
@@ -74,13 +78,13 @@ class BpeTokenizer {
   // Applies merges by rank (lowest first, leftmost first among equal ranks) in place.
   void ApplyMerges(std::vector<int32_t>& symbols) const;
 
-  std::vector<std::string> tokens_;   // raw token strings, "</w>" included
-  std::vector<std::string> texts_;    // token text without "</w>" (specials: their name)
-  std::vector<uint8_t> kinds_;        // Kind per id
-  std::vector<std::string> decoded_;  // TokenText() per id
-  std::vector<std::pair<int32_t, int32_t>> merges_;  // in rank order
+  std::vector<std::string> tokens_;                     // raw token strings, "</w>" included
+  std::vector<std::string> texts_;                      // token text without "</w>" (specials: their name)
+  std::vector<uint8_t> kinds_;                          // Kind per id
+  std::vector<std::string> decoded_;                    // TokenText() per id
+  std::vector<std::pair<int32_t, int32_t>> merges_;     // in rank order
   std::unordered_map<std::string, int32_t> token_ids_;  // TokenKey -> id (non-special tokens)
-  std::unordered_map<uint64_t, MergeInfo> merge_info_;   // PairKey(left, right) -> rank, result
+  std::unordered_map<uint64_t, MergeInfo> merge_info_;  // PairKey(left, right) -> rank, result
   std::unordered_map<uint32_t, std::pair<int32_t, int32_t>> char_ids_;  // code point -> (piece, word-end), -1 if absent
   int32_t newline_id_ = -1;
   int32_t space_id_ = -1;

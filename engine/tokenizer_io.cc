@@ -35,11 +35,21 @@ void AppendEscaped(std::string_view text, std::string& out) {
   for (const char ch : text) {
     const auto c = static_cast<unsigned char>(ch);
     switch (c) {
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
-      case ' ': out += "\\s"; break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case ' ':
+        out += "\\s";
+        break;
       default:
         if (c < 0x20 || c == 0x7f) {
           out += "\\x";
@@ -103,11 +113,21 @@ bool Unescape(std::string_view in, std::string& out, std::string& error) {
     }
     const char e = in[++i];
     switch (e) {
-      case '\\': out += '\\'; break;
-      case 'n': out += '\n'; break;
-      case 't': out += '\t'; break;
-      case 'r': out += '\r'; break;
-      case 's': out += ' '; break;
+      case '\\':
+        out += '\\';
+        break;
+      case 'n':
+        out += '\n';
+        break;
+      case 't':
+        out += '\t';
+        break;
+      case 'r':
+        out += '\r';
+        break;
+      case 's':
+        out += ' ';
+        break;
       case 'x': {
         const int hi = i + 1 < in.size() ? HexValue(in[i + 1]) : -1;
         const int lo = i + 2 < in.size() ? HexValue(in[i + 2]) : -1;
@@ -152,7 +172,8 @@ class LineReader {
   // The next line without its "\n"; `what` names the expected content for the error.
   StatusOr<std::string_view> Next(const std::string& what) {
     ++line_;
-    if (pos_ >= data_.size()) return Error("missing " + what + " (the data ends after line " + std::to_string(line_ - 1) + ")");
+    if (pos_ >= data_.size())
+      return Error("missing " + what + " (the data ends after line " + std::to_string(line_ - 1) + ")");
     const size_t end = data_.find('\n', pos_);
     if (end == std::string_view::npos) return Error("truncated " + what + " (no line break at the end of the data)");
     const std::string_view line = data_.substr(pos_, end - pos_);
@@ -220,7 +241,8 @@ StatusOr<BpeTokenizer> BpeTokenizer::Deserialize(std::string_view data) {
     return reader.Error("field 'version' = " + std::to_string(version) + " is not supported (expected " +
                         std::to_string(kFormatVersion) + ")");
   }
-  if (n_tokens < 6) return reader.Error("field 'tokens' = " + std::to_string(n_tokens) + " is below 6 (4 special, \\n, space)");
+  if (n_tokens < 6)
+    return reader.Error("field 'tokens' = " + std::to_string(n_tokens) + " is below 6 (4 special, \\n, space)");
   // Every token line takes at least 4 bytes ("c x\n"), every merge line 4 ("4 5\n"): counts
   // that the remaining data cannot hold are rejected before anything is reserved.
   const auto need = static_cast<uint64_t>(n_tokens) * 4 + static_cast<uint64_t>(n_merges) * 4;
@@ -288,13 +310,14 @@ StatusOr<BpeTokenizer> BpeTokenizer::Deserialize(std::string_view data) {
       }
       const int64_t id = ids[s];
       if (id < 4 || t.texts_[id] == "\n" || (s == 0 && t.kinds_[id] == kWordEnd)) {
-        return reader.Error(where + ", field '" + side[s] + "' = " + std::to_string(id) + " (" +
-                            Quote(t.tokens_[id]) + ") cannot be the " + side[s] + " side of a merge");
+        return reader.Error(where + ", field '" + side[s] + "' = " + std::to_string(id) + " (" + Quote(t.tokens_[id]) +
+                            ") cannot be the " + side[s] + " side of a merge");
       }
     }
     const auto left = static_cast<int32_t>(ids[0]), right = static_cast<int32_t>(ids[1]);
     if (AllSpaces(t.texts_[left]) != AllSpaces(t.texts_[right])) {
-      return reader.Error(where + " joins spaces with non-spaces: " + Quote(t.tokens_[left]) + " + " + Quote(t.tokens_[right]));
+      return reader.Error(where + " joins spaces with non-spaces: " + Quote(t.tokens_[left]) + " + " +
+                          Quote(t.tokens_[right]));
     }
     const std::string joined = t.texts_[left] + t.texts_[right];
     if (t.token_ids_.find(TokenKey(joined, t.kinds_[right] == kWordEnd)) == t.token_ids_.end()) {
@@ -325,8 +348,8 @@ StatusOr<BpeTokenizer> BpeTokenizer::LoadFromFile(const std::string& path) {
   const std::streamoff size = in.tellg();
   if (size < 0) return UnavailableError("cannot read tokenizer file '" + path + "'");
   if (size > kMaxFileBytes) {
-    return InvalidArgumentError("tokenizer file '" + path + "' has " + std::to_string(size) + " bytes, above the limit " +
-                                std::to_string(kMaxFileBytes));
+    return InvalidArgumentError("tokenizer file '" + path + "' has " + std::to_string(size) +
+                                " bytes, above the limit " + std::to_string(kMaxFileBytes));
   }
   in.seekg(0, std::ios::beg);
   std::string data(static_cast<size_t>(size), '\0');

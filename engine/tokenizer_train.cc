@@ -39,8 +39,8 @@ struct Candidate {
 
 StatusOr<BpeTokenizer> BpeTokenizer::Train(std::string_view text, int vocab_size) {
   if (vocab_size > kMaxVocab) {
-    return InvalidArgumentError("vocab_size = " + std::to_string(vocab_size) + " exceeds kMaxVocab = " +
-                                std::to_string(kMaxVocab));
+    return InvalidArgumentError("vocab_size = " + std::to_string(vocab_size) +
+                                " exceeds kMaxVocab = " + std::to_string(kMaxVocab));
   }
   // 1. Distinct words ([1]: followed by a consumed space, so their last symbol is "</w>").
   PieceTable table;

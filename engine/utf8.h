@@ -34,8 +34,8 @@ inline int Utf8Decode(const unsigned char* p, size_t n, uint32_t* cp) {
   }
   if (b0 >= 0xf0 && b0 <= 0xf4) {
     if (!cont(1) || !cont(2) || !cont(3)) return 0;
-    const uint32_t c = (uint32_t(b0 & 0x07) << 18) | (uint32_t(p[1] & 0x3f) << 12) | (uint32_t(p[2] & 0x3f) << 6) |
-                       (p[3] & 0x3f);
+    const uint32_t c =
+        (uint32_t(b0 & 0x07) << 18) | (uint32_t(p[1] & 0x3f) << 12) | (uint32_t(p[2] & 0x3f) << 6) | (p[3] & 0x3f);
     if (c < 0x10000 || c > 0x10ffff) return 0;  // overlong or beyond Unicode
     *cp = c;
     return 4;

@@ -23,14 +23,13 @@ class OfflineTokenizerTest : public ::testing::Test {
     dir_ = (fs::temp_directory_path() / ("lanlm_offline_tokenizer_" + std::to_string(::getpid()))).string();
     fs::create_directories(dir_);
     corpus_ = dir_ + "/corpus.txt";
-    Write(corpus_, "In the beginning God created the heaven and the earth.\n"
-                   "And the earth was without form, and void.\n  And God said, Let there be light.\n");
+    Write(corpus_,
+          "In the beginning God created the heaven and the earth.\n"
+          "And the earth was without form, and void.\n  And God said, Let there be light.\n");
   }
   void TearDown() override { fs::remove_all(dir_); }
 
-  static void Write(const std::string& path, const std::string& data) {
-    std::ofstream(path, std::ios::binary) << data;
-  }
+  static void Write(const std::string& path, const std::string& data) { std::ofstream(path, std::ios::binary) << data; }
   // Runs f(args) and returns {exit code, stdout, stderr}.
   template <typename F>
   static std::tuple<int, std::string, std::string> Run(F f, const Args& args) {
@@ -49,7 +48,8 @@ class OfflineTokenizerTest : public ::testing::Test {
 
 TEST_F(OfflineTokenizerTest, TrainWritesTheTokenizerAndReportsIt) {
   const std::string out = dir_ + "/t.bpe";
-  auto [code, stdout_text, stderr_text] = Run(RunTokenizerTrain, {"--corpus", corpus_, "--vocab-size", "60", "--out", out});
+  auto [code, stdout_text, stderr_text] =
+      Run(RunTokenizerTrain, {"--corpus", corpus_, "--vocab-size", "60", "--out", out});
   ASSERT_EQ(code, 0) << stderr_text;
   auto t = engine::BpeTokenizer::LoadFromFile(out);
   ASSERT_TRUE(t.ok()) << t.status().ToString();

@@ -5,8 +5,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <random>
 #include <set>
 #include <string>
 #include <vector>
@@ -123,6 +125,50 @@ TEST(SamplingTest, TopPRestrictsTheSupport) {
   EXPECT_EQ(three[3], 0.0);
   const auto one = Frequencies(logits, Options(1.0f, 2, 0.5f), 2000);
   EXPECT_NEAR(one[0], 1.0, 1e-9);
+}
+
+// The support of top-k then top-p, computed independently: sort by logit, keep k, then the
+// shortest prefix whose renormalised probability reaches top_p. Draws must stay inside it.
+TEST(SamplingTest, DrawsStayInsideTheReferenceSupport) {
+  std::mt19937 rng(99);
+  std::normal_distribution<float> normal(0.0f, 3.0f);
+  std::vector<float> scratch;
+  int checked = 0;
+  for (int trial = 0; trial < 120; ++trial) {
+    const int vocab = 50 + static_cast<int>(rng() % 2000);
+    std::vector<float> logits(vocab);
+    for (float& l : logits) l = normal(rng);
+    const float temperature = std::vector<float>{0.3f, 1.0f, 2.0f}[trial % 3];
+    const int top_k = std::vector<int>{0, 1, 5, 60}[trial % 4];
+    const float top_p = std::vector<float>{0.2f, 0.9f, 0.99f, 1.0f, 0.5f}[trial % 5];
+    std::vector<int> order(vocab);
+    for (int i = 0; i < vocab; ++i) order[i] = i;
+    std::sort(order.begin(), order.end(), [&](int a, int b) { return logits[a] > logits[b]; });
+    const int n = top_k > 0 ? std::min(top_k, vocab) : vocab;
+    std::vector<double> p(n);
+    double sum = 0.0;
+    for (int j = 0; j < n; ++j) sum += p[j] = std::exp((logits[order[j]] - logits[order[0]]) / temperature);
+    int m = n;
+    double cumulative = 0.0;
+    bool near_boundary = false;
+    for (int j = 0; j < n; ++j) {
+      cumulative += p[j] / sum;
+      near_boundary = near_boundary || std::abs(cumulative - top_p) < 1e-4;
+      if (cumulative >= top_p) {
+        m = j + 1;
+        break;
+      }
+    }
+    if (near_boundary && top_p < 1.0f) continue;  // float rounding may legitimately move the cut
+    const std::set<int> support(order.begin(), order.begin() + m);
+    for (uint64_t index = 0; index < 40; ++index) {
+      const SampledToken s =
+          SampleToken(logits.data(), vocab, Options(temperature, top_k, top_p, trial), index, scratch);
+      ASSERT_TRUE(support.count(s.id)) << "trial " << trial << " id " << s.id << " support size " << m;
+    }
+    ++checked;
+  }
+  EXPECT_GT(checked, 100);
 }
 
 TEST(SamplingTest, TiesAreBrokenByLowerId) {

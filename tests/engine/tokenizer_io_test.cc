@@ -1,6 +1,7 @@
 // BpeTokenizer's text format: round trips (memory and file), rejection of malformed data with
 // messages that name the line, and fuzzing of Deserialize and Encode with random bytes.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -8,8 +9,6 @@
 #include <random>
 #include <string>
 #include <vector>
-
-#include <unistd.h>
 
 #include "engine/hash.h"
 #include "engine/tokenizer.h"
@@ -47,8 +46,9 @@ TEST(TokenizerIoTest, SerializeDeserializeRoundTrip) {
 
 TEST(TokenizerIoTest, FileRoundTrip) {
   const BpeTokenizer t = Sample();
-  const std::string path = (std::filesystem::temp_directory_path() /
-                            ("lanlm_tokenizer_io_test_" + std::to_string(::getpid()) + ".bpe")).string();
+  const std::string path =
+      (std::filesystem::temp_directory_path() / ("lanlm_tokenizer_io_test_" + std::to_string(::getpid()) + ".bpe"))
+          .string();
   ASSERT_TRUE(t.SaveToFile(path).ok());
   auto back = BpeTokenizer::LoadFromFile(path);
   std::remove(path.c_str());
@@ -62,12 +62,12 @@ TEST(TokenizerIoTest, FileRoundTrip) {
 // The smallest valid file: base tokens for the alphabet {a, b} and one merge a + b = "ab".
 const char kSmall[] =
     "lanlm-bpe version=1 tokens=11 merges=1\n"  // line 1
-    "s <pad>\ns <unk>\ns <bos>\ns <eos>\n"         // lines 2-5
-    "c \\n\n"                                       // line 6
-    "c \\s\n"                                       // line 7
-    "c a\nc b\ne a\ne b\n"                          // lines 8-11
-    "c ab\n"                                        // line 12
-    "6 7\n";                                        // line 13
+    "s <pad>\ns <unk>\ns <bos>\ns <eos>\n"      // lines 2-5
+    "c \\n\n"                                   // line 6
+    "c \\s\n"                                   // line 7
+    "c a\nc b\ne a\ne b\n"                      // lines 8-11
+    "c ab\n"                                    // line 12
+    "6 7\n";                                    // line 13
 
 std::string Replace(std::string s, const std::string& from, const std::string& to) {
   const size_t at = s.find(from);
@@ -119,7 +119,8 @@ TEST(TokenizerIoTest, RejectsMalformedDataNamingTheLine) {
   ExpectRejected(Replace(ok, "6 7\n", "8 7\n"), "line 13: merge 0, field 'left' = 8 ('a</w>') cannot be the left side");
   ExpectRejected(Replace(ok, "6 7\n", "2 7\n"), "line 13: merge 0, field 'left' = 2");
   ExpectRejected(Replace(ok, "6 7\n", "5 7\n"), "line 13: merge 0 joins spaces with non-spaces");
-  ExpectRejected(Replace(Replace(ok, "merges=1", "merges=2"), "6 7\n", "6 7\n6 7\n"), "line 14: merge 1 repeats merge 0");
+  ExpectRejected(Replace(Replace(ok, "merges=1", "merges=2"), "6 7\n", "6 7\n6 7\n"),
+                 "line 14: merge 1 repeats merge 0");
   ExpectRejected(ok + "junk\n", "line 14: unexpected data after the last merge");
   ExpectRejected(ok.substr(0, ok.size() - 1), "line 13: truncated merge 0 (no line break");
   ExpectRejected(ok.substr(0, ok.size() - 2), "line 13: truncated merge 0");
@@ -153,9 +154,17 @@ TEST(TokenizerIoTest, FuzzDeserializeAndEncode) {
   for (int trial = 0; trial < 3000; ++trial) {
     std::string data;
     switch (trial % 3) {
-      case 0: data = random_bytes(rng() % 200); break;
-      case 1: data = valid; for (int k = 0; k < 1 + static_cast<int>(rng() % 4); ++k) data[rng() % data.size()] = static_cast<char>(rng()); break;
-      default: data = kSmall; data[rng() % data.size()] = "0123456789 \n\\abcsex"[rng() % 20]; break;
+      case 0:
+        data = random_bytes(rng() % 200);
+        break;
+      case 1:
+        data = valid;
+        for (int k = 0; k < 1 + static_cast<int>(rng() % 4); ++k) data[rng() % data.size()] = static_cast<char>(rng());
+        break;
+      default:
+        data = kSmall;
+        data[rng() % data.size()] = "0123456789 \n\\abcsex"[rng() % 20];
+        break;
     }
     const auto t = BpeTokenizer::Deserialize(data);
     if (!t.ok()) continue;

@@ -31,9 +31,26 @@ const char kMixedCorpus[] =
 TEST(TokenizerTest, RoundTripsTextOfKnownCharacters) {
   const BpeTokenizer t = TrainOrDie(kMixedCorpus, 200);
   const std::vector<std::string> texts = {
-      "",        " ",          "  ",      "\n",          "\n\n",         "a",          "a ",
-      " a",      "a  b",       "a   b  ", "hello world", "the end",      "ends without a space",
-      "\ttab\t", "héllo wörld 日本語 🙂", "🙂🙂 🙂", "line one\nline two\n", " \n \n", "x\r\ny", "THE  QUICK\t\n",
+      "",
+      " ",
+      "  ",
+      "\n",
+      "\n\n",
+      "a",
+      "a ",
+      " a",
+      "a  b",
+      "a   b  ",
+      "hello world",
+      "the end",
+      "ends without a space",
+      "\ttab\t",
+      "héllo wörld 日本語 🙂",
+      "🙂🙂 🙂",
+      "line one\nline two\n",
+      " \n \n",
+      "x\r\ny",
+      "THE  QUICK\t\n",
   };
   for (const std::string& text : texts) {
     const Ids ids = t.Encode(text);
@@ -45,7 +62,8 @@ TEST(TokenizerTest, RoundTripsTextOfKnownCharacters) {
 
 TEST(TokenizerTest, RoundTripsRandomTextOverTheAlphabet) {
   const BpeTokenizer t = TrainOrDie(kMixedCorpus, 150);
-  const std::vector<std::string> pieces = {"a", "b", "e", "h", "t", " ", " ", "\n", "\t", "é", "日", "🙂", "the", "  "};
+  const std::vector<std::string> pieces = {"a",  "b",  "e", "h",  "t",    " ",   " ",
+                                           "\n", "\t", "é", "日", "🙂", "the", "  "};
   std::mt19937 rng(7);
   for (int trial = 0; trial < 300; ++trial) {
     std::string text;
@@ -82,7 +100,7 @@ TEST(TokenizerTest, UnknownCharactersAndInvalidBytesBecomeUnk) {
   // The space after a word that ends in an unknown character survives as a " " token.
   EXPECT_EQ(t.Encode("ac b"), (Ids{6, kUnkId, 5, 7}));
   EXPECT_EQ(t.Decode(t.Encode("ac b")), "a b");
-  EXPECT_EQ(t.Encode("a\xff" "b"), (Ids{6, kUnkId, 7}));
+  EXPECT_EQ(t.Encode(std::string("a\xff") + "b"), (Ids{6, kUnkId, 7}));
   // Each byte of a broken sequence is one <unk>: a truncated 3-byte sequence, an overlong
   // '/', a surrogate, and a lone continuation byte.
   EXPECT_EQ(t.Encode("\xe6\x97"), (Ids{kUnkId, kUnkId}));

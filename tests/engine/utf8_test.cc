@@ -18,9 +18,17 @@ TEST(Utf8Test, DecodesValidSequences) {
     const char* bytes;
     uint32_t cp;
     int len;
-  } cases[] = {{"A", 0x41, 1},           {"\x7f", 0x7f, 1},         {"\xc2\x80", 0x80, 2},   {"é", 0xe9, 2},
-               {"\xdf\xbf", 0x7ff, 2},   {"\xe0\xa0\x80", 0x800, 3}, {"日", 0x65e5, 3},        {"\xef\xbf\xbf", 0xffff, 3},
-               {"\xf0\x90\x80\x80", 0x10000, 4}, {"🙂", 0x1f642, 4},  {"\xf4\x8f\xbf\xbf", 0x10ffff, 4}};
+  } cases[] = {{"A", 0x41, 1},
+               {"\x7f", 0x7f, 1},
+               {"\xc2\x80", 0x80, 2},
+               {"é", 0xe9, 2},
+               {"\xdf\xbf", 0x7ff, 2},
+               {"\xe0\xa0\x80", 0x800, 3},
+               {"日", 0x65e5, 3},
+               {"\xef\xbf\xbf", 0xffff, 3},
+               {"\xf0\x90\x80\x80", 0x10000, 4},
+               {"🙂", 0x1f642, 4},
+               {"\xf4\x8f\xbf\xbf", 0x10ffff, 4}};
   for (const auto& c : cases) {
     uint32_t cp = 0;
     EXPECT_EQ(Decode(c.bytes, &cp), c.len) << c.bytes;
@@ -35,9 +43,9 @@ TEST(Utf8Test, DecodesValidSequences) {
 }
 
 TEST(Utf8Test, RejectsMalformedSequences) {
-  for (const char* bad : {"\x80", "\xbf", "\xc0\xaf", "\xc1\xbf", "\xc2", "\xc2\x41", "\xe0\x80\xaf", "\xe0\x9f\xbf",
-                          "\xed\xa0\x80", "\xed\xbf\xbf", "\xe6\x97", "\xf0\x8f\xbf\xbf", "\xf4\x90\x80\x80",
-                          "\xf5\x80\x80\x80", "\xff", "\xfe"}) {
+  for (const char* bad :
+       {"\x80", "\xbf", "\xc0\xaf", "\xc1\xbf", "\xc2", "\xc2\x41", "\xe0\x80\xaf", "\xe0\x9f\xbf", "\xed\xa0\x80",
+        "\xed\xbf\xbf", "\xe6\x97", "\xf0\x8f\xbf\xbf", "\xf4\x90\x80\x80", "\xf5\x80\x80\x80", "\xff", "\xfe"}) {
     uint32_t cp = 0;
     EXPECT_EQ(Decode(bad, &cp), 0) << "accepted " << ::testing::PrintToString(std::string(bad));
     EXPECT_FALSE(IsValidUtf8(bad));
