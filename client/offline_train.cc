@@ -322,6 +322,12 @@ int Train(const TrainFlags& t, const FlagSet& flags) {
   if (t.schedule != "cosine" && t.schedule != "constant") {
     return Fail(kCommand, "--schedule " + t.schedule + ": expected cosine or constant", kExitUsage);
   }
+  // Fail now, not after hours of training, when the checkpoint cannot be written.
+  const size_t slash = t.out.rfind('/');
+  const std::string out_dir = slash == std::string::npos ? "." : slash == 0 ? "/" : t.out.substr(0, slash);
+  if (::access(out_dir.c_str(), W_OK) != 0) {
+    return Fail(kCommand, "--out " + t.out + ": folder " + out_dir + " does not exist or is not writable");
+  }
   auto prepared = t.resume.empty() ? PrepareFresh(t, flags) : PrepareResume(t, flags);
   if (!prepared.ok()) {
     // Values that contradict each other or the checkpoint are usage errors; files are failures.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Writes the default training corpus, the King James Bible (public domain, ~4 MB), to
 # data/kjv.txt from Debian's bible-kjv package. Idempotent: does nothing when the file exists.
-#   deploy/fetch-corpus.sh [OUT]    (default OUT: data/kjv.txt under the repository root)
+#   deploy/fetch-corpus.sh [OUT]    (default OUT: data/kjv.txt in the repository)
 #
 # `bible` prints chapter headings ("Genesis 1"), verse numbers ("  1 In the beginning ...")
 # and wraps lines at 80 columns. We keep only the text, one verse per line, with a blank line
@@ -9,8 +9,7 @@
 # noise in generated text, and the 80-column breaks are layout, not language (they would
 # teach the model to break lines mid-sentence at random).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-out="${1:-data/kjv.txt}"
+out="${1:-$(dirname "$0")/../data/kjv.txt}"  # a relative OUT is relative to the caller's folder
 [[ -s "$out" ]] && exit 0
 
 if ! command -v bible >/dev/null; then

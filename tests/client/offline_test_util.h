@@ -54,7 +54,7 @@ inline std::string Slurp(const std::string& path) {
   return ss.str();
 }
 
-inline std::string GenesisPath() { return std::string(LANLM_SOURCE_DIR) + "/tests/data/genesis.txt"; }
+inline std::string GenesisPath() { return LANLM_SOURCE_DIR "/tests/data/genesis.txt"; }
 
 // A fresh folder per test, removed at the end.
 class ScratchDir {
