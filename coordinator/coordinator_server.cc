@@ -53,8 +53,9 @@ StatusOr<std::unique_ptr<TrainingServer>> TrainingServer::Start(const Coordinato
                                              [self](const RunResult& result) { self->done_.set_value(result); });
   self->cluster_service_ = std::make_unique<ClusterService>(std::move(identity), self->io_, *self->run_);
   TrainingRun* run = self->run_.get();
+  if (extra) self->extras_ = extra([run] { return run->Snapshot(); }, *self->pool_);
   const std::string config_text = run->options().model.ToString();
-  self->status_service_ = std::make_unique<StatusService>([run, config_text](v1::GetStatusReply* reply) {
+  self->status_service_ = std::make_unique<StatusService>([run, config_text, self](v1::GetStatusReply* reply) {
     const RunStatus status = run->status();
     reply->set_mode(status.mode);
     reply->set_step(status.step);
@@ -66,6 +67,7 @@ StatusOr<std::unique_ptr<TrainingServer>> TrainingServer::Start(const Coordinato
     char hex[17];
     std::snprintf(hex, sizeof(hex), "%016" PRIx64, status.fingerprint);
     reply->set_fingerprint(hex);
+    if (self->extras_.fill_status) self->extras_.fill_status(reply);
   });
 
   grpc::ServerBuilder builder;
@@ -73,10 +75,7 @@ StatusOr<std::unique_ptr<TrainingServer>> TrainingServer::Start(const Coordinato
   builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &self->port_);
   builder.RegisterService(self->cluster_service_.get());
   builder.RegisterService(self->status_service_.get());
-  if (extra) {
-    self->extra_services_ = extra([run] { return run->Snapshot(); });
-    for (auto& service : self->extra_services_) builder.RegisterService(service.get());
-  }
+  for (auto& service : self->extras_.services) builder.RegisterService(service.get());
   self->server_ = builder.BuildAndStart();
   if (!self->server_ || self->port_ == 0) {
     return UnavailableError("cannot listen on --listen=" + options.listen);
@@ -103,6 +102,7 @@ RunResult TrainingServer::Wait() {
   if (waited_) return result_;
   waited_ = true;
   result_ = done_future_.get();
+  if (extras_.before_shutdown) extras_.before_shutdown();
   // Let the Shutdown messages and stream ends reach the workers, then cut what is left.
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(3));
   if (signals_) signals_->cancel();

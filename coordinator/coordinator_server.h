@@ -25,8 +25,14 @@
 
 namespace lanlm::coordinator {
 
-// Builds extra services (e.g. Generate) that read parameters through the snapshot source.
-using ExtraServices = std::function<std::vector<std::unique_ptr<grpc::Service>>(SnapshotSource)>;
+// Services hosted next to the coordinator's own (e.g. Generate), reading parameters through
+// the snapshot source and sharing the process's engine pool.
+struct Extras {
+  std::vector<std::unique_ptr<grpc::Service>> services;
+  std::function<void(v1::GetStatusReply*)> fill_status;  // optional: adds e.g. sessions
+  std::function<void()> before_shutdown;                  // optional: runs before Server::Shutdown
+};
+using ExtraServices = std::function<Extras(SnapshotSource, engine::ThreadPool&)>;
 
 // Common server settings: message size limits, health service and reflection.
 void ConfigureBuilder(grpc::ServerBuilder& builder);
@@ -56,7 +62,7 @@ class TrainingServer {
   std::unique_ptr<TrainingRun> run_;
   std::unique_ptr<ClusterService> cluster_service_;
   std::unique_ptr<StatusService> status_service_;
-  std::vector<std::unique_ptr<grpc::Service>> extra_services_;
+  Extras extras_;
   std::unique_ptr<grpc::Server> server_;
   std::thread loop_;
   std::promise<RunResult> done_;

@@ -12,6 +12,7 @@
 
 #include "coordinator/coordinator_server.h"
 #include "coordinator/local_run.h"
+#include "coordinator/serve_server.h"
 #include "coordinator/run_config.h"
 #include "engine/base/flags.h"
 
@@ -31,13 +32,20 @@ int main(int argc, char** argv) {
     std::cerr << "lanlm-coordinator: " << parsed.ToString() << "\n";
     return 2;
   }
+  const coordinator::ExtraServices extras = nullptr;  // Generate joins here once it lands
   if (flags.help_requested()) {
     std::cout << flags.Help();
     return 0;
   }
   if (options.serve) {
-    std::cerr << "lanlm-coordinator: --serve needs the Generate service, which this build does not have yet\n";
-    return 2;
+    auto server = coordinator::ServeServer::Start(options.checkpoint, options.listen, options.threads,
+                                                  /*handle_signals=*/true, extras);
+    if (!server.ok()) {
+      std::cerr << "lanlm-coordinator: " << server.status().ToString() << "\n";
+      return server.status().code() == StatusCode::kInvalidArgument ? 2 : 1;
+    }
+    spdlog::info("stopping: {}", (*server)->Wait());
+    return 0;
   }
   if (local) {
     auto result = coordinator::RunLocal(options, flags.WasSet("steps"));
@@ -49,7 +57,7 @@ int main(int argc, char** argv) {
                 result->loss, result->checkpoint.empty() ? "-" : result->checkpoint.c_str(), result->fingerprint);
     return 0;
   }
-  auto server = coordinator::TrainingServer::Start(options, flags.WasSet("steps"), /*handle_signals=*/true);
+  auto server = coordinator::TrainingServer::Start(options, flags.WasSet("steps"), /*handle_signals=*/true, extras);
   if (!server.ok()) {
     std::cerr << "lanlm-coordinator: " << server.status().ToString() << "\n";
     return server.status().code() == StatusCode::kInvalidArgument ? 2 : 1;

@@ -6,6 +6,7 @@
 
 #include "tests/integration/cluster_harness.h"
 
+#include "coordinator/serve_server.h"
 #include "engine/checkpoint.h"
 #include "protos/status.grpc.pb.h"
 
@@ -248,6 +249,43 @@ TEST_F(ClusterTest, WaitsForMinWorkersAndStopsGracefully) {
   ASSERT_TRUE(checkpoint.ok()) << checkpoint.status().ToString();
   EXPECT_EQ(checkpoint->step, result.step);
   workers.StopAll();  // told "not finished", they would reconnect; stop them
+}
+
+TEST_F(ClusterTest, ServeModeReportsTheCheckpoint) {
+  auto options = TinyOptions(corpus_, 2);
+  options.checkpoint_dir = dir_ + "/ckpt";
+  std::string checkpoint;
+  uint64_t fingerprint = 0;
+  {
+    auto server = StartServer(options);
+    ASSERT_TRUE(server);
+    WorkerGroup workers(server->port(), 1, 1);
+    const auto result = server->Wait();
+    checkpoint = result.checkpoint;
+    fingerprint = result.fingerprint;
+  }
+  ASSERT_FALSE(checkpoint.empty());
+  auto served = coordinator::ServeServer::Start(checkpoint, "127.0.0.1:0", 1, false, nullptr);
+  ASSERT_TRUE(served.ok()) << served.status().ToString();
+  auto channel =
+      grpc::CreateChannel("127.0.0.1:" + std::to_string((*served)->port()), grpc::InsecureChannelCredentials());
+  auto stub = v1::ClusterStatus::NewStub(channel);
+  grpc::ClientContext context;
+  v1::GetStatusReply reply;
+  ASSERT_TRUE(stub->GetStatus(&context, {}, &reply).ok());
+  EXPECT_EQ(reply.mode(), "serving");
+  EXPECT_EQ(reply.step(), 2);
+  EXPECT_EQ(reply.fingerprint(), Hex(fingerprint));
+  // No training here: the Cluster service is absent.
+  RawClient raw((*served)->port());
+  v1::JoinReply join;
+  EXPECT_EQ(raw.Join({}, &join).error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  (*served)->Stop("test");
+  (*served)->Wait();
+  EXPECT_EQ(coordinator::ServeServer::Start(dir_ + "/missing.safetensors", "127.0.0.1:0", 1, false, nullptr)
+                .status()
+                .code(),
+            StatusCode::kNotFound);
 }
 
 }  // namespace
