@@ -15,6 +15,9 @@
 #include "coordinator/serve_server.h"
 #include "coordinator/run_config.h"
 #include "engine/base/flags.h"
+#if LANLM_HAS_GENERATE
+#include "coordinator/generate_service.h"
+#endif
 
 int main(int argc, char** argv) {
   using namespace lanlm;
@@ -25,6 +28,10 @@ int main(int argc, char** argv) {
   bool local = false;
   FlagSet flags("lanlm-coordinator --corpus FILE --cluster-token-file FILE [flags]  |  --serve --checkpoint FILE");
   options.Register(flags);
+#if LANLM_HAS_GENERATE
+  coordinator::GenerateServiceOptions generate_options;
+  generate_options.RegisterFlags(flags);
+#endif
   flags.Bool("local", &local, "train in this process (engine LocalTrainer, --threads threads), no server: the "
              "single-process reference with the same flags and final line");
   const Status parsed = flags.Parse(std::vector<std::string>(argv + 1, argv + argc));
@@ -32,7 +39,29 @@ int main(int argc, char** argv) {
     std::cerr << "lanlm-coordinator: " << parsed.ToString() << "\n";
     return 2;
   }
-  const coordinator::ExtraServices extras = nullptr;  // Generate joins here once it lands
+#if LANLM_HAS_GENERATE
+  if (Status valid = generate_options.Validate(); !valid.ok()) {
+    std::cerr << "lanlm-coordinator: " << valid.ToString() << "\n";
+    return 2;
+  }
+  // Generate reads the newest parameter snapshot and shares the process's engine pool.
+  const coordinator::ExtraServices extras = [&generate_options](coordinator::SnapshotSource snapshots,
+                                                                engine::ThreadPool& pool) {
+    coordinator::Extras extras;
+    auto generate = std::make_unique<coordinator::GenerateService>(std::move(snapshots), generate_options, pool);
+    coordinator::GenerateService* service = generate.get();
+    extras.fill_status = [service](v1::GetStatusReply* reply) {
+      const coordinator::SessionStats stats = service->Stats();
+      reply->set_sessions(stats.sessions);
+      reply->set_kv_cache_bytes(stats.kv_bytes);
+    };
+    extras.before_shutdown = [service] { service->Shutdown(); };
+    extras.services.push_back(std::move(generate));
+    return extras;
+  };
+#else
+  const coordinator::ExtraServices extras = nullptr;  // no Generate service in this tree
+#endif
   if (flags.help_requested()) {
     std::cout << flags.Help();
     return 0;
