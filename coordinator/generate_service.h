@@ -2,7 +2,8 @@
 // Reactors only validate and queue; a few decode threads of the service run prefill and
 // batched next-token steps (engine Decoder::FeedBatch) for all live generations, and write
 // events back with at most one write in flight per stream. Not the session bookkeeping
-// (session_manager.h) nor the generation loop (engine/generation.h).
+// (session_manager.h), the decode threads (generate_scheduler.h) nor the generation loop
+// (engine/generation.h).
 //
 // Wiring (main.cc):
 //   GenerateServiceOptions generate_options;  generate_options.RegisterFlags(flags);
@@ -25,7 +26,7 @@ namespace lanlm::coordinator {
 
 struct GenerateServiceOptions {
   int max_sessions = 64;                      // live sessions (open or awaiting resume)
-  int64_t max_kv_bytes = int64_t{1} << 30;    // KV-cache memory of all sessions together
+  int64_t max_kv_mib = 1024;                  // KV-cache memory of all sessions together (MiB)
   double session_ttl_s = 600.0;               // an idle session is freed this long after its last use
   int64_t max_prompt_bytes = 64 * 1024;       // bytes of prompt text per request
   int decode_threads = 1;                     // threads that run generation steps
@@ -33,7 +34,8 @@ struct GenerateServiceOptions {
   int max_queued_events = 64;                 // per stream; decoding pauses while more are unsent
 
   // --generate-max-sessions, --generate-max-kv-mib, --generate-session-ttl,
-  // --generate-max-prompt-bytes, --generate-decode-threads, --generate-max-batch.
+  // --generate-max-prompt-bytes, --generate-decode-threads, --generate-max-batch,
+  // --generate-max-queued-events.
   void RegisterFlags(FlagSet& flags);
   Status Validate() const;
 };
@@ -43,9 +45,10 @@ struct SessionStats {
   int sessions = 0;         // live sessions
   int generating = 0;       // of those, with a generation running now
   int64_t kv_bytes = 0;     // memory held by their KV caches
+  int largest_batch = 0;    // most sessions advanced in one decoding step so far
 };
 
-class GenerateEngine;  // generate_service.cc: decode threads, scheduler, stream registry
+class GenerateEngine;  // generate_service.cc: sessions, decode threads, stream registry
 
 // Thread-safe. The engine pool is shared with the rest of the process (its ParallelFor calls
 // are serialised), so decoding and training interleave step by step.

@@ -1,0 +1,163 @@
+// Blocking Generate / ClusterStatus client over gRPC's synchronous API.
+#include "client/client_generate.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+
+#include "protos/generate.grpc.pb.h"
+#include "protos/status.grpc.pb.h"
+
+namespace lanlm::client {
+namespace {
+
+Status FromGrpc(const grpc::Status& s) {
+  if (s.ok()) return OkStatus();
+  return Status(static_cast<StatusCode>(s.error_code()), s.error_message());
+}
+
+void SetDeadline(grpc::ClientContext& context, double seconds) {
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                           std::chrono::duration<double>(seconds)));
+}
+
+const char* ReasonName(lanlm::v1::FinishReason reason) {
+  switch (reason) {
+    case lanlm::v1::FINISH_REASON_LENGTH: return "length";
+    case lanlm::v1::FINISH_REASON_EOS: return "eos";
+    case lanlm::v1::FINISH_REASON_STOP_STRING: return "stop string";
+    case lanlm::v1::FINISH_REASON_LOW_CONFIDENCE: return "low confidence";
+    case lanlm::v1::FINISH_REASON_CANCELLED: return "cancelled";
+    case lanlm::v1::FINISH_REASON_EVICTED: return "evicted";
+    default: return "unspecified";
+  }
+}
+
+template <typename Params>
+void FillParams(const GenerateCall& call, Params* request) {
+  auto* sampling = request->mutable_sampling();
+  if (call.temperature) sampling->set_temperature(*call.temperature);
+  if (call.top_k) sampling->set_top_k(*call.top_k);
+  if (call.top_p) sampling->set_top_p(*call.top_p);
+  sampling->set_seed(call.seed);
+  auto* stopping = request->mutable_stopping();
+  if (call.max_new_tokens) stopping->set_max_new_tokens(*call.max_new_tokens);
+  for (const auto& s : call.stop) stopping->add_stop(s);
+  if (call.stop_on_eos) stopping->set_stop_on_eos(*call.stop_on_eos);
+  if (call.confidence_threshold) stopping->set_confidence_threshold(*call.confidence_threshold);
+  request->set_session_id(call.session_id);
+  request->set_prompt(call.prompt);
+}
+
+}  // namespace
+
+GenerateClient::GenerateClient(const std::string& address, double deadline_s)
+    : address_(address),
+      deadline_s_(deadline_s),
+      channel_(grpc::CreateChannel(address, grpc::InsecureChannelCredentials())) {}
+
+GenerateClient::~GenerateClient() = default;
+
+StatusOr<GenerateOutcome> GenerateClient::Generate(const GenerateCall& call,
+                                                   const std::function<void(const std::string&)>& on_text) {
+  lanlm::v1::Generate::Stub stub(channel_);
+  grpc::ClientContext context;
+  SetDeadline(context, deadline_s_);
+  auto stream = stub.Generate(&context);
+  lanlm::v1::GenerateRequest request;
+  if (call.resume) {
+    FillParams(call, request.mutable_continue_session());
+  } else {
+    FillParams(call, request.mutable_start());
+  }
+  GenerateOutcome outcome;
+  bool done = false;
+  if (stream->Write(request)) {
+    lanlm::v1::GenerateEvent event;
+    while (!done && stream->Read(&event)) {
+      switch (event.event_case()) {
+        case lanlm::v1::GenerateEvent::kOpened:
+          outcome.session_id = event.opened().session_id();
+          outcome.parameter_version = event.opened().parameter_version();
+          outcome.model_config = event.opened().model_config();
+          break;
+        case lanlm::v1::GenerateEvent::kToken:
+          outcome.token_ids.push_back(event.token().id());
+          outcome.text += event.token().text();
+          if (on_text && !event.token().text().empty()) on_text(event.token().text());
+          break;
+        case lanlm::v1::GenerateEvent::kDone: {
+          const auto& d = event.done();
+          outcome.text += d.text_delta();
+          if (on_text && !d.text_delta().empty()) on_text(d.text_delta());
+          outcome.finish_reason = ReasonName(d.reason());
+          outcome.prompt_tokens = d.usage().prompt_tokens();
+          outcome.cached_tokens = d.usage().cached_tokens();
+          outcome.generated_tokens = d.usage().generated_tokens();
+          outcome.time_to_first_token_s = d.time_to_first_token_s();
+          outcome.tokens_per_second = d.tokens_per_second();
+          done = true;
+          break;
+        }
+        default: break;
+      }
+    }
+  }
+  if (done && call.close_after) {
+    lanlm::v1::GenerateRequest close;
+    close.mutable_close()->set_session_id(outcome.session_id);
+    lanlm::v1::GenerateEvent event;
+    if (stream->Write(close)) {
+      while (stream->Read(&event) && !event.has_closed()) {
+      }
+    }
+  }
+  stream->WritesDone();
+  lanlm::v1::GenerateEvent rest;
+  while (stream->Read(&rest)) {
+  }
+  const Status status = FromGrpc(stream->Finish());
+  if (!status.ok()) return status;
+  if (!done) return InternalError("the server ended the stream without a done event");
+  return outcome;
+}
+
+Status GenerateClient::Close(const std::string& session_id) {
+  lanlm::v1::Generate::Stub stub(channel_);
+  grpc::ClientContext context;
+  SetDeadline(context, deadline_s_);
+  auto stream = stub.Generate(&context);
+  lanlm::v1::GenerateRequest request;
+  request.mutable_close()->set_session_id(session_id);
+  if (stream->Write(request)) {
+    lanlm::v1::GenerateEvent event;
+    while (stream->Read(&event) && !event.has_closed()) {
+    }
+  }
+  stream->WritesDone();
+  lanlm::v1::GenerateEvent rest;
+  while (stream->Read(&rest)) {
+  }
+  return FromGrpc(stream->Finish());
+}
+
+StatusOr<lanlm::v1::GetStatusReply> GenerateClient::GetStatus() {
+  lanlm::v1::ClusterStatus::Stub stub(channel_);
+  grpc::ClientContext context;
+  SetDeadline(context, deadline_s_);
+  lanlm::v1::GetStatusReply reply;
+  const Status status = FromGrpc(stub.GetStatus(&context, lanlm::v1::GetStatusRequest(), &reply));
+  if (!status.ok()) return status;
+  return reply;
+}
+
+std::string DescribeError(const Status& status, const std::string& address) {
+  if (status.code() == StatusCode::kUnavailable || status.code() == StatusCode::kDeadlineExceeded) {
+    return "cannot reach lanlm-coordinator at " + address + " (" + StatusCodeName(status.code()) + ": " +
+           status.message() + ")";
+  }
+  return status.ToString();
+}
+
+}  // namespace lanlm::client

@@ -1,0 +1,103 @@
+// `lanlm generate --checkpoint FILE --prompt TEXT`: KV-cached generation on this machine with
+// the engine alone (no server). Text streams to stdout; finish reason and speed to stderr.
+#include <chrono>
+#include <cstdio>
+#include <string>
+
+#include "client/commands.h"
+#include "engine/base/flags.h"
+#include "engine/checkpoint.h"
+#include "engine/decoder.h"
+#include "engine/generation.h"
+#include "engine/thread_pool.h"
+#include "engine/tokenizer.h"
+
+namespace lanlm::client {
+
+int RunGenerateOffline(const Args& args) {
+  std::string checkpoint_path;
+  std::string prompt;
+  std::string stop;
+  int threads = 0;
+  engine::SamplingOptions sampling;
+  engine::StopOptions stopping;
+  FlagSet flags("lanlm generate --checkpoint FILE --prompt TEXT [flags]: stream a generation from a checkpoint");
+  flags.String("checkpoint", &checkpoint_path, "checkpoint file (.safetensors) to generate from (required)");
+  flags.String("prompt", &prompt, "text to continue (required)");
+  flags.Int("max-new-tokens", &stopping.max_new_tokens,
+            "tokens to generate at most (unset: fewer when the context is shorter)", 1, 1 << 20);
+  flags.Float("temperature", &sampling.temperature, "sampling temperature; 0 = greedy", 0.0, 1000.0);
+  flags.Int("top-k", &sampling.top_k, "sample among the k most likely tokens; 0 = all", 0, 1 << 20);
+  flags.Float("top-p", &sampling.top_p, "sample within this probability mass (0, 1]", 1e-6, 1.0);
+  flags.Uint64("seed", &sampling.seed, "sampling seed (same seed and prompt = same text)");
+  flags.Float("confidence-threshold", &stopping.confidence_threshold,
+              "stop after 3 tokens in a row whose top probability is below this; 0 = never", 0.0, 0.999999);
+  flags.Bool("stop-on-eos", &stopping.stop_on_eos, "stop at the end-of-sequence token");
+  flags.String("stop", &stop, "stop when the text contains this string (never printed); empty = none");
+  flags.Int("threads", &threads, "engine threads; 0 = all cores", 0, 1024);
+  const Status parsed = flags.Parse(args);
+  if (!parsed.ok()) {
+    std::fprintf(stderr, "lanlm generate: %s\n", parsed.message().c_str());
+    return 2;
+  }
+  if (flags.help_requested()) {
+    std::fputs(flags.Help().c_str(), stdout);
+    return 0;
+  }
+  if (checkpoint_path.empty() || prompt.empty()) {
+    std::fprintf(stderr, "lanlm generate: --checkpoint and --prompt are required (or --server for a server)\n");
+    return 2;
+  }
+  if (!stop.empty()) stopping.stop.push_back(stop);
+
+  auto checkpoint = engine::LoadCheckpoint(checkpoint_path);
+  if (!checkpoint.ok()) {
+    std::fprintf(stderr, "lanlm generate: %s\n", checkpoint.status().ToString().c_str());
+    return 1;
+  }
+  auto tokenizer = engine::BpeTokenizer::Deserialize(checkpoint->tokenizer);
+  if (!tokenizer.ok()) {
+    std::fprintf(stderr, "lanlm generate: tokenizer in %s: %s\n", checkpoint_path.c_str(),
+                 tokenizer.status().ToString().c_str());
+    return 1;
+  }
+  const engine::ModelConfig& config = checkpoint->config;
+  const std::vector<int32_t> tokens = tokenizer->Encode(prompt);
+  if (!flags.WasSet("max-new-tokens")) {
+    const int64_t room = config.context - static_cast<int64_t>(tokens.size());
+    if (room >= 1 && room < stopping.max_new_tokens) stopping.max_new_tokens = static_cast<int>(room);
+  }
+
+  engine::ThreadPool pool(threads);
+  engine::Decoder decoder(config);
+  engine::DecodeState state(config);
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point start = Clock::now();
+  Clock::time_point first, last;
+  int steps = 0;
+  auto result = engine::RunGeneration(
+      decoder, checkpoint->params.data(), config, *tokenizer, state, tokens, sampling, stopping,
+      [&](const engine::Generation::Step& step) {
+        last = Clock::now();
+        if (steps++ == 0) first = last;
+        std::fwrite(step.text.data(), 1, step.text.size(), stdout);
+        std::fflush(stdout);
+        return true;
+      },
+      pool);
+  if (!result.ok()) {
+    std::fprintf(stderr, "lanlm generate: %s\n", result.status().ToString().c_str());
+    return 1;
+  }
+  std::fputc('\n', stdout);
+  using Seconds = std::chrono::duration<double>;
+  const double decode_s = Seconds(last - first).count();
+  const double rate = steps > 1 && decode_s > 0 ? (steps - 1) / decode_s : 0.0;
+  std::fprintf(stderr, "[%s] %d tokens (prompt %lld), first token %.3f s, %.1f tokens/s (step %lld, %s)\n",
+               engine::FinishReasonName(result->finish), result->generated,
+               static_cast<long long>(result->prompt_tokens), Seconds(first - start).count(), rate,
+               static_cast<long long>(checkpoint->step), config.ToString().c_str());
+  return 0;
+}
+
+}  // namespace lanlm::client

@@ -1,0 +1,189 @@
+// `lanlm generate --server`, `lanlm chat` and `lanlm status`: the commands that talk to a
+// running lanlm-coordinator (client_generate.h). Text goes to stdout as it arrives; finish
+// reasons, speeds and errors go to stderr, errors as one line.
+#include <cstdio>
+#include <iostream>
+#include <string>
+
+#include "client/client_generate.h"
+#include "client/commands.h"
+#include "engine/base/flags.h"
+
+namespace lanlm::client {
+namespace {
+
+// Flags shared by generate and chat.
+struct SamplingFlags {
+  std::string server = "localhost:50051";
+  double deadline_s = 600.0;
+  float temperature = 0.8f;
+  int top_k = 40;
+  float top_p = 0.95f;
+  uint64_t seed = 0;
+  int max_new_tokens = 0;
+  std::string stop;
+  bool stop_on_eos = true;
+  float confidence_threshold = 0.15f;
+
+  void Register(FlagSet& flags) {
+    flags.String("server", &server, "address of lanlm-coordinator (host:port)");
+    flags.Double("deadline", &deadline_s, "seconds each call may take at most", 0.001, 1e7);
+    flags.Float("temperature", &temperature, "sampling temperature; 0 = greedy", 0.0, 1000.0);
+    flags.Int("top-k", &top_k, "sample among the k most likely tokens; 0 = all", 0, 1 << 20);
+    flags.Float("top-p", &top_p, "sample within this probability mass (0, 1]", 1e-6, 1.0);
+    flags.Uint64("seed", &seed, "sampling seed (same seed and prompt = same text)");
+    flags.Int("max-new-tokens", &max_new_tokens, "tokens to generate at most; 0 = 128 or what fits the context", 0,
+              1 << 20);
+    flags.String("stop", &stop, "stop when the text contains this string (never printed); empty = none");
+    flags.Bool("stop-on-eos", &stop_on_eos, "stop at the end-of-sequence token");
+    flags.Float("confidence-threshold", &confidence_threshold,
+                "stop after 3 tokens in a row whose top probability is below this; 0 = never", 0.0, 0.999999);
+  }
+
+  GenerateCall Call() const {
+    GenerateCall call;
+    call.temperature = temperature;
+    call.top_k = top_k;
+    call.top_p = top_p;
+    call.seed = seed;
+    if (max_new_tokens > 0) call.max_new_tokens = max_new_tokens;
+    if (!stop.empty()) call.stop.push_back(stop);
+    call.stop_on_eos = stop_on_eos;
+    call.confidence_threshold = confidence_threshold;
+    return call;
+  }
+};
+
+// Parses flags; returns -1 to go on, else the exit code.
+int ParseFlags(FlagSet& flags, const Args& args, const char* command) {
+  const Status status = flags.Parse(args);
+  if (!status.ok()) {
+    std::fprintf(stderr, "lanlm %s: %s\n", command, status.message().c_str());
+    return 2;
+  }
+  if (flags.help_requested()) {
+    std::fputs(flags.Help().c_str(), stdout);
+    return 0;
+  }
+  return -1;
+}
+
+void PrintText(const std::string& text) {
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  std::fflush(stdout);
+}
+
+void PrintSummary(const GenerateOutcome& o) {
+  std::fprintf(stderr, "[%s] %d tokens (prompt %d, cached %d), first token %.3f s, %.1f tokens/s\n",
+               o.finish_reason.c_str(), o.generated_tokens, o.prompt_tokens, o.cached_tokens,
+               o.time_to_first_token_s, o.tokens_per_second);
+}
+
+}  // namespace
+
+int RunGenerateOnline(const Args& args) {
+  SamplingFlags sampling;
+  std::string prompt;
+  std::string session;
+  bool keep = false;
+  FlagSet flags("lanlm generate --server ADDR --prompt TEXT [flags]: stream a generation from a server");
+  sampling.Register(flags);
+  flags.String("prompt", &prompt, "text to continue (required)");
+  flags.String("session", &session, "session id to use (start) or continue (with --continue)");
+  bool resume = false;
+  flags.Bool("continue", &resume, "continue the session --session instead of starting one");
+  flags.Bool("keep", &keep, "keep the session open on the server afterwards (prints its id)");
+  if (int code = ParseFlags(flags, args, "generate"); code >= 0) return code;
+  if (prompt.empty() && !resume) {
+    std::fprintf(stderr, "lanlm generate: --prompt is required\n");
+    return 2;
+  }
+  if (resume && session.empty()) {
+    std::fprintf(stderr, "lanlm generate: --continue needs --session\n");
+    return 2;
+  }
+  GenerateClient client(sampling.server, sampling.deadline_s);
+  GenerateCall call = sampling.Call();
+  call.prompt = prompt;
+  call.session_id = session;
+  call.resume = resume;
+  call.close_after = !keep;
+  auto outcome = client.Generate(call, PrintText);
+  if (!outcome.ok()) {
+    std::fprintf(stderr, "\nlanlm generate: %s\n", DescribeError(outcome.status(), sampling.server).c_str());
+    return 1;
+  }
+  std::fputc('\n', stdout);
+  PrintSummary(*outcome);
+  if (keep) std::fprintf(stderr, "session %s kept open\n", outcome->session_id.c_str());
+  return 0;
+}
+
+int RunChat(const Args& args) {
+  SamplingFlags sampling;
+  std::string session;
+  FlagSet flags("lanlm chat --server ADDR [flags]: interactive generation that keeps one server session");
+  sampling.Register(flags);
+  flags.String("session", &session, "session id to continue (empty = start a new one)");
+  if (int code = ParseFlags(flags, args, "chat"); code >= 0) return code;
+  GenerateClient client(sampling.server, sampling.deadline_s);
+  std::fprintf(stderr, "lanlm chat: one line per turn; the model continues your text. Ctrl-D or /quit ends.\n");
+  bool have_session = !session.empty();
+  std::string line;
+  while (true) {
+    std::fprintf(stderr, "> ");
+    if (!std::getline(std::cin, line) || line == "/quit") break;
+    GenerateCall call = sampling.Call();
+    call.prompt = line + "\n";
+    call.session_id = session;
+    call.resume = have_session;
+    auto outcome = client.Generate(call, PrintText);
+    if (!outcome.ok()) {
+      std::fprintf(stderr, "\nlanlm chat: %s\n", DescribeError(outcome.status(), sampling.server).c_str());
+      if (outcome.status().code() == StatusCode::kOutOfRange) {
+        std::fprintf(stderr, "lanlm chat: the session's context is full; starting a new session\n");
+        if (have_session) (void)client.Close(session);
+        session.clear();
+        have_session = false;
+        continue;
+      }
+      return 1;
+    }
+    session = outcome->session_id;
+    have_session = true;
+    std::fputc('\n', stdout);
+    PrintSummary(*outcome);
+  }
+  if (have_session) {
+    const Status closed = client.Close(session);
+    if (!closed.ok()) std::fprintf(stderr, "lanlm chat: %s\n", DescribeError(closed, sampling.server).c_str());
+  }
+  return 0;
+}
+
+int RunStatus(const Args& args) {
+  std::string server = "localhost:50051";
+  double deadline_s = 10.0;
+  FlagSet flags("lanlm status --server ADDR: training step, loss, workers and sessions of a cluster");
+  flags.String("server", &server, "address of lanlm-coordinator (host:port)");
+  flags.Double("deadline", &deadline_s, "seconds the call may take at most", 0.001, 1e6);
+  if (int code = ParseFlags(flags, args, "status"); code >= 0) return code;
+  GenerateClient client(server, deadline_s);
+  auto reply = client.GetStatus();
+  if (!reply.ok()) {
+    std::fprintf(stderr, "lanlm status: %s\n", DescribeError(reply.status(), server).c_str());
+    return 1;
+  }
+  const auto& r = *reply;
+  std::printf("mode           %s\n", r.mode().c_str());
+  std::printf("step           %lld / %lld\n", static_cast<long long>(r.step()), static_cast<long long>(r.total_steps()));
+  std::printf("loss           %.4f (validation %.4f)\n", r.loss(), r.validation_loss());
+  std::printf("tokens/s       %.0f\n", r.tokens_per_second());
+  std::printf("workers        %d\n", r.workers());
+  std::printf("sessions       %d (KV cache %.1f MiB)\n", r.sessions(), static_cast<double>(r.kv_cache_bytes()) / (1 << 20));
+  std::printf("model          %s\n", r.model_config().c_str());
+  std::printf("fingerprint    %s\n", r.fingerprint().c_str());
+  return 0;
+}
+
+}  // namespace lanlm::client
