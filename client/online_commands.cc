@@ -176,11 +176,20 @@ int RunStatus(const Args& args) {
   }
   const auto& r = *reply;
   std::printf("mode           %s\n", r.mode().c_str());
-  std::printf("step           %lld / %lld\n", static_cast<long long>(r.step()),
-              static_cast<long long>(r.total_steps()));
-  std::printf("loss           %.4f (validation %.4f)\n", r.loss(), r.validation_loss());
-  std::printf("tokens/s       %.0f\n", r.tokens_per_second());
-  std::printf("workers        %d\n", r.workers());
+  if (r.mode() == "serving") {
+    // A checkpoint served on its own: no run, so no progress, loss or workers to show.
+    std::printf("step           %lld (parameter version of the checkpoint)\n", static_cast<long long>(r.step()));
+  } else {
+    std::printf("step           %lld / %lld\n", static_cast<long long>(r.step()),
+                static_cast<long long>(r.total_steps()));
+    if (r.validation_loss() > 0.0f) {
+      std::printf("loss           %.4f (validation %.4f)\n", r.loss(), r.validation_loss());
+    } else {
+      std::printf("loss           %.4f\n", r.loss());
+    }
+    std::printf("tokens/s       %.0f\n", r.tokens_per_second());
+    std::printf("workers        %d\n", r.workers());
+  }
   std::printf("sessions       %d (KV cache %.1f MiB)\n", r.sessions(),
               static_cast<double>(r.kv_cache_bytes()) / (1 << 20));
   std::printf("model          %s\n", r.model_config().c_str());

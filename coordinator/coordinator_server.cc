@@ -20,6 +20,9 @@ void ConfigureBuilder(grpc::ServerBuilder& builder) {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   builder.SetMaxReceiveMessageSize(protos::kMaxMessageBytes);
   builder.SetMaxSendMessageSize(protos::kMaxMessageBytes);
+  // A second coordinator on the same port must fail to start, not silently share the
+  // port's connections with the first (gRPC sets SO_REUSEPORT by default).
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
 }
 
 StatusOr<std::unique_ptr<TrainingServer>> TrainingServer::Start(const CoordinatorOptions& options,

@@ -251,6 +251,17 @@ TEST_F(ClusterTest, WaitsForMinWorkersAndStopsGracefully) {
   workers.StopAll();  // told "not finished", they would reconnect; stop them
 }
 
+TEST_F(ClusterTest, SecondCoordinatorOnTheSamePortFailsToStart) {
+  auto options = TinyOptions(corpus_, 1);
+  auto first = StartServer(options);
+  ASSERT_TRUE(first);
+  options.listen = "127.0.0.1:" + std::to_string(first->port());
+  auto second = TrainingServer::Start(options, true, false);
+  EXPECT_EQ(second.status().code(), StatusCode::kUnavailable);
+  first->Stop("test");
+  first->Wait();
+}
+
 TEST_F(ClusterTest, ServeModeReportsTheCheckpoint) {
   auto options = TinyOptions(corpus_, 2);
   options.checkpoint_dir = dir_ + "/ckpt";

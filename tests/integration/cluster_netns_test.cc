@@ -95,6 +95,7 @@ TEST_F(SlowNetnsTest, CoordinatorAndWorkersInSeparateNamespaces) {
   }
   ASSERT_EQ(Wait(coordinator, std::chrono::seconds(120)), 0) << ReadAll(coordinator_log);
   for (pid_t pid : workers) EXPECT_EQ(Wait(pid, std::chrono::seconds(20)), 0);
+  WaitForLog(coordinator_log, "checkpoint=- fingerprint=", std::chrono::seconds(5));
   const std::string out = ReadAll(coordinator_log);
   EXPECT_EQ(LastFingerprint(out), reference) << out;
   EXPECT_NE(out.find("; 2 connected"), std::string::npos) << out;

@@ -51,15 +51,17 @@ class SlowClusterProcessTest : public ::testing::Test {
     return code;
   }
 
-  pid_t StartCoordinator(const std::vector<std::string>& run_flags, int port, const std::string& log,
-                         const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> argv = {kCoordinator, "--listen", "127.0.0.1:" + std::to_string(port),
+  // Starts a coordinator on a port the kernel picks and returns that port (0 on failure).
+  int StartCoordinator(const std::vector<std::string>& run_flags, pid_t* pid_out, const std::string& log,
+                       const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> argv = {kCoordinator, "--listen", "127.0.0.1:0",
                                      "--cluster-token-file", token_file_, "--threads", "1"};
     argv.insert(argv.end(), run_flags.begin(), run_flags.end());
     argv.insert(argv.end(), extra.begin(), extra.end());
     const pid_t pid = Spawn(argv, log);
     pids_.push_back(pid);
-    return pid;
+    *pid_out = pid;
+    return LoggedPort(log, std::chrono::seconds(60));
   }
   pid_t StartWorker(int port, const std::string& log) {
     const pid_t pid = Spawn({kWorker, "--coordinator", "127.0.0.1:" + std::to_string(port), "--threads", "1",
@@ -71,15 +73,17 @@ class SlowClusterProcessTest : public ::testing::Test {
 
   // Runs a coordinator with n workers to the end; returns the coordinator's fingerprint.
   std::string RunCluster(const std::vector<std::string>& run_flags, int workers, const std::string& name) {
-    const int port = FreePort();
     const std::string log = dir_ + "/" + name + ".coordinator.log";
-    const pid_t coordinator = StartCoordinator(run_flags, port, log, {"--min-workers", std::to_string(workers)});
+    pid_t coordinator = 0;
+    const int port = StartCoordinator(run_flags, &coordinator, log, {"--min-workers", std::to_string(workers)});
+    EXPECT_GT(port, 0) << ReadAll(log);
     std::vector<pid_t> worker_pids;
     for (int i = 0; i < workers; ++i) {
       worker_pids.push_back(StartWorker(port, dir_ + "/" + name + ".worker" + std::to_string(i) + ".log"));
     }
     EXPECT_EQ(Wait(coordinator, std::chrono::seconds(120)), 0) << ReadAll(log);
     for (pid_t pid : worker_pids) EXPECT_EQ(Wait(pid, std::chrono::seconds(20)), 0);
+    WaitForLog(log, "checkpoint=- fingerprint=", std::chrono::seconds(5));
     return LastFingerprint(ReadAll(log));
   }
 
@@ -122,9 +126,10 @@ TEST_F(SlowClusterProcessTest, SurvivesSigkilledAndStalledWorkers) {
   const std::string undisturbed = RunCluster(flags, 2, "undisturbed");
   ASSERT_EQ(undisturbed.size(), 16u);
 
-  const int port = FreePort();
   const std::string log = dir_ + "/chaos.coordinator.log";
-  const pid_t coordinator = StartCoordinator(flags, port, log, {"--min-workers", "2", "--lease-timeout-ms", "400"});
+  pid_t coordinator = 0;
+  const int port = StartCoordinator(flags, &coordinator, log, {"--min-workers", "2", "--lease-timeout-ms", "400"});
+  ASSERT_GT(port, 0) << ReadAll(log);
   const std::string log_a = dir_ + "/chaos.a.log", log_b = dir_ + "/chaos.b.log";
   const pid_t a = StartWorker(port, log_a);
   const pid_t b = StartWorker(port, log_b);

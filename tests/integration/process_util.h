@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -76,6 +77,15 @@ inline std::string LastFingerprint(const std::string& text) {
   const auto at = text.rfind("fingerprint=");
   if (at == std::string::npos || at + 12 + 16 > text.size()) return "";
   return text.substr(at + 12, 16);
+}
+
+// The port a coordinator started with --listen HOST:0 logs ("listening on port N"); 0 if
+// the line does not appear within the timeout.
+inline int LoggedPort(const std::string& log, std::chrono::milliseconds timeout) {
+  const std::string key = "listening on port ";
+  if (!WaitForLog(log, key, timeout)) return 0;
+  const std::string text = ReadAll(log);
+  return std::atoi(text.c_str() + text.find(key) + key.size());
 }
 
 // A loopback TCP port that was free a moment ago.
