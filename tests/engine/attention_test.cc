@@ -21,7 +21,7 @@ struct Dims {
 
 TEST(AttentionTest, ForwardMatchesNaiveDouble) {
   ThreadPool pool(2);
-  const Dims d{2, 7, 3, 5};
+  const Dims d{2, 70, 3, 5};  // rows of 1 to 70 keys: every mix of full and partial key blocks
   const auto q = RandomVector(d.size(), 1, -2.0f, 2.0f);
   const auto k = RandomVector(d.size(), 2, -2.0f, 2.0f);
   const auto v = RandomVector(d.size(), 3);
