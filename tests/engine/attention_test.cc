@@ -131,5 +131,29 @@ TEST(AttentionTest, DecodeEqualsEveryRowOfTheForward) {
   }
 }
 
+TEST(AttentionTest, BitsDoNotDependOnAlignment) {
+  ThreadPool pool(2);
+  const Dims d{1, 41, 2, 20};
+  const auto q = RandomVector(d.size(), 19);
+  const auto k = RandomVector(d.size(), 20);
+  const auto v = RandomVector(d.size(), 21);
+  const auto dy = RandomVector(d.size(), 22);
+  const size_t np = d.B * d.NH * d.T * d.T;
+  std::vector<std::vector<float>> ref;
+  for (int shift : {0, 1, 2, 3}) {
+    op_test::Shifted sq(q, shift), sk(k, 3 - shift), sv(v, shift), sdy(dy, (shift + 2) % 4);
+    op_test::Shifted probs(std::vector<float>(np), shift), out(std::vector<float>(d.size()), 3 - shift);
+    op_test::Shifted dq(std::vector<float>(d.size()), shift), dk(std::vector<float>(d.size()), 1);
+    op_test::Shifted dv(std::vector<float>(d.size()), 3 - shift);
+    AttentionForward(sq.data, sk.data, sv.data, d.B, d.T, d.NH, d.D, probs.data, out.data, pool);
+    AttentionBackward(sdy.data, sq.data, sk.data, sv.data, probs.data, d.B, d.T, d.NH, d.D, dq.data, dk.data,
+                      dv.data, pool);
+    std::vector<std::vector<float>> got{probs.Get(np), out.Get(d.size()), dq.Get(d.size()), dk.Get(d.size()),
+                                        dv.Get(d.size())};
+    if (ref.empty()) ref = got;
+    for (size_t i = 0; i < ref.size(); ++i) EXPECT_TRUE(op_test::BitEqual(got[i], ref[i])) << "shift " << shift;
+  }
+}
+
 }  // namespace
 }  // namespace lanlm::engine
