@@ -17,20 +17,27 @@ Status FromGrpc(const grpc::Status& s) {
 }
 
 void SetDeadline(grpc::ClientContext& context, double seconds) {
-  context.set_deadline(std::chrono::system_clock::now() +
-                       std::chrono::duration_cast<std::chrono::system_clock::duration>(
-                           std::chrono::duration<double>(seconds)));
+  context.set_deadline(
+      std::chrono::system_clock::now() +
+      std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::duration<double>(seconds)));
 }
 
 const char* ReasonName(lanlm::v1::FinishReason reason) {
   switch (reason) {
-    case lanlm::v1::FINISH_REASON_LENGTH: return "length";
-    case lanlm::v1::FINISH_REASON_EOS: return "eos";
-    case lanlm::v1::FINISH_REASON_STOP_STRING: return "stop string";
-    case lanlm::v1::FINISH_REASON_LOW_CONFIDENCE: return "low confidence";
-    case lanlm::v1::FINISH_REASON_CANCELLED: return "cancelled";
-    case lanlm::v1::FINISH_REASON_EVICTED: return "evicted";
-    default: return "unspecified";
+    case lanlm::v1::FINISH_REASON_LENGTH:
+      return "length";
+    case lanlm::v1::FINISH_REASON_EOS:
+      return "eos";
+    case lanlm::v1::FINISH_REASON_STOP_STRING:
+      return "stop string";
+    case lanlm::v1::FINISH_REASON_LOW_CONFIDENCE:
+      return "low confidence";
+    case lanlm::v1::FINISH_REASON_CANCELLED:
+      return "cancelled";
+    case lanlm::v1::FINISH_REASON_EVICTED:
+      return "evicted";
+    default:
+      return "unspecified";
   }
 }
 
@@ -100,7 +107,8 @@ StatusOr<GenerateOutcome> GenerateClient::Generate(const GenerateCall& call,
           done = true;
           break;
         }
-        default: break;
+        default:
+          break;
       }
     }
   }

@@ -22,8 +22,8 @@ namespace lanlm::client {
 
 struct GenerateCall {
   std::string prompt;
-  std::string session_id;  // start: optional id; continue: the session to continue
-  bool resume = false;     // continue session_id instead of starting a session
+  std::string session_id;    // start: optional id; continue: the session to continue
+  bool resume = false;       // continue session_id instead of starting a session
   bool close_after = false;  // close the session once done (one-shot generation)
   // Unset: the server's defaults (temperature 0.8, top_k 40, top_p 0.95, seed 0,
   // max_new_tokens 128 or what fits, stop_on_eos, confidence threshold 0.15, run 3).
@@ -47,7 +47,7 @@ struct GenerateOutcome {
   int generated_tokens = 0;
   double time_to_first_token_s = 0.0;
   double tokens_per_second = 0.0;
-  std::string text;           // every delta concatenated
+  std::string text;  // every delta concatenated
   std::vector<int32_t> token_ids;
 };
 

@@ -75,8 +75,8 @@ void PrintText(const std::string& text) {
 
 void PrintSummary(const GenerateOutcome& o) {
   std::fprintf(stderr, "[%s] %d tokens (prompt %d, cached %d), first token %.3f s, %.1f tokens/s\n",
-               o.finish_reason.c_str(), o.generated_tokens, o.prompt_tokens, o.cached_tokens,
-               o.time_to_first_token_s, o.tokens_per_second);
+               o.finish_reason.c_str(), o.generated_tokens, o.prompt_tokens, o.cached_tokens, o.time_to_first_token_s,
+               o.tokens_per_second);
 }
 
 }  // namespace
@@ -176,11 +176,22 @@ int RunStatus(const Args& args) {
   }
   const auto& r = *reply;
   std::printf("mode           %s\n", r.mode().c_str());
-  std::printf("step           %lld / %lld\n", static_cast<long long>(r.step()), static_cast<long long>(r.total_steps()));
-  std::printf("loss           %.4f (validation %.4f)\n", r.loss(), r.validation_loss());
-  std::printf("tokens/s       %.0f\n", r.tokens_per_second());
-  std::printf("workers        %d\n", r.workers());
-  std::printf("sessions       %d (KV cache %.1f MiB)\n", r.sessions(), static_cast<double>(r.kv_cache_bytes()) / (1 << 20));
+  if (r.mode() == "serving") {
+    // A checkpoint served on its own: no run, so no progress, loss or workers to show.
+    std::printf("step           %lld (parameter version of the checkpoint)\n", static_cast<long long>(r.step()));
+  } else {
+    std::printf("step           %lld / %lld\n", static_cast<long long>(r.step()),
+                static_cast<long long>(r.total_steps()));
+    if (r.validation_loss() > 0.0f) {
+      std::printf("loss           %.4f (validation %.4f)\n", r.loss(), r.validation_loss());
+    } else {
+      std::printf("loss           %.4f\n", r.loss());
+    }
+    std::printf("tokens/s       %.0f\n", r.tokens_per_second());
+    std::printf("workers        %d\n", r.workers());
+  }
+  std::printf("sessions       %d (KV cache %.1f MiB)\n", r.sessions(),
+              static_cast<double>(r.kv_cache_bytes()) / (1 << 20));
   std::printf("model          %s\n", r.model_config().c_str());
   std::printf("fingerprint    %s\n", r.fingerprint().c_str());
   return 0;

@@ -19,9 +19,18 @@ DecodeScheduler::~DecodeScheduler() { Stop(); }
 void DecodeScheduler::Enqueue(std::shared_ptr<GenerateJob> job) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    ready_.push_back(std::move(job));
+    if (!stop_) {
+      ready_.push_back(std::move(job));
+      cv_.notify_one();
+      return;
+    }
   }
-  cv_.notify_one();
+  // After Stop no decode thread is left: end the job on a thread of its own, since the
+  // caller (the stream) may hold the lock OnJobDone takes.
+  std::thread([job = std::move(job)] {
+    const std::string tail = job->generation ? job->generation->Stop(FinishReason::kEvicted) : "";
+    job->sink->OnJobDone(job, FinishReason::kEvicted, tail, OkStatus());
+  }).detach();
 }
 
 int DecodeScheduler::active() const {
@@ -162,7 +171,8 @@ void DecodeScheduler::Step(std::vector<std::shared_ptr<GenerateJob>>& jobs, Deco
   if (batch.empty()) return;
 
   int largest = largest_batch_.load();
-  while (static_cast<int>(batch.size()) > largest && !largest_batch_.compare_exchange_weak(largest, static_cast<int>(batch.size()))) {
+  while (static_cast<int>(batch.size()) > largest &&
+         !largest_batch_.compare_exchange_weak(largest, static_cast<int>(batch.size()))) {
   }
   const float* params = batch.front()->session->snapshot->params.data();
   Status status;
@@ -181,7 +191,8 @@ void DecodeScheduler::Step(std::vector<std::shared_ptr<GenerateJob>>& jobs, Deco
   }
   if (!status.ok()) {
     // PrefillTokens reserved room for every token, so this is a server bug, not bad input.
-    for (const auto& job : batch) Finish(job, FinishReason::kNone, "", InternalError("decode step: " + status.ToString()));
+    for (const auto& job : batch)
+      Finish(job, FinishReason::kNone, "", InternalError("decode step: " + status.ToString()));
     return;
   }
   for (size_t i = 0; i < batch.size(); ++i) {

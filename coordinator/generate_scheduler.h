@@ -27,7 +27,7 @@ class JobSink;
 struct GenerateJob {
   std::shared_ptr<Session> session;  // busy while the job runs
   std::shared_ptr<JobSink> sink;
-  std::string prompt;                // text, tokenized on the decode thread
+  std::string prompt;  // text, tokenized on the decode thread
   engine::SamplingOptions sampling;
   engine::StopOptions stop;
   bool default_max_new_tokens = false;  // unset: 128, or as many as still fit in the context
@@ -49,8 +49,8 @@ class JobSink {
   virtual void OnToken(GenerateJob& job, const engine::Generation::Step& step) = 0;
   // The job's last call. reason is kNone when `error` ends it (bad prompt, context overflow);
   // tail is held-back text not yet sent.
-  virtual void OnJobDone(const std::shared_ptr<GenerateJob>& job, engine::FinishReason reason,
-                         const std::string& tail, const Status& error) = 0;
+  virtual void OnJobDone(const std::shared_ptr<GenerateJob>& job, engine::FinishReason reason, const std::string& tail,
+                         const Status& error) = 0;
   // The job is not finished: the sink enqueues it again now, or later when its write queue
   // drains (backpressure: a slow reader pauses its generation, not the others).
   virtual void AfterStep(const std::shared_ptr<GenerateJob>& job) = 0;

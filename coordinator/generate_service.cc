@@ -28,8 +28,8 @@ void GenerateServiceOptions::RegisterFlags(FlagSet& flags) {
   flags.Int("generate-decode-threads", &decode_threads, "threads that run Generate decoding steps", 1, 256);
   flags.Int("generate-max-batch", &max_batch, "sessions advanced together per decoding step (1 = no batching)", 1,
             4096);
-  flags.Int("generate-max-queued-events", &max_queued_events,
-            "unsent events per stream before its generation pauses", 1, 1 << 20);
+  flags.Int("generate-max-queued-events", &max_queued_events, "unsent events per stream before its generation pauses",
+            1, 1 << 20);
 }
 
 Status GenerateServiceOptions::Validate() const {
@@ -56,13 +56,20 @@ grpc::Status ToGrpc(const Status& status) {
 
 lanlm::v1::FinishReason ToProto(FinishReason reason) {
   switch (reason) {
-    case FinishReason::kLength: return lanlm::v1::FINISH_REASON_LENGTH;
-    case FinishReason::kEos: return lanlm::v1::FINISH_REASON_EOS;
-    case FinishReason::kStopString: return lanlm::v1::FINISH_REASON_STOP_STRING;
-    case FinishReason::kLowConfidence: return lanlm::v1::FINISH_REASON_LOW_CONFIDENCE;
-    case FinishReason::kCancelled: return lanlm::v1::FINISH_REASON_CANCELLED;
-    case FinishReason::kEvicted: return lanlm::v1::FINISH_REASON_EVICTED;
-    case FinishReason::kNone: break;
+    case FinishReason::kLength:
+      return lanlm::v1::FINISH_REASON_LENGTH;
+    case FinishReason::kEos:
+      return lanlm::v1::FINISH_REASON_EOS;
+    case FinishReason::kStopString:
+      return lanlm::v1::FINISH_REASON_STOP_STRING;
+    case FinishReason::kLowConfidence:
+      return lanlm::v1::FINISH_REASON_LOW_CONFIDENCE;
+    case FinishReason::kCancelled:
+      return lanlm::v1::FINISH_REASON_CANCELLED;
+    case FinishReason::kEvicted:
+      return lanlm::v1::FINISH_REASON_EVICTED;
+    case FinishReason::kNone:
+      break;
   }
   return lanlm::v1::FINISH_REASON_UNSPECIFIED;
 }
@@ -125,8 +132,9 @@ class GenerateEngine {
       : snapshots(std::move(source)),
         options(opts),
         manager(SessionLimits{opts.max_sessions, opts.max_kv_mib << 20, opts.session_ttl_s}),
-        scheduler(pool, opts.decode_threads, opts.max_batch, [this] { manager.ExpireIdle(Clock::now()); },
-                  std::min(1.0, opts.session_ttl_s / 4)) {}
+        scheduler(
+            pool, opts.decode_threads, opts.max_batch, [this] { manager.ExpireIdle(Clock::now()); },
+            std::min(1.0, opts.session_ttl_s / 4)) {}
 
   void Shutdown();
 
@@ -135,8 +143,8 @@ class GenerateEngine {
   SessionManager manager;
 
   std::mutex mu;
-  bool shutting_down = false;  // guarded by mu
-  uint64_t next_stream = 1;    // guarded by mu
+  bool shutting_down = false;                                           // guarded by mu
+  uint64_t next_stream = 1;                                             // guarded by mu
   std::unordered_map<uint64_t, std::weak_ptr<GenerateStream>> streams;  // guarded by mu
 
   DecodeScheduler scheduler;  // last: its threads stop first
@@ -277,8 +285,10 @@ class GenerateStream final : public grpc::ServerBidiReactor<GenerateRequest, Gen
  private:
   Status HandleLocked(const GenerateRequest& request) {
     switch (request.request_case()) {
-      case GenerateRequest::kStart: return StartLocked(request.start());
-      case GenerateRequest::kContinueSession: return ContinueLocked(request.continue_session());
+      case GenerateRequest::kStart:
+        return StartLocked(request.start());
+      case GenerateRequest::kContinueSession:
+        return ContinueLocked(request.continue_session());
       case GenerateRequest::kCancel:
         if (job_) {
           StopJobLocked(FinishReason::kCancelled);
@@ -287,8 +297,10 @@ class GenerateStream final : public grpc::ServerBidiReactor<GenerateRequest, Gen
           current_.reset();
         }
         return OkStatus();
-      case GenerateRequest::kClose: return CloseLocked(request.close());
-      case GenerateRequest::REQUEST_NOT_SET: break;
+      case GenerateRequest::kClose:
+        return CloseLocked(request.close());
+      case GenerateRequest::REQUEST_NOT_SET:
+        break;
     }
     return InvalidArgumentError("request has none of start, continue_session, cancel, close set");
   }
@@ -298,9 +310,9 @@ class GenerateStream final : public grpc::ServerBidiReactor<GenerateRequest, Gen
       return FailedPreconditionError(field + " while this stream's generation still runs (wait for done or cancel)");
     }
     if (static_cast<int64_t>(prompt.size()) > engine_->options.max_prompt_bytes) {
-      return ResourceExhaustedError(field + ".prompt is " + std::to_string(prompt.size()) +
-                                    " bytes, above --generate-max-prompt-bytes = " +
-                                    std::to_string(engine_->options.max_prompt_bytes));
+      return ResourceExhaustedError(
+          field + ".prompt is " + std::to_string(prompt.size()) +
+          " bytes, above --generate-max-prompt-bytes = " + std::to_string(engine_->options.max_prompt_bytes));
     }
     std::lock_guard<std::mutex> lock(engine_->mu);
     if (engine_->shutting_down) return UnavailableError("server is shutting down");

@@ -25,13 +25,13 @@
 namespace lanlm::coordinator {
 
 struct GenerateServiceOptions {
-  int max_sessions = 64;                      // live sessions (open or awaiting resume)
-  int64_t max_kv_mib = 1024;                  // KV-cache memory of all sessions together (MiB)
-  double session_ttl_s = 600.0;               // an idle session is freed this long after its last use
-  int64_t max_prompt_bytes = 64 * 1024;       // bytes of prompt text per request
-  int decode_threads = 1;                     // threads that run generation steps
-  int max_batch = 32;                         // sessions per batched next-token step (1 = no batching)
-  int max_queued_events = 64;                 // per stream; decoding pauses while more are unsent
+  int max_sessions = 64;                 // live sessions (open or awaiting resume)
+  int64_t max_kv_mib = 1024;             // KV-cache memory of all sessions together (MiB)
+  double session_ttl_s = 600.0;          // an idle session is freed this long after its last use
+  int64_t max_prompt_bytes = 64 * 1024;  // bytes of prompt text per request
+  int decode_threads = 1;                // threads that run generation steps
+  int max_batch = 32;                    // sessions per batched next-token step (1 = no batching)
+  int max_queued_events = 64;            // per stream; decoding pauses while more are unsent
 
   // --generate-max-sessions, --generate-max-kv-mib, --generate-session-ttl,
   // --generate-max-prompt-bytes, --generate-decode-threads, --generate-max-batch,
@@ -42,10 +42,10 @@ struct GenerateServiceOptions {
 
 // For the status service (protos/status.proto: sessions, kv_cache_bytes).
 struct SessionStats {
-  int sessions = 0;         // live sessions
-  int generating = 0;       // of those, with a generation running now
-  int64_t kv_bytes = 0;     // memory held by their KV caches
-  int largest_batch = 0;    // most sessions advanced in one decoding step so far
+  int sessions = 0;       // live sessions
+  int generating = 0;     // of those, with a generation running now
+  int64_t kv_bytes = 0;   // memory held by their KV caches
+  int largest_batch = 0;  // most sessions advanced in one decoding step so far
 };
 
 class GenerateEngine;  // generate_service.cc: sessions, decode threads, stream registry

@@ -12,17 +12,17 @@ namespace lanlm::coordinator {
 using engine::FinishReason;
 
 int64_t SessionKvBytes(const engine::ModelConfig& config) {
-  return 2 * static_cast<int64_t>(config.n_layers) * config.context * config.dim *
-         static_cast<int64_t>(sizeof(float));
+  return 2 * static_cast<int64_t>(config.n_layers) * config.context * config.dim * static_cast<int64_t>(sizeof(float));
 }
 
 namespace {
 
 Status ValidateSessionId(const std::string& id) {
-  if (id.size() > 128) return InvalidArgumentError("session_id is " + std::to_string(id.size()) + " bytes, at most 128");
+  if (id.size() > 128)
+    return InvalidArgumentError("session_id is " + std::to_string(id.size()) + " bytes, at most 128");
   for (char c : id) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-                    c == '_' || c == '-';
+    const bool ok =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
     if (!ok) return InvalidArgumentError("session_id may hold only [A-Za-z0-9._-]");
   }
   return OkStatus();
@@ -40,9 +40,9 @@ StatusOr<std::shared_ptr<Session>> SessionManager::Create(const std::string& id,
     // Cheap checks before allocating the cache.
     std::lock_guard<std::mutex> lock(mu_);
     if (bytes > limits_.max_kv_bytes) {
-      return ResourceExhaustedError("one session needs " + std::to_string(bytes) +
-                                    " KV-cache bytes, above --generate-max-kv-mib = " +
-                                    std::to_string(limits_.max_kv_bytes >> 20) + " MiB");
+      return ResourceExhaustedError(
+          "one session needs " + std::to_string(bytes) +
+          " KV-cache bytes, above --generate-max-kv-mib = " + std::to_string(limits_.max_kv_bytes >> 20) + " MiB");
     }
     if (final_id.empty()) {
       if (id_key_ == 0) id_key_ = (static_cast<uint64_t>(std::random_device{}()) << 32) | std::random_device{}();
@@ -65,9 +65,9 @@ StatusOr<std::shared_ptr<Session>> SessionManager::Create(const std::string& id,
                                   " reached --generate-max-sessions = " + std::to_string(limits_.max_sessions));
   }
   if (kv_bytes_ + bytes > limits_.max_kv_bytes) {
-    return ResourceExhaustedError("KV-cache memory " + std::to_string(kv_bytes_) + " + " + std::to_string(bytes) +
-                                  " bytes would exceed --generate-max-kv-mib = " +
-                                  std::to_string(limits_.max_kv_bytes >> 20) + " MiB");
+    return ResourceExhaustedError(
+        "KV-cache memory " + std::to_string(kv_bytes_) + " + " + std::to_string(bytes) +
+        " bytes would exceed --generate-max-kv-mib = " + std::to_string(limits_.max_kv_bytes >> 20) + " MiB");
   }
   session->owner = stream;
   session->busy = true;

@@ -37,8 +37,8 @@ struct Session {
   // Set by Release while busy: the running generation stops at its next step with this reason.
   std::atomic<engine::FinishReason> stop_request{engine::FinishReason::kNone};
 
-  uint64_t owner = 0;        // stream that holds it; 0 = none (awaiting resume)
-  bool busy = false;         // a generation runs on it
+  uint64_t owner = 0;  // stream that holds it; 0 = none (awaiting resume)
+  bool busy = false;   // a generation runs on it
   bool release_requested = false;
   bool released = false;
   Clock::time_point last_used;

@@ -10,13 +10,20 @@ namespace lanlm::engine {
 
 const char* FinishReasonName(FinishReason reason) {
   switch (reason) {
-    case FinishReason::kNone: return "";
-    case FinishReason::kLength: return "length";
-    case FinishReason::kEos: return "eos";
-    case FinishReason::kStopString: return "stop string";
-    case FinishReason::kLowConfidence: return "low confidence";
-    case FinishReason::kCancelled: return "cancelled";
-    case FinishReason::kEvicted: return "evicted";
+    case FinishReason::kNone:
+      return "";
+    case FinishReason::kLength:
+      return "length";
+    case FinishReason::kEos:
+      return "eos";
+    case FinishReason::kStopString:
+      return "stop string";
+    case FinishReason::kLowConfidence:
+      return "low confidence";
+    case FinishReason::kCancelled:
+      return "cancelled";
+    case FinishReason::kEvicted:
+      return "evicted";
   }
   return "";
 }
@@ -154,7 +161,7 @@ Generation::Generation(const BpeTokenizer& tokenizer, const SamplingOptions& sam
       confidence_(stop.confidence_threshold, stop.confidence_run) {}
 
 StatusOr<std::vector<int32_t>> Generation::PrefillTokens(const DecodeState& state, const std::vector<int32_t>& prompt,
-                                                          const StopOptions& stop, int context) {
+                                                         const StopOptions& stop, int context) {
   std::vector<int32_t> feed;
   feed.reserve(prompt.size() + 1);
   if (state.pending >= 0) feed.push_back(state.pending);

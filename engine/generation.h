@@ -27,12 +27,12 @@ inline constexpr int kMaxStopStrings = 16;
 inline constexpr int kMaxStopBytes = 256;
 
 struct StopOptions {
-  int max_new_tokens = 128;          // >= 1
-  std::vector<std::string> stop;     // each 1..kMaxStopBytes bytes, at most kMaxStopStrings
-  bool stop_on_eos = true;           // end at <eos> or <pad>
+  int max_new_tokens = 128;            // >= 1
+  std::vector<std::string> stop;       // each 1..kMaxStopBytes bytes, at most kMaxStopStrings
+  bool stop_on_eos = true;             // end at <eos> or <pad>
   float confidence_threshold = 0.15f;  // in [0, 1); 0 disables the confidence rule
-  int confidence_run = 3;            // consecutive low-confidence tokens that end generation
-  Status Validate() const;           // names the field and its limit
+  int confidence_run = 3;              // consecutive low-confidence tokens that end generation
+  Status Validate() const;             // names the field and its limit
 };
 
 // Turns token texts into deltas. Holds back the shortest tail that is an incomplete UTF-8
@@ -84,9 +84,9 @@ class Generation {
 
   struct Step {
     int32_t token = 0;
-    float probability = 0.0f;      // of the token, softmax at temperature 1
-    float top_probability = 0.0f;  // the confidence
-    std::string text;              // delta (valid UTF-8; may be empty)
+    float probability = 0.0f;                   // of the token, softmax at temperature 1
+    float top_probability = 0.0f;               // the confidence
+    std::string text;                           // delta (valid UTF-8; may be empty)
     FinishReason finish = FinishReason::kNone;  // set on the last step
   };
   // Samples the next token from the logits after the last fed token, records it as the
@@ -115,7 +115,7 @@ struct GenerationResult {
   int64_t prompt_tokens = 0;  // fed by this request (pending token + prompt)
   int64_t cached_tokens = 0;  // in the cache before this request
   int generated = 0;
-  std::string text;           // concatenation of every step's text
+  std::string text;  // concatenation of every step's text
 };
 
 // Runs one request to its end on one session with Decoder::Feed: prompt tokens at once, then
@@ -125,7 +125,6 @@ StatusOr<GenerationResult> RunGeneration(Decoder& decoder, const float* params, 
                                          const BpeTokenizer& tokenizer, DecodeState& state,
                                          const std::vector<int32_t>& prompt, const SamplingOptions& sampling,
                                          const StopOptions& stop,
-                                         const std::function<bool(const Generation::Step&)>& on_step,
-                                         ThreadPool& pool);
+                                         const std::function<bool(const Generation::Step&)>& on_step, ThreadPool& pool);
 
 }  // namespace lanlm::engine

@@ -1,6 +1,7 @@
 // Causal multi-head scaled dot-product attention on RoPE'd q and k.
-// Training: parallel over (batch, head, query row) in the forward, over (batch, head) in the
-// backward so dk/dv sums stay on one thread. Decoding: one query against a KV cache.
+// Training: parallel over (batch, head) in the forward and in the backward (so dk/dv sums stay
+// on one thread). Decoding: one query against a KV cache, bit-identical to the corresponding
+// row of the training forward.
 #pragma once
 
 #include <cstdint>

@@ -1,7 +1,9 @@
-// Matmul forward and backward on one register-blocked micro-kernel: a tile of kMr rows x kNr
-// columns of C is summed over the whole reduction dimension in registers, in index order,
-// then stored (forward) or added once (backward). Tiles are fixed by the shapes alone, so each
-// element's arithmetic is the same for any thread count. Not a general BLAS: row-major only.
+// Matmul forward and backward on one packed, register-blocked micro-kernel (GotoBLAS-style,
+// without splitting the reduction): B is packed once per call into kNr-column panels, each
+// block of kMr rows of A into a K x kMr strip, and a kMr x kNr tile of C is summed over the
+// whole reduction in registers, in index order, then stored (forward) or added once
+// (backward). Work items are row blocks fixed by the shapes, and every element goes through
+// the same kernel, so results are bit-identical for any thread count. Row-major only.
 #include "engine/ops/matmul.h"
 
 #include <algorithm>
@@ -18,37 +20,29 @@ using simd::Splat;
 using simd::StoreU;
 using simd::VecF;
 
-constexpr int kNv = 2;                   // vectors per tile row
-constexpr int kNr = kNv * kLanes;        // tile columns
-constexpr int kMr = kLanes >= 16 ? 8 : (kLanes == 8 ? 6 : 4);  // tile rows (fits the register file)
-constexpr int64_t kSmallRows = 16;       // below this, the forward uses dot products (decoding)
+constexpr int kNv = 2;             // vectors per tile row
+constexpr int kNr = kNv * kLanes;  // tile columns
+// Tile rows: kMr * kNv accumulators + kNv B vectors + 1 broadcast fit the register file
+// (32 zmm with AVX-512, 16 ymm with AVX2, 16 xmm with SSE).
+constexpr int kMr = kLanes >= 16 ? 12 : (kLanes == 8 ? 6 : 4);
+constexpr int64_t kSmallRows = 16;  // below this, the forward uses dot products (decoding)
 
-// A panel of B: K rows of kNr contiguous columns at stride ldb.
-struct Panel {
-  const float* b;
-  int64_t ldb;
-};
-
-// acc[m][v] = sum_k A(m, k) * B[k, v*kLanes ..], A(m, k) = a[m * a_ms + k * a_ks].
-template <int MR>
-void MicroKernel(const float* a, int64_t a_ms, int64_t a_ks, Panel p, int64_t K, float* c, int64_t ldc,
-                 int n_valid, bool accumulate) {
-  VecF acc[MR][kNv];
-  for (int m = 0; m < MR; ++m)
+// c (m_valid x n_valid of a kMr x kNr tile, stride ldc) (=|+=) sum_k ap[k, :]ᵀ bp[k, :],
+// ap (K x kMr) and bp (K x kNr) packed. Each element is one FMA chain over k in order.
+[[gnu::noipa]] void MicroKernel(const float* ap, const float* bp, int64_t K, float* c, int64_t ldc, int m_valid,
+                                int n_valid, bool accumulate) {
+  VecF acc[kMr][kNv];
+  for (int m = 0; m < kMr; ++m)
     for (int v = 0; v < kNv; ++v) acc[m][v] = VecF{};
-  const float* am[MR];
-  for (int m = 0; m < MR; ++m) am[m] = a + m * a_ms;
-  const float* b = p.b;
-  for (int64_t k = 0; k < K; ++k) {
+  for (int64_t k = 0; k < K; ++k, ap += kMr, bp += kNr) {
     VecF bv[kNv];
-    for (int v = 0; v < kNv; ++v) bv[v] = LoadU(b + v * kLanes);
-    for (int m = 0; m < MR; ++m) {
-      const VecF av = Splat(am[m][k * a_ks]);
+    for (int v = 0; v < kNv; ++v) bv[v] = LoadU(bp + v * kLanes);
+    for (int m = 0; m < kMr; ++m) {
+      const VecF av = Splat(ap[m]);
       for (int v = 0; v < kNv; ++v) acc[m][v] += av * bv[v];
     }
-    b += p.ldb;
   }
-  for (int m = 0; m < MR; ++m) {
+  for (int m = 0; m < m_valid; ++m) {
     float* cm = c + m * ldc;
     if (n_valid == kNr) {
       for (int v = 0; v < kNv; ++v) {
@@ -63,80 +57,115 @@ void MicroKernel(const float* a, int64_t a_ms, int64_t a_ks, Panel p, int64_t K,
   }
 }
 
-using KernelFn = void (*)(const float*, int64_t, int64_t, Panel, int64_t, float*, int64_t, int, bool);
+// A (M x K) as A(m, k) = a[m * a_ms + k * a_ks]; B (K x N) as B(k, n) = b[k * b_ks + n * b_ns].
+struct Operand {
+  const float* p;
+  int64_t s_row;  // stride of A's m / B's k
+  int64_t s_col;  // stride of A's k / B's n
+};
 
-template <int MR>
-constexpr KernelFn KernelFor() {
-  return &MicroKernel<MR>;
-}
-
-KernelFn SelectKernel(int rows) {
-  static constexpr KernelFn kTable[] = {
-      nullptr,          KernelFor<1>(), KernelFor<2>(), KernelFor<3>(), KernelFor<4>(),
-#if defined(__AVX2__) || defined(__AVX512F__)
-      KernelFor<5>(),   KernelFor<6>(),
-#endif
-#if defined(__AVX512F__)
-      KernelFor<7>(),   KernelFor<8>(),
-#endif
-  };
-  static_assert(sizeof(kTable) / sizeof(kTable[0]) == kMr + 1);
-  return kTable[rows];
-}
-
-// C (M x N) = or += A (M x K) · B (K x N), parallel over kMr x kNr tiles (row block fastest).
-// panel(j) gives the j-th kNr-column panel of B (zero-padded when N % kNr != 0).
-template <typename PanelFn>
-void RunTiles(const float* a, int64_t a_ms, int64_t a_ks, int64_t M, int64_t N, int64_t K, PanelFn panel,
-              float* c, int64_t ldc, bool accumulate, ThreadPool& pool) {
-  const int64_t row_blocks = (M + kMr - 1) / kMr;
-  const int64_t col_panels = (N + kNr - 1) / kNr;
-  pool.ParallelFor(row_blocks * col_panels, 2 * kMr * kNr * K, [&](int64_t begin, int64_t end) {
-    for (int64_t t = begin; t < end; ++t) {
-      const int64_t j = t / row_blocks;
-      const int64_t rb = t % row_blocks;
-      const int64_t m0 = rb * kMr;
+// Packs B into panels [N / kNr][K][kNr] (zero-padded past N), parallel over panels.
+void PackB(Operand b, int64_t K, int64_t N, float* dst, ThreadPool& pool) {
+  const int64_t panels = (N + kNr - 1) / kNr;
+  pool.ParallelFor(panels, 2 * K * kNr, [&](int64_t begin, int64_t end) {
+    for (int64_t j = begin; j < end; ++j) {
+      float* d = dst + j * K * kNr;
       const int64_t n0 = j * kNr;
-      const int rows = static_cast<int>(std::min<int64_t>(kMr, M - m0));
-      const int cols = static_cast<int>(std::min<int64_t>(kNr, N - n0));
-      SelectKernel(rows)(a + m0 * a_ms, a_ms, a_ks, panel(j), K, c + m0 * ldc + n0, ldc, cols, accumulate);
+      const int64_t cols = std::min<int64_t>(kNr, N - n0);
+      if (b.s_col == 1) {  // rows of B contiguous: copy kNr floats per k
+        for (int64_t k = 0; k < K; ++k) {
+          const float* s = b.p + k * b.s_row + n0;
+          for (int64_t n = 0; n < cols; ++n) d[k * kNr + n] = s[n];
+          for (int64_t n = cols; n < kNr; ++n) d[k * kNr + n] = 0.0f;
+        }
+      } else {  // columns of B contiguous (B = wᵀ): transpose
+        for (int64_t n = 0; n < cols; ++n) {
+          const float* s = b.p + (n0 + n) * b.s_col;
+          for (int64_t k = 0; k < K; ++k) d[k * kNr + n] = s[k * b.s_row];
+        }
+        for (int64_t n = cols; n < kNr; ++n)
+          for (int64_t k = 0; k < K; ++k) d[k * kNr + n] = 0.0f;
+      }
     }
   });
 }
 
-// Copies columns [n0, n0 + kNr) of B (K x N, stride ldb) into dst (K x kNr), zero-padding past N.
-void PackPanel(const float* b, int64_t ldb, int64_t K, int64_t N, int64_t n0, float* dst) {
-  const int64_t cols = std::min<int64_t>(kNr, N - n0);
-  for (int64_t k = 0; k < K; ++k) {
-    float* d = dst + k * kNr;
-    const float* s = b + k * ldb + n0;
-    for (int64_t n = 0; n < cols; ++n) d[n] = s[n];
-    for (int64_t n = cols; n < kNr; ++n) d[n] = 0.0f;
+// Packs blocks [rb0, rb0 + nb) of kMr rows of A into dst (nb strips of K x kMr), zero rows
+// past M.
+void PackA(Operand a, int64_t M, int64_t K, int64_t rb0, int64_t nb, float* dst) {
+  if (a.s_row == 1) {
+    // A = dyᵀ: the strips' rows of A are one contiguous run of each row of dy; walk dy row by
+    // row (rows far apart, so prefetch ahead) and scatter each run into the strips.
+    const int64_t m0 = rb0 * kMr;
+    const int64_t rows = std::min<int64_t>(nb * kMr, M - m0);
+    constexpr int64_t kAhead = 16;
+    for (int64_t k = 0; k < K; ++k) {
+      const float* s = a.p + k * a.s_col + m0;
+      if (k + kAhead < K) {
+        for (int64_t m = 0; m < rows; m += 16) __builtin_prefetch(s + kAhead * a.s_col + m);
+      }
+      for (int64_t b = 0; b < nb; ++b) {
+        float* d = dst + b * K * kMr + k * kMr;
+        const int64_t r0 = b * kMr;
+        if (r0 + kMr <= rows) {
+          __builtin_memcpy(d, s + r0, sizeof(float) * kMr);
+        } else {
+          for (int64_t m = 0; m < kMr; ++m) d[m] = r0 + m < rows ? s[r0 + m] : 0.0f;
+        }
+      }
+    }
+    return;
+  }
+  for (int64_t b = 0; b < nb; ++b) {  // rows of A contiguous: transpose each strip
+    const int64_t m0 = (rb0 + b) * kMr;
+    const int64_t rows = std::min<int64_t>(kMr, M - m0);
+    float* d = dst + b * K * kMr;
+    for (int64_t m = 0; m < rows; ++m) {
+      const float* s = a.p + (m0 + m) * a.s_row;
+      for (int64_t k = 0; k < K; ++k) d[k * kMr + m] = s[k * a.s_col];
+    }
+    for (int64_t m = rows; m < kMr; ++m)
+      for (int64_t k = 0; k < K; ++k) d[k * kMr + m] = 0.0f;
   }
 }
 
-// Runs C (=|+=) A · B where B (K x N) is row-major at stride ldb: full panels are read in
-// place, the ragged last one from a zero-padded copy.
-void GemmRowMajorB(const float* a, int64_t a_ms, int64_t a_ks, const float* b, int64_t ldb, int64_t M,
-                   int64_t N, int64_t K, float* c, int64_t ldc, bool accumulate, ThreadPool& pool) {
-  thread_local std::vector<float> tail_buf;
-  const int64_t full = N / kNr;
-  const float* tail = nullptr;
-  if (N % kNr != 0) {
-    float* t = simd::Scratch(tail_buf, K * kNr);
-    PackPanel(b, ldb, K, N, full * kNr, t);
-    tail = t;
-  }
-  RunTiles(
-      a, a_ms, a_ks, M, N, K,
-      [&](int64_t j) { return j < full ? Panel{b + j * kNr, ldb} : Panel{tail, kNr}; }, c, ldc, accumulate,
-      pool);
+// C (M x N, stride ldc) (=|+=) A · B. Parallel over groups of row blocks (kMr rows of C each;
+// the group size only balances work and packing, it never changes an element's arithmetic):
+// a group packs its strips of A once, then sweeps the panels of B, each panel across the
+// group's strips while it is hot in cache.
+void Gemm(Operand a, Operand b, int64_t M, int64_t N, int64_t K, float* c, int64_t ldc, bool accumulate,
+          ThreadPool& pool) {
+  thread_local std::vector<float> b_buf;
+  const int64_t panels = (N + kNr - 1) / kNr;
+  float* bp = simd::Scratch(b_buf, panels * K * kNr);
+  PackB(b, K, N, bp, pool);
+  const int64_t row_blocks = (M + kMr - 1) / kMr;
+  const int64_t group = std::clamp<int64_t>(row_blocks / (4 * int64_t{pool.size()}), 1, 8);
+  const int64_t groups = (row_blocks + group - 1) / group;
+  pool.ParallelFor(groups, 2 * group * kMr * panels * kNr * K, [&](int64_t begin, int64_t end) {
+    thread_local std::vector<float> a_buf;
+    float* ap = simd::Scratch(a_buf, group * K * kMr);
+    for (int64_t g = begin; g < end; ++g) {
+      const int64_t rb0 = g * group;
+      const int64_t nb = std::min(group, row_blocks - rb0);
+      PackA(a, M, K, rb0, nb, ap);
+      for (int64_t j = 0; j < panels; ++j) {
+        const int n_valid = static_cast<int>(std::min<int64_t>(kNr, N - j * kNr));
+        for (int64_t blk = 0; blk < nb; ++blk) {
+          const int64_t m0 = (rb0 + blk) * kMr;
+          const int m_valid = static_cast<int>(std::min<int64_t>(kMr, M - m0));
+          MicroKernel(ap + blk * K * kMr, bp + j * K * kNr, K, c + m0 * ldc + j * kNr, ldc, m_valid, n_valid,
+                      accumulate);
+        }
+      }
+    }
+  });
 }
 
-// y[r * out] = x[r, :] · w_row for every r (one output column; not inlined, so its arithmetic
-// is one compiled body whatever the split).
+// y[r * out] = x[r, :] · w_row for every r (one output column; one compiled body whatever the
+// split).
 [[gnu::noipa]] void DotColumn(const float* x, const float* w_row, int64_t rows, int64_t in, int64_t out,
-                                 float* y) {
+                              float* y) {
   for (int64_t r = 0; r < rows; ++r) y[r * out] = simd::Dot(x + r * in, w_row, in);
 }
 
@@ -152,34 +181,17 @@ void MatmulForward(const float* x, const float* w, int64_t rows, int64_t in, int
     });
     return;
   }
-  // B = wᵀ (in x out): packed into panels [out / kNr][in][kNr] so each panel streams contiguously.
-  thread_local std::vector<float> packed_buf;
-  const int64_t panels = (out + kNr - 1) / kNr;
-  float* packed = simd::Scratch(packed_buf, panels * in * kNr);
-  pool.ParallelFor(panels, 2 * in * kNr, [&](int64_t begin, int64_t end) {
-    for (int64_t j = begin; j < end; ++j) {
-      float* dst = packed + j * in * kNr;
-      const int64_t cols = std::min<int64_t>(kNr, out - j * kNr);
-      for (int64_t n = 0; n < cols; ++n) {
-        const float* src = w + (j * kNr + n) * in;
-        for (int64_t i = 0; i < in; ++i) dst[i * kNr + n] = src[i];
-      }
-      for (int64_t n = cols; n < kNr; ++n)
-        for (int64_t i = 0; i < in; ++i) dst[i * kNr + n] = 0.0f;
-    }
-  });
-  RunTiles(
-      x, in, 1, rows, out, in, [&](int64_t j) { return Panel{packed + j * in * kNr, kNr}; }, y, out,
-      /*accumulate=*/false, pool);
+  // y (rows x out) = x (rows x in) · wᵀ (in x out).
+  Gemm({x, in, 1}, {w, 1, in}, rows, out, in, y, out, /*accumulate=*/false, pool);
 }
 
 void MatmulBackward(const float* dy, const float* x, const float* w, int64_t rows, int64_t in, int64_t out,
                     float* dx, float* dw, ThreadPool& pool) {
   if (rows <= 0 || in <= 0 || out <= 0) return;
   // dx (rows x in) += dy (rows x out) · w (out x in).
-  if (dx != nullptr) GemmRowMajorB(dy, out, 1, w, in, rows, in, out, dx, in, /*accumulate=*/true, pool);
+  if (dx != nullptr) Gemm({dy, out, 1}, {w, in, 1}, rows, in, out, dx, in, /*accumulate=*/true, pool);
   // dw (out x in) += dyᵀ (out x rows) · x (rows x in); A(o, r) = dy[r * out + o].
-  if (dw != nullptr) GemmRowMajorB(dy, 1, out, x, in, out, in, rows, dw, in, /*accumulate=*/true, pool);
+  if (dw != nullptr) Gemm({dy, 1, out}, {x, in, 1}, out, in, rows, dw, in, /*accumulate=*/true, pool);
 }
 
 }  // namespace lanlm::engine

@@ -61,12 +61,12 @@ TEST(GenerateErrorsTest, BadValuesGetTheirCodes) {
       {"confidence threshold 1.5",
        [](auto& r) { r.mutable_start()->mutable_stopping()->set_confidence_threshold(1.5f); },
        grpc::StatusCode::INVALID_ARGUMENT, "confidence_threshold"},
-      {"bad session id", [](auto& r) { r.mutable_start()->set_session_id("a b"); },
-       grpc::StatusCode::INVALID_ARGUMENT, "session_id"},
+      {"bad session id", [](auto& r) { r.mutable_start()->set_session_id("a b"); }, grpc::StatusCode::INVALID_ARGUMENT,
+       "session_id"},
       {"no request", [](auto& r) { r.clear_request(); }, grpc::StatusCode::INVALID_ARGUMENT, "none of"},
       {"prompt + max_new_tokens over the context",
-       [](auto& r) { r.mutable_start()->mutable_stopping()->set_max_new_tokens(100); },
-       grpc::StatusCode::OUT_OF_RANGE, "+ 100 = "},
+       [](auto& r) { r.mutable_start()->mutable_stopping()->set_max_new_tokens(100); }, grpc::StatusCode::OUT_OF_RANGE,
+       "+ 100 = "},
       {"continue unknown session", [](auto& r) { r = Continue("nobody", "x", 2); }, grpc::StatusCode::NOT_FOUND,
        "nobody"},
       {"continue without id", [](auto& r) { r = Continue("", "x", 2); }, grpc::StatusCode::INVALID_ARGUMENT,
@@ -91,8 +91,8 @@ TEST(GenerateErrorsTest, OutOfRangeNamesBothNumbers) {
   const int prompt = static_cast<int>(TinyTokenizer()->Encode("the cat").size());
   const grpc::Status status = SendOne(server, request);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::OUT_OF_RANGE);
-  EXPECT_EQ(status.error_message(), "prompt_tokens + max_new_tokens = " + std::to_string(prompt) + " + 100 = " +
-                                        std::to_string(prompt + 100) + " exceeds context = 64");
+  EXPECT_EQ(status.error_message(), "prompt_tokens + max_new_tokens = " + std::to_string(prompt) +
+                                        " + 100 = " + std::to_string(prompt + 100) + " exceeds context = 64");
   ExpectServes(server);
 }
 

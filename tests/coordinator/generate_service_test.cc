@@ -90,13 +90,14 @@ TEST(GenerateServiceTest, MatchesEngineGeneration) {
   stop.stop_on_eos = false;
   stop.confidence_threshold = 0.0f;
   std::vector<int32_t> ids;
-  auto r = engine::RunGeneration(decoder, snapshot->params.data(), snapshot->config, *snapshot->tokenizer, state,
-                                 snapshot->tokenizer->Encode("the dog"), sampling, stop,
-                                 [&](const engine::Generation::Step& st) {
-                                   ids.push_back(st.token);
-                                   return true;
-                                 },
-                                 pool);
+  auto r = engine::RunGeneration(
+      decoder, snapshot->params.data(), snapshot->config, *snapshot->tokenizer, state,
+      snapshot->tokenizer->Encode("the dog"), sampling, stop,
+      [&](const engine::Generation::Step& st) {
+        ids.push_back(st.token);
+        return true;
+      },
+      pool);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(got.ids, ids);
   EXPECT_EQ(got.text, r->text);

@@ -19,7 +19,8 @@ namespace lanlm::coordinator::testing {
 
 inline const char* kTinyCorpus =
     "the cat sat on the mat. the dog sat on the log.\n"
-    "h\xC3\xA9llo w\xC3\xB6rld, caf\xC3\xA9 cr\xC3\xA8me br\xC3\xBBl\xC3\xA9" "e \xE2\x82\xAC 5 \xF0\x9F\x98\x80 smile\n"
+    "h\xC3\xA9llo w\xC3\xB6rld, caf\xC3\xA9 cr\xC3\xA8me br\xC3\xBBl\xC3\xA9"
+    "e \xE2\x82\xAC 5 \xF0\x9F\x98\x80 smile\n"
     "\xE6\x97\xA5\xE6\x9C\xAC\xE8\xAA\x9E \xD0\xBF\xD1\x80\xD0\xB8\xD0\xB2\xD0\xB5\xD1\x82 the end.\n";
 
 inline std::shared_ptr<const engine::BpeTokenizer> TinyTokenizer() {
@@ -132,9 +133,9 @@ class TestServer {
 class Stream {
  public:
   explicit Stream(lanlm::v1::Generate::Stub& stub, double deadline_s = 30.0) {
-    context.set_deadline(std::chrono::system_clock::now() +
-                         std::chrono::duration_cast<std::chrono::system_clock::duration>(
-                             std::chrono::duration<double>(deadline_s)));
+    context.set_deadline(
+        std::chrono::system_clock::now() +
+        std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::duration<double>(deadline_s)));
     rw_ = stub.Generate(&context);
   }
   bool Send(const lanlm::v1::GenerateRequest& request) { return rw_->Write(request); }

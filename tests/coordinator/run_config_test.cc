@@ -2,10 +2,10 @@
 // PrepareRun's errors for missing inputs and a resume below the checkpoint's step.
 #include "coordinator/run_config.h"
 
+#include <gtest/gtest.h>
+
 #include <filesystem>
 #include <fstream>
-
-#include <gtest/gtest.h>
 
 #include "engine/checkpoint.h"
 

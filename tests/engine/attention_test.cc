@@ -21,7 +21,7 @@ struct Dims {
 
 TEST(AttentionTest, ForwardMatchesNaiveDouble) {
   ThreadPool pool(2);
-  const Dims d{2, 7, 3, 5};
+  const Dims d{2, 70, 3, 5};  // rows of 1 to 70 keys: every mix of full and partial key blocks
   const auto q = RandomVector(d.size(), 1, -2.0f, 2.0f);
   const auto k = RandomVector(d.size(), 2, -2.0f, 2.0f);
   const auto v = RandomVector(d.size(), 3);
@@ -128,6 +128,30 @@ TEST(AttentionTest, DecodeEqualsEveryRowOfTheForward) {
       const std::vector<float> want(out.begin() + (len - 1) * row, out.begin() + len * row);
       ASSERT_TRUE(op_test::BitEqual(dec, want)) << "len " << len << " threads " << threads;
     }
+  }
+}
+
+TEST(AttentionTest, BitsDoNotDependOnAlignment) {
+  ThreadPool pool(2);
+  const Dims d{1, 41, 2, 20};
+  const auto q = RandomVector(d.size(), 19);
+  const auto k = RandomVector(d.size(), 20);
+  const auto v = RandomVector(d.size(), 21);
+  const auto dy = RandomVector(d.size(), 22);
+  const size_t np = d.B * d.NH * d.T * d.T;
+  std::vector<std::vector<float>> ref;
+  for (int shift : {0, 1, 2, 3}) {
+    op_test::Shifted sq(q, shift), sk(k, 3 - shift), sv(v, shift), sdy(dy, (shift + 2) % 4);
+    op_test::Shifted probs(std::vector<float>(np), shift), out(std::vector<float>(d.size()), 3 - shift);
+    op_test::Shifted dq(std::vector<float>(d.size()), shift), dk(std::vector<float>(d.size()), 1);
+    op_test::Shifted dv(std::vector<float>(d.size()), 3 - shift);
+    AttentionForward(sq.data, sk.data, sv.data, d.B, d.T, d.NH, d.D, probs.data, out.data, pool);
+    AttentionBackward(sdy.data, sq.data, sk.data, sv.data, probs.data, d.B, d.T, d.NH, d.D, dq.data, dk.data,
+                      dv.data, pool);
+    std::vector<std::vector<float>> got{probs.Get(np), out.Get(d.size()), dq.Get(d.size()), dk.Get(d.size()),
+                                        dv.Get(d.size())};
+    if (ref.empty()) ref = got;
+    for (size_t i = 0; i < ref.size(); ++i) EXPECT_TRUE(op_test::BitEqual(got[i], ref[i])) << "shift " << shift;
   }
 }
 

@@ -85,5 +85,21 @@ TEST(CrossEntropyTest, BitIdenticalAcrossThreadCounts) {
   });
 }
 
+TEST(CrossEntropyTest, BitsDoNotDependOnAlignment) {
+  ThreadPool pool(2);
+  const int64_t R = 7, V = 301;
+  const auto logits = RandomVector(R * V, 11, -5.0f, 5.0f);
+  const auto targets = op_test::RandomTokens(R, V, 12);
+  std::vector<std::vector<float>> ref;
+  for (int shift : {0, 1, 2, 3}) {
+    op_test::Shifted l(logits, shift), d(std::vector<float>(R * V), 3 - shift), losses(std::vector<float>(R), shift);
+    CrossEntropyForward(l.data, targets.data(), R, V, losses.data, pool);
+    CrossEntropyBackward(l.data, targets.data(), R, V, 1.0f / R, d.data, pool);
+    std::vector<std::vector<float>> got{losses.Get(R), d.Get(R * V)};
+    if (ref.empty()) ref = got;
+    for (size_t i = 0; i < ref.size(); ++i) EXPECT_TRUE(op_test::BitEqual(got[i], ref[i])) << "shift " << shift;
+  }
+}
+
 }  // namespace
 }  // namespace lanlm::engine

@@ -113,8 +113,8 @@ TEST(TextStreamerTest, PartialStopStringThatDoesNotCompleteIsReleased) {
 // Random texts over multi-byte characters and stop strings, cut into random byte pieces:
 // the deltas are valid UTF-8 and concatenate to the text before the first stop string.
 TEST(TextStreamerTest, RandomSplitsConcatenateToTextBeforeStop) {
-  const std::vector<std::string> alphabet = {"a", "b", " ", "\n", "E", "N", "D", "\xC3\xA9", "\xE2\x82\xAC",
-                                             "\xF0\x9F\x98\x80"};
+  const std::vector<std::string> alphabet = {"a", "b", " ",        "\n",           "E",
+                                             "N", "D", "\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\x98\x80"};
   const std::vector<std::string> stops = {"END", "\xC3\xA9\xE2\x82\xAC", "bb\n"};
   std::mt19937 rng(7);
   for (int trial = 0; trial < 500; ++trial) {
@@ -304,8 +304,8 @@ TEST_F(GenerationTest, ContinuedSessionEqualsOneLongRequest) {
   EXPECT_EQ(first->cached_tokens, 0);
   EXPECT_EQ(first->prompt_tokens, static_cast<int64_t>(prompt.size()));
   stop.max_new_tokens = 9;
-  auto second = RunGeneration(decoder, params.data(), config, *tokenizer_, split, {}, sampling, stop,
-                              record(split_tokens), pool);
+  auto second =
+      RunGeneration(decoder, params.data(), config, *tokenizer_, split, {}, sampling, stop, record(split_tokens), pool);
   ASSERT_TRUE(second.ok()) << second.status().ToString();
   EXPECT_EQ(second->cached_tokens, static_cast<int64_t>(prompt.size()) + 6);
   EXPECT_EQ(second->prompt_tokens, 1);
@@ -340,8 +340,9 @@ TEST_F(GenerationTest, CallbackFalseCancels) {
   stop.stop_on_eos = false;
   stop.max_new_tokens = 10;
   int calls = 0;
-  auto r = RunGeneration(decoder, params.data(), config, *tokenizer_, state, tokenizer_->Encode("the"),
-                         SamplingOptions{}, stop, [&](const Generation::Step&) { return ++calls < 3; }, pool);
+  auto r = RunGeneration(
+      decoder, params.data(), config, *tokenizer_, state, tokenizer_->Encode("the"), SamplingOptions{}, stop,
+      [&](const Generation::Step&) { return ++calls < 3; }, pool);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->finish, FinishReason::kCancelled);
   EXPECT_EQ(r->generated, 3);

@@ -108,5 +108,23 @@ TEST(MatmulTest, BitIdenticalAcrossThreadCounts) {
   }
 }
 
+TEST(MatmulTest, BitsDoNotDependOnAlignment) {
+  ThreadPool pool(2);
+  const Shape s{37, 29, 45};
+  const auto x = RandomVector(s.rows * s.in, 15);
+  const auto w = RandomVector(s.out * s.in, 16);
+  const auto dy = RandomVector(s.rows * s.out, 17);
+  std::vector<std::vector<float>> ref;
+  for (int shift : {0, 1, 2, 3, 5}) {
+    op_test::Shifted sx(x, shift), sw(w, (shift + 1) % 4), sdy(dy, shift), y(std::vector<float>(s.rows * s.out), shift);
+    op_test::Shifted dx(std::vector<float>(x.size()), 3 - shift % 4), dw(std::vector<float>(w.size()), shift);
+    MatmulForward(sx.data, sw.data, s.rows, s.in, s.out, y.data, pool);
+    MatmulBackward(sdy.data, sx.data, sw.data, s.rows, s.in, s.out, dx.data, dw.data, pool);
+    std::vector<std::vector<float>> got{y.Get(s.rows * s.out), dx.Get(x.size()), dw.Get(w.size())};
+    if (ref.empty()) ref = got;
+    for (size_t i = 0; i < ref.size(); ++i) EXPECT_TRUE(op_test::BitEqual(got[i], ref[i])) << "shift " << shift;
+  }
+}
+
 }  // namespace
 }  // namespace lanlm::engine

@@ -120,4 +120,15 @@ inline double WorstRelativeError(const std::vector<float>& a, const std::vector<
   return worst;
 }
 
+// v copied into a fresh buffer starting `shift` floats in, for tests that results do not
+// depend on array alignment (another process allocates differently, DESIGN.md §3).
+struct Shifted {
+  Shifted(const std::vector<float>& v, int shift) : buf(v.size() + 16, 0.0f), data(buf.data() + shift) {
+    std::copy(v.begin(), v.end(), data);
+  }
+  std::vector<float> Get(size_t n) const { return std::vector<float>(data, data + n); }
+  std::vector<float> buf;
+  float* data;
+};
+
 }  // namespace lanlm::engine::op_test

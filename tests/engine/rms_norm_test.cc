@@ -79,5 +79,24 @@ TEST(RmsNormTest, BitIdenticalAcrossThreadCounts) {
   });
 }
 
+TEST(RmsNormTest, BitsDoNotDependOnAlignment) {
+  ThreadPool pool(2);
+  const int64_t rows = 9, dim = 77;
+  const auto x = RandomVector(rows * dim, 12);
+  const auto w = RandomVector(dim, 13);
+  const auto dy = RandomVector(rows * dim, 14);
+  std::vector<std::vector<float>> ref;
+  for (int shift : {0, 1, 2, 3}) {
+    op_test::Shifted sx(x, shift), sw(w, 3 - shift), sdy(dy, (shift + 1) % 4);
+    op_test::Shifted y(std::vector<float>(x.size()), shift), rstd(std::vector<float>(rows), 1);
+    op_test::Shifted dx(std::vector<float>(x.size()), 3 - shift), dw(std::vector<float>(dim), shift);
+    RmsNormForward(sx.data, sw.data, rows, dim, kEps, y.data, rstd.data, pool);
+    RmsNormBackward(sdy.data, sx.data, sw.data, rstd.data, rows, dim, dx.data, dw.data, pool);
+    std::vector<std::vector<float>> got{y.Get(x.size()), rstd.Get(rows), dx.Get(x.size()), dw.Get(dim)};
+    if (ref.empty()) ref = got;
+    for (size_t i = 0; i < ref.size(); ++i) EXPECT_TRUE(op_test::BitEqual(got[i], ref[i])) << "shift " << shift;
+  }
+}
+
 }  // namespace
 }  // namespace lanlm::engine

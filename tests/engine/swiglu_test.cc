@@ -68,5 +68,23 @@ TEST(SwiGluTest, BitIdenticalAcrossThreadCounts) {
   });
 }
 
+TEST(SwiGluTest, BitsDoNotDependOnAlignment) {
+  ThreadPool pool(2);
+  const int64_t n = 1000;
+  const auto a = RandomVector(n, 12, -6.0f, 6.0f);
+  const auto b = RandomVector(n, 13);
+  const auto dh = RandomVector(n, 14);
+  std::vector<std::vector<float>> ref;
+  for (int shift : {0, 1, 2, 3}) {
+    op_test::Shifted sa(a, shift), sb(b, 3 - shift), sdh(dh, shift), h(std::vector<float>(n), (shift + 1) % 4);
+    op_test::Shifted da(std::vector<float>(n), 3 - shift), db(std::vector<float>(n), shift);
+    SwiGluForward(sa.data, sb.data, n, h.data, pool);
+    SwiGluBackward(sdh.data, sa.data, sb.data, n, da.data, db.data, pool);
+    std::vector<std::vector<float>> got{h.Get(n), da.Get(n), db.Get(n)};
+    if (ref.empty()) ref = got;
+    for (size_t i = 0; i < ref.size(); ++i) EXPECT_TRUE(op_test::BitEqual(got[i], ref[i])) << "shift " << shift;
+  }
+}
+
 }  // namespace
 }  // namespace lanlm::engine

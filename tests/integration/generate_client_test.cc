@@ -2,14 +2,13 @@
 // `lanlm status` against an in-process Generate server, and `lanlm generate --checkpoint`
 // against a checkpoint written here, compared with the engine run directly.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
-#include <cstdio>
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <sstream>
-
-#include <unistd.h>
 
 #include "client/client_generate.h"
 #include "client/commands.h"
@@ -100,7 +99,7 @@ TEST(GenerateClientTest, OnlineCommandStreamsTheText) {
   const std::string out = ::testing::internal::GetCapturedStdout();
   EXPECT_EQ(code, 0);
   EXPECT_EQ(out, expected->text + "\n");
-  EXPECT_TRUE(server.WaitNoSessions());  // the one-shot command closes its session
+  EXPECT_TRUE(server.WaitNoSessions());                           // the one-shot command closes its session
   EXPECT_EQ(RunGenerateOnline({"--server", server.address}), 2);  // no --prompt
 }
 
@@ -129,9 +128,9 @@ TEST(GenerateClientTest, OfflineCommandMatchesTheServer) {
   checkpoint.step = 1;
   checkpoint.tokenizer = snapshot->tokenizer->Serialize();
   checkpoint.params = snapshot->params;
-  const std::string path =
-      (std::filesystem::temp_directory_path() / ("lanlm_generate_offline_" + std::to_string(::getpid()) + ".safetensors"))
-          .string();
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("lanlm_generate_offline_" + std::to_string(::getpid()) + ".safetensors"))
+                               .string();
   ASSERT_TRUE(engine::SaveCheckpoint(path, checkpoint).ok());
 
   TestServer server;  // serves the same weights

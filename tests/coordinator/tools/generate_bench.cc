@@ -121,8 +121,8 @@ int main(int argc, char** argv) {
   auto stub = lanlm::v1::Generate::NewStub(channel);
 
   std::printf("config %s (%s), %d engine threads, %d decode threads, max batch %d, %d tokens per session\n",
-              config_name.c_str(), config->ToString().c_str(), pool.size(), options.decode_threads,
-              options.max_batch, tokens);
+              config_name.c_str(), config->ToString().c_str(), pool.size(), options.decode_threads, options.max_batch,
+              tokens);
   RunStream(*stub, 4, 0);  // warm-up
   std::stringstream list(sessions_list);
   std::string item;
@@ -132,7 +132,8 @@ int main(int argc, char** argv) {
     const Clock::time_point start = Clock::now();
     std::vector<std::thread> clients;
     for (int i = 0; i < n; ++i) {
-      clients.emplace_back([&, i] { results[static_cast<size_t>(i)] = RunStream(*stub, tokens, static_cast<uint64_t>(i)); });
+      clients.emplace_back(
+          [&, i] { results[static_cast<size_t>(i)] = RunStream(*stub, tokens, static_cast<uint64_t>(i)); });
     }
     for (auto& t : clients) t.join();
     const double wall = std::chrono::duration<double>(Clock::now() - start).count();
@@ -144,9 +145,10 @@ int main(int argc, char** argv) {
       per_stream += r.tokens_per_second / n;
       ttft += r.ttft_s / n;
     }
-    std::printf("sessions %3d: %8.1f tokens/s aggregate, %7.1f tokens/s per stream, first token %.4f s, "
-                "%d tokens in %.2f s%s\n",
-                n, total / wall, per_stream, ttft, total, wall, failed ? " (FAILED STREAMS)" : "");
+    std::printf(
+        "sessions %3d: %8.1f tokens/s aggregate, %7.1f tokens/s per stream, first token %.4f s, "
+        "%d tokens in %.2f s%s\n",
+        n, total / wall, per_stream, ttft, total, wall, failed ? " (FAILED STREAMS)" : "");
     std::fflush(stdout);
   }
   service.Shutdown();

@@ -1,0 +1,152 @@
+// lanlm-kernel-bench: GFLOP/s of MatmulForward / MatmulBackward (dx and dw separately) and
+// of attention forward/backward at the config S and M training shapes, at each thread count.
+// Medians over --reps timed runs after one warm-up. Not the training-step benchmark
+// (that is lanlm-bench).
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+#include <cstdio>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "engine/base/flags.h"
+#include "engine/ops/attention.h"
+#include "engine/ops/matmul.h"
+#include "engine/thread_pool.h"
+
+namespace lanlm::engine {
+namespace {
+
+std::vector<float> Random(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+// Medians of reps timed runs of fn after one warm-up: wall seconds, and process CPU seconds
+// (the pool's workers sleep between jobs, so CPU time counts work, not waiting). On a shared,
+// oversubscribed machine the wall time includes time the scheduler gave to others; CPU time
+// per thread estimates the kernel's speed on a core it has to itself.
+struct Timing {
+  double wall;
+  double cpu;
+};
+
+double CpuSeconds() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+Timing Measure(int reps, const std::function<void()>& fn) {
+  fn();
+  std::vector<double> wall, cpu;
+  for (int i = 0; i < reps; ++i) {
+    const double c0 = CpuSeconds();
+    const auto start = std::chrono::steady_clock::now();
+    fn();
+    wall.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    cpu.push_back(CpuSeconds() - c0);
+  }
+  std::sort(wall.begin(), wall.end());
+  std::sort(cpu.begin(), cpu.end());
+  return {wall[wall.size() / 2], cpu[cpu.size() / 2]};
+}
+
+void Report(const char* cfg, const std::string& what, int threads, double flops, Timing t) {
+  std::printf("%-2s %-34s threads=%d  wall %9.3f ms %7.1f GFLOP/s | cpu %9.3f ms %7.1f GFLOP/s/core\n", cfg,
+              what.c_str(), threads, t.wall * 1e3, flops / t.wall * 1e-9, t.cpu * 1e3,
+              flops / t.cpu * 1e-9);
+  std::fflush(stdout);
+}
+
+struct Config {
+  const char* name;
+  int64_t V, C, NH, F, T, B;
+};
+
+void BenchConfig(const Config& c, int threads, int reps) {
+  ThreadPool pool(threads);
+  const int64_t R = c.B * c.T;
+  struct Mm {
+    const char* name;
+    int64_t in, out;
+  };
+  for (const Mm& m : {Mm{"wq/wk/wv/wo", c.C, c.C}, Mm{"w1/w3", c.C, c.F}, Mm{"w2", c.F, c.C},
+                      Mm{"output", c.C, c.V}}) {
+    const auto x = Random(R * m.in, 1);
+    const auto w = Random(m.out * m.in, 2);
+    const auto dy = Random(R * m.out, 3);
+    std::vector<float> y(R * m.out), dx(R * m.in, 0.0f), dw(m.out * m.in, 0.0f);
+    const double flops = 2.0 * R * m.in * m.out;
+    const std::string shape = " " + std::to_string(R) + "x" + std::to_string(m.in) + "->" + std::to_string(m.out);
+    Report(c.name, std::string("fwd ") + m.name + shape, threads, flops,
+           Measure(reps, [&] { MatmulForward(x.data(), w.data(), R, m.in, m.out, y.data(), pool); }));
+    Report(c.name, std::string("dx  ") + m.name + shape, threads, flops, Measure(reps, [&] {
+             MatmulBackward(dy.data(), x.data(), w.data(), R, m.in, m.out, dx.data(), nullptr, pool);
+           }));
+    Report(c.name, std::string("dw  ") + m.name + shape, threads, flops, Measure(reps, [&] {
+             MatmulBackward(dy.data(), x.data(), w.data(), R, m.in, m.out, nullptr, dw.data(), pool);
+           }));
+  }
+  const int64_t D = c.C / c.NH;
+  const int64_t n = R * c.C;
+  const auto q = Random(n, 4), k = Random(n, 5), v = Random(n, 6), dout = Random(n, 7);
+  std::vector<float> probs(c.B * c.NH * c.T * c.T), out(n), dq(n, 0.0f), dk(n, 0.0f), dv(n, 0.0f);
+  // Useful flops of the causal attention: scores and p·v each ~ T²/2 · D FMAs per (b, h).
+  const double fwd_flops = 2.0 * 2.0 * c.B * c.NH * (c.T * (c.T + 1) / 2.0) * D;
+  const std::string shape = " B=" + std::to_string(c.B) + " T=" + std::to_string(c.T) +
+                            " NH=" + std::to_string(c.NH) + " D=" + std::to_string(D);
+  Report(c.name, "attn fwd" + shape, threads, fwd_flops, Measure(reps, [&] {
+           AttentionForward(q.data(), k.data(), v.data(), c.B, c.T, c.NH, D, probs.data(), out.data(), pool);
+         }));
+  Report(c.name, "attn bwd" + shape, threads, 2.0 * fwd_flops, Measure(reps, [&] {
+           AttentionBackward(dout.data(), q.data(), k.data(), v.data(), probs.data(), c.B, c.T, c.NH, D, dq.data(),
+                             dk.data(), dv.data(), pool);
+         }));
+}
+
+}  // namespace
+}  // namespace lanlm::engine
+
+int main(int argc, char** argv) {
+  int reps = 7;
+  std::string threads_list = "1,2";
+  std::string configs = "S,M";
+  lanlm::FlagSet flags("lanlm-kernel-bench [flags]");
+  flags.Int("reps", &reps, "timed runs per kernel (median reported)", 1, 1000);
+  flags.String("threads", &threads_list, "comma-separated thread counts");
+  flags.String("configs", &configs, "comma-separated configs (S, M)");
+  const lanlm::Status st = flags.Parse(std::vector<std::string>(argv + 1, argv + argc));
+  if (!st.ok()) {
+    std::fprintf(stderr, "%s\n", st.ToString().c_str());
+    return 2;
+  }
+  if (flags.help_requested()) {
+    std::printf("%s", flags.Help().c_str());
+    return 0;
+  }
+  using lanlm::engine::Config;
+  const Config kS{"S", 1024, 128, 4, 352, 128, 8};
+  const Config kM{"M", 4096, 288, 6, 768, 256, 8};
+  std::vector<int> thread_counts;
+  for (size_t pos = 0; pos < threads_list.size();) {
+    const size_t comma = std::min(threads_list.find(',', pos), threads_list.size());
+    const int t = std::atoi(threads_list.substr(pos, comma - pos).c_str());
+    if (t <= 0) {
+      std::fprintf(stderr, "--threads: '%s' is not a list of positive counts\n", threads_list.c_str());
+      return 2;
+    }
+    thread_counts.push_back(t);
+    pos = comma + 1;
+  }
+  for (const Config& c : {kS, kM}) {
+    if (configs.find(c.name) == std::string::npos) continue;
+    for (int t : thread_counts) lanlm::engine::BenchConfig(c, t, reps);
+  }
+  return 0;
+}
