@@ -4,6 +4,8 @@
 // feeding the coordinator bad input.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <cinttypes>
 #include <cstdio>
 #include <filesystem>
@@ -120,14 +122,29 @@ class WorkerGroup {
     options.max_backoff = std::chrono::milliseconds(200);
     entry->worker = std::make_unique<worker::Worker>(options, *entry->pool);
     Entry* raw = entry.get();
-    entry->thread = std::thread([raw] { raw->status = raw->worker->Run(); });
+    entry->thread = std::thread([raw] {
+      raw->status = raw->worker->Run();
+      raw->done.store(true);
+    });
     entries_.push_back(std::move(entry));
   }
   void StopAll() {
     for (auto& e : entries_) e->worker->Stop();
     JoinAll();
   }
-  void JoinAll() {
+  // Waits for every worker to end by itself (told "finished" by the coordinator). A worker whose
+  // thread only got to connect after the run ended retries a coordinator that is gone, as a
+  // real worker should; after a grace period such a worker is stopped, so no test can hang.
+  void JoinAll(std::chrono::seconds grace = std::chrono::seconds(20)) {
+    const auto deadline = std::chrono::steady_clock::now() + grace;
+    for (auto& e : entries_) {
+      while (!e->done.load() && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+    }
+    for (auto& e : entries_) {
+      if (!e->done.load()) e->worker->Stop();
+    }
     for (auto& e : entries_) {
       if (e->thread.joinable()) e->thread.join();
     }
@@ -141,6 +158,7 @@ class WorkerGroup {
     std::unique_ptr<worker::Worker> worker;
     std::thread thread;
     Status status;
+    std::atomic<bool> done{false};
   };
   std::vector<std::unique_ptr<Entry>> entries_;
 };
