@@ -28,32 +28,31 @@ void FlagSet::String(const std::string& name, std::string* target, const std::st
                     }});
 }
 
+namespace {
+
+// Parses an integer flag value in [min, max] into *target (int or int64_t).
+template <typename T>
+std::function<Status(const std::string&)> IntSetter(const std::string& name, T* target, int64_t min, int64_t max) {
+  return [=](const std::string& v) {
+    errno = 0;
+    char* end = nullptr;
+    long long x = std::strtoll(v.c_str(), &end, 10);
+    if (v.empty() || *end != '\0' || errno == ERANGE || x < min || x > max) {
+      return BadValue(name, v, "an integer in [" + std::to_string(min) + ", " + std::to_string(max) + "]");
+    }
+    *target = static_cast<T>(x);
+    return OkStatus();
+  };
+}
+
+}  // namespace
+
 void FlagSet::Int(const std::string& name, int64_t* target, const std::string& help, int64_t min, int64_t max) {
-  flags_.push_back({name, help, std::to_string(*target), false, [=](const std::string& v) {
-                      errno = 0;
-                      char* end = nullptr;
-                      long long x = std::strtoll(v.c_str(), &end, 10);
-                      const std::string range = "an integer in [" + std::to_string(min) + ", " + std::to_string(max) + "]";
-                      if (v.empty() || *end != '\0' || errno == ERANGE || x < min || x > max) {
-                        return BadValue(name, v, range);
-                      }
-                      *target = x;
-                      return OkStatus();
-                    }});
+  flags_.push_back({name, help, std::to_string(*target), false, IntSetter(name, target, min, max)});
 }
 
 void FlagSet::Int(const std::string& name, int* target, const std::string& help, int min, int max) {
-  flags_.push_back({name, help, std::to_string(*target), false, [=](const std::string& v) {
-                      errno = 0;
-                      char* end = nullptr;
-                      long long x = std::strtoll(v.c_str(), &end, 10);
-                      const std::string range = "an integer in [" + std::to_string(min) + ", " + std::to_string(max) + "]";
-                      if (v.empty() || *end != '\0' || errno == ERANGE || x < min || x > max) {
-                        return BadValue(name, v, range);
-                      }
-                      *target = static_cast<int>(x);
-                      return OkStatus();
-                    }});
+  flags_.push_back({name, help, std::to_string(*target), false, IntSetter(name, target, min, max)});
 }
 
 void FlagSet::Uint64(const std::string& name, uint64_t* target, const std::string& help) {
