@@ -1,11 +1,10 @@
 // The worker's join / lease / gradient loop; see worker.h.
 #include "worker/worker.h"
 
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <cinttypes>
-
-#include <spdlog/spdlog.h>
 
 #include "engine/parameters.h"
 #include "engine/trainer.h"
@@ -83,7 +82,8 @@ Status Worker::Run() {
 Status Worker::Configure(const v1::JoinReply& reply) {
   LANLM_ASSIGN_OR_RETURN(engine::ModelConfig config, protos::FromProto(reply.model_config()));
   if (config.Hash() != reply.model_config_hash()) {
-    return FailedPreconditionError("model config " + config.ToString() + " hashes differently here than on the coordinator");
+    return FailedPreconditionError("model config " + config.ToString() +
+                                   " hashes differently here than on the coordinator");
   }
   if (reply.micro_batch() < 1 || reply.micro_batch() > 4096) {
     return InvalidArgumentError("micro_batch = " + std::to_string(reply.micro_batch()) + " is outside [1, 4096]");
@@ -169,13 +169,23 @@ Worker::SessionEnd Worker::Session(Status* status, bool* made_progress) {
   hello.mutable_hello()->set_cached_version(cached_version_);
   v1::WorkerMessage ask;
   ask.mutable_lease_request()->set_cached_version(cached_version_);
-  bool ok = stream->Write(hello) && stream->Write(ask);
+  // `writable` goes false when a write fails: the coordinator has ended the call (for example
+  // right after the last step's commit). What it sent before that (the last CommitResult,
+  // the Shutdown) is still in the stream, so keep reading until the end rather than
+  // dropping it. `local_error` is a problem on this side: stop reading and cancel.
+  bool writable = stream->Write(hello) && stream->Write(ask);
+  bool local_error = false;
+  bool shut_down = false;
 
   SessionEnd end = SessionEnd::kRetry;
   std::unique_ptr<protos::ChunkAssembler> incoming;  // parameters being received
   int64_t incoming_version = -1;
   v1::CoordinatorMessage message;
-  while (ok && stream->Read(&message)) {
+  auto fail_locally = [&](Status error) {
+    *status = std::move(error);
+    local_error = true;
+  };
+  while (!local_error && !shut_down && stream->Read(&message)) {
     switch (message.kind_case()) {
       case v1::CoordinatorMessage::kParamChunk: {
         const v1::ParamChunk& chunk = message.param_chunk();
@@ -184,8 +194,7 @@ Worker::SessionEnd Worker::Session(Status* status, bool* made_progress) {
           incoming_version = chunk.version();
         }
         if (Status added = incoming->Add(chunk.chunk()); !added.ok()) {
-          *status = added;
-          ok = false;
+          fail_locally(std::move(added));
           break;
         }
         {
@@ -199,14 +208,18 @@ Worker::SessionEnd Worker::Session(Status* status, bool* made_progress) {
         }
         break;
       }
-      case v1::CoordinatorMessage::kLease:
-        if (Status handled = HandleLease(message.lease(), *stream); !handled.ok()) {
-          *status = handled;
-          ok = false;
-        } else {
+      case v1::CoordinatorMessage::kLease: {
+        if (!writable) break;  // the gradient could not be sent back
+        Status handled = HandleLease(message.lease(), *stream, &writable);
+        if (handled.ok()) {
           *made_progress = true;
+        } else if (writable) {
+          fail_locally(std::move(handled));
+        } else if (status->ok()) {
+          *status = std::move(handled);  // reported if no Shutdown explains the broken stream
         }
         break;
+      }
       case v1::CoordinatorMessage::kCommitResult: {
         const v1::CommitResult& result = message.commit_result();
         std::lock_guard<std::mutex> lock(mu_);
@@ -223,18 +236,17 @@ Worker::SessionEnd Worker::Session(Status* status, bool* made_progress) {
         spdlog::info("worker {}: coordinator shuts down: {}", options_.name, message.shutdown().reason());
         end = message.shutdown().finished() && options_.exit_when_finished ? SessionEnd::kFinished : SessionEnd::kRetry;
         *status = UnavailableError("coordinator shut down: " + message.shutdown().reason());
-        ok = false;
+        shut_down = true;
         break;
       default:
-        *status = InvalidArgumentError("unknown message kind from the coordinator");
-        ok = false;
+        fail_locally(InvalidArgumentError("unknown message kind from the coordinator"));
         break;
     }
   }
-  if (!ok && status->ok()) *status = UnavailableError("stream write failed");
-  // On a local error the stream may still be open: cancel it so Finish returns.
-  if (!status->ok() && end != SessionEnd::kFinished) context.TryCancel();
-  stream->WritesDone();
+  // On a local error, or a shutdown we will not wait out, the stream may still be open:
+  // cancel it so Finish returns.
+  if (local_error || (shut_down && end != SessionEnd::kFinished)) context.TryCancel();
+  if (writable) stream->WritesDone();
   const grpc::Status finished = stream->Finish();
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -246,7 +258,7 @@ Worker::SessionEnd Worker::Session(Status* status, bool* made_progress) {
   return SessionEnd::kRetry;
 }
 
-Status Worker::HandleLease(const v1::Lease& lease, Stream& stream) {
+Status Worker::HandleLease(const v1::Lease& lease, Stream& stream, bool* writable) {
   if (lease.step() != cached_version_) {
     Status mismatch = FailedPreconditionError("lease " + std::to_string(lease.lease_id()) + " is for step " +
                                               std::to_string(lease.step()) + " but the parameters here are version " +
@@ -256,8 +268,8 @@ Status Worker::HandleLease(const v1::Lease& lease, Stream& stream) {
   }
   LANLM_ASSIGN_OR_RETURN(std::vector<int32_t> tokens, protos::TokensFromProto(lease, config_, micro_batch_));
   const auto start = Clock::now();
-  const float loss = engine::ComputeShardGradient(*model_, params_.data(), tokens.data(), micro_batch_,
-                                                  grad_.data(), pool_);
+  const float loss =
+      engine::ComputeShardGradient(*model_, params_.data(), tokens.data(), micro_batch_, grad_.data(), pool_);
   const double compute_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
   if (stopping_) return CancelledError("stopping");
 
@@ -268,7 +280,10 @@ Status Worker::HandleLease(const v1::Lease& lease, Stream& stream) {
     v1::GradientChunk* g = out.mutable_gradient_chunk();
     g->set_lease_id(lease.lease_id());
     *g->mutable_chunk() = std::move(chunk);
-    if (!stream.Write(out)) return UnavailableError("stream broke while sending a gradient");
+    if (!stream.Write(out)) {
+      *writable = false;
+      return UnavailableError("stream broke while sending a gradient");
+    }
   }
   out.Clear();
   v1::Commit* commit = out.mutable_commit();
@@ -277,17 +292,23 @@ Status Worker::HandleLease(const v1::Lease& lease, Stream& stream) {
   commit->set_crc32c(commit_crc);
   commit->set_loss(loss);
   commit->set_compute_ms(compute_ms);
-  if (!stream.Write(out)) return UnavailableError("stream broke while committing");
+  if (!stream.Write(out)) {
+    *writable = false;
+    return UnavailableError("stream broke while committing");
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     ++stats_.leases;
     stats_.gradient_bytes += parameter_count_ * 4;
   }
-  spdlog::debug("worker {}: step {} shard {} loss={:.4f} compute_ms={:.1f}", options_.name, lease.step(),
-                lease.shard(), loss, compute_ms);
+  spdlog::debug("worker {}: step {} shard {} loss={:.4f} compute_ms={:.1f}", options_.name, lease.step(), lease.shard(),
+                loss, compute_ms);
   v1::WorkerMessage ask;
   ask.mutable_lease_request()->set_cached_version(cached_version_);
-  if (!stream.Write(ask)) return UnavailableError("stream broke while asking for a lease");
+  if (!stream.Write(ask)) {
+    *writable = false;
+    return UnavailableError("stream broke while asking for a lease");
+  }
   return OkStatus();
 }
 

@@ -5,6 +5,8 @@
 // coordinator's lease logic; never included by coordinator/.
 #pragma once
 
+#include <grpcpp/grpcpp.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -13,8 +15,6 @@
 #include <mutex>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "engine/base/status.h"
 #include "engine/model.h"
@@ -33,7 +33,7 @@ struct WorkerOptions {
   std::chrono::milliseconds min_backoff{100};
   std::chrono::milliseconds max_backoff{5000};
   std::chrono::milliseconds join_timeout{10000};
-  bool exit_when_finished = true;               // return from Run when the run is complete
+  bool exit_when_finished = true;  // return from Run when the run is complete
 
   Status Validate() const;
 };
@@ -66,7 +66,9 @@ class Worker {
   enum class SessionEnd { kFinished, kStopped, kRetry, kFatal };
   SessionEnd Session(Status* status, bool* made_progress);
   Status Configure(const v1::JoinReply& reply);
-  Status HandleLease(const v1::Lease& lease, grpc::ClientReaderWriter<v1::WorkerMessage, v1::CoordinatorMessage>& stream);
+  // Computes and sends one lease's gradient; sets *writable = false when a write fails.
+  Status HandleLease(const v1::Lease& lease,
+                     grpc::ClientReaderWriter<v1::WorkerMessage, v1::CoordinatorMessage>& stream, bool* writable);
 
   WorkerOptions options_;
   engine::ThreadPool& pool_;
