@@ -226,7 +226,7 @@ TEST_F(ClusterTest, WaitsForMinWorkersAndStopsGracefully) {
   EXPECT_EQ(server->run().status().step, 0);  // one worker is not enough
   EXPECT_EQ(server->run().status().workers, 1);
   workers.Add(server->port(), 1);
-  for (int i = 0; i < 200 && server->run().status().step < 2; ++i) {
+  for (int i = 0; i < 2000 && server->run().status().step < 2; ++i) {  // up to 20 s on a loaded machine
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   EXPECT_GE(server->run().status().step, 2);
