@@ -17,6 +17,7 @@
 #include "engine/corpus.h"
 #include "engine/thread_pool.h"
 #include "engine/tokenizer.h"
+#include "engine/train_flags.h"
 #include "engine/trainer.h"
 
 namespace lanlm::client {
@@ -29,24 +30,13 @@ using engine::TrainOptions;
 
 constexpr const char* kCommand = "train";
 
-struct TrainFlags {
+// The shared training flags (engine/train_flags.h) and this command's own.
+struct TrainCommandFlags : engine::TrainFlags {
   std::string corpus;
-  std::string config = "S";
-  int vocab_size = 0;
   std::string tokenizer;
-  int dim = 0, layers = 0, heads = 0, ffn_hidden = 0, context = 0, micro_batch = 0;
-  int64_t steps = 1000;
-  int shards = 4;
-  uint64_t seed = 1;
   int threads = engine::DefaultThreadCount();
-  float lr = 1e-3f;
-  int64_t warmup = 100;
-  float weight_decay = 0.01f;
-  std::string schedule = "cosine";
-  double validation_fraction = 0.05;
   std::string out;
   std::string resume;
-  int64_t stop_after = 0;
   int64_t eval_every = 100;
   int64_t eval_windows = 16;
   int64_t checkpoint_every = 0;
@@ -83,35 +73,13 @@ class StopSignals {
   struct sigaction old_term_ {};
 };
 
-void RegisterFlags(FlagSet& f, TrainFlags& t) {
+void RegisterFlags(FlagSet& f, TrainCommandFlags& t) {
   f.String("corpus", &t.corpus, "UTF-8 text file to train on (required)");
-  f.String("config", &t.config, "named model config: S or M (DESIGN.md §2); V comes from the tokenizer");
-  f.Int("vocab-size", &t.vocab_size, "train a BPE tokenizer of this size on the corpus (0 = the config's V)", 0,
-        engine::kMaxVocab);
   f.String("tokenizer", &t.tokenizer, "use this tokenizer file (lanlm tokenizer train) instead of training one");
-  f.Int("dim", &t.dim, "override the config's model dim C (0 = keep)", 0, engine::kMaxDim);
-  f.Int("layers", &t.layers, "override the config's layer count L (0 = keep)", 0, engine::kMaxLayers);
-  f.Int("heads", &t.heads, "override the config's head count NH (0 = keep)", 0, engine::kMaxDim);
-  f.Int("ffn-hidden", &t.ffn_hidden, "override the config's feed-forward hidden size F (0 = keep)", 0,
-        4 * engine::kMaxDim);
-  f.Int("context", &t.context, "override the config's context length T (0 = keep)", 0, engine::kMaxContext);
-  f.Int("micro-batch", &t.micro_batch, "sequences per shard B (0 = the config's, 8 for S and M)", 0, 1 << 16);
-  f.Int("steps", &t.steps, "total optimizer steps of the run (with --resume: continue up to this step)", 1,
-        int64_t{1} << 40);
-  f.Int("shards", &t.shards, "shards per step S (global batch = S x B sequences)", 1, 1 << 16);
-  f.Uint64("seed", &t.seed, "seed of parameter init and data sampling");
+  engine::RegisterTrainFlags(f, &t);
   f.Int("threads", &t.threads, "compute threads (results are bit-identical for any count)", 1, 1024);
-  f.Float("lr", &t.lr, "peak learning rate", 1e-8, 10.0);
-  f.Int("warmup", &t.warmup, "linear learning-rate warm-up steps", 0, int64_t{1} << 40);
-  f.Float("weight-decay", &t.weight_decay, "AdamW decoupled weight decay (not applied to norm weights)", 0.0, 10.0);
-  f.String("schedule", &t.schedule,
-           "learning-rate schedule after warm-up: cosine (to 0.1 x lr at --steps) or constant");
-  f.Double("validation-fraction", &t.validation_fraction, "last fraction of the corpus tokens held out for validation",
-           0.0, 0.5);
   f.String("out", &t.out, "checkpoint file to write (required; replaced atomically)");
   f.String("resume", &t.resume, "continue from this checkpoint (its config, seed, shards and tokenizer)");
-  f.Int("stop-after", &t.stop_after,
-        "stop once this step is reached, keeping the schedule of --steps (0 = run to --steps)", 0, int64_t{1} << 40);
   f.Int("eval-every", &t.eval_every, "validation loss every N steps and at the end (0 = only at the end)", 0,
         int64_t{1} << 40);
   f.Int("eval-windows", &t.eval_windows, "validation windows of T+1 tokens per evaluation (0 = the whole split)", 0,
@@ -121,22 +89,6 @@ void RegisterFlags(FlagSet& f, TrainFlags& t) {
   f.Int("log-every", &t.log_every, "when stdout is not a terminal, print a progress line every N steps", 1,
         int64_t{1} << 40);
   f.String("loss-csv", &t.loss_csv, "append step,loss,val_loss,tokens_per_s,elapsed_s rows to this file");
-}
-
-StatusOr<ModelConfig> BuildConfig(const TrainFlags& t, int vocab_size) {
-  if (t.config != "S" && t.config != "M") {
-    return InvalidArgumentError("--config " + t.config + ": expected S or M");
-  }
-  LANLM_ASSIGN_OR_RETURN(ModelConfig c, engine::NamedConfig(t.config));
-  c.vocab_size = vocab_size;
-  if (t.dim) c.dim = t.dim;
-  if (t.layers) c.n_layers = t.layers;
-  if (t.heads) c.n_heads = t.heads;
-  if (t.ffn_hidden) c.ffn_hidden = t.ffn_hidden;
-  if (t.context) c.context = t.context;
-  if (Status s = c.Validate(); !s.ok())
-    return InvalidArgumentError("model config " + c.ToString() + ": " + s.message());
-  return c;
 }
 
 // Everything a run needs besides the corpus, from flags (fresh) or a checkpoint (resume).
@@ -156,7 +108,7 @@ Status CheckSame(const FlagSet& flags, const std::string& flag, const T& flag_va
   return OkStatus();
 }
 
-StatusOr<Run> PrepareResume(const TrainFlags& t, const FlagSet& flags) {
+StatusOr<Run> PrepareResume(const TrainCommandFlags& t, const FlagSet& flags) {
   LANLM_ASSIGN_OR_RETURN(engine::Checkpoint ckpt, engine::LoadCheckpoint(t.resume));
   if (ckpt.adam_m.empty()) {
     return FailedPreconditionError("checkpoint " + t.resume +
@@ -176,7 +128,7 @@ StatusOr<Run> PrepareResume(const TrainFlags& t, const FlagSet& flags) {
   // Flags given on the command line must agree with what the checkpoint was trained with.
   if (flags.WasSet("config") || flags.WasSet("dim") || flags.WasSet("layers") || flags.WasSet("heads") ||
       flags.WasSet("ffn-hidden") || flags.WasSet("context")) {
-    LANLM_ASSIGN_OR_RETURN(ModelConfig wanted, BuildConfig(t, ckpt.config.vocab_size));
+    LANLM_ASSIGN_OR_RETURN(ModelConfig wanted, engine::ModelConfigFromFlags(t, ckpt.config.vocab_size));
     if (!(wanted == ckpt.config)) {
       return InvalidArgumentError("model flags give " + wanted.ToString() + ", which contradicts the checkpoint's " +
                                   ckpt.config.ToString());
@@ -214,14 +166,7 @@ StatusOr<Run> PrepareResume(const TrainFlags& t, const FlagSet& flags) {
       CheckSame(flags, "schedule", t.schedule, o.adamw.schedule, t.schedule, "schedule " + o.adamw.schedule));
   LANLM_RETURN_IF_ERROR(CheckSame(flags, "validation-fraction", t.validation_fraction, o.validation_fraction,
                                   str(t.validation_fraction), "validation_fraction " + str(o.validation_fraction)));
-  if (flags.WasSet("steps")) {
-    o.steps = t.steps;
-    o.adamw.total_steps = t.steps;
-  }
-  if (ckpt.step > o.steps) {
-    return InvalidArgumentError("--steps " + std::to_string(o.steps) + " is below the checkpoint's step " +
-                                std::to_string(ckpt.step));
-  }
+  LANLM_RETURN_IF_ERROR(engine::ApplyResumeSteps(t, flags.WasSet("steps"), ckpt.step, &o));
   LANLM_RETURN_IF_ERROR(o.Validate());
 
   TrainingState state;
@@ -233,36 +178,22 @@ StatusOr<Run> PrepareResume(const TrainFlags& t, const FlagSet& flags) {
   return Run{std::move(o), std::move(state), std::move(*tokenizer)};
 }
 
-StatusOr<Run> PrepareFresh(const TrainFlags& t, const FlagSet& flags) {
+StatusOr<Run> PrepareFresh(const TrainCommandFlags& t, const FlagSet& flags) {
   std::optional<BpeTokenizer> tokenizer;
   if (!t.tokenizer.empty()) {
     if (flags.WasSet("vocab-size")) return InvalidArgumentError("give --tokenizer or --vocab-size, not both");
     LANLM_ASSIGN_OR_RETURN(tokenizer, BpeTokenizer::LoadFromFile(t.tokenizer));
   } else {
-    LANLM_RETURN_IF_ERROR(BuildConfig(t, 1024).status());  // a bad --config fails before the slow part
-    const int vocab = t.vocab_size > 0 ? t.vocab_size : engine::NamedConfig(t.config)->vocab_size;
+    LANLM_RETURN_IF_ERROR(engine::ModelConfigFromFlags(t, 1024).status());  // bad flags fail before the slow part
     LANLM_ASSIGN_OR_RETURN(std::string text, engine::ReadTextFile(t.corpus));
     const auto start = std::chrono::steady_clock::now();
-    LANLM_ASSIGN_OR_RETURN(tokenizer, BpeTokenizer::Train(text, vocab));
+    LANLM_ASSIGN_OR_RETURN(tokenizer, BpeTokenizer::Train(text, engine::TokenizerVocabSize(t)));
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::printf("tokenizer: %d tokens learned from %s in %s\n", tokenizer->vocab_size(), t.corpus.c_str(),
                 FormatDuration(secs).c_str());
   }
-  LANLM_ASSIGN_OR_RETURN(ModelConfig config, BuildConfig(t, tokenizer->vocab_size()));
-  TrainOptions o;
-  o.model = config;
-  o.micro_batch = t.micro_batch > 0 ? t.micro_batch : engine::NamedMicroBatch(t.config);
-  o.shards = t.shards;
-  o.steps = t.steps;
-  o.seed = t.seed;
-  o.validation_fraction = t.validation_fraction;
-  o.adamw.lr = t.lr;
-  o.adamw.warmup_steps = t.warmup;
-  o.adamw.weight_decay = t.weight_decay;
-  o.adamw.schedule = t.schedule;
-  o.adamw.total_steps = t.steps;
-  if (Status s = o.Validate(); !s.ok()) return s;
-  TrainingState state = TrainingState::Init(config, o.seed, o.init_std);
+  LANLM_ASSIGN_OR_RETURN(TrainOptions o, engine::TrainOptionsFromFlags(t, tokenizer->vocab_size()));
+  TrainingState state = TrainingState::Init(o.model, o.seed, o.init_std);
   return Run{std::move(o), std::move(state), std::move(*tokenizer)};
 }
 
@@ -316,12 +247,10 @@ class Progress {
   double last_val_ = -1.0;
 };
 
-int Train(const TrainFlags& t, const FlagSet& flags) {
+int Train(const TrainCommandFlags& t, const FlagSet& flags) {
   if (t.corpus.empty()) return Fail(kCommand, "--corpus FILE is required (lanlm train --help)", kExitUsage);
   if (t.out.empty()) return Fail(kCommand, "--out FILE is required (lanlm train --help)", kExitUsage);
-  if (t.schedule != "cosine" && t.schedule != "constant") {
-    return Fail(kCommand, "--schedule " + t.schedule + ": expected cosine or constant", kExitUsage);
-  }
+  if (Status s = engine::ValidateTrainFlags(t); !s.ok()) return Fail(kCommand, s, kExitUsage);
   // Fail now, not after hours of training, when the checkpoint cannot be written.
   const size_t slash = t.out.rfind('/');
   const std::string out_dir = slash == std::string::npos ? "." : slash == 0 ? "/" : t.out.substr(0, slash);
@@ -437,7 +366,7 @@ int Train(const TrainFlags& t, const FlagSet& flags) {
 }  // namespace
 
 int RunTrain(const Args& args) {
-  TrainFlags t;
+  TrainCommandFlags t;
   FlagSet flags(
       "lanlm train --corpus FILE --out FILE [flags]\n\n"
       "Trains a model on a UTF-8 text file in this process. Without --tokenizer, a BPE tokenizer\n"

@@ -13,29 +13,18 @@
 #include "engine/corpus.h"
 #include "engine/model_config.h"
 #include "engine/tokenizer.h"
+#include "engine/train_flags.h"
 #include "engine/trainer.h"
 
 namespace lanlm::coordinator {
 
-struct CoordinatorOptions {
-  // Data and model.
+// The shared training flags (engine/train_flags.h: config, overrides, steps, shards, seed, lr,
+// ...) with the same meaning and defaults as `lanlm train`, so both produce the same
+// fingerprint, and the coordinator's own.
+struct CoordinatorOptions : engine::TrainFlags {
+  // Data.
   std::string corpus;           // UTF-8 text file
-  // The same meaning and defaults as `lanlm train`, so both produce the same fingerprint.
-  std::string config = "S";     // named config S or M; the model's V is the tokenizer's size
   std::string tokenizer;        // tokenizer file; empty = train one on the corpus
-  int vocab_size = 0;           // tokenizer training vocabulary; 0 = the config's V
-  int dim = 0, layers = 0, heads = 0, ffn_hidden = 0, context = 0;  // overrides (0 = keep)
-  int micro_batch = 0;          // B; 0 = the named config's
-  // Training.
-  int64_t steps = 1000;
-  int64_t stop_after = 0;       // stop at this step keeping the schedule of steps (0 = run to steps)
-  int shards = 4;
-  uint64_t seed = 1;
-  float lr = 1e-3f;
-  int64_t warmup = 100;
-  float weight_decay = 0.01f;
-  std::string schedule = "cosine";
-  double validation_fraction = 0.05;
   // Cluster.
   std::string listen = "0.0.0.0:50051";
   int min_workers = 1;
@@ -54,7 +43,8 @@ struct CoordinatorOptions {
   void Register(FlagSet& flags);
 };
 
-// The named config (S or M) with the overrides applied and V = vocab_size.
+// The named config (S or M) with the overrides applied and V = vocab_size
+// (engine::ModelConfigFromFlags).
 StatusOr<engine::ModelConfig> BuildModelConfig(const CoordinatorOptions& options, int vocab_size);
 
 // Everything a training run starts from.
@@ -66,7 +56,7 @@ struct RunSetup {
   int64_t corpus_tokens = 0;
 };
 
-// TrainOptions from flags for a model of vocabulary vocab_size.
+// TrainOptions from flags for a model of vocabulary vocab_size (engine::TrainOptionsFromFlags).
 StatusOr<engine::TrainOptions> MakeTrainOptions(const CoordinatorOptions& options, int vocab_size);
 // Loads or trains the tokenizer, loads the corpus, and initialises or resumes the state, as
 // `lanlm train` does. On --resume the checkpoint's config, tokenizer and training options
