@@ -83,28 +83,17 @@ void ScoresAcross(const float* a, const float* bt, int64_t ldt, int64_t n, int64
   }
 }
 
-// out[c] = sum_j w[j] * rows[j * Dp + c] for c < NV * kLanes: even and odd j in two FMA
-// chains (for latency), added at the end; the order depends only on n.
+// out[c] = sum_j w[j] * rows[j * Dp + c] for c < NV * kLanes: one FMA chain over j in order
+// per element, exactly as the GEMM micro-kernel sums P·V in the training forward.
 template <int NV>
 void WeightedRowsChunk(const float* w, const float* rows, int64_t Dp, int64_t n, float* out) {
-  VecF even[NV], odd[NV];
-  for (int v = 0; v < NV; ++v) even[v] = odd[v] = VecF{};
-  int64_t j = 0;
-  for (; j + 2 <= n; j += 2) {
-    const VecF w0 = Splat(w[j]);
-    const VecF w1 = Splat(w[j + 1]);
-    const float* r0 = rows + j * Dp;
-    const float* r1 = r0 + Dp;
-    for (int v = 0; v < NV; ++v) {
-      even[v] += w0 * LoadU(r0 + v * kLanes);
-      odd[v] += w1 * LoadU(r1 + v * kLanes);
-    }
+  VecF acc[NV];
+  for (int v = 0; v < NV; ++v) acc[v] = VecF{};
+  for (int64_t j = 0; j < n; ++j) {
+    const VecF wj = Splat(w[j]);
+    for (int v = 0; v < NV; ++v) acc[v] += wj * LoadU(rows + j * Dp + v * kLanes);
   }
-  if (j < n) {
-    const VecF w0 = Splat(w[j]);
-    for (int v = 0; v < NV; ++v) even[v] += w0 * LoadU(rows + j * Dp + v * kLanes);
-  }
-  for (int v = 0; v < NV; ++v) StoreU(out + v * kLanes, even[v] + odd[v]);
+  for (int v = 0; v < NV; ++v) StoreU(out + v * kLanes, acc[v]);
 }
 
 // out (Dp) = sum_j w[j] * rows[j] (each element's order depends only on n).
@@ -126,36 +115,70 @@ void WeightedRows(const float* w, const float* rows, int64_t Dp, int64_t n, floa
   }
 }
 
-// One query q (D) against n packed keys kt (D x ldt) and values vp (n x Dp):
-// p (n) = softmax(scale * q·k_j), out (D) = sum_j p_j v_j. s (RoundUp(n)) and o (Dp) are scratch.
-[[gnu::noipa]] void AttendRow(const float* q, const float* kt, int64_t ldt, const float* vp, int64_t n, int64_t D,
-                              float scale, float* s, float* o, float* p, float* out) {
-  ScoresAcross(q, kt, ldt, n, D, s);
+// s (n) = scores q·k_j in, p (n) = softmax(scale * s) out (p may alias s).
+void SoftmaxRow(float* s, int64_t n, float scale, float* p) {
   simd::Scale(scale, n, s);
   const float m = simd::Max(s, n);
   const float sum = simd::ExpShiftScale(s, m, 1.0f, n, p);
   simd::Scale(1.0f / sum, n, p);
+}
+
+// One query q (D) against n packed keys kt (D x ldt) and values vp (n x Dp):
+// p (n) = softmax(scale * q·k_j), out (D) = sum_j p_j v_j. s (RoundUp(n)) and o (Dp) are scratch.
+// Decoding only; the same arithmetic per element as ForwardHead's row.
+[[gnu::noipa]] void AttendRow(const float* q, const float* kt, int64_t ldt, const float* vp, int64_t n, int64_t D,
+                              float scale, float* s, float* o, float* p, float* out) {
+  ScoresAcross(q, kt, ldt, n, D, s);
+  SoftmaxRow(s, n, scale, p);
   WeightedRows(p, vp, RoundUp(D), n, o);
   std::memcpy(out, o, sizeof(float) * D);
 }
 
-// One (batch, head) of the forward; base pointers at (b, t = 0, h), rows at stride ld.
-[[gnu::noipa]] void ForwardHead(const float* q, const float* k, const float* v, int64_t T, int64_t ld, int64_t D,
-                                float scale, float* probs, float* out, float* scratch) {
-  const int64_t Tp = RoundUp(T), Dp = RoundUp(D);
-  float* kt = scratch;
-  float* vp = kt + D * Tp;
-  float* s = vp + T * Dp;
-  float* o = s + Tp;
-  PackHead(k, v, ld, T, D, Tp, kt, vp);
-  for (int64_t i = 0; i < T; ++i) {
-    float* p = probs + i * T;
-    AttendRow(q + i * ld, kt, Tp, vp, i + 1, D, scale, s, o, p, out + i * ld);
-    for (int64_t j = i + 1; j < T; ++j) p[j] = 0.0f;
-  }
+int64_t Panels(int64_t n) { return (n + gemm::kNr - 1) / gemm::kNr; }
+
+// Scratch floats ForwardHead needs: packed kᵀ (D x T), packed v (T x D), one A strip (T x kMr).
+int64_t ForwardScratch(int64_t T, int64_t D) {
+  return Panels(T) * D * gemm::kNr + Panels(D) * T * gemm::kNr + T * gemm::kMr;
 }
 
-int64_t Panels(int64_t n) { return (n + gemm::kNr - 1) / gemm::kNr; }
+// One (batch, head) of the forward as two small GEMMs on the shared micro-kernel (base
+// pointers at (b, t = 0, h), rows at stride ld): S = q·kᵀ (lower-triangle tiles) written into
+// the probability rows, each row's softmax in place (zeros above the diagonal), then
+// out = P·v with each reduction cut to the causal range. Every score is one FMA chain over d
+// and every output one over j, in order: the arithmetic of AttendRow, so decoding a position
+// gives this row's bits.
+[[gnu::noipa]] void ForwardHead(const float* q, const float* k, const float* v, int64_t T, int64_t ld, int64_t D,
+                                float scale, float* probs, float* out, float* scratch) {
+  using gemm::kMr;
+  using gemm::kNr;
+  const int64_t pd = Panels(D), pt = Panels(T);
+  float* bkt = scratch;            // kᵀ as B (D x T), pt panels of D x kNr
+  float* bv = bkt + pt * D * kNr;  // v as B (T x D), pd panels of T x kNr
+  float* ap = bv + pd * T * kNr;   // one packed A strip
+  for (int64_t j = 0; j < pt; ++j) gemm::PackBPanel({k, 1, ld}, D, T, j, bkt + j * D * kNr);
+  for (int64_t j = 0; j < pd; ++j) gemm::PackBPanel({v, ld, 1}, T, D, j, bv + j * T * kNr);
+  const int64_t blocks = (T + kMr - 1) / kMr;
+  for (int64_t rb = 0; rb < blocks; ++rb) {
+    const int64_t m0 = rb * kMr;
+    const int m_valid = static_cast<int>(std::min<int64_t>(kMr, T - m0));
+    const int64_t kend = m0 + m_valid;  // keys these rows see
+    gemm::PackA({q, ld, 1}, T, D, rb, 1, ap);
+    for (int64_t j = 0; j * kNr < kend; ++j) {
+      const int n_valid = static_cast<int>(std::min<int64_t>(kNr, T - j * kNr));
+      gemm::MicroKernel(ap, bkt + j * D * kNr, D, probs + m0 * T + j * kNr, T, m_valid, n_valid, false);
+    }
+    for (int64_t i = m0; i < kend; ++i) {
+      float* row = probs + i * T;
+      SoftmaxRow(row, i + 1, scale, row);
+      std::memset(row + i + 1, 0, sizeof(float) * (T - i - 1));
+    }
+    gemm::PackA({probs, T, 1}, T, kend, rb, 1, ap);
+    for (int64_t j = 0; j < pd; ++j) {
+      const int n_valid = static_cast<int>(std::min<int64_t>(kNr, D - j * kNr));
+      gemm::MicroKernel(ap, bv + j * T * kNr, kend, out + m0 * ld + j * kNr, ld, m_valid, n_valid, false);
+    }
+  }
+}
 
 // Scratch floats BackwardHead needs: packed q, dout, k (as T x D right-hand operands),
 // packed vᵀ (D x T), dS (T x T) and one A strip (T x kMr).
@@ -250,10 +273,9 @@ void AttentionForward(const float* q, const float* k, const float* v, int64_t B,
                       float* probs, float* out, ThreadPool& pool) {
   const float scale = ScoreScale(D);
   const int64_t ld = NH * D;
-  const int64_t Tp = RoundUp(T), Dp = RoundUp(D);
   pool.ParallelFor(B * NH, 2 * T * T * D, [&](int64_t begin, int64_t end) {
     thread_local std::vector<float> buf;
-    float* scratch = simd::Scratch(buf, D * Tp + T * Dp + Tp + Dp);
+    float* scratch = simd::Scratch(buf, ForwardScratch(T, D));
     for (int64_t bh = begin; bh < end; ++bh) {
       const int64_t base = (bh / NH) * T * ld + (bh % NH) * D;  // (b, t = 0, h)
       ForwardHead(q + base, k + base, v + base, T, ld, D, scale, probs + bh * T * T, out + base, scratch);
