@@ -136,10 +136,8 @@ void SoftmaxRow(float* s, int64_t n, float scale, float* p) {
 
 int64_t Panels(int64_t n) { return (n + gemm::kNr - 1) / gemm::kNr; }
 
-// Scratch floats ForwardHead needs: packed kᵀ (D x T), packed v (T x D), one A strip (T x kMr).
-int64_t ForwardScratch(int64_t T, int64_t D) {
-  return Panels(T) * D * gemm::kNr + Panels(D) * T * gemm::kNr + T * gemm::kMr;
-}
+// Scratch floats ForwardHead needs: packed kᵀ (D x T) and packed v (T x D).
+int64_t ForwardScratch(int64_t T, int64_t D) { return Panels(T) * D * gemm::kNr + Panels(D) * T * gemm::kNr; }
 
 // One (batch, head) of the forward as two small GEMMs on the shared micro-kernel (base
 // pointers at (b, t = 0, h), rows at stride ld): S = q·kᵀ (lower-triangle tiles) written into
@@ -154,7 +152,6 @@ int64_t ForwardScratch(int64_t T, int64_t D) {
   const int64_t pd = Panels(D), pt = Panels(T);
   float* bkt = scratch;            // kᵀ as B (D x T), pt panels of D x kNr
   float* bv = bkt + pt * D * kNr;  // v as B (T x D), pd panels of T x kNr
-  float* ap = bv + pd * T * kNr;   // one packed A strip
   for (int64_t j = 0; j < pt; ++j) gemm::PackBPanel({k, 1, ld}, D, T, j, bkt + j * D * kNr);
   for (int64_t j = 0; j < pd; ++j) gemm::PackBPanel({v, ld, 1}, T, D, j, bv + j * T * kNr);
   const int64_t blocks = (T + kMr - 1) / kMr;
@@ -162,20 +159,20 @@ int64_t ForwardScratch(int64_t T, int64_t D) {
     const int64_t m0 = rb * kMr;
     const int m_valid = static_cast<int>(std::min<int64_t>(kMr, T - m0));
     const int64_t kend = m0 + m_valid;  // keys these rows see
-    gemm::PackA({q, ld, 1}, T, D, rb, 1, ap);
     for (int64_t j = 0; j * kNr < kend; ++j) {
       const int n_valid = static_cast<int>(std::min<int64_t>(kNr, T - j * kNr));
-      gemm::MicroKernel(ap, bkt + j * D * kNr, D, probs + m0 * T + j * kNr, T, m_valid, n_valid, false);
+      gemm::MicroKernelRows(q + m0 * ld, ld, bkt + j * D * kNr, D, probs + m0 * T + j * kNr, T, m_valid, n_valid,
+                            false);
     }
     for (int64_t i = m0; i < kend; ++i) {
       float* row = probs + i * T;
       SoftmaxRow(row, i + 1, scale, row);
       std::memset(row + i + 1, 0, sizeof(float) * (T - i - 1));
     }
-    gemm::PackA({probs, T, 1}, T, kend, rb, 1, ap);
     for (int64_t j = 0; j < pd; ++j) {
       const int n_valid = static_cast<int>(std::min<int64_t>(kNr, D - j * kNr));
-      gemm::MicroKernel(ap, bv + j * T * kNr, kend, out + m0 * ld + j * kNr, ld, m_valid, n_valid, false);
+      gemm::MicroKernelRows(probs + m0 * T, T, bv + j * T * kNr, kend, out + m0 * ld + j * kNr, ld, m_valid, n_valid,
+                            false);
     }
   }
 }
@@ -217,11 +214,11 @@ int64_t BackwardScratch(int64_t T, int64_t D) {
   for (int64_t rb = 0; rb < blocks; ++rb) {  // dP, tiles that touch j <= i
     const int64_t m0 = rb * kMr;
     const int m_valid = static_cast<int>(std::min<int64_t>(kMr, T - m0));
-    gemm::PackA({dout, ld, 1}, T, D, rb, 1, ap);
     const int64_t last_panel = (m0 + m_valid - 1) / kNr;
     for (int64_t j = 0; j <= last_panel; ++j) {
       const int n_valid = static_cast<int>(std::min<int64_t>(kNr, T - j * kNr));
-      gemm::MicroKernel(ap, bvt + j * D * kNr, D, ds + m0 * T + j * kNr, T, m_valid, n_valid, false);
+      gemm::MicroKernelRows(dout + m0 * ld, ld, bvt + j * D * kNr, D, ds + m0 * T + j * kNr, T, m_valid, n_valid,
+                            false);
     }
   }
   for (int64_t i = 0; i < T; ++i) {  // dS in place
@@ -247,10 +244,9 @@ int64_t BackwardScratch(int64_t T, int64_t D) {
     const int m_valid = static_cast<int>(std::min<int64_t>(kMr, T - m0));
     // dq rows [m0, m0 + m_valid): keys j < m0 + m_valid.
     const int64_t kend = m0 + m_valid;
-    gemm::PackA({ds, T, 1}, T, kend, rb, 1, ap);
     for (int64_t j = 0; j < pd; ++j) {
       const int n_valid = static_cast<int>(std::min<int64_t>(kNr, D - j * kNr));
-      gemm::MicroKernel(ap, bk + j * panel, kend, dq + m0 * ld + j * kNr, ld, m_valid, n_valid, true);
+      gemm::MicroKernelRows(ds + m0 * T, T, bk + j * panel, kend, dq + m0 * ld + j * kNr, ld, m_valid, n_valid, true);
     }
     // dk and dv rows (keys) [m0, m0 + m_valid): queries i >= m0.
     const int64_t kcount = T - m0;

@@ -11,19 +11,10 @@ using simd::Splat;
 using simd::StoreU;
 using simd::VecF;
 
-[[gnu::noipa]] void MicroKernel(const float* ap, const float* bp, int64_t K, float* c, int64_t ldc, int m_valid,
-                                int n_valid, bool accumulate) {
-  VecF acc[kMr][kNv];
-  for (int m = 0; m < kMr; ++m)
-    for (int v = 0; v < kNv; ++v) acc[m][v] = VecF{};
-  for (int64_t k = 0; k < K; ++k, ap += kMr, bp += kNr) {
-    VecF bv[kNv];
-    for (int v = 0; v < kNv; ++v) bv[v] = LoadU(bp + v * kLanes);
-    for (int m = 0; m < kMr; ++m) {
-      const VecF av = Splat(ap[m]);
-      for (int v = 0; v < kNv; ++v) acc[m][v] += av * bv[v];
-    }
-  }
+namespace {
+
+// Stores (or adds) the m_valid x n_valid corner of a kMr x kNr register tile to c.
+inline void StoreTile(const VecF (&acc)[kMr][kNv], float* c, int64_t ldc, int m_valid, int n_valid, bool accumulate) {
   for (int m = 0; m < m_valid; ++m) {
     float* cm = c + m * ldc;
     if (n_valid == kNr) {
@@ -37,6 +28,44 @@ using simd::VecF;
       for (int n = 0; n < n_valid; ++n) cm[n] = accumulate ? cm[n] + tmp[n] : tmp[n];
     }
   }
+}
+
+}  // namespace
+
+[[gnu::noipa]] void MicroKernel(const float* ap, const float* bp, int64_t K, float* c, int64_t ldc, int m_valid,
+                                int n_valid, bool accumulate) {
+  VecF acc[kMr][kNv];
+  for (int m = 0; m < kMr; ++m)
+    for (int v = 0; v < kNv; ++v) acc[m][v] = VecF{};
+  for (int64_t k = 0; k < K; ++k, ap += kMr, bp += kNr) {
+    VecF bv[kNv];
+    for (int v = 0; v < kNv; ++v) bv[v] = LoadU(bp + v * kLanes);
+    for (int m = 0; m < kMr; ++m) {
+      const VecF av = Splat(ap[m]);
+      for (int v = 0; v < kNv; ++v) acc[m][v] += av * bv[v];
+    }
+  }
+  StoreTile(acc, c, ldc, m_valid, n_valid, accumulate);
+}
+
+[[gnu::noipa]] void MicroKernelRows(const float* a, int64_t lda, const float* bp, int64_t K, float* c, int64_t ldc,
+                                    int m_valid, int n_valid, bool accumulate) {
+  // Rows past m_valid repeat the last valid row (their sums are computed and dropped), so
+  // nothing outside A is read.
+  const float* rows[kMr];
+  for (int m = 0; m < kMr; ++m) rows[m] = a + std::min(m, m_valid - 1) * lda;
+  VecF acc[kMr][kNv];
+  for (int m = 0; m < kMr; ++m)
+    for (int v = 0; v < kNv; ++v) acc[m][v] = VecF{};
+  for (int64_t k = 0; k < K; ++k, bp += kNr) {
+    VecF bv[kNv];
+    for (int v = 0; v < kNv; ++v) bv[v] = LoadU(bp + v * kLanes);
+    for (int m = 0; m < kMr; ++m) {
+      const VecF av = Splat(rows[m][k]);
+      for (int v = 0; v < kNv; ++v) acc[m][v] += av * bv[v];
+    }
+  }
+  StoreTile(acc, c, ldc, m_valid, n_valid, accumulate);
 }
 
 void PackBPanel(Operand b, int64_t K, int64_t N, int64_t j, float* d) {

@@ -29,6 +29,11 @@ struct Operand {
 void MicroKernel(const float* ap, const float* bp, int64_t K, float* c, int64_t ldc, int m_valid, int n_valid,
                  bool accumulate);
 
+// The same tile with A read in place from row-major rows (A(m, k) = a[m * lda + k]) instead
+// of a packed strip: the same arithmetic, without the cost of packing A.
+void MicroKernelRows(const float* a, int64_t lda, const float* bp, int64_t K, float* c, int64_t ldc, int m_valid,
+                     int n_valid, bool accumulate);
+
 // Packs panel j (columns [j * kNr, j * kNr + kNr)) of B (K x N) into dst (K x kNr), zero past N.
 void PackBPanel(Operand b, int64_t K, int64_t N, int64_t j, float* dst);
 
