@@ -1,8 +1,8 @@
 // Causal attention: training forward (parallel over (b, h), probabilities saved), backward
-// (parallel over (b, h); dk/dv summed in per-thread scratch, then added once), and decoding
-// over a KV cache. Each (b, h) first packs its keys transposed (D x T) and its values padded
-// (T x Dp), so scores are vectorised across keys (no horizontal sums) and p·v across the head
-// dimension. The forward row and the decode step share AttendRow over the same packing, so a
+// (parallel over (b, h), five small GEMMs per head on the matmul's micro-kernel), and decoding
+// over a KV cache. In the forward, each (b, h) first packs its keys transposed (D x T) and its
+// values padded (T x Dp), so scores are vectorised across keys (no horizontal sums) and p·v
+// across the head dimension. The forward row and the decode step share AttendRow over the same packing, so a
 // decoded position equals the corresponding row of the training forward bit for bit.
 #include "engine/ops/attention.h"
 
@@ -11,6 +11,7 @@
 #include <cstring>
 #include <vector>
 
+#include "engine/ops/gemm_kernel.h"
 #include "engine/ops/simd.h"
 
 namespace lanlm::engine {
@@ -29,8 +30,7 @@ int64_t RoundUp(int64_t n) { return (n + kLanes - 1) / kLanes * kLanes; }
 
 // Packs n rows of D floats at stride ld: kt (D x ldt) = transposed, zero-padded to ldt
 // columns; vp (n x Dp) = rows zero-padded to Dp. Either may be null.
-void PackHead(const float* k, const float* v, int64_t ld, int64_t n, int64_t D, int64_t ldt, float* kt,
-              float* vp) {
+void PackHead(const float* k, const float* v, int64_t ld, int64_t n, int64_t D, int64_t ldt, float* kt, float* vp) {
   const int64_t Dp = RoundUp(D);
   if (kt != nullptr) {
     for (int64_t d = 0; d < D; ++d) {
@@ -66,36 +66,34 @@ void ScoresAcross(const float* a, const float* bt, int64_t ldt, int64_t n, int64
   int64_t j = 0;
   for (; j + 4 * kLanes <= n; j += 4 * kLanes) ScoreBlocks<4>(a, bt + j, ldt, D, s + j);
   switch ((n - j + kLanes - 1) / kLanes) {  // 0 to 4 blocks left
-    case 4: ScoreBlocks<4>(a, bt + j, ldt, D, s + j); break;
-    case 3: ScoreBlocks<3>(a, bt + j, ldt, D, s + j); break;
-    case 2: ScoreBlocks<2>(a, bt + j, ldt, D, s + j); break;
-    case 1: ScoreBlocks<1>(a, bt + j, ldt, D, s + j); break;
-    default: break;
+    case 4:
+      ScoreBlocks<4>(a, bt + j, ldt, D, s + j);
+      break;
+    case 3:
+      ScoreBlocks<3>(a, bt + j, ldt, D, s + j);
+      break;
+    case 2:
+      ScoreBlocks<2>(a, bt + j, ldt, D, s + j);
+      break;
+    case 1:
+      ScoreBlocks<1>(a, bt + j, ldt, D, s + j);
+      break;
+    default:
+      break;
   }
 }
 
-// out[c] = sum_j w[j] * rows[j * Dp + c] for c < NV * kLanes: even and odd j in two FMA
-// chains (for latency), added at the end; the order depends only on n.
+// out[c] = sum_j w[j] * rows[j * Dp + c] for c < NV * kLanes: one FMA chain over j in order
+// per element, exactly as the GEMM micro-kernel sums P·V in the training forward.
 template <int NV>
 void WeightedRowsChunk(const float* w, const float* rows, int64_t Dp, int64_t n, float* out) {
-  VecF even[NV], odd[NV];
-  for (int v = 0; v < NV; ++v) even[v] = odd[v] = VecF{};
-  int64_t j = 0;
-  for (; j + 2 <= n; j += 2) {
-    const VecF w0 = Splat(w[j]);
-    const VecF w1 = Splat(w[j + 1]);
-    const float* r0 = rows + j * Dp;
-    const float* r1 = r0 + Dp;
-    for (int v = 0; v < NV; ++v) {
-      even[v] += w0 * LoadU(r0 + v * kLanes);
-      odd[v] += w1 * LoadU(r1 + v * kLanes);
-    }
+  VecF acc[NV];
+  for (int v = 0; v < NV; ++v) acc[v] = VecF{};
+  for (int64_t j = 0; j < n; ++j) {
+    const VecF wj = Splat(w[j]);
+    for (int v = 0; v < NV; ++v) acc[v] += wj * LoadU(rows + j * Dp + v * kLanes);
   }
-  if (j < n) {
-    const VecF w0 = Splat(w[j]);
-    for (int v = 0; v < NV; ++v) even[v] += w0 * LoadU(rows + j * Dp + v * kLanes);
-  }
-  for (int v = 0; v < NV; ++v) StoreU(out + v * kLanes, even[v] + odd[v]);
+  for (int v = 0; v < NV; ++v) StoreU(out + v * kLanes, acc[v]);
 }
 
 // out (Dp) = sum_j w[j] * rows[j] (each element's order depends only on n).
@@ -103,126 +101,177 @@ void WeightedRows(const float* w, const float* rows, int64_t Dp, int64_t n, floa
   int64_t c = 0;
   for (; c + 4 * kLanes <= Dp; c += 4 * kLanes) WeightedRowsChunk<4>(w, rows + c, Dp, n, out + c);
   switch ((Dp - c) / kLanes) {
-    case 3: WeightedRowsChunk<3>(w, rows + c, Dp, n, out + c); break;
-    case 2: WeightedRowsChunk<2>(w, rows + c, Dp, n, out + c); break;
-    case 1: WeightedRowsChunk<1>(w, rows + c, Dp, n, out + c); break;
-    default: break;
+    case 3:
+      WeightedRowsChunk<3>(w, rows + c, Dp, n, out + c);
+      break;
+    case 2:
+      WeightedRowsChunk<2>(w, rows + c, Dp, n, out + c);
+      break;
+    case 1:
+      WeightedRowsChunk<1>(w, rows + c, Dp, n, out + c);
+      break;
+    default:
+      break;
   }
 }
 
-// dk_l[j] += ds[j] * qi and dv_l[j] += p[j] * g for j < n (rows of Dp), qi and g held in
-// registers NV vectors at a time.
-template <int NV>
-void OuterUpdatesChunk(const float* ds, const float* qi, const float* p, const float* g, int64_t n, int64_t Dp,
-                       float* dk_l, float* dv_l) {
-  VecF vq[NV], vg[NV];
-  for (int v = 0; v < NV; ++v) {
-    vq[v] = LoadU(qi + v * kLanes);
-    vg[v] = LoadU(g + v * kLanes);
-  }
-  for (int64_t j = 0; j < n; ++j) {
-    const VecF a = Splat(ds[j]);
-    const VecF b = Splat(p[j]);
-    float* rk = dk_l + j * Dp;
-    float* rv = dv_l + j * Dp;
-    for (int v = 0; v < NV; ++v) {
-      StoreU(rk + v * kLanes, LoadU(rk + v * kLanes) + a * vq[v]);
-      StoreU(rv + v * kLanes, LoadU(rv + v * kLanes) + b * vg[v]);
-    }
-  }
-}
-
-void OuterUpdates(const float* ds, const float* qi, const float* p, const float* g, int64_t n, int64_t Dp,
-                  float* dk_l, float* dv_l) {
-  int64_t c = 0;
-  for (; c + 4 * kLanes <= Dp; c += 4 * kLanes) OuterUpdatesChunk<4>(ds, qi + c, p, g + c, n, Dp, dk_l + c, dv_l + c);
-  switch ((Dp - c) / kLanes) {
-    case 3: OuterUpdatesChunk<3>(ds, qi + c, p, g + c, n, Dp, dk_l + c, dv_l + c); break;
-    case 2: OuterUpdatesChunk<2>(ds, qi + c, p, g + c, n, Dp, dk_l + c, dv_l + c); break;
-    case 1: OuterUpdatesChunk<1>(ds, qi + c, p, g + c, n, Dp, dk_l + c, dv_l + c); break;
-    default: break;
-  }
-}
-
-// One query q (D) against n packed keys kt (D x ldt) and values vp (n x Dp):
-// p (n) = softmax(scale * q·k_j), out (D) = sum_j p_j v_j. s (RoundUp(n)) and o (Dp) are scratch.
-[[gnu::noipa]] void AttendRow(const float* q, const float* kt, int64_t ldt, const float* vp, int64_t n, int64_t D,
-                              float scale, float* s, float* o, float* p, float* out) {
-  ScoresAcross(q, kt, ldt, n, D, s);
+// s (n) = scores q·k_j in, p (n) = softmax(scale * s) out (p may alias s).
+void SoftmaxRow(float* s, int64_t n, float scale, float* p) {
   simd::Scale(scale, n, s);
   const float m = simd::Max(s, n);
   const float sum = simd::ExpShiftScale(s, m, 1.0f, n, p);
   simd::Scale(1.0f / sum, n, p);
+}
+
+// One query q (D) against n packed keys kt (D x ldt) and values vp (n x Dp):
+// p (n) = softmax(scale * q·k_j), out (D) = sum_j p_j v_j. s (RoundUp(n)) and o (Dp) are scratch.
+// Decoding only; the same arithmetic per element as ForwardHead's row.
+[[gnu::noipa]] void AttendRow(const float* q, const float* kt, int64_t ldt, const float* vp, int64_t n, int64_t D,
+                              float scale, float* s, float* o, float* p, float* out) {
+  ScoresAcross(q, kt, ldt, n, D, s);
+  SoftmaxRow(s, n, scale, p);
   WeightedRows(p, vp, RoundUp(D), n, o);
   std::memcpy(out, o, sizeof(float) * D);
 }
 
-// One (batch, head) of the forward; base pointers at (b, t = 0, h), rows at stride ld.
+int64_t Panels(int64_t n) { return (n + gemm::kNr - 1) / gemm::kNr; }
+
+// Scratch floats ForwardHead needs: packed kᵀ (D x T) and packed v (T x D).
+int64_t ForwardScratch(int64_t T, int64_t D) { return Panels(T) * D * gemm::kNr + Panels(D) * T * gemm::kNr; }
+
+// One (batch, head) of the forward as two small GEMMs on the shared micro-kernel (base
+// pointers at (b, t = 0, h), rows at stride ld): S = q·kᵀ (lower-triangle tiles) written into
+// the probability rows, each row's softmax in place (zeros above the diagonal), then
+// out = P·v with each reduction cut to the causal range. Every score is one FMA chain over d
+// and every output one over j, in order: the arithmetic of AttendRow, so decoding a position
+// gives this row's bits.
 [[gnu::noipa]] void ForwardHead(const float* q, const float* k, const float* v, int64_t T, int64_t ld, int64_t D,
                                 float scale, float* probs, float* out, float* scratch) {
-  const int64_t Tp = RoundUp(T), Dp = RoundUp(D);
-  float* kt = scratch;
-  float* vp = kt + D * Tp;
-  float* s = vp + T * Dp;
-  float* o = s + Tp;
-  PackHead(k, v, ld, T, D, Tp, kt, vp);
-  for (int64_t i = 0; i < T; ++i) {
-    float* p = probs + i * T;
-    AttendRow(q + i * ld, kt, Tp, vp, i + 1, D, scale, s, o, p, out + i * ld);
-    for (int64_t j = i + 1; j < T; ++j) p[j] = 0.0f;
+  using gemm::kMr;
+  using gemm::kNr;
+  const int64_t pd = Panels(D), pt = Panels(T);
+  float* bkt = scratch;            // kᵀ as B (D x T), pt panels of D x kNr
+  float* bv = bkt + pt * D * kNr;  // v as B (T x D), pd panels of T x kNr
+  for (int64_t j = 0; j < pt; ++j) gemm::PackBPanel({k, 1, ld}, D, T, j, bkt + j * D * kNr);
+  for (int64_t j = 0; j < pd; ++j) gemm::PackBPanel({v, ld, 1}, T, D, j, bv + j * T * kNr);
+  const int64_t blocks = (T + kMr - 1) / kMr;
+  for (int64_t rb = 0; rb < blocks; ++rb) {
+    const int64_t m0 = rb * kMr;
+    const int m_valid = static_cast<int>(std::min<int64_t>(kMr, T - m0));
+    const int64_t kend = m0 + m_valid;  // keys these rows see
+    for (int64_t j = 0; j * kNr < kend; ++j) {
+      const int n_valid = static_cast<int>(std::min<int64_t>(kNr, T - j * kNr));
+      gemm::MicroKernelRows(q + m0 * ld, ld, bkt + j * D * kNr, D, probs + m0 * T + j * kNr, T, m_valid, n_valid,
+                            false);
+    }
+    for (int64_t i = m0; i < kend; ++i) {
+      float* row = probs + i * T;
+      SoftmaxRow(row, i + 1, scale, row);
+      std::memset(row + i + 1, 0, sizeof(float) * (T - i - 1));
+    }
+    for (int64_t j = 0; j < pd; ++j) {
+      const int n_valid = static_cast<int>(std::min<int64_t>(kNr, D - j * kNr));
+      gemm::MicroKernelRows(probs + m0 * T, T, bv + j * T * kNr, kend, out + m0 * ld + j * kNr, ld, m_valid, n_valid,
+                            false);
+    }
   }
 }
 
-// One (batch, head) of the backward; base pointers at (b, t = 0, h).
-[[gnu::noipa]] void BackwardHead(const float* dout, const float* q, const float* k, const float* v,
-                                 const float* probs, int64_t T, int64_t ld, int64_t D, float scale, float* dq,
-                                 float* dk, float* dv, float* scratch) {
-  const int64_t Tp = RoundUp(T), Dp = RoundUp(D);
-  float* vt = scratch;          // (D, Tp) values transposed
-  float* kp = vt + D * Tp;      // (T, Dp) keys padded
-  float* dk_l = kp + T * Dp;    // (T, Dp)
-  float* dv_l = dk_l + T * Dp;  // (T, Dp)
-  float* dp = dv_l + T * Dp;    // (Tp)
-  float* ds = dp + Tp;          // (Tp)
-  float* row = ds + Tp;         // (Dp)
-  float* gq = row + Dp;         // (2 Dp): the query and dout rows, padded
-  PackHead(v, nullptr, ld, T, D, Tp, vt, nullptr);
-  PackHead(nullptr, k, ld, T, D, Tp, nullptr, kp);
-  std::memset(dk_l, 0, sizeof(float) * 2 * T * Dp);
-  float* g = gq;
-  float* qi = gq + Dp;
-  for (int64_t d = D; d < Dp; ++d) g[d] = qi[d] = 0.0f;
-  for (int64_t i = 0; i < T; ++i) {
+// Scratch floats BackwardHead needs: packed q, dout, k (as T x D right-hand operands),
+// packed vᵀ (D x T), dS (T x T) and one A strip (T x kMr).
+int64_t BackwardScratch(int64_t T, int64_t D) {
+  return 3 * Panels(D) * T * gemm::kNr + Panels(T) * D * gemm::kNr + T * T + T * gemm::kMr;
+}
+
+// One (batch, head) of the backward as five small GEMMs on the shared micro-kernel (base
+// pointers at (b, t = 0, h), rows at stride ld), skipping the tiles and reduction ranges that
+// the causal mask makes zero:
+//   dP = dout · vᵀ                   (lower-triangle tiles only)
+//   dS = P ∘ (dP − rowsum(P ∘ dP)) · scale, zero above the diagonal
+//   dq += dS · k,  dk += dSᵀ · q,  dv += Pᵀ · dout
+// Each output element is one FMA chain over its reduction in index order, added to the
+// gradient once (so two calls give exactly twice one).
+[[gnu::noipa]] void BackwardHead(const float* dout, const float* q, const float* k, const float* v, const float* probs,
+                                 int64_t T, int64_t ld, int64_t D, float scale, float* dq, float* dk, float* dv,
+                                 float* scratch) {
+  using gemm::kMr;
+  using gemm::kNr;
+  const int64_t pd = Panels(D), pt = Panels(T), panel = T * kNr;
+  float* bq = scratch;             // q as B (T x D), pd panels of T x kNr
+  float* bdo = bq + pd * panel;    // dout as B
+  float* bk = bdo + pd * panel;    // k as B
+  float* bvt = bk + pd * panel;    // vᵀ as B (D x T), pt panels of D x kNr
+  float* ds = bvt + pt * D * kNr;  // dP, then dS (T x T)
+  float* ap = ds + T * T;          // one packed A strip (up to T x kMr)
+  for (int64_t j = 0; j < pd; ++j) {
+    gemm::PackBPanel({q, ld, 1}, T, D, j, bq + j * panel);
+    gemm::PackBPanel({dout, ld, 1}, T, D, j, bdo + j * panel);
+    gemm::PackBPanel({k, ld, 1}, T, D, j, bk + j * panel);
+  }
+  for (int64_t j = 0; j < pt; ++j) gemm::PackBPanel({v, 1, ld}, D, T, j, bvt + j * D * kNr);
+
+  const int64_t blocks = (T + kMr - 1) / kMr;
+  for (int64_t rb = 0; rb < blocks; ++rb) {  // dP, tiles that touch j <= i
+    const int64_t m0 = rb * kMr;
+    const int m_valid = static_cast<int>(std::min<int64_t>(kMr, T - m0));
+    const int64_t last_panel = (m0 + m_valid - 1) / kNr;
+    for (int64_t j = 0; j <= last_panel; ++j) {
+      const int n_valid = static_cast<int>(std::min<int64_t>(kNr, T - j * kNr));
+      gemm::MicroKernelRows(dout + m0 * ld, ld, bvt + j * D * kNr, D, ds + m0 * T + j * kNr, T, m_valid, n_valid,
+                            false);
+    }
+  }
+  for (int64_t i = 0; i < T; ++i) {  // dS in place
     const int64_t n = i + 1;
     const float* p = probs + i * T;
-    std::memcpy(g, dout + i * ld, sizeof(float) * D);
-    std::memcpy(qi, q + i * ld, sizeof(float) * D);
-    ScoresAcross(g, vt, Tp, n, D, dp);  // dp_j = dout_i · v_j
-    const float pdp = simd::Dot(p, dp, n);
-    for (int64_t j = 0; j < n; j += kLanes) {  // ds_j = p_j (dp_j - p·dp) scale; ds, dp hold Tp
-      const VecF pj = j + kLanes <= n ? LoadU(p + j) : simd::LoadPartial(p + j, n - j);
-      StoreU(ds + j, pj * (LoadU(dp + j) - pdp) * scale);
+    float* row = ds + i * T;
+    const float pdp = simd::Dot(p, row, n);
+    for (int64_t j = 0; j < n; j += kLanes) {  // one expression for full and partial vectors
+      const bool full = j + kLanes <= n;
+      const VecF pj = full ? LoadU(p + j) : simd::LoadPartial(p + j, n - j);
+      const VecF dpj = full ? LoadU(row + j) : simd::LoadPartial(row + j, n - j);
+      const VecF dsj = pj * (dpj - pdp) * scale;
+      if (full) {
+        StoreU(row + j, dsj);
+      } else {
+        simd::StorePartial(row + j, dsj, n - j);
+      }
     }
-    WeightedRows(ds, kp, Dp, n, row);  // dq_i = sum_j ds_j k_j
-    simd::AddTo(dq + i * ld, row, D);
-    OuterUpdates(ds, qi, p, g, n, Dp, dk_l, dv_l);
+    std::memset(row + n, 0, sizeof(float) * (T - n));
   }
-  for (int64_t j = 0; j < T; ++j) {
-    simd::AddTo(dk + j * ld, dk_l + j * Dp, D);
-    simd::AddTo(dv + j * ld, dv_l + j * Dp, D);
+  for (int64_t rb = 0; rb < blocks; ++rb) {
+    const int64_t m0 = rb * kMr;
+    const int m_valid = static_cast<int>(std::min<int64_t>(kMr, T - m0));
+    // dq rows [m0, m0 + m_valid): keys j < m0 + m_valid.
+    const int64_t kend = m0 + m_valid;
+    for (int64_t j = 0; j < pd; ++j) {
+      const int n_valid = static_cast<int>(std::min<int64_t>(kNr, D - j * kNr));
+      gemm::MicroKernelRows(ds + m0 * T, T, bk + j * panel, kend, dq + m0 * ld + j * kNr, ld, m_valid, n_valid, true);
+    }
+    // dk and dv rows (keys) [m0, m0 + m_valid): queries i >= m0.
+    const int64_t kcount = T - m0;
+    gemm::PackA({ds + m0 * T, 1, T}, T, kcount, rb, 1, ap);
+    for (int64_t j = 0; j < pd; ++j) {
+      const int n_valid = static_cast<int>(std::min<int64_t>(kNr, D - j * kNr));
+      gemm::MicroKernel(ap, bq + j * panel + m0 * kNr, kcount, dk + m0 * ld + j * kNr, ld, m_valid, n_valid, true);
+    }
+    gemm::PackA({probs + m0 * T, 1, T}, T, kcount, rb, 1, ap);
+    for (int64_t j = 0; j < pd; ++j) {
+      const int n_valid = static_cast<int>(std::min<int64_t>(kNr, D - j * kNr));
+      gemm::MicroKernel(ap, bdo + j * panel + m0 * kNr, kcount, dv + m0 * ld + j * kNr, ld, m_valid, n_valid, true);
+    }
   }
 }
 
 }  // namespace
 
-void AttentionForward(const float* q, const float* k, const float* v, int64_t B, int64_t T, int64_t NH,
-                      int64_t D, float* probs, float* out, ThreadPool& pool) {
+void AttentionForward(const float* q, const float* k, const float* v, int64_t B, int64_t T, int64_t NH, int64_t D,
+                      float* probs, float* out, ThreadPool& pool) {
   const float scale = ScoreScale(D);
   const int64_t ld = NH * D;
-  const int64_t Tp = RoundUp(T), Dp = RoundUp(D);
   pool.ParallelFor(B * NH, 2 * T * T * D, [&](int64_t begin, int64_t end) {
     thread_local std::vector<float> buf;
-    float* scratch = simd::Scratch(buf, D * Tp + T * Dp + Tp + Dp);
+    float* scratch = simd::Scratch(buf, ForwardScratch(T, D));
     for (int64_t bh = begin; bh < end; ++bh) {
       const int64_t base = (bh / NH) * T * ld + (bh % NH) * D;  // (b, t = 0, h)
       ForwardHead(q + base, k + base, v + base, T, ld, D, scale, probs + bh * T * T, out + base, scratch);
@@ -230,25 +279,23 @@ void AttentionForward(const float* q, const float* k, const float* v, int64_t B,
   });
 }
 
-void AttentionBackward(const float* dout, const float* q, const float* k, const float* v, const float* probs,
-                       int64_t B, int64_t T, int64_t NH, int64_t D, float* dq, float* dk, float* dv,
-                       ThreadPool& pool) {
+void AttentionBackward(const float* dout, const float* q, const float* k, const float* v, const float* probs, int64_t B,
+                       int64_t T, int64_t NH, int64_t D, float* dq, float* dk, float* dv, ThreadPool& pool) {
   const float scale = ScoreScale(D);
   const int64_t ld = NH * D;
-  const int64_t Tp = RoundUp(T), Dp = RoundUp(D);
   pool.ParallelFor(B * NH, 4 * T * T * D, [&](int64_t begin, int64_t end) {
     thread_local std::vector<float> buf;
-    float* scratch = simd::Scratch(buf, D * Tp + 3 * T * Dp + 2 * Tp + 3 * Dp);
+    float* scratch = simd::Scratch(buf, BackwardScratch(T, D));
     for (int64_t bh = begin; bh < end; ++bh) {
       const int64_t base = (bh / NH) * T * ld + (bh % NH) * D;
-      BackwardHead(dout + base, q + base, k + base, v + base, probs + bh * T * T, T, ld, D, scale, dq + base,
-                   dk + base, dv + base, scratch);
+      BackwardHead(dout + base, q + base, k + base, v + base, probs + bh * T * T, T, ld, D, scale, dq + base, dk + base,
+                   dv + base, scratch);
     }
   });
 }
 
-void AttentionDecode(const float* q, const float* k_cache, const float* v_cache, int64_t len, int64_t NH,
-                     int64_t D, float* out, float* scratch, ThreadPool& pool) {
+void AttentionDecode(const float* q, const float* k_cache, const float* v_cache, int64_t len, int64_t NH, int64_t D,
+                     float* out, float* scratch, ThreadPool& pool) {
   const float scale = ScoreScale(D);
   const int64_t ld = NH * D;
   const int64_t Lp = RoundUp(len), Dp = RoundUp(D);

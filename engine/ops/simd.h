@@ -3,6 +3,7 @@
 // kernels compile for the portable x86-64-v2 build. Not a general SIMD library.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 

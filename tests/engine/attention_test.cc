@@ -1,5 +1,5 @@
-// Attention: forward (outputs and saved probabilities) against a naive double reference,
-// gradient check of q, k and v, accumulate-twice, bit-identity across thread counts, and
+// Attention: forward (outputs and saved probabilities) and backward against naive double
+// references, gradient check of q, k and v, accumulate-twice, bit-identity across thread counts, and
 // decoding over a KV cache equal to the last row of the training forward.
 #include "engine/ops/attention.h"
 
@@ -70,6 +70,57 @@ TEST(AttentionTest, GradientCheck) {
   op_test::ExpectGradientMatches("dq", q, dq, loss, 1e-2f, 1e-4, 2e-3);
   op_test::ExpectGradientMatches("dk", k, dk, loss, 1e-2f, 1e-4, 2e-3);
   op_test::ExpectGradientMatches("dv", v, dv, loss, 1e-2f, 1e-4, 2e-3);
+}
+
+// The backward against a naive double computation of the same chain rule, at a size with
+// several 12-row blocks, a partial 32-key panel and a partial head-dimension panel, and a
+// non-zero starting gradient (the op accumulates).
+TEST(AttentionTest, BackwardMatchesNaiveDouble) {
+  ThreadPool pool(2);
+  const Dims d{2, 70, 2, 40};
+  const auto q = RandomVector(d.size(), 23, -2.0f, 2.0f);
+  const auto k = RandomVector(d.size(), 24, -2.0f, 2.0f);
+  const auto v = RandomVector(d.size(), 25);
+  const auto dy = RandomVector(d.size(), 26);
+  const auto start = RandomVector(d.size(), 27);
+  std::vector<float> probs(d.B * d.NH * d.T * d.T), out(d.size());
+  AttentionForward(q.data(), k.data(), v.data(), d.B, d.T, d.NH, d.D, probs.data(), out.data(), pool);
+  std::vector<float> dq = start, dk = start, dv = start;
+  AttentionBackward(dy.data(), q.data(), k.data(), v.data(), probs.data(), d.B, d.T, d.NH, d.D, dq.data(),
+                    dk.data(), dv.data(), pool);
+  std::vector<double> rq(start.begin(), start.end()), rk = rq, rv = rq;
+  auto at = [&](int64_t b, int64_t t, int64_t h) { return ((b * d.T + t) * d.NH + h) * d.D; };
+  const double scale = 1.0 / std::sqrt(double(d.D));
+  for (int64_t b = 0; b < d.B; ++b)
+    for (int64_t h = 0; h < d.NH; ++h)
+      for (int64_t i = 0; i < d.T; ++i) {
+        std::vector<double> p(i + 1), dp(i + 1);
+        double mx = -1e300, sum = 0.0, pdp = 0.0;
+        for (int64_t j = 0; j <= i; ++j) {
+          double dot = 0.0;
+          for (int64_t c = 0; c < d.D; ++c) dot += double(q[at(b, i, h) + c]) * k[at(b, j, h) + c];
+          p[j] = dot * scale;
+          mx = std::max(mx, p[j]);
+        }
+        for (int64_t j = 0; j <= i; ++j) sum += std::exp(p[j] - mx);
+        for (int64_t j = 0; j <= i; ++j) {
+          p[j] = std::exp(p[j] - mx) / sum;
+          dp[j] = 0.0;
+          for (int64_t c = 0; c < d.D; ++c) dp[j] += double(dy[at(b, i, h) + c]) * v[at(b, j, h) + c];
+          pdp += p[j] * dp[j];
+        }
+        for (int64_t j = 0; j <= i; ++j) {
+          const double ds = p[j] * (dp[j] - pdp) * scale;
+          for (int64_t c = 0; c < d.D; ++c) {
+            rq[at(b, i, h) + c] += ds * k[at(b, j, h) + c];
+            rk[at(b, j, h) + c] += ds * q[at(b, i, h) + c];
+            rv[at(b, j, h) + c] += p[j] * dy[at(b, i, h) + c];
+          }
+        }
+      }
+  EXPECT_LE(op_test::WorstRelativeError(dq, rq, 1e-5, 1e-4), 1.0);
+  EXPECT_LE(op_test::WorstRelativeError(dk, rk, 1e-5, 1e-4), 1.0);
+  EXPECT_LE(op_test::WorstRelativeError(dv, rv, 1e-5, 1e-4), 1.0);
 }
 
 TEST(AttentionTest, BackwardAccumulatesExactlyTwice) {
