@@ -1,14 +1,14 @@
 // TrainingServer wiring; see coordinator_server.h.
 #include "coordinator/coordinator_server.h"
 
-#include <cinttypes>
-#include <csignal>
-#include <cstdio>
-
-#include <boost/asio/post.hpp>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <spdlog/spdlog.h>
+
+#include <boost/asio/post.hpp>
+#include <cinttypes>
+#include <csignal>
+#include <cstdio>
 
 #include "protos/cluster_auth.h"
 #include "protos/convert.h"
@@ -25,11 +25,15 @@ void ConfigureBuilder(grpc::ServerBuilder& builder) {
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
 }
 
-StatusOr<std::unique_ptr<TrainingServer>> TrainingServer::Start(const CoordinatorOptions& options,
-                                                                bool steps_flag_set, bool handle_signals,
-                                                                ExtraServices extra) {
-  LANLM_ASSIGN_OR_RETURN(std::string token, protos::ResolveClusterToken(options.cluster_token,
-                                                                        options.cluster_token_file));
+StatusOr<std::unique_ptr<TrainingServer>> TrainingServer::Start(const CoordinatorOptions& options, bool steps_flag_set,
+                                                                bool handle_signals, ExtraServices extra) {
+  LANLM_ASSIGN_OR_RETURN(std::string token,
+                         protos::ResolveClusterToken(options.cluster_token, options.cluster_token_file));
+  const int per_lease = options.shards_per_lease;
+  if (per_lease < 1 || per_lease > protos::kMaxShardsPerLease || (per_lease & (per_lease - 1)) != 0) {
+    return InvalidArgumentError("--shards-per-lease " + std::to_string(per_lease) + " is not a power of two in [1, " +
+                                std::to_string(protos::kMaxShardsPerLease) + "]");
+  }
   LANLM_ASSIGN_OR_RETURN(RunSetup setup, PrepareRun(options, steps_flag_set));
 
   std::unique_ptr<TrainingServer> server(new TrainingServer());
@@ -49,6 +53,7 @@ StatusOr<std::unique_ptr<TrainingServer>> TrainingServer::Start(const Coordinato
   RunSettings settings;
   settings.min_workers = options.min_workers;
   settings.lease_timeout = std::chrono::milliseconds(options.lease_timeout_ms);
+  settings.shards_per_lease = per_lease;
   settings.checkpoint_dir = options.checkpoint_dir;
   settings.checkpoint_every = options.checkpoint_every;
   settings.stop_after = options.stop_after;

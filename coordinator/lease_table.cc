@@ -1,18 +1,24 @@
 // LeaseTable bookkeeping; see lease_table.h.
 #include "coordinator/lease_table.h"
 
+#include <algorithm>
+
 namespace lanlm::coordinator {
 namespace {
 
 std::string Describe(const LeaseInfo& lease) {
-  return "lease " + std::to_string(lease.lease_id) + " (step " + std::to_string(lease.step) + ", shard " +
-         std::to_string(lease.shard) + ")";
+  const std::string shards =
+      lease.count == 1 ? "shard " + std::to_string(lease.shard)
+                       : "shards " + std::to_string(lease.shard) + "-" + std::to_string(lease.shard + lease.count - 1);
+  return "lease " + std::to_string(lease.lease_id) + " (step " + std::to_string(lease.step) + ", " + shards + ")";
 }
 
 }  // namespace
 
-void LeaseTable::StartStep(int64_t step, int64_t num_shards) {
+void LeaseTable::StartStep(int64_t step, int64_t num_shards, int64_t shards_per_lease) {
   LANLM_CHECK(num_shards > 0, "a step needs at least one shard");
+  LANLM_CHECK(shards_per_lease > 0 && (shards_per_lease & (shards_per_lease - 1)) == 0,
+              "shards_per_lease must be a power of two");
   // Keep only the history of the step that just ended, so late commits get a precise answer
   // while memory stays bounded.
   for (auto it = history_.begin(); it != history_.end();) {
@@ -22,17 +28,18 @@ void LeaseTable::StartStep(int64_t step, int64_t num_shards) {
   active_.clear();
   step_ = step;
   num_shards_ = num_shards;
+  block_ = shards_per_lease;
   done_count_ = 0;
   done_.assign(static_cast<size_t>(num_shards), false);
   pending_.clear();
-  for (int64_t s = 0; s < num_shards; ++s) pending_.insert(s);
+  for (int64_t s = 0; s < num_shards; s += block_) pending_.insert(s);
 }
 
 LeaseInfo LeaseTable::Issue(int64_t connection) {
   LANLM_CHECK(!pending_.empty(), "Issue without a pending shard");
   const int64_t shard = *pending_.begin();
   pending_.erase(pending_.begin());
-  LeaseInfo lease{next_id_++, step_, shard, connection};
+  LeaseInfo lease{next_id_++, step_, shard, std::min(block_, num_shards_ - shard), block_, connection};
   active_[lease.lease_id] = lease;
   return lease;
 }
@@ -71,9 +78,11 @@ Status LeaseTable::CheckActive(int64_t lease_id, int64_t connection) const {
 StatusOr<LeaseInfo> LeaseTable::Complete(int64_t lease_id, int64_t connection) {
   LANLM_RETURN_IF_ERROR(CheckActive(lease_id, connection));
   const LeaseInfo lease = active_.at(lease_id);
-  LANLM_CHECK(!done_[static_cast<size_t>(lease.shard)], "an active lease for a shard already done");
-  done_[static_cast<size_t>(lease.shard)] = true;
-  ++done_count_;
+  for (int64_t s = lease.shard; s < lease.shard + lease.count; ++s) {
+    LANLM_CHECK(!done_[static_cast<size_t>(s)], "an active lease for a shard already done");
+    done_[static_cast<size_t>(s)] = true;
+  }
+  done_count_ += lease.count;
   Retire(lease, Fate::kCommitted);
   return lease;
 }

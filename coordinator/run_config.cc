@@ -21,6 +21,10 @@ void CoordinatorOptions::Register(FlagSet& flags) {
   flags.Int("min-workers", &min_workers, "lease no shard while fewer workers are connected", 1, 100000);
   flags.Int("lease-timeout-ms", &lease_timeout_ms, "a lease not committed within this many ms is re-issued", 1,
             int64_t{1} << 40);
+  flags.Int("shards-per-lease", &shards_per_lease,
+            "shards per lease, a power of two: the worker computes them and sends one pre-summed gradient "
+            "(less upload per step; parameters stay bit-identical)",
+            1, 64);
   flags.String("cluster-token-file", &cluster_token_file, "file holding the cluster token (this or --cluster-token)");
   flags.String("cluster-token", &cluster_token, "the cluster token itself (instead of a file)");
   flags.Int("threads", &threads, "threads of the coordinator's pool (optimizer); 0 = all cores", 0, 4096);

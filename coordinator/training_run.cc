@@ -2,11 +2,11 @@
 // SampleShard -> (workers) ComputeShardGradient -> GradientTree -> ApplyUpdate.
 #include "coordinator/training_run.h"
 
+#include <spdlog/spdlog.h>
+
 #include <cinttypes>
 #include <cstdio>
 #include <filesystem>
-
-#include <spdlog/spdlog.h>
 
 #include "engine/base/float_bits.h"
 #include "engine/checkpoint.h"
@@ -18,6 +18,14 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+// Index of the first non-finite value in commit.shard_losses, or -1.
+int64_t FirstNonFiniteLoss(const v1::Commit& commit) {
+  for (int i = 0; i < commit.shard_losses_size(); ++i) {
+    if (!IsFiniteBits(commit.shard_losses(i))) return i;
+  }
+  return -1;
+}
 
 std::string Hex(uint64_t v) {
   char buf[17];
@@ -89,7 +97,7 @@ void TrainingRun::RebuildParamChunks() {
 }
 
 void TrainingRun::BeginStep() {
-  leases_.StartStep(state_.step, options_.shards);
+  leases_.StartStep(state_.step, options_.shards, settings_.shards_per_lease);
   tree_.Reset();
   std::fill(shard_loss_.begin(), shard_loss_.end(), 0.0f);
   step_start_ = Clock::now();
@@ -128,10 +136,13 @@ void TrainingRun::IssueLease(int64_t connection, Connection& conn) {
   }
   const LeaseInfo lease = leases_.Issue(connection);
   const int T = options_.model.context, B = options_.micro_batch;
-  std::vector<int32_t> tokens(static_cast<size_t>(B) * (T + 1));
-  const Status sampled =
-      engine::SampleShard(train_tokens_, options_.seed, lease.step, lease.shard, B, T, tokens.data());
-  LANLM_CHECK(sampled.ok(), sampled.ToString());  // PrepareRun checked the corpus length
+  const int64_t per_shard = int64_t{B} * (T + 1);
+  std::vector<int32_t> tokens(static_cast<size_t>(lease.count * per_shard));
+  for (int64_t i = 0; i < lease.count; ++i) {
+    const Status sampled = engine::SampleShard(train_tokens_, options_.seed, lease.step, lease.shard + i, B, T,
+                                               tokens.data() + i * per_shard);
+    LANLM_CHECK(sampled.ok(), sampled.ToString());  // PrepareRun checked the corpus length
+  }
 
   auto message = std::make_shared<v1::CoordinatorMessage>();
   v1::Lease* out = message->mutable_lease();
@@ -144,6 +155,7 @@ void TrainingRun::IssueLease(int64_t connection, Connection& conn) {
                                 (std::chrono::system_clock::now() + timeout).time_since_epoch())
                                 .count());
   out->set_micro_batch(B);
+  out->set_shard_count(static_cast<int32_t>(lease.count));
   protos::TokensToProto(tokens.data(), static_cast<int64_t>(tokens.size()), out);
   bytes_out_ += static_cast<int64_t>(tokens.size()) * 4;
   conn.link->Send(std::move(message));
@@ -287,6 +299,12 @@ Status TrainingRun::AcceptCommit(int64_t connection, Connection& conn, const v1:
     bad = DataLossError("gradient CRC32C mismatch over the whole block");
   } else if (!IsFiniteBits(commit.loss())) {
     bad = InvalidArgumentError("shard loss is not finite");
+  } else if (const LeaseInfo* lease = leases_.Find(lease_id);
+             lease != nullptr && lease->count > 1 && commit.shard_losses_size() != lease->count) {
+    bad = InvalidArgumentError("commit has " + std::to_string(commit.shard_losses_size()) +
+                               " shard losses for a lease of " + std::to_string(lease->count) + " shards");
+  } else if (const int64_t at = FirstNonFiniteLoss(commit); at >= 0) {
+    bad = InvalidArgumentError("shard_losses[" + std::to_string(at) + "] is not finite");
   } else if (const int64_t at = FirstNonFinite(it->second.block().data(), parameter_count()); at >= 0) {
     bad = InvalidArgumentError("gradient element " + std::to_string(at) + " is not finite");
   }
@@ -299,9 +317,11 @@ Status TrainingRun::AcceptCommit(int64_t connection, Connection& conn, const v1:
   CancelTimer(lease_id);
   std::vector<float> grad = it->second.Take();
   conn.gradients.erase(it);
-  const Status added = tree_.Add(lease.shard, 1, std::move(grad), pool_);
+  const Status added = tree_.Add(lease.shard, lease.block, std::move(grad), pool_);
   LANLM_CHECK(added.ok(), added.ToString());  // the lease table admits each shard once
-  shard_loss_[static_cast<size_t>(lease.shard)] = commit.loss();
+  for (int64_t i = 0; i < lease.count; ++i) {
+    shard_loss_[static_cast<size_t>(lease.shard + i)] = lease.count == 1 ? commit.loss() : commit.shard_losses(i);
+  }
   compute_ms_ += commit.compute_ms();
   return OkStatus();
 }
@@ -408,8 +428,8 @@ void TrainingRun::End(bool finished, const std::string& reason) {
   result.loss = last_loss_;
   result.fingerprint = state_.Fingerprint();
   result.checkpoint = last_checkpoint_;
-  spdlog::info("{} at step {} loss={:.4f} fingerprint={}", finished ? "finished" : "stopped", result.step,
-               result.loss, Hex(result.fingerprint));
+  spdlog::info("{} at step {} loss={:.4f} fingerprint={}", finished ? "finished" : "stopped", result.step, result.loss,
+               Hex(result.fingerprint));
   if (on_done_) on_done_(result);
 }
 

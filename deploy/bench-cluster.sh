@@ -3,10 +3,11 @@
 # the single-process reference (lanlm-coordinator --local, LocalTrainer on --threads T) and a
 # local cluster of W workers x 1 thread, back to back, same flags. Prints per-run medians over
 # the timed steps (the first step is a warm-up) and both fingerprints.
-#   deploy/bench-cluster.sh [BUILD_DIR=build-rel] [STEPS=5] [CONFIG=M] [WORKERS=2]
+#   deploy/bench-cluster.sh [BUILD_DIR=build-rel] [STEPS=5] [CONFIG=M] [WORKERS=2] [PER_LEASE=1]
+# PER_LEASE is the cluster's --shards-per-lease (1, 2 or 4 with the 4 shards used here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-build="${1:-build-rel}"; steps="${2:-5}"; config="${3:-M}"; workers="${4:-2}"
+build="${1:-build-rel}"; steps="${2:-5}"; config="${3:-M}"; workers="${4:-2}"; per_lease="${5:-1}"
 bash deploy/fetch-corpus.sh >/dev/null
 out="runs/bench-cluster-$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$out"
@@ -22,10 +23,10 @@ echo "== local: lanlm-coordinator --local --threads $workers"
 "$build/coordinator/lanlm-coordinator" --local --threads "$workers" "${flags[@]}" > "$out/local.out" 2> "$out/local.log"
 echo "local   tok/s median $(timed "$out/local.log" | field tok/s | median)  wall_ms median $(timed "$out/local.log" | field wall_ms | median)  $(grep -o 'fingerprint=.*' "$out/local.out")"
 
-echo "== cluster: $workers workers x 1 thread"
+echo "== cluster: $workers workers x 1 thread, --shards-per-lease $per_lease"
 port=$((20000 + RANDOM % 20000))
 "$build/coordinator/lanlm-coordinator" --listen "127.0.0.1:$port" --cluster-token-file "$token" --threads 2 \
-  --min-workers "$workers" "${flags[@]}" > "$out/cluster.out" 2> "$out/cluster.log" &
+  --min-workers "$workers" --shards-per-lease "$per_lease" "${flags[@]}" > "$out/cluster.out" 2> "$out/cluster.log" &
 coordinator=$!
 pids=()
 for i in $(seq 1 "$workers"); do

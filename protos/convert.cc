@@ -76,15 +76,15 @@ Status ChunkAssembler::Add(const v1::FloatChunk& chunk) {
   if (!status_.ok()) return status_;
   const int64_t bytes = static_cast<int64_t>(chunk.data().size());
   if (chunk.total() != total_) {
-    status_ = InvalidArgumentError("chunk total = " + std::to_string(chunk.total()) +
-                                   " floats, expected " + std::to_string(total_));
+    status_ = InvalidArgumentError("chunk total = " + std::to_string(chunk.total()) + " floats, expected " +
+                                   std::to_string(total_));
   } else if (chunk.offset() != received_) {
     status_ = InvalidArgumentError("chunk offset = " + std::to_string(chunk.offset()) + ", expected " +
                                    std::to_string(received_) + " (chunks must arrive in order without gaps)");
   } else if (bytes == 0 || bytes > max_chunk_bytes_ || bytes % 4 != 0) {
-    status_ = InvalidArgumentError("chunk data = " + std::to_string(bytes) +
-                                   " bytes; must be a positive multiple of 4 up to " +
-                                   std::to_string(max_chunk_bytes_));
+    status_ =
+        InvalidArgumentError("chunk data = " + std::to_string(bytes) +
+                             " bytes; must be a positive multiple of 4 up to " + std::to_string(max_chunk_bytes_));
   } else if (bytes / 4 > total_ - received_) {
     status_ = InvalidArgumentError("chunk at offset " + std::to_string(chunk.offset()) + " with " +
                                    std::to_string(bytes / 4) + " floats runs past total = " + std::to_string(total_));
@@ -115,16 +115,26 @@ void TokensToProto(const int32_t* tokens, int64_t n, v1::Lease* lease) {
   for (int64_t i = 0; i < n; ++i) field->Add(tokens[i]);
 }
 
+StatusOr<int> LeaseShardCount(const v1::Lease& lease) {
+  const int count = lease.shard_count() == 0 ? 1 : lease.shard_count();
+  if (count < 1 || count > kMaxShardsPerLease) {
+    return InvalidArgumentError("lease shard_count = " + std::to_string(lease.shard_count()) + " is outside [1, " +
+                                std::to_string(kMaxShardsPerLease) + "]");
+  }
+  return count;
+}
+
 StatusOr<std::vector<int32_t>> TokensFromProto(const v1::Lease& lease, const engine::ModelConfig& config,
                                                int micro_batch) {
-  const int64_t expected = int64_t{micro_batch} * (config.context + 1);
+  LANLM_ASSIGN_OR_RETURN(const int shards, LeaseShardCount(lease));
+  const int64_t expected = int64_t{shards} * micro_batch * (config.context + 1);
   if (lease.micro_batch() != micro_batch) {
     return InvalidArgumentError("lease micro_batch = " + std::to_string(lease.micro_batch()) + ", expected " +
                                 std::to_string(micro_batch));
   }
   if (lease.tokens_size() != expected) {
-    return InvalidArgumentError("lease has " + std::to_string(lease.tokens_size()) + " tokens, expected B*(T+1) = " +
-                                std::to_string(expected));
+    return InvalidArgumentError("lease has " + std::to_string(lease.tokens_size()) +
+                                " tokens, expected shards*B*(T+1) = " + std::to_string(expected));
   }
   std::vector<int32_t> tokens(lease.tokens().begin(), lease.tokens().end());
   for (size_t i = 0; i < tokens.size(); ++i) {

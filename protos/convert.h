@@ -4,11 +4,11 @@
 // Not the place for protocol logic (leases, versions): that lives in coordinator/ and worker/.
 #pragma once
 
+#include <grpcpp/grpcpp.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "engine/base/status.h"
 #include "engine/model_config.h"
@@ -73,8 +73,13 @@ uint32_t ChunksCrc32c(const std::vector<v1::FloatChunk>& chunks);
 
 // Copies a shard's tokens (B, T+1) into a Lease.
 void TokensToProto(const int32_t* tokens, int64_t n, v1::Lease* lease);
-// Validates a Lease's tokens for a model: count == micro_batch * (context + 1) and every id in
-// [0, vocab_size); INVALID_ARGUMENT naming the first offending value.
+// Most shards one lease may cover (keeps a Lease message well under kMaxMessageBytes).
+inline constexpr int kMaxShardsPerLease = 64;
+// The number of shards a Lease covers (shard_count, where 0 means 1; a clipped last block
+// need not be a power of two); INVALID_ARGUMENT when it is outside [1, kMaxShardsPerLease].
+StatusOr<int> LeaseShardCount(const v1::Lease& lease);
+// Validates a Lease's tokens for a model: count == shards * micro_batch * (context + 1) and
+// every id in [0, vocab_size); INVALID_ARGUMENT naming the first offending value.
 StatusOr<std::vector<int32_t>> TokensFromProto(const v1::Lease& lease, const engine::ModelConfig& config,
                                                int micro_batch);
 

@@ -6,6 +6,7 @@
 
 #include <cinttypes>
 
+#include "engine/gradient_tree.h"
 #include "engine/parameters.h"
 #include "engine/trainer.h"
 #include "protos/cluster_auth.h"
@@ -267,9 +268,24 @@ Status Worker::HandleLease(const v1::Lease& lease, Stream& stream, bool* writabl
     return mismatch;
   }
   LANLM_ASSIGN_OR_RETURN(std::vector<int32_t> tokens, protos::TokensFromProto(lease, config_, micro_batch_));
+  LANLM_ASSIGN_OR_RETURN(const int shards, protos::LeaseShardCount(lease));
+  const int64_t per_shard = int64_t{micro_batch_} * (config_.context + 1);
   const auto start = Clock::now();
-  const float loss =
-      engine::ComputeShardGradient(*model_, params_.data(), tokens.data(), micro_batch_, grad_.data(), pool_);
+  std::vector<float> losses(static_cast<size_t>(shards));
+  if (shards == 1) {
+    losses[0] = engine::ComputeShardGradient(*model_, params_.data(), tokens.data(), micro_batch_, grad_.data(), pool_);
+  } else {
+    // One gradient per shard, then their tree sum: the node the coordinator's GradientTree
+    // would have built from them, bit for bit.
+    std::vector<std::vector<float>> block(static_cast<size_t>(shards));
+    for (int i = 0; i < shards && !stopping_; ++i) {
+      block[i].resize(static_cast<size_t>(parameter_count_));
+      losses[i] = engine::ComputeShardGradient(*model_, params_.data(), tokens.data() + i * per_shard, micro_batch_,
+                                               block[i].data(), pool_);
+    }
+    if (stopping_) return CancelledError("stopping");
+    grad_ = engine::GradientTree::SumBlock(std::move(block), pool_);
+  }
   const double compute_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
   if (stopping_) return CancelledError("stopping");
 
@@ -290,8 +306,11 @@ Status Worker::HandleLease(const v1::Lease& lease, Stream& stream, bool* writabl
   commit->set_lease_id(lease.lease_id());
   commit->set_floats(parameter_count_);
   commit->set_crc32c(commit_crc);
-  commit->set_loss(loss);
+  commit->set_loss(losses[0]);
   commit->set_compute_ms(compute_ms);
+  if (shards > 1) {
+    for (float l : losses) commit->add_shard_losses(l);
+  }
   if (!stream.Write(out)) {
     *writable = false;
     return UnavailableError("stream broke while committing");
@@ -301,8 +320,8 @@ Status Worker::HandleLease(const v1::Lease& lease, Stream& stream, bool* writabl
     ++stats_.leases;
     stats_.gradient_bytes += parameter_count_ * 4;
   }
-  spdlog::debug("worker {}: step {} shard {} loss={:.4f} compute_ms={:.1f}", options_.name, lease.step(), lease.shard(),
-                loss, compute_ms);
+  spdlog::debug("worker {}: step {} shards {}+{} loss={:.4f} compute_ms={:.1f}", options_.name, lease.step(),
+                lease.shard(), shards, losses[0], compute_ms);
   v1::WorkerMessage ask;
   ask.mutable_lease_request()->set_cached_version(cached_version_);
   if (!stream.Write(ask)) {

@@ -1,5 +1,5 @@
-// Tests of LeaseTable: work-pull issue order, re-issue after expiry or disconnect, and
-// exactly-once completion per (step, shard) with the documented codes.
+// Tests of LeaseTable: work-pull issue order, re-issue after expiry or disconnect,
+// exactly-once completion per (step, shard) with the documented codes, and shard blocks.
 #include "coordinator/lease_table.h"
 
 #include <gtest/gtest.h>
@@ -82,6 +82,43 @@ TEST(LeaseTableTest, ReleaseOfInactiveLeaseIsANoOp) {
   EXPECT_FALSE(table.Release(a.lease_id, true));
   EXPECT_FALSE(table.HasPending());
   EXPECT_TRUE(table.StepComplete());
+}
+
+// Blocks of shards_per_lease aligned shards, the last one clipped; completed, released and
+// re-issued whole.
+TEST(LeaseTableTest, BlocksOfShardsAreLeasedWhole) {
+  LeaseTable table;
+  table.StartStep(0, 7, 4);  // blocks [0, 4) and [4, 7)
+  const LeaseInfo a = table.Issue(1);
+  const LeaseInfo b = table.Issue(2);
+  EXPECT_FALSE(table.HasPending());
+  EXPECT_EQ(a.shard, 0);
+  EXPECT_EQ(a.count, 4);
+  EXPECT_EQ(a.block, 4);
+  EXPECT_EQ(b.shard, 4);
+  EXPECT_EQ(b.count, 3);  // clipped at the step's 7 shards
+  EXPECT_EQ(b.block, 4);
+  ASSERT_NE(table.Find(b.lease_id), nullptr);
+  EXPECT_EQ(table.Find(b.lease_id)->count, 3);
+
+  EXPECT_TRUE(table.Release(a.lease_id, /*expired=*/true));
+  EXPECT_EQ(table.Find(a.lease_id), nullptr);
+  const LeaseInfo again = table.Issue(3);  // the whole block comes back
+  EXPECT_EQ(again.shard, 0);
+  EXPECT_EQ(again.count, 4);
+  ASSERT_TRUE(table.Complete(b.lease_id, 2).ok());
+  EXPECT_EQ(table.done_count(), 3);
+  EXPECT_FALSE(table.StepComplete());
+  ASSERT_TRUE(table.Complete(again.lease_id, 3).ok());
+  EXPECT_EQ(table.done_count(), 7);
+  EXPECT_TRUE(table.StepComplete());
+  EXPECT_EQ(table.Complete(a.lease_id, 1).status().code(), StatusCode::kAborted);  // the expired one
+
+  table.StartStep(1, 3, 8);  // one block larger than the step: clipped to all 3 shards
+  const LeaseInfo all = table.Issue(1);
+  EXPECT_EQ(all.shard, 0);
+  EXPECT_EQ(all.count, 3);
+  EXPECT_FALSE(table.HasPending());
 }
 
 }  // namespace

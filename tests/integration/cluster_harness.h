@@ -242,7 +242,7 @@ class RawClient {
 
   // Sends chunks (optionally altered) and a commit; returns the CommitResult for lease_id.
   v1::CommitResult Send(int64_t lease_id, std::vector<v1::FloatChunk> chunks, int64_t floats, float loss,
-                        std::optional<uint32_t> crc = std::nullopt) {
+                        std::optional<uint32_t> crc = std::nullopt, const std::vector<float>& shard_losses = {}) {
     v1::WorkerMessage out;
     const uint32_t commit_crc = crc ? *crc : protos::ChunksCrc32c(chunks);
     for (auto& chunk : chunks) {
@@ -252,6 +252,7 @@ class RawClient {
     }
     out.Clear();
     out.mutable_commit()->set_lease_id(lease_id);
+    for (float l : shard_losses) out.mutable_commit()->add_shard_losses(l);
     out.mutable_commit()->set_floats(floats);
     out.mutable_commit()->set_crc32c(commit_crc);
     out.mutable_commit()->set_loss(loss);

@@ -3,6 +3,7 @@
 // re-issue after a stall or a broken stream, each bad input answered with its code while
 // training goes on, resume from a checkpoint, graceful stop and --min-workers.
 #include <chrono>
+#include <limits>
 
 #include "tests/integration/cluster_harness.h"
 
@@ -61,6 +62,57 @@ TEST_F(ClusterTest, ThreeWorkersWithDifferentThreadCountsMatchLocalTrainer) {
   int64_t accepted = 0;
   for (int i = 0; i < 3; ++i) accepted += workers.worker(i).stats().accepted;
   EXPECT_EQ(accepted, 15);  // every (step, shard) applied exactly once
+}
+
+TEST_F(ClusterTest, MultiShardLeasesMatchLocalTrainer) {
+  // Blocks of 4 and of 2 over 7 shards (the last block clipped), workers pre-summing each
+  // block: the parameters are those of one-shard leases and of the single-process trainer.
+  auto options = TinyOptions(corpus_, 3);
+  options.shards = 7;
+  const uint64_t reference = ReferenceFingerprint(options);
+  for (int per_lease : {4, 2}) {
+    options.shards_per_lease = per_lease;
+    auto server = StartServer(options);
+    ASSERT_TRUE(server);
+    WorkerGroup workers(server->port(), 0, 1);
+    workers.Add(server->port(), 1);
+    workers.Add(server->port(), 2);
+    const auto result = server->Wait();
+    workers.JoinAll();
+    EXPECT_TRUE(result.finished);
+    EXPECT_EQ(Hex(result.fingerprint), Hex(reference)) << "shards_per_lease " << per_lease;
+    int64_t accepted = 0;
+    for (int i = 0; i < 2; ++i) accepted += workers.worker(i).stats().accepted;
+    EXPECT_EQ(accepted, 3 * ((7 + per_lease - 1) / per_lease));  // one commit per block
+  }
+  options.shards_per_lease = 3;
+  EXPECT_EQ(TrainingServer::Start(options, true, false).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(ClusterTest, MultiShardCommitNeedsOneFiniteLossPerShard) {
+  auto options = TinyOptions(corpus_, 1);
+  options.shards_per_lease = 2;
+  const uint64_t reference = ReferenceFingerprint(options);
+  auto server = StartServer(options);
+  ASSERT_TRUE(server);
+  RawClient raw(server->port());
+  ASSERT_TRUE(raw.Connect());
+  const int64_t n = raw.parameter_count();
+  const std::vector<float> zeros(static_cast<size_t>(n), 0.0f);
+  v1::Lease lease;
+  ASSERT_TRUE(raw.TakeLease(&lease));
+  EXPECT_EQ(lease.shard_count(), 2);
+  EXPECT_EQ(raw.Send(lease.lease_id(), protos::MakeChunks(zeros.data(), n), n, 1.0f).code(),
+            grpc::StatusCode::INVALID_ARGUMENT);  // no shard_losses
+  ASSERT_TRUE(raw.TakeLease(&lease));
+  EXPECT_EQ(raw.Send(lease.lease_id(), protos::MakeChunks(zeros.data(), n), n, 1.0f, std::nullopt,
+                     {1.0f, std::numeric_limits<float>::quiet_NaN()})
+                .code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  raw.Close();
+  WorkerGroup workers(server->port(), 1, 1);
+  const auto result = server->Wait();
+  EXPECT_EQ(Hex(result.fingerprint), Hex(reference));  // nothing of the rejected commits applied
 }
 
 TEST_F(ClusterTest, BadInputGetsItsCodeAndTrainingGoesOn) {

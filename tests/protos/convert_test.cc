@@ -173,5 +173,30 @@ TEST(ConvertTest, LeaseTokensAreValidated) {
   EXPECT_EQ(TokensFromProto(lease, config, 2).status().code(), StatusCode::kInvalidArgument);
 }
 
+TEST(ConvertTest, MultiShardLeaseTokens) {
+  engine::ModelConfig config;
+  config.vocab_size = 10;
+  config.context = 3;
+  std::vector<int32_t> tokens(2 * 2 * 4);  // 2 shards of B = 2 rows of T + 1 = 4
+  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<int32_t>(i % 10);
+  v1::Lease lease;
+  lease.set_micro_batch(2);
+  lease.set_shard_count(2);
+  TokensToProto(tokens.data(), static_cast<int64_t>(tokens.size()), &lease);
+  auto back = TokensFromProto(lease, config, 2);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(*back, tokens);
+  EXPECT_EQ(*LeaseShardCount(lease), 2);
+  lease.set_shard_count(0);  // 0 means one shard: now the token count is wrong
+  EXPECT_EQ(*LeaseShardCount(lease), 1);
+  EXPECT_EQ(TokensFromProto(lease, config, 2).status().code(), StatusCode::kInvalidArgument);
+  for (int bad : {-1, 65, 128}) {
+    lease.set_shard_count(bad);
+    const auto count = LeaseShardCount(lease);
+    EXPECT_EQ(count.status().code(), StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(count.status().message().find(std::to_string(bad)), std::string::npos) << count.status().ToString();
+  }
+}
+
 }  // namespace
 }  // namespace lanlm::protos
