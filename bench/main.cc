@@ -4,6 +4,8 @@
 //              FLOPs/token = 6 * (matmul params) + 12 * L * T * C (S: 6.39 M, M: 48.22 M).
 //   decode:    KV-cached greedy decoding at batch 1 of --tokens tokens from token 1 with random
 //              weights; median tokens/s over --runs runs after a warm-up run.
+//   prefill:   one Decoder::Feed of a --tokens-token prompt into an empty KV cache (what a
+//              generation request does first); median prompt tokens/s over --runs runs.
 //   tokenizer: BpeTokenizer::Train on --corpus to the config's V, then Encode throughput.
 // Not a test: it checks nothing beyond the loss being finite.
 #include <algorithm>
@@ -169,6 +171,41 @@ int BenchDecode(const Options& o, const ModelConfig& c, ThreadPool& pool) {
   return 0;
 }
 
+int BenchPrefill(const Options& o, const ModelConfig& c, ThreadPool& pool) {
+  std::vector<float> params(ParameterCount(c));
+  InitParameters(c, o.seed, 0.02f, params.data());
+  Decoder decoder(c);
+  KvCache cache(c);
+  std::vector<float> logits(c.vocab_size);
+  const int n = std::min<int>(o.tokens, c.context);
+  std::vector<int32_t> prompt(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) prompt[i] = static_cast<int32_t>((i * 7919 + 1) % c.vocab_size);
+  auto run = [&] {
+    cache.length = 0;
+    Status s = decoder.Feed(params.data(), prompt.data(), n, cache, logits.data(), pool);
+    LANLM_CHECK(s.ok(), s.ToString());
+  };
+  run();  // warm-up
+  std::vector<double> rates;
+  for (int r = 0; r < o.runs; ++r) {
+    const auto t0 = Clock::now();
+    run();
+    rates.push_back(n / Seconds(t0, Clock::now()));
+  }
+  const double med = Median(rates);
+  // Every position goes through the blocks; only the last one through the output layer.
+  const double output = 2.0 * c.vocab_size * c.dim;
+  double flops = output;
+  for (int p = 0; p < n; ++p) flops += DecodeFlopsPerToken(c, p) - output;
+  const double gflops = flops / n * med / 1e9;
+  char text[256], json[256];
+  std::snprintf(text, sizeof(text), "prompt_tokens=%d runs=%d min=%.1f max=%.1f", n, o.runs,
+                *std::min_element(rates.begin(), rates.end()), *std::max_element(rates.begin(), rates.end()));
+  std::snprintf(json, sizeof(json), ",\"prompt_tokens\":%d,\"runs\":%d", n, o.runs);
+  Report(o, pool.size(), med, gflops, text, json);
+  return 0;
+}
+
 int BenchTokenizer(const Options& o, const ModelConfig& c) {
   if (o.corpus.empty()) {
     std::fprintf(stderr, "--mode tokenizer needs --corpus FILE\n");
@@ -215,14 +252,15 @@ int BenchTokenizer(const Options& o, const ModelConfig& c) {
 
 int Main(int argc, char** argv) {
   Options o;
-  FlagSet flags("lanlm-bench --config S|M|INF15M --mode train|decode|tokenizer [flags]");
+  FlagSet flags("lanlm-bench --config S|M|INF15M --mode train|decode|prefill|tokenizer [flags]");
   flags.String("config", &o.config, "model config: S, M or INF15M");
-  flags.String("mode", &o.mode, "train, decode or tokenizer");
+  flags.String("mode", &o.mode, "train, decode, prefill or tokenizer");
   flags.Int("threads", &o.threads, "threads in the pool (0 = all cores)", 0, 1024);
   flags.Int("steps", &o.steps, "timed training steps (train)", 1, 100000);
   flags.Int("warmup", &o.warmup, "untimed warm-up steps (train)", 0, 1000);
-  flags.Int("tokens", &o.tokens, "tokens decoded per run (decode), at most the context", 1, 1 << 16);
-  flags.Int("runs", &o.runs, "timed runs (decode, tokenizer encode)", 1, 1000);
+  flags.Int("tokens", &o.tokens, "tokens decoded (decode) or prompt tokens (prefill) per run, at most the context", 1,
+            1 << 16);
+  flags.Int("runs", &o.runs, "timed runs (decode, prefill, tokenizer encode)", 1, 1000);
   flags.Int("vocab-size", &o.vocab_size, "tokenizer vocabulary (0 = the config's V)", 0, kMaxVocab);
   flags.String("corpus", &o.corpus, "text file for --mode tokenizer");
   flags.Bool("json", &o.json, "print one JSON object per result line");
@@ -245,7 +283,8 @@ int Main(int argc, char** argv) {
   ThreadPool pool(o.threads);
   if (o.mode == "train") return BenchTrain(o, *config, pool);
   if (o.mode == "decode") return BenchDecode(o, *config, pool);
-  std::fprintf(stderr, "--mode = '%s' is not one of: train, decode, tokenizer\n", o.mode.c_str());
+  if (o.mode == "prefill") return BenchPrefill(o, *config, pool);
+  std::fprintf(stderr, "--mode = '%s' is not one of: train, decode, prefill, tokenizer\n", o.mode.c_str());
   return 2;
 }
 

@@ -123,6 +123,10 @@ Status Decoder::Feed(const float* params, const int32_t* tokens, int64_t n, KvCa
     RopeForward(kc + pos * C, rope_, n, n, pos, NH, kc + pos * C, pool);
     if (n == 1) {
       AttentionDecode(s.q, kc, vc, pos + 1, NH, D, s.att, s.scores, pool);
+    } else if (pos == 0) {
+      // A fresh prompt is the training forward's causal block (its rows equal AttentionDecode
+      // bit for bit); scores holds its (NH, n, n) probabilities, which are not needed later.
+      AttentionForward(s.q, kc, vc, 1, n, NH, D, s.scores, s.att, pool);
     } else {
       // Query i (position pos + i) sees positions [0, pos + i]: one query per item.
       pool.ParallelFor(n, 4 * (pos + n) * C, [&](int64_t b, int64_t e) {
