@@ -111,8 +111,9 @@ RunResult TrainingServer::Wait() {
   waited_ = true;
   result_ = done_future_.get();
   if (extras_.before_shutdown) extras_.before_shutdown();
-  // Let the Shutdown messages and stream ends reach the workers, then cut what is left.
-  server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(3));
+  // Each worker closes its Work stream once it has read the Shutdown (TrainingRun::End); wait
+  // for that, then cancel what is left (a stalled or still-computing worker).
+  server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   if (signals_) signals_->cancel();
   work_.reset();
   io_.stop();

@@ -178,8 +178,7 @@ void TrainingRun::CancelTimer(int64_t lease_id) {
 void TrainingRun::OnConnected(int64_t connection, std::shared_ptr<WorkerLink> link, const std::string& worker_id,
                               const std::string& name, int64_t cached_version) {
   if (ended_) {
-    link->Send(ShutdownMessage("training run is over", true));
-    link->Close(grpc::Status::OK);
+    link->Send(ShutdownMessage("training run is over", true));  // the worker closes (see End)
     return;
   }
   Connection& conn = connections_[connection];
@@ -410,11 +409,13 @@ void TrainingRun::End(bool finished, const std::string& reason) {
   for (auto& [id, timer] : timers_) timer->cancel();
   timers_.clear();
   if (state_.step > 0 || !finished) WriteCheckpoint();
+  // The stream stays open until the worker closes its side, which it does after reading the
+  // Shutdown (TrainingServer::Wait cancels whatever is left after a grace period). Ending it
+  // here would let this process exit while the Shutdown is still in the worker's receive
+  // buffer: closing a socket with unread input sends a reset, the worker can lose the
+  // message, and a worker told nothing reconnects to a coordinator that is gone.
   const auto shutdown = ShutdownMessage(reason, finished);
-  for (auto& [id, conn] : connections_) {
-    conn.link->Send(shutdown);
-    conn.link->Close(grpc::Status::OK);
-  }
+  for (auto& [id, conn] : connections_) conn.link->Send(shutdown);
   connections_.clear();
   waiting_.clear();
   {
