@@ -409,12 +409,12 @@ class JsonParser {
           out.push_back('\t');
           break;
         case 'u': {
-          uint32_t cp;
+          uint32_t cp = 0;
           LANLM_RETURN_IF_ERROR(ParseHex4(cp));
           if (cp >= 0xdc00 && cp <= 0xdfff) return Error("unpaired low surrogate");
           if (cp >= 0xd800 && cp <= 0xdbff) {
             if (!Consume("\\u")) return Error("unpaired high surrogate");
-            uint32_t lo;
+            uint32_t lo = 0;
             LANLM_RETURN_IF_ERROR(ParseHex4(lo));
             if (lo < 0xdc00 || lo > 0xdfff) return Error("bad low surrogate");
             cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);

@@ -103,7 +103,10 @@ TEST_F(OfflineTokenizerTest, TokenizePrintsTheIdsFromATokenizerOrACheckpoint) {
   const std::string input = "the earth  and light\nthe end";
   Write(text, input);
   std::string expected;
-  for (const int32_t id : t->Encode(input)) expected += (expected.empty() ? "" : " ") + std::to_string(id);
+  for (const int32_t id : t->Encode(input)) {
+    if (!expected.empty()) expected += ' ';
+    expected += std::to_string(id);
+  }
   expected += "\n";
   auto [code, out, err] = Run(RunTokenize, {"--tokenizer", tok, "--text", text});
   ASSERT_EQ(code, 0) << err;

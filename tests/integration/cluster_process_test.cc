@@ -119,6 +119,28 @@ TEST_F(SlowClusterProcessTest, LanlmTrainOneWorkerAndThreeWorkersAgree) {
   EXPECT_EQ(RunCluster(flags, 3, "three"), train_fingerprint);
 }
 
+// Config-M-like head shapes (D = 48: partial 32-column panels; T = 96: several 12-row
+// blocks) where the tiny shapes above take fewer code paths. `lanlm train`, the coordinator
+// and the workers are three executables: they must run the same machine code for every op
+// (engine/CMakeLists.txt builds the engine without LTO for this; with LTO the workers'
+// gradients differed from the coordinator's in the last bits at config M).
+TEST_F(SlowClusterProcessTest, ExecutablesAgreeAtLargerHeadShapes) {
+  if (!std::filesystem::exists(kLanlm)) GTEST_SKIP() << kLanlm << " is not built";
+  const std::vector<std::string> flags = {"--corpus", corpus_, "--config", "S", "--vocab-size", "96",
+                                          "--layers", "2", "--dim", "96", "--heads", "2", "--ffn-hidden", "160",
+                                          "--context", "96", "--micro-batch", "2", "--shards", "2",
+                                          "--seed", "3", "--lr", "0.003", "--warmup", "1", "--steps", "2"};
+  std::vector<std::string> argv = {kLanlm, "train", "--threads", "2", "--out", dir_ + "/big.safetensors"};
+  argv.insert(argv.end(), flags.begin(), flags.end());
+  const std::string log = dir_ + "/big-train.log";
+  const pid_t pid = Spawn(argv, log);
+  pids_.push_back(pid);
+  ASSERT_EQ(Wait(pid, std::chrono::seconds(120)), 0) << ReadAll(log);
+  const std::string train_fingerprint = LastFingerprint(ReadAll(log));
+  ASSERT_EQ(train_fingerprint.size(), 16u);
+  EXPECT_EQ(RunCluster(flags, 2, "big"), train_fingerprint);
+}
+
 TEST_F(SlowClusterProcessTest, SurvivesSigkilledAndStalledWorkers) {
   const int64_t steps = 60;
   const auto flags = RunFlags(corpus_, steps, /*larger=*/true);
