@@ -96,6 +96,8 @@ struct Run {
   TrainOptions options;
   TrainingState state;
   BpeTokenizer tokenizer;
+  uint64_t checkpoint_corpus_hash = 0;  // on resume: the corpus the checkpoint was trained on
+  uint64_t corpus_hash = 0;             // the corpus of this run (Corpus::hash), saved with it
 };
 
 template <typename T>
@@ -175,7 +177,9 @@ StatusOr<Run> PrepareResume(const TrainCommandFlags& t, const FlagSet& flags) {
   state.adam_m = std::move(ckpt.adam_m);
   state.adam_v = std::move(ckpt.adam_v);
   state.step = ckpt.step;
-  return Run{std::move(o), std::move(state), std::move(*tokenizer)};
+  Run run{std::move(o), std::move(state), std::move(*tokenizer)};
+  run.checkpoint_corpus_hash = ckpt.corpus_hash;
+  return run;
 }
 
 StatusOr<Run> PrepareFresh(const TrainCommandFlags& t, const FlagSet& flags) {
@@ -194,7 +198,8 @@ StatusOr<Run> PrepareFresh(const TrainCommandFlags& t, const FlagSet& flags) {
   }
   LANLM_ASSIGN_OR_RETURN(TrainOptions o, engine::TrainOptionsFromFlags(t, tokenizer->vocab_size()));
   TrainingState state = TrainingState::Init(o.model, o.seed, o.init_std);
-  return Run{std::move(o), std::move(state), std::move(*tokenizer)};
+  Run run{std::move(o), std::move(state), std::move(*tokenizer)};
+  return run;
 }
 
 Status SaveRun(const std::string& path, Run& run) {
@@ -202,6 +207,7 @@ Status SaveRun(const std::string& path, Run& run) {
   c.config = run.state.config;
   c.step = run.state.step;
   c.seed = run.options.seed;
+  c.corpus_hash = run.corpus_hash;
   c.training = run.options.ToMap();
   c.tokenizer = run.tokenizer.Serialize();
   // Borrow the state's vectors for the write instead of copying them.
@@ -268,6 +274,10 @@ int Train(const TrainCommandFlags& t, const FlagSet& flags) {
   const int T = o.model.context;
   auto corpus = engine::LoadCorpus(t.corpus, run.tokenizer, o.validation_fraction);
   if (!corpus.ok()) return Fail(kCommand, corpus.status());
+  if (Status s = engine::CheckResumeCorpus(t, run.checkpoint_corpus_hash, corpus->hash, t.corpus); !s.ok()) {
+    return Fail(kCommand, s);
+  }
+  run.corpus_hash = corpus->hash;
   if (static_cast<int64_t>(corpus->train.size()) < T + 2) {
     return Fail(kCommand, "corpus " + t.corpus + " has " + std::to_string(corpus->train.size()) +
                               " training tokens, fewer than T + 2 = " + std::to_string(T + 2) +

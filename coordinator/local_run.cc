@@ -40,6 +40,7 @@ StatusOr<RunResult> RunLocal(const CoordinatorOptions& options, bool steps_flag_
     checkpoint.config = setup.state.config;
     checkpoint.step = setup.state.step;
     checkpoint.seed = setup.train.seed;
+    checkpoint.corpus_hash = setup.corpus_hash;
     checkpoint.training = setup.train.ToMap();
     checkpoint.tokenizer = setup.tokenizer->Serialize();
     checkpoint.params = std::move(setup.state.params);

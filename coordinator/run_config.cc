@@ -47,14 +47,17 @@ StatusOr<engine::TrainOptions> MakeTrainOptions(const CoordinatorOptions& option
 StatusOr<RunSetup> PrepareRun(const CoordinatorOptions& options, bool steps_flag_set) {
   if (options.corpus.empty()) return InvalidArgumentError("--corpus FILE is required for training");
   RunSetup setup;
+  uint64_t checkpoint_corpus_hash = 0;
   if (!options.resume.empty()) {
     LANLM_ASSIGN_OR_RETURN(engine::Checkpoint checkpoint, engine::LoadCheckpoint(options.resume));
+    checkpoint_corpus_hash = checkpoint.corpus_hash;
     LANLM_ASSIGN_OR_RETURN(setup.train, engine::TrainOptions::FromMap(checkpoint.training, checkpoint.config));
     LANLM_RETURN_IF_ERROR(engine::ApplyResumeSteps(options, steps_flag_set, checkpoint.step, &setup.train));
     LANLM_ASSIGN_OR_RETURN(engine::BpeTokenizer tokenizer, engine::BpeTokenizer::Deserialize(checkpoint.tokenizer));
     setup.tokenizer = std::make_shared<const engine::BpeTokenizer>(std::move(tokenizer));
     if (checkpoint.adam_m.size() != checkpoint.params.size() || checkpoint.adam_v.size() != checkpoint.params.size()) {
-      return FailedPreconditionError("checkpoint " + options.resume + " has no optimizer state; cannot resume training");
+      return FailedPreconditionError("checkpoint " + options.resume +
+                                     " has no optimizer state; cannot resume training");
     }
     setup.state.config = checkpoint.config;
     setup.state.params = std::move(checkpoint.params);
@@ -81,7 +84,9 @@ StatusOr<RunSetup> PrepareRun(const CoordinatorOptions& options, bool steps_flag
   }
   LANLM_ASSIGN_OR_RETURN(engine::Corpus corpus,
                          engine::LoadCorpus(options.corpus, *setup.tokenizer, setup.train.validation_fraction));
+  LANLM_RETURN_IF_ERROR(engine::CheckResumeCorpus(options, checkpoint_corpus_hash, corpus.hash, options.corpus));
   setup.corpus_tokens = static_cast<int64_t>(corpus.train.size() + corpus.validation.size());
+  setup.corpus_hash = corpus.hash;
   if (static_cast<int64_t>(corpus.train.size()) < setup.train.model.context + 2) {
     return FailedPreconditionError("corpus training split has " + std::to_string(corpus.train.size()) +
                                    " tokens, fewer than T + 2 = " + std::to_string(setup.train.model.context + 2));

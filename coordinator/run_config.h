@@ -55,6 +55,7 @@ struct RunSetup {
   std::vector<int32_t> train_tokens;
   engine::TrainingState state;   // step 0, or the resumed checkpoint's step
   int64_t corpus_tokens = 0;
+  uint64_t corpus_hash = 0;      // engine::Corpus::hash, recorded in checkpoints
 };
 
 // TrainOptions from flags for a model of vocabulary vocab_size (engine::TrainOptionsFromFlags).

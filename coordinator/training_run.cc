@@ -47,6 +47,7 @@ TrainingRun::TrainingRun(RunSetup setup, RunSettings settings, boost::asio::io_c
     : options_(std::move(setup.train)),
       tokenizer_(std::move(setup.tokenizer)),
       train_tokens_(std::move(setup.train_tokens)),
+      corpus_hash_(setup.corpus_hash),
       state_(std::move(setup.state)),
       settings_(std::move(settings)),
       io_(io),
@@ -380,6 +381,7 @@ std::string TrainingRun::WriteCheckpoint() {
   checkpoint.config = state_.config;
   checkpoint.step = state_.step;
   checkpoint.seed = options_.seed;
+  checkpoint.corpus_hash = corpus_hash_;
   checkpoint.training = options_.ToMap();
   checkpoint.tokenizer = tokenizer_->Serialize();
   checkpoint.params = state_.params;

@@ -127,6 +127,7 @@ class TrainingRun {
   engine::TrainOptions options_;
   std::shared_ptr<const engine::BpeTokenizer> tokenizer_;
   std::vector<int32_t> train_tokens_;
+  uint64_t corpus_hash_;
   engine::TrainingState state_;     // params written only on the loop, under params_mu_
   RunSettings settings_;
   boost::asio::io_context& io_;

@@ -151,6 +151,7 @@ Status SaveCheckpoint(const std::string& path, const Checkpoint& c) {
   for (const auto& [k, v] : c.training) put("training." + k, v);
   put("step", std::to_string(c.step));
   put("seed", std::to_string(c.seed));
+  if (c.corpus_hash != 0) put("corpus_hash", Hex(c.corpus_hash, 16));
   put("tokenizer", c.tokenizer);
   put("fingerprint", Hex(Fingerprint(c.params.data(), n), 16));
   put("data_crc32c", Hex(crc, 8));
@@ -323,6 +324,9 @@ class Reader {
     auto [ptr, ec] = std::from_chars(seed.data(), seed.data() + seed.size(), c.seed);
     if (seed.empty() || ec != std::errc() || ptr != seed.data() + seed.size()) {
       return Error("metadata seed = \"" + seed + "\" is not an unsigned 64-bit integer");
+    }
+    if (meta->Find("corpus_hash") != nullptr) {
+      LANLM_ASSIGN_OR_RETURN(c.corpus_hash, MetaHex(*meta, "corpus_hash", 16));
     }
     LANLM_ASSIGN_OR_RETURN(c.tokenizer, Meta(*meta, "tokenizer"));
     if (!c.tokenizer.empty()) {  // empty: a checkpoint without a tokenizer (tests, bare models)

@@ -1,8 +1,8 @@
 // Checkpoints: one safetensors file (8-byte little-endian header length, JSON header, raw
 // little-endian float32 data), DESIGN.md §5. Tensors use the names of parameters.h; AdamW
 // moments are "optim.m.<name>" and "optim.v.<name>". __metadata__ carries the format version,
-// model config, training options, step, seed, shards, tokenizer, parameter fingerprint and
-// a CRC32C of the data section. Writes are atomic (temp file, fsync, rename, fsync dir).
+// model config, training options, step, seed, shards, tokenizer, corpus hash (optional: files
+// written before it existed load with 0), parameter fingerprint and a CRC32C of the data section. Writes are atomic (temp file, fsync, rename, fsync dir).
 #pragma once
 
 #include <cstdint>
@@ -19,6 +19,7 @@ struct Checkpoint {
   ModelConfig config;
   int64_t step = 0;                         // optimizer steps taken (= parameter version)
   uint64_t seed = 0;
+  uint64_t corpus_hash = 0;                 // Corpus::hash of the text trained on; 0 = not recorded
   std::map<std::string, std::string> training;  // training options as strings ("lr" -> "0.001", "shards" -> "4", ...)
   std::string tokenizer;                    // BpeTokenizer::Serialize()
   std::vector<float> params;                // ParameterCount(config)

@@ -18,8 +18,7 @@ constexpr int kMaxBatch = 1 << 16;  // shards S and micro-batch B
 // Choice (a string from a list), Int (int or int64_t), Uint64, Float, Double.
 template <typename Values, typename Visitor>
 void VisitTrainFlags(Values& t, Visitor& v) {
-  v.Choice("config", &t.config, "named model config: S or M (DESIGN.md §2); V comes from the tokenizer",
-           {"S", "M"});
+  v.Choice("config", &t.config, "named model config: S or M (DESIGN.md §2); V comes from the tokenizer", {"S", "M"});
   v.Int("vocab-size", &t.vocab_size, "train a BPE tokenizer of this size on the corpus (0 = the config's V)", 0,
         kMaxVocab);
   v.Int("dim", &t.dim, "override the config's model dim C (0 = keep)", 0, kMaxDim);
@@ -28,8 +27,7 @@ void VisitTrainFlags(Values& t, Visitor& v) {
   v.Int("ffn-hidden", &t.ffn_hidden, "override the config's feed-forward hidden size F (0 = keep)", 0, 4 * kMaxDim);
   v.Int("context", &t.context, "override the config's context length T (0 = keep)", 0, kMaxContext);
   v.Int("micro-batch", &t.micro_batch, "sequences per shard B (0 = the config's, 8 for S and M)", 0, kMaxBatch);
-  v.Int("steps", &t.steps, "total optimizer steps of the run (with --resume: continue up to this step)", 1,
-        kMaxSteps);
+  v.Int("steps", &t.steps, "total optimizer steps of the run (with --resume: continue up to this step)", 1, kMaxSteps);
   v.Int("stop-after", &t.stop_after,
         "stop once this step is reached, keeping the schedule of --steps (0 = run to --steps)", 0, kMaxSteps);
   v.Int("shards", &t.shards, "shards per step S (global batch = S x B sequences)", 1, kMaxBatch);
@@ -37,8 +35,7 @@ void VisitTrainFlags(Values& t, Visitor& v) {
   v.Float("lr", &t.lr, "peak learning rate", 1e-8, 10.0);
   v.Int("warmup", &t.warmup, "linear learning-rate warm-up steps", 0, kMaxSteps);
   v.Float("weight-decay", &t.weight_decay, "AdamW decoupled weight decay (not applied to norm weights)", 0.0, 10.0);
-  v.Choice("schedule", &t.schedule,
-           "learning-rate schedule after warm-up: cosine (to 0.1 x lr at --steps) or constant",
+  v.Choice("schedule", &t.schedule, "learning-rate schedule after warm-up: cosine (to 0.1 x lr at --steps) or constant",
            {"cosine", "constant"});
   v.Double("validation-fraction", &t.validation_fraction, "last fraction of the corpus tokens held out for validation",
            0.0, 0.5);
@@ -140,6 +137,8 @@ void RegisterTrainFlags(FlagSet& flags, TrainFlags* values, const TrainFlagHelp&
   Registrar registrar(flags, help);
   VisitTrainFlags(*values, registrar);
   LANLM_CHECK(registrar.UsedAllHelp(), "a TrainFlagHelp key names no shared training flag");
+  flags.Bool("allow-corpus-change", &values->allow_corpus_change,
+             "with --resume: continue even if --corpus is not the text the checkpoint was trained on");
 }
 
 Status ValidateTrainFlags(const TrainFlags& values) {
@@ -197,6 +196,23 @@ Status ApplyResumeSteps(const TrainFlags& values, bool steps_set, int64_t checkp
                                 std::to_string(checkpoint_step));
   }
   return OkStatus();
+}
+
+Status CheckResumeCorpus(const TrainFlags& values, uint64_t checkpoint_hash, uint64_t corpus_hash,
+                         const std::string& corpus_path) {
+  if (checkpoint_hash == 0 || checkpoint_hash == corpus_hash || values.allow_corpus_change) return OkStatus();
+  auto hex = [](uint64_t v) {
+    std::ostringstream out;
+    out << std::hex;
+    out.width(16);
+    out.fill('0');
+    out << v;
+    return out.str();
+  };
+  return FailedPreconditionError("--corpus " + corpus_path + " tokenizes to corpus hash " + hex(corpus_hash) +
+                                 ", but the checkpoint was trained on corpus hash " + hex(checkpoint_hash) +
+                                 "; resuming on another text is a different run (pass --allow-corpus-change to "
+                                 "train on it anyway)");
 }
 
 }  // namespace lanlm::engine

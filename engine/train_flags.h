@@ -20,9 +20,9 @@ struct TrainFlags {
   std::string config = "S";  // --config: named config S or M; the model's V is the tokenizer's size
   int vocab_size = 0;        // --vocab-size: tokenizer training vocabulary; 0 = the config's V
   int dim = 0, layers = 0, heads = 0, ffn_hidden = 0, context = 0;  // overrides; 0 = the config's
-  int micro_batch = 0;       // --micro-batch B; 0 = the named config's
+  int micro_batch = 0;                                              // --micro-batch B; 0 = the named config's
   int64_t steps = 1000;
-  int64_t stop_after = 0;    // stop at this step keeping the schedule of steps; 0 = run to steps
+  int64_t stop_after = 0;  // stop at this step keeping the schedule of steps; 0 = run to steps
   int shards = 4;
   uint64_t seed = 1;
   float lr = 1e-3f;
@@ -30,6 +30,7 @@ struct TrainFlags {
   float weight_decay = 0.01f;
   std::string schedule = "cosine";
   double validation_fraction = 0.05;
+  bool allow_corpus_change = false;  // --allow-corpus-change: resume on a text other than the checkpoint's
 };
 
 // flag name -> help text used instead of the shared one (a program that words a flag its own
@@ -60,5 +61,12 @@ int TokenizerVocabSize(const TrainFlags& values);
 // the target step and the schedule's end with it. INVALID_ARGUMENT when the target is below
 // checkpoint_step.
 Status ApplyResumeSteps(const TrainFlags& values, bool steps_set, int64_t checkpoint_step, TrainOptions* options);
+
+// On resume: FAILED_PRECONDITION when the checkpoint records the hash of the corpus it was
+// trained on (checkpoint_hash != 0) and --corpus (corpus_path, tokenized: corpus_hash) is a
+// different text, unless --allow-corpus-change. Continuing on other text is a different run,
+// not a resume: its data order and its fingerprint would differ silently.
+Status CheckResumeCorpus(const TrainFlags& values, uint64_t checkpoint_hash, uint64_t corpus_hash,
+                         const std::string& corpus_path);
 
 }  // namespace lanlm::engine

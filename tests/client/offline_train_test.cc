@@ -99,6 +99,31 @@ TEST_F(TrainTest, StopAndResumeEqualsStraightRun) {
   EXPECT_EQ(Fingerprint({"--resume", split, "--corpus", *corpus_, "--out", split}), straight);
 }
 
+TEST_F(TrainTest, ResumeOnAnotherCorpusIsRefusedUnlessAllowed) {
+  const std::string split = scratch_ / "c";
+  ASSERT_EQ(RunCommand(RunTrain, With(TinyArgs(split, 8), {"--stop-after", "4"})).code, 0);
+  auto ckpt = engine::LoadCheckpoint(split);
+  ASSERT_TRUE(ckpt.ok()) << ckpt.status().ToString();
+  EXPECT_NE(ckpt->corpus_hash, 0u);
+  // Another text: the same corpus without its first line.
+  const std::string text = Slurp(*corpus_), other = scratch_ / "other.txt";
+  std::ofstream(other) << text.substr(text.find('\n') + 1);
+  const CommandResult refused = RunCommand(RunTrain, {"--resume", split, "--corpus", other, "--out", split});
+  EXPECT_EQ(refused.code, 1);
+  EXPECT_NE(refused.err.find("--allow-corpus-change"), std::string::npos) << refused.err;
+  EXPECT_NE(refused.err.find("other.txt"), std::string::npos) << refused.err;
+  EXPECT_EQ(engine::LoadCheckpoint(split)->step, 4);  // nothing trained, nothing written
+  // The same text resumes; another one only when asked, and then it is what gets recorded.
+  const CommandResult allowed =
+      RunCommand(RunTrain, {"--resume", split, "--corpus", other, "--out", split, "--allow-corpus-change"});
+  ASSERT_EQ(allowed.code, 0) << allowed.err;
+  auto after = engine::LoadCheckpoint(split);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->step, 8);
+  EXPECT_NE(after->corpus_hash, ckpt->corpus_hash);
+  EXPECT_NE(after->corpus_hash, 0u);
+}
+
 TEST_F(TrainTest, ResumeToLongerConstantScheduleEqualsStraightRun) {
   // With a constant schedule the total does not shape the learning rate, so 10 steps, then
   // --steps 20 on resume, equal 20 steps at once.

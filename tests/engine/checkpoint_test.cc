@@ -58,6 +58,7 @@ Checkpoint MakeCheckpoint(bool moments) {
   const int64_t n = ParameterCount(c.config);
   for (int64_t i = 0; i < n; ++i) c.params.push_back(Value(i, 0));
   if (moments) {
+    c.corpus_hash = 0xfedcba9876543210ull;  // a training checkpoint records its corpus
     for (int64_t i = 0; i < n; ++i) c.adam_m.push_back(Value(i, 1));
     for (int64_t i = 0; i < n; ++i) c.adam_v.push_back(std::abs(Value(i, 2)));
   }
@@ -152,6 +153,7 @@ TEST_F(CheckpointTest, RoundTripIsBitExactWithMoments) {
   EXPECT_EQ(got->config, want.config);
   EXPECT_EQ(got->step, want.step);
   EXPECT_EQ(got->seed, want.seed);
+  EXPECT_EQ(got->corpus_hash, want.corpus_hash);
   EXPECT_EQ(got->training, want.training);
   EXPECT_EQ(got->tokenizer, want.tokenizer);
   EXPECT_TRUE(SameBits(got->params, want.params));
@@ -178,6 +180,9 @@ TEST_F(CheckpointTest, RoundTripWithoutMomentsAndConfigFloats) {
   EXPECT_TRUE(got->adam_m.empty());
   EXPECT_TRUE(got->adam_v.empty());
   EXPECT_TRUE(got->training.empty());
+  // No corpus recorded: no key written (as in files from before the key existed), 0 read back.
+  EXPECT_EQ(Slurp(path).find("corpus_hash"), std::string::npos);
+  EXPECT_EQ(got->corpus_hash, 0u);
   EXPECT_EQ(Slurp(path).size() % 4, 0u);
 }
 

@@ -28,10 +28,39 @@ std::string ParseError(const std::string& name, const std::string& value) {
 }
 
 TEST(TrainFlagsTest, ParsesEveryFlag) {
-  auto v = Parse({"--config", "M", "--vocab-size", "300", "--dim", "32", "--layers", "3", "--heads", "4",
-                  "--ffn-hidden", "96", "--context", "64", "--micro-batch", "5", "--steps", "77", "--stop-after",
-                  "40", "--shards", "6", "--seed", "18446744073709551615", "--lr", "0.002", "--warmup", "9",
-                  "--weight-decay", "0.5", "--schedule", "constant", "--validation-fraction=0.25"});
+  auto v = Parse({"--config",
+                  "M",
+                  "--vocab-size",
+                  "300",
+                  "--dim",
+                  "32",
+                  "--layers",
+                  "3",
+                  "--heads",
+                  "4",
+                  "--ffn-hidden",
+                  "96",
+                  "--context",
+                  "64",
+                  "--micro-batch",
+                  "5",
+                  "--steps",
+                  "77",
+                  "--stop-after",
+                  "40",
+                  "--shards",
+                  "6",
+                  "--seed",
+                  "18446744073709551615",
+                  "--lr",
+                  "0.002",
+                  "--warmup",
+                  "9",
+                  "--weight-decay",
+                  "0.5",
+                  "--schedule",
+                  "constant",
+                  "--validation-fraction=0.25"});
   ASSERT_TRUE(v.ok()) << v.status().ToString();
   EXPECT_EQ(v->config, "M");
   EXPECT_EQ(v->vocab_size, 300);
@@ -202,7 +231,7 @@ TEST(TrainFlagsTest, ChoicesNameTheAllowedValues) {
 TEST(TrainFlagsTest, InconsistentModelOverridesNameTheConfig) {
   TrainFlags t;
   t.dim = 30;
-  t.heads = 4;  // 30 is not divisible by 4
+  t.heads = 4;                              // 30 is not divisible by 4
   EXPECT_TRUE(ValidateTrainFlags(t).ok());  // each value is in range on its own
   auto config = ModelConfigFromFlags(t, 64);
   EXPECT_EQ(config.status().code(), StatusCode::kInvalidArgument);
@@ -227,6 +256,25 @@ TEST(TrainFlagsTest, StepsOnResume) {
   EXPECT_EQ(o.adamw.total_steps, 50);
   t.steps = 3;
   EXPECT_EQ(ApplyResumeSteps(t, true, 4, &o).message(), "--steps 3 is below the checkpoint's step 4");
+}
+
+TEST(TrainFlagsTest, CorpusOnResume) {
+  TrainFlags t;
+  EXPECT_TRUE(CheckResumeCorpus(t, 0, 0x1234, "a.txt").ok());       // the checkpoint records none
+  EXPECT_TRUE(CheckResumeCorpus(t, 0x1234, 0x1234, "a.txt").ok());  // the same text
+  const Status other = CheckResumeCorpus(t, 0xabc, 0x1234, "b.txt");
+  EXPECT_EQ(other.code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(other.message(),
+            "--corpus b.txt tokenizes to corpus hash 0000000000001234, but the checkpoint was trained on corpus "
+            "hash 0000000000000abc; resuming on another text is a different run (pass --allow-corpus-change to "
+            "train on it anyway)");
+  t.allow_corpus_change = true;
+  EXPECT_TRUE(CheckResumeCorpus(t, 0xabc, 0x1234, "b.txt").ok());
+  FlagSet flags("test");
+  TrainFlags parsed;
+  RegisterTrainFlags(flags, &parsed);
+  ASSERT_TRUE(flags.Parse({"--allow-corpus-change"}).ok());
+  EXPECT_TRUE(parsed.allow_corpus_change);
 }
 
 }  // namespace

@@ -3,13 +3,14 @@
 // re-issue after a stall or a broken stream, each bad input answered with its code while
 // training goes on, resume from a checkpoint, graceful stop and --min-workers.
 #include <chrono>
+#include <fstream>
+#include <iterator>
 #include <limits>
-
-#include "tests/integration/cluster_harness.h"
 
 #include "coordinator/serve_server.h"
 #include "engine/checkpoint.h"
 #include "protos/status.grpc.pb.h"
+#include "tests/integration/cluster_harness.h"
 
 namespace lanlm::testing {
 namespace {
@@ -133,7 +134,8 @@ TEST_F(ClusterTest, BadInputGetsItsCodeAndTrainingGoesOn) {
   bad_config.set_model_config_hash(0x1234);
   const grpc::Status config_status = raw.Join(bad_config, &reply);
   EXPECT_EQ(config_status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
-  EXPECT_NE(config_status.error_message().find("0x0000000000001234"), std::string::npos) << config_status.error_message();
+  EXPECT_NE(config_status.error_message().find("0x0000000000001234"), std::string::npos)
+      << config_status.error_message();
   EXPECT_NE(config_status.error_message().find("(coordinator"), std::string::npos);
   v1::JoinRequest bad_tokenizer;
   bad_tokenizer.set_tokenizer_hash(0x77);
@@ -157,8 +159,7 @@ TEST_F(ClusterTest, BadInputGetsItsCodeAndTrainingGoesOn) {
   EXPECT_EQ(raw.Send(lease.lease_id(), protos::MakeChunks(longer.data(), n + 1), n + 1, loss).code(),
             grpc::StatusCode::INVALID_ARGUMENT);
   // That failure released the lease: it is gone for good.
-  EXPECT_EQ(raw.Send(lease.lease_id(), protos::MakeChunks(grad.data(), n), n, loss).code(),
-            grpc::StatusCode::ABORTED);
+  EXPECT_EQ(raw.Send(lease.lease_id(), protos::MakeChunks(grad.data(), n), n, loss).code(), grpc::StatusCode::ABORTED);
 
   // A corrupt chunk.
   ASSERT_TRUE(raw.TakeLease(&lease));
@@ -177,8 +178,7 @@ TEST_F(ClusterTest, BadInputGetsItsCodeAndTrainingGoesOn) {
   ASSERT_TRUE(raw.TakeLease(&lease));
   const std::vector<float> good = raw.Gradient(lease, &loss);
   EXPECT_EQ(raw.Send(lease.lease_id(), protos::MakeChunks(good.data(), n), n, loss).code(), 0);
-  EXPECT_EQ(raw.Send(lease.lease_id(), protos::MakeChunks(good.data(), n), n, loss).code(),
-            grpc::StatusCode::ABORTED);
+  EXPECT_EQ(raw.Send(lease.lease_id(), protos::MakeChunks(good.data(), n), n, loss).code(), grpc::StatusCode::ABORTED);
   raw.Close();
 
   // Training goes on with a real worker, to the undisturbed result.
@@ -267,6 +267,42 @@ TEST_F(ClusterTest, ResumeFromCheckpointContinuesBitIdentically) {
   EXPECT_EQ(Hex(result.fingerprint), Hex(reference));
 }
 
+TEST_F(ClusterTest, ResumeOnAnotherCorpusIsRefusedUnlessAllowed) {
+  auto options = TinyOptions(corpus_, 2);
+  options.checkpoint_dir = dir_ + "/ckpt-corpus";
+  std::string checkpoint;
+  {
+    auto server = StartServer(options);
+    ASSERT_TRUE(server);
+    WorkerGroup workers(server->port(), 1, 1);
+    checkpoint = server->Wait().checkpoint;
+  }
+  ASSERT_FALSE(checkpoint.empty());
+  auto saved = engine::LoadCheckpoint(checkpoint);
+  ASSERT_TRUE(saved.ok());
+  EXPECT_NE(saved->corpus_hash, 0u);
+  std::string text;
+  {
+    std::ifstream in(corpus_);
+    std::getline(in, text);  // drop the first line: another text
+    text.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  const std::string other = dir_ + "/other.txt";
+  std::ofstream(other) << text;
+  options.corpus = other;
+  options.resume = checkpoint;
+  options.steps = 3;
+  options.checkpoint_dir.clear();
+  const auto refused = TrainingServer::Start(options, true, false);
+  EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("--allow-corpus-change"), std::string::npos) << refused.status().ToString();
+  options.allow_corpus_change = true;
+  auto server = StartServer(options);
+  ASSERT_TRUE(server);
+  WorkerGroup workers(server->port(), 1, 1);
+  EXPECT_EQ(server->Wait().step, 3);
+}
+
 TEST_F(ClusterTest, WaitsForMinWorkersAndStopsGracefully) {
   auto options = TinyOptions(corpus_, 1000);
   options.min_workers = 2;
@@ -346,10 +382,9 @@ TEST_F(ClusterTest, ServeModeReportsTheCheckpoint) {
   EXPECT_EQ(raw.Join({}, &join).error_code(), grpc::StatusCode::UNIMPLEMENTED);
   (*served)->Stop("test");
   (*served)->Wait();
-  EXPECT_EQ(coordinator::ServeServer::Start(dir_ + "/missing.safetensors", "127.0.0.1:0", 1, false, nullptr)
-                .status()
-                .code(),
-            StatusCode::kNotFound);
+  EXPECT_EQ(
+      coordinator::ServeServer::Start(dir_ + "/missing.safetensors", "127.0.0.1:0", 1, false, nullptr).status().code(),
+      StatusCode::kNotFound);
 }
 
 }  // namespace
