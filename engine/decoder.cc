@@ -123,18 +123,11 @@ Status Decoder::Feed(const float* params, const int32_t* tokens, int64_t n, KvCa
     RopeForward(kc + pos * C, rope_, n, n, pos, NH, kc + pos * C, pool);
     if (n == 1) {
       AttentionDecode(s.q, kc, vc, pos + 1, NH, D, s.att, s.scores, pool);
-    } else if (pos == 0) {
-      // A fresh prompt is the training forward's causal block (its rows equal AttentionDecode
-      // bit for bit); scores holds its (NH, n, n) probabilities, which are not needed later.
-      AttentionForward(s.q, kc, vc, 1, n, NH, D, s.scores, s.att, pool);
     } else {
-      // Query i (position pos + i) sees positions [0, pos + i]: one query per item.
-      pool.ParallelFor(n, 4 * (pos + n) * C, [&](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; ++i) {
-          AttentionDecode(s.q + i * C, kc, vc, pos + i + 1, NH, D, s.att + i * C, s.scores + i * NH * T,
-                          InlinePool());
-        }
-      });
+      // A prompt: all its queries at once on the training forward's GEMM path (each row equals
+      // AttentionDecode of that position bit for bit); scores holds the (NH, n, pos + n)
+      // probabilities, not needed later.
+      AttentionPrefill(s.q, kc, vc, pos, n, NH, D, s.scores, s.att, pool);
     }
     MatmulForward(s.att, lw.wo, n, C, C, s.tmp, pool);
     AddInPlace(s.x, s.tmp, n * C, pool);
@@ -198,14 +191,14 @@ Status Decoder::FeedBatch(const float* params, const std::vector<KvCache*>& cach
     }
     // vnew (= s.att) is free again: attention output goes there.
     if (n == 1) {
-      AttentionDecode(s.q, caches[0]->k.data() + l * T * C, caches[0]->v.data() + l * T * C, caches[0]->length + 1,
-                      NH, D, s.att, s.scores, pool);
+      AttentionDecode(s.q, caches[0]->k.data() + l * T * C, caches[0]->v.data() + l * T * C, caches[0]->length + 1, NH,
+                      D, s.att, s.scores, pool);
     } else {
       pool.ParallelFor(n, 4 * T * C, [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; ++i) {
           const KvCache& cache = *caches[i];
-          AttentionDecode(s.q + i * C, cache.k.data() + l * T * C, cache.v.data() + l * T * C, cache.length + 1, NH,
-                          D, s.att + i * C, s.scores + i * NH * T, InlinePool());
+          AttentionDecode(s.q + i * C, cache.k.data() + l * T * C, cache.v.data() + l * T * C, cache.length + 1, NH, D,
+                          s.att + i * C, s.scores + i * NH * T, InlinePool());
         }
       });
     }

@@ -139,42 +139,45 @@ void WeightedRows(const float* w, const float* rows, int64_t Dp, int64_t n, floa
 
 int64_t Panels(int64_t n) { return (n + gemm::kNr - 1) / gemm::kNr; }
 
-// Scratch floats ForwardHead needs: packed kᵀ (D x T) and packed v (T x D).
-int64_t ForwardScratch(int64_t T, int64_t D) { return Panels(T) * D * gemm::kNr + Panels(D) * T * gemm::kNr; }
+// Scratch floats ForwardHead needs for L keys: packed kᵀ (D x L) and packed v (L x D).
+int64_t ForwardScratch(int64_t L, int64_t D) { return Panels(L) * D * gemm::kNr + Panels(D) * L * gemm::kNr; }
 
-// One (batch, head) of the forward as two small GEMMs on the shared micro-kernel (base
-// pointers at (b, t = 0, h), rows at stride ld): S = q·kᵀ (lower-triangle tiles) written into
-// the probability rows, each row's softmax in place (zeros above the diagonal), then
-// out = P·v with each reduction cut to the causal range. Every score is one FMA chain over d
-// and every output one over j, in order: the arithmetic of AttendRow, so decoding a position
-// gives this row's bits.
-[[gnu::noipa]] void ForwardHead(const float* q, const float* k, const float* v, int64_t T, int64_t ld, int64_t D,
-                                float scale, float* probs, float* out, float* scratch) {
+// One (batch, head) of the forward as two small GEMMs on the shared micro-kernel: n queries
+// at positions pos..pos+n-1 against keys and values 0..L-1 (L = pos + n); q and out point at
+// the first query's row, k and v at position 0's, all rows at stride ld; probs (n, L). S = q·kᵀ (the tiles that touch
+// the causal range) is written into the probability rows, each row's softmax is taken in place (zeros past the query's
+// position), then out = P·v with each reduction cut to the causal range. Every score is one FMA chain over d and every
+// output one over j, in order: the arithmetic of AttendRow, so decoding a position gives this row's bits. The training
+// forward is pos = 0, n = T.
+[[gnu::noipa]] void ForwardHead(const float* q, const float* k, const float* v, int64_t n, int64_t pos, int64_t ld,
+                                int64_t D, float scale, float* probs, float* out, float* scratch) {
   using gemm::kMr;
   using gemm::kNr;
-  const int64_t pd = Panels(D), pt = Panels(T);
-  float* bkt = scratch;            // kᵀ as B (D x T), pt panels of D x kNr
-  float* bv = bkt + pt * D * kNr;  // v as B (T x D), pd panels of T x kNr
-  for (int64_t j = 0; j < pt; ++j) gemm::PackBPanel({k, 1, ld}, D, T, j, bkt + j * D * kNr);
-  for (int64_t j = 0; j < pd; ++j) gemm::PackBPanel({v, ld, 1}, T, D, j, bv + j * T * kNr);
-  const int64_t blocks = (T + kMr - 1) / kMr;
+  const int64_t L = pos + n;
+  const int64_t pd = Panels(D), pl = Panels(L);
+  float* bkt = scratch;            // kᵀ as B (D x L), pl panels of D x kNr
+  float* bv = bkt + pl * D * kNr;  // v as B (L x D), pd panels of L x kNr
+  for (int64_t j = 0; j < pl; ++j) gemm::PackBPanel({k, 1, ld}, D, L, j, bkt + j * D * kNr);
+  for (int64_t j = 0; j < pd; ++j) gemm::PackBPanel({v, ld, 1}, L, D, j, bv + j * L * kNr);
+  const int64_t blocks = (n + kMr - 1) / kMr;
   for (int64_t rb = 0; rb < blocks; ++rb) {
     const int64_t m0 = rb * kMr;
-    const int m_valid = static_cast<int>(std::min<int64_t>(kMr, T - m0));
-    const int64_t kend = m0 + m_valid;  // keys these rows see
+    const int m_valid = static_cast<int>(std::min<int64_t>(kMr, n - m0));
+    const int64_t kend = pos + m0 + m_valid;  // keys these rows see
     for (int64_t j = 0; j * kNr < kend; ++j) {
-      const int n_valid = static_cast<int>(std::min<int64_t>(kNr, T - j * kNr));
-      gemm::MicroKernelRows(q + m0 * ld, ld, bkt + j * D * kNr, D, probs + m0 * T + j * kNr, T, m_valid, n_valid,
+      const int n_valid = static_cast<int>(std::min<int64_t>(kNr, L - j * kNr));
+      gemm::MicroKernelRows(q + m0 * ld, ld, bkt + j * D * kNr, D, probs + m0 * L + j * kNr, L, m_valid, n_valid,
                             false);
     }
-    for (int64_t i = m0; i < kend; ++i) {
-      float* row = probs + i * T;
-      SoftmaxRow(row, i + 1, scale, row);
-      std::memset(row + i + 1, 0, sizeof(float) * (T - i - 1));
+    for (int64_t i = m0; i < m0 + m_valid; ++i) {
+      float* row = probs + i * L;
+      const int64_t seen = pos + i + 1;
+      SoftmaxRow(row, seen, scale, row);
+      std::memset(row + seen, 0, sizeof(float) * (L - seen));
     }
     for (int64_t j = 0; j < pd; ++j) {
       const int n_valid = static_cast<int>(std::min<int64_t>(kNr, D - j * kNr));
-      gemm::MicroKernelRows(probs + m0 * T, T, bv + j * T * kNr, kend, out + m0 * ld + j * kNr, ld, m_valid, n_valid,
+      gemm::MicroKernelRows(probs + m0 * L, L, bv + j * L * kNr, kend, out + m0 * ld + j * kNr, ld, m_valid, n_valid,
                             false);
     }
   }
@@ -277,7 +280,7 @@ void AttentionForward(const float* q, const float* k, const float* v, int64_t B,
     float* scratch = simd::Scratch(buf, ForwardScratch(T, D));
     for (int64_t bh = begin; bh < end; ++bh) {
       const int64_t base = (bh / NH) * T * ld + (bh % NH) * D;  // (b, t = 0, h)
-      ForwardHead(q + base, k + base, v + base, T, ld, D, scale, probs + bh * T * T, out + base, scratch);
+      ForwardHead(q + base, k + base, v + base, T, 0, ld, D, scale, probs + bh * T * T, out + base, scratch);
     }
   });
 }
@@ -293,6 +296,20 @@ void AttentionBackward(const float* dout, const float* q, const float* k, const 
       const int64_t base = (bh / NH) * T * ld + (bh % NH) * D;
       BackwardHead(dout + base, q + base, k + base, v + base, probs + bh * T * T, T, ld, D, scale, dq + base, dk + base,
                    dv + base, scratch);
+    }
+  });
+}
+
+void AttentionPrefill(const float* q, const float* k_cache, const float* v_cache, int64_t pos, int64_t n, int64_t NH,
+                      int64_t D, float* probs, float* out, ThreadPool& pool) {
+  const float scale = ScoreScale(D);
+  const int64_t ld = NH * D, L = pos + n;
+  pool.ParallelFor(NH, 2 * n * L * D, [&](int64_t begin, int64_t end) {
+    thread_local std::vector<float> buf;
+    float* scratch = simd::Scratch(buf, ForwardScratch(L, D));
+    for (int64_t h = begin; h < end; ++h) {
+      ForwardHead(q + h * D, k_cache + h * D, v_cache + h * D, n, pos, ld, D, scale, probs + h * n * L, out + h * D,
+                  scratch);
     }
   });
 }

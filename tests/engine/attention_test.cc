@@ -65,8 +65,8 @@ TEST(AttentionTest, GradientCheck) {
   };
   loss();
   std::vector<float> dq(d.size(), 0.0f), dk(d.size(), 0.0f), dv(d.size(), 0.0f);
-  AttentionBackward(dy.data(), q.data(), k.data(), v.data(), probs.data(), d.B, d.T, d.NH, d.D, dq.data(),
-                    dk.data(), dv.data(), pool);
+  AttentionBackward(dy.data(), q.data(), k.data(), v.data(), probs.data(), d.B, d.T, d.NH, d.D, dq.data(), dk.data(),
+                    dv.data(), pool);
   op_test::ExpectGradientMatches("dq", q, dq, loss, 1e-2f, 1e-4, 2e-3);
   op_test::ExpectGradientMatches("dk", k, dk, loss, 1e-2f, 1e-4, 2e-3);
   op_test::ExpectGradientMatches("dv", v, dv, loss, 1e-2f, 1e-4, 2e-3);
@@ -86,8 +86,8 @@ TEST(AttentionTest, BackwardMatchesNaiveDouble) {
   std::vector<float> probs(d.B * d.NH * d.T * d.T), out(d.size());
   AttentionForward(q.data(), k.data(), v.data(), d.B, d.T, d.NH, d.D, probs.data(), out.data(), pool);
   std::vector<float> dq = start, dk = start, dv = start;
-  AttentionBackward(dy.data(), q.data(), k.data(), v.data(), probs.data(), d.B, d.T, d.NH, d.D, dq.data(),
-                    dk.data(), dv.data(), pool);
+  AttentionBackward(dy.data(), q.data(), k.data(), v.data(), probs.data(), d.B, d.T, d.NH, d.D, dq.data(), dk.data(),
+                    dv.data(), pool);
   std::vector<double> rq(start.begin(), start.end()), rk = rq, rv = rq;
   auto at = [&](int64_t b, int64_t t, int64_t h) { return ((b * d.T + t) * d.NH + h) * d.D; };
   const double scale = 1.0 / std::sqrt(double(d.D));
@@ -155,8 +155,8 @@ TEST(AttentionTest, BitIdenticalAcrossThreadCounts) {
     std::vector<float> probs(d.B * d.NH * d.T * d.T), out(d.size());
     std::vector<float> dq(d.size(), 0.0f), dk(d.size(), 0.0f), dv(d.size(), 0.0f);
     AttentionForward(q.data(), k.data(), v.data(), d.B, d.T, d.NH, d.D, probs.data(), out.data(), pool);
-    AttentionBackward(dy.data(), q.data(), k.data(), v.data(), probs.data(), d.B, d.T, d.NH, d.D, dq.data(),
-                      dk.data(), dv.data(), pool);
+    AttentionBackward(dy.data(), q.data(), k.data(), v.data(), probs.data(), d.B, d.T, d.NH, d.D, dq.data(), dk.data(),
+                      dv.data(), pool);
     return std::vector<std::vector<float>>{probs, out, dq, dk, dv};
   });
 }
@@ -174,10 +174,33 @@ TEST(AttentionTest, DecodeEqualsEveryRowOfTheForward) {
     std::vector<float> dec(row), scratch(d.NH * d.T);
     for (int64_t len = 1; len <= d.T; ++len) {
       // The cache holds positions [0, len); the query is that of position len - 1.
-      AttentionDecode(q.data() + (len - 1) * row, k.data(), v.data(), len, d.NH, d.D, dec.data(), scratch.data(),
-                      pool);
+      AttentionDecode(q.data() + (len - 1) * row, k.data(), v.data(), len, d.NH, d.D, dec.data(), scratch.data(), pool);
       const std::vector<float> want(out.begin() + (len - 1) * row, out.begin() + len * row);
       ASSERT_TRUE(op_test::BitEqual(dec, want)) << "len " << len << " threads " << threads;
+    }
+  }
+}
+
+// A prompt fed into a cache that already holds pos positions: every row equals decoding that
+// position alone, bit for bit, at any thread count (and for pos = 0 the training forward).
+TEST(AttentionTest, PrefillRowsEqualDecodeAtEveryOffset) {
+  const Dims d{1, 53, 3, 40};  // 53 positions: partial 12-row blocks and 32-key panels
+  const auto q = RandomVector(d.size(), 30, -2.0f, 2.0f);
+  const auto k = RandomVector(d.size(), 31, -2.0f, 2.0f);
+  const auto v = RandomVector(d.size(), 32);
+  const int64_t row = d.NH * d.D;
+  for (int threads : {1, 2}) {
+    ThreadPool pool(threads);
+    for (int64_t pos : {0, 1, 13, 40}) {
+      const int64_t n = d.T - pos;
+      std::vector<float> probs(d.NH * n * d.T), out(n * row), dec(row), scratch(d.NH * d.T);
+      AttentionPrefill(q.data() + pos * row, k.data(), v.data(), pos, n, d.NH, d.D, probs.data(), out.data(), pool);
+      for (int64_t i = 0; i < n; ++i) {
+        AttentionDecode(q.data() + (pos + i) * row, k.data(), v.data(), pos + i + 1, d.NH, d.D, dec.data(),
+                        scratch.data(), pool);
+        const std::vector<float> got(out.begin() + i * row, out.begin() + (i + 1) * row);
+        ASSERT_TRUE(op_test::BitEqual(got, dec)) << "pos " << pos << " row " << i << " threads " << threads;
+      }
     }
   }
 }
@@ -197,8 +220,8 @@ TEST(AttentionTest, BitsDoNotDependOnAlignment) {
     op_test::Shifted dq(std::vector<float>(d.size()), shift), dk(std::vector<float>(d.size()), 1);
     op_test::Shifted dv(std::vector<float>(d.size()), 3 - shift);
     AttentionForward(sq.data, sk.data, sv.data, d.B, d.T, d.NH, d.D, probs.data, out.data, pool);
-    AttentionBackward(sdy.data, sq.data, sk.data, sv.data, probs.data, d.B, d.T, d.NH, d.D, dq.data, dk.data,
-                      dv.data, pool);
+    AttentionBackward(sdy.data, sq.data, sk.data, sv.data, probs.data, d.B, d.T, d.NH, d.D, dq.data, dk.data, dv.data,
+                      pool);
     std::vector<std::vector<float>> got{probs.Get(np), out.Get(d.size()), dq.Get(d.size()), dk.Get(d.size()),
                                         dv.Get(d.size())};
     if (ref.empty()) ref = got;
