@@ -4,8 +4,9 @@
 //              FLOPs/token = 6 * (matmul params) + 12 * L * T * C (S: 6.39 M, M: 48.22 M).
 //   decode:    KV-cached greedy decoding at batch 1 of --tokens tokens from token 1 with random
 //              weights; median tokens/s over --runs runs after a warm-up run.
-//   prefill:   one Decoder::Feed of a --tokens-token prompt into an empty KV cache (what a
-//              generation request does first); median prompt tokens/s over --runs runs.
+//   prefill:   one Decoder::Feed of a --tokens-token prompt into a KV cache holding --cached
+//              tokens (0: a new request; more: the next turn of a chat session); median
+//              prompt tokens/s over --runs runs.
 //   tokenizer: BpeTokenizer::Train on --corpus to the config's V, then Encode throughput.
 // Not a test: it checks nothing beyond the loss being finite.
 #include <algorithm>
@@ -59,6 +60,7 @@ struct Options {
   int threads = 0;
   int steps = 10;
   int warmup = 3;
+  int cached = 0;
   int tokens = 200;
   int runs = 5;
   int vocab_size = 0;
@@ -177,12 +179,17 @@ int BenchPrefill(const Options& o, const ModelConfig& c, ThreadPool& pool) {
   Decoder decoder(c);
   KvCache cache(c);
   std::vector<float> logits(c.vocab_size);
-  const int n = std::min<int>(o.tokens, c.context);
-  std::vector<int32_t> prompt(static_cast<size_t>(n));
-  for (int i = 0; i < n; ++i) prompt[i] = static_cast<int32_t>((i * 7919 + 1) % c.vocab_size);
+  const int cached = std::min<int>(o.cached, c.context - 1);
+  const int n = std::min<int>(o.tokens, c.context - cached);
+  std::vector<int32_t> prompt(static_cast<size_t>(cached + n));
+  for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 7919 + 1) % c.vocab_size);
+  if (cached > 0) {  // the earlier turns, once; each run rewinds to here
+    Status s = decoder.Feed(params.data(), prompt.data(), cached, cache, logits.data(), pool);
+    LANLM_CHECK(s.ok(), s.ToString());
+  }
   auto run = [&] {
-    cache.length = 0;
-    Status s = decoder.Feed(params.data(), prompt.data(), n, cache, logits.data(), pool);
+    cache.length = cached;
+    Status s = decoder.Feed(params.data(), prompt.data() + cached, n, cache, logits.data(), pool);
     LANLM_CHECK(s.ok(), s.ToString());
   };
   run();  // warm-up
@@ -196,12 +203,12 @@ int BenchPrefill(const Options& o, const ModelConfig& c, ThreadPool& pool) {
   // Every position goes through the blocks; only the last one through the output layer.
   const double output = 2.0 * c.vocab_size * c.dim;
   double flops = output;
-  for (int p = 0; p < n; ++p) flops += DecodeFlopsPerToken(c, p) - output;
+  for (int p = cached; p < cached + n; ++p) flops += DecodeFlopsPerToken(c, p) - output;
   const double gflops = flops / n * med / 1e9;
   char text[256], json[256];
-  std::snprintf(text, sizeof(text), "prompt_tokens=%d runs=%d min=%.1f max=%.1f", n, o.runs,
+  std::snprintf(text, sizeof(text), "prompt_tokens=%d cached=%d runs=%d min=%.1f max=%.1f", n, cached, o.runs,
                 *std::min_element(rates.begin(), rates.end()), *std::max_element(rates.begin(), rates.end()));
-  std::snprintf(json, sizeof(json), ",\"prompt_tokens\":%d,\"runs\":%d", n, o.runs);
+  std::snprintf(json, sizeof(json), ",\"prompt_tokens\":%d,\"cached\":%d,\"runs\":%d", n, cached, o.runs);
   Report(o, pool.size(), med, gflops, text, json);
   return 0;
 }
@@ -261,6 +268,7 @@ int Main(int argc, char** argv) {
   flags.Int("tokens", &o.tokens, "tokens decoded (decode) or prompt tokens (prefill) per run, at most the context", 1,
             1 << 16);
   flags.Int("runs", &o.runs, "timed runs (decode, prefill, tokenizer encode)", 1, 1000);
+  flags.Int("cached", &o.cached, "tokens already in the KV cache before the prompt (prefill)", 0, 1 << 16);
   flags.Int("vocab-size", &o.vocab_size, "tokenizer vocabulary (0 = the config's V)", 0, kMaxVocab);
   flags.String("corpus", &o.corpus, "text file for --mode tokenizer");
   flags.Bool("json", &o.json, "print one JSON object per result line");
