@@ -116,9 +116,10 @@ void WeightedRows(const float* w, const float* rows, int64_t Dp, int64_t n, floa
 }
 
 // s (n) = scores q·k_j in, p (n) = softmax(scale * s) out (p may alias s). noipa: one compiled
-// body for every caller in every executable. Inlined, -ffast-math may fuse the scaling into
-// the exponent's argument differently per call site and per LTO link, and then a worker
-// process and the coordinator compute different bits.
+// body for the forward and for decoding. Inlined, -ffast-math may fuse the scaling into the
+// exponent's argument differently per call site, and a decoded row would no longer equal the
+// forward's bit for bit. (Across executables the engine is built without LTO for the same
+// reason, see engine/CMakeLists.txt.)
 [[gnu::noipa]] void SoftmaxRow(float* s, int64_t n, float scale, float* p) {
   simd::Scale(scale, n, s);
   const float m = simd::Max(s, n);
