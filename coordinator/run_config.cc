@@ -8,15 +8,7 @@ namespace lanlm::coordinator {
 void CoordinatorOptions::Register(FlagSet& flags) {
   flags.String("corpus", &corpus, "UTF-8 training text");
   flags.String("tokenizer", &tokenizer, "tokenizer file (default: train one on the corpus)");
-  // The coordinator's shorter wording of some shared flags.
-  engine::RegisterTrainFlags(
-      flags, this,
-      {{"config", "named model config S or M (DESIGN.md §2); V comes from the tokenizer"},
-       {"vocab-size", "vocabulary when training the tokenizer (0 = the config's V)"},
-       {"micro-batch", "sequences per shard B (0 = the config's)"},
-       {"stop-after", "stop once this step is reached, keeping the schedule of --steps (0 = off)"},
-       {"schedule", "learning-rate schedule after warm-up: cosine or constant"},
-       {"validation-fraction", "last fraction of the corpus held out"}});
+  engine::RegisterTrainFlags(flags, this);  // the same flags and wording as `lanlm train`
   flags.String("listen", &listen, "address to serve on, host:port (port 0 picks one)");
   flags.Int("min-workers", &min_workers, "lease no shard while fewer workers are connected", 1, 100000);
   flags.Int("lease-timeout-ms", &lease_timeout_ms, "a lease not committed within this many ms is re-issued", 1,

@@ -43,39 +43,28 @@ void VisitTrainFlags(Values& t, Visitor& v) {
 
 using Choices = std::initializer_list<const char*>;
 
-// Registers each flag on a FlagSet, with the program's own help text where it gives one.
+// Registers each flag on a FlagSet.
 class Registrar {
  public:
-  Registrar(FlagSet& flags, const TrainFlagHelp& help) : flags_(flags), help_(help) {}
-  bool UsedAllHelp() const { return used_ == help_.size(); }
+  explicit Registrar(FlagSet& flags) : flags_(flags) {}
 
   void Choice(const std::string& name, std::string* target, const char* help, Choices) {
-    flags_.String(name, target, Help(name, help));
+    flags_.String(name, target, help);
   }
   template <typename T>
   void Int(const std::string& name, T* target, const char* help, int64_t min, int64_t max) {
-    flags_.Int(name, target, Help(name, help), static_cast<T>(min), static_cast<T>(max));
+    flags_.Int(name, target, help, static_cast<T>(min), static_cast<T>(max));
   }
-  void Uint64(const std::string& name, uint64_t* target, const char* help) {
-    flags_.Uint64(name, target, Help(name, help));
-  }
+  void Uint64(const std::string& name, uint64_t* target, const char* help) { flags_.Uint64(name, target, help); }
   void Float(const std::string& name, float* target, const char* help, double min, double max) {
-    flags_.Float(name, target, Help(name, help), min, max);
+    flags_.Float(name, target, help, min, max);
   }
   void Double(const std::string& name, double* target, const char* help, double min, double max) {
-    flags_.Double(name, target, Help(name, help), min, max);
+    flags_.Double(name, target, help, min, max);
   }
 
  private:
-  std::string Help(const std::string& name, const char* shared) {
-    auto it = help_.find(name);
-    if (it == help_.end()) return shared;
-    ++used_;
-    return it->second;
-  }
   FlagSet& flags_;
-  const TrainFlagHelp& help_;
-  size_t used_ = 0;
 };
 
 std::string FormatNumber(double x) {
@@ -133,10 +122,9 @@ class Checker {
 
 }  // namespace
 
-void RegisterTrainFlags(FlagSet& flags, TrainFlags* values, const TrainFlagHelp& help) {
-  Registrar registrar(flags, help);
+void RegisterTrainFlags(FlagSet& flags, TrainFlags* values) {
+  Registrar registrar(flags);
   VisitTrainFlags(*values, registrar);
-  LANLM_CHECK(registrar.UsedAllHelp(), "a TrainFlagHelp key names no shared training flag");
   flags.Bool("allow-corpus-change", &values->allow_corpus_change,
              "with --resume: continue even if --corpus is not the text the checkpoint was trained on");
 }

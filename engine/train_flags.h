@@ -5,7 +5,6 @@
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <string>
 
 #include "engine/base/flags.h"
@@ -33,12 +32,8 @@ struct TrainFlags {
   bool allow_corpus_change = false;  // --allow-corpus-change: resume on a text other than the checkpoint's
 };
 
-// flag name -> help text used instead of the shared one (a program that words a flag its own
-// way). Every key must name a shared flag.
-using TrainFlagHelp = std::map<std::string, std::string>;
-
 // Registers every shared flag bound to *values (its current value is the default in --help).
-void RegisterTrainFlags(FlagSet& flags, TrainFlags* values, const TrainFlagHelp& help = {});
+void RegisterTrainFlags(FlagSet& flags, TrainFlags* values);
 
 // Holds values set in code to what parsing accepts: INVALID_ARGUMENT naming the flag, the value
 // and the allowed range or choices ("--shards=0: expected an integer in [1, 65536]",
