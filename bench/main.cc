@@ -18,15 +18,15 @@
 #include <string>
 #include <vector>
 
-#include "engine/base/flags.h"
+#include "engine/cli/flags.h"
 #include "engine/base/float_bits.h"
-#include "engine/decoder.h"
-#include "engine/model.h"
-#include "engine/parameters.h"
-#include "engine/random.h"
-#include "engine/thread_pool.h"
-#include "engine/tokenizer.h"
-#include "engine/trainer.h"
+#include "engine/generate/decoder.h"
+#include "engine/model/model.h"
+#include "engine/model/parameters.h"
+#include "engine/base/random.h"
+#include "engine/base/thread_pool.h"
+#include "engine/tokenizer/tokenizer.h"
+#include "engine/train/trainer.h"
 
 namespace lanlm::engine {
 namespace {

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "client/commands.h"
-#include "engine/base/flags.h"
+#include "engine/cli/flags.h"
 #include "engine/base/status.h"
 
 namespace lanlm::client {

@@ -4,12 +4,12 @@
 #include <cstdio>
 
 #include "client/offline_common.h"
-#include "engine/checkpoint.h"
-#include "engine/corpus.h"
-#include "engine/model.h"
-#include "engine/thread_pool.h"
-#include "engine/tokenizer.h"
-#include "engine/trainer.h"
+#include "engine/io/checkpoint.h"
+#include "engine/data/corpus.h"
+#include "engine/model/model.h"
+#include "engine/base/thread_pool.h"
+#include "engine/tokenizer/tokenizer.h"
+#include "engine/train/trainer.h"
 
 namespace lanlm::client {
 namespace {

@@ -5,12 +5,12 @@
 #include <string>
 
 #include "client/commands.h"
-#include "engine/base/flags.h"
-#include "engine/checkpoint.h"
-#include "engine/decoder.h"
-#include "engine/generation.h"
-#include "engine/thread_pool.h"
-#include "engine/tokenizer.h"
+#include "engine/cli/flags.h"
+#include "engine/io/checkpoint.h"
+#include "engine/generate/decoder.h"
+#include "engine/generate/generation.h"
+#include "engine/base/thread_pool.h"
+#include "engine/tokenizer/tokenizer.h"
 
 namespace lanlm::client {
 

@@ -1,6 +1,6 @@
 // `lanlm tokenizer train` (learn a BPE tokenizer from a text file and save it) and
 // `lanlm tokenize` (print the token ids of a text under a tokenizer file or a checkpoint's
-// tokenizer). Engine only; the tokenizer itself is engine/tokenizer.h.
+// tokenizer). Engine only; the tokenizer itself is engine/tokenizer/tokenizer.h.
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -9,11 +9,11 @@
 
 #include "client/commands.h"
 #include "client/offline_common.h"
-#include "engine/base/flags.h"
-#include "engine/checkpoint.h"
-#include "engine/corpus.h"
-#include "engine/model_config.h"
-#include "engine/tokenizer.h"
+#include "engine/cli/flags.h"
+#include "engine/io/checkpoint.h"
+#include "engine/data/corpus.h"
+#include "engine/model/model_config.h"
+#include "engine/tokenizer/tokenizer.h"
 
 namespace lanlm::client {
 namespace {

@@ -13,12 +13,12 @@
 #include <utility>
 
 #include "client/offline_common.h"
-#include "engine/checkpoint.h"
-#include "engine/corpus.h"
-#include "engine/thread_pool.h"
-#include "engine/tokenizer.h"
-#include "engine/train_flags.h"
-#include "engine/trainer.h"
+#include "engine/io/checkpoint.h"
+#include "engine/data/corpus.h"
+#include "engine/base/thread_pool.h"
+#include "engine/tokenizer/tokenizer.h"
+#include "engine/cli/train_flags.h"
+#include "engine/train/trainer.h"
 
 namespace lanlm::client {
 namespace {
@@ -30,7 +30,7 @@ using engine::TrainOptions;
 
 constexpr const char* kCommand = "train";
 
-// The shared training flags (engine/train_flags.h) and this command's own.
+// The shared training flags (engine/cli/train_flags.h) and this command's own.
 struct TrainCommandFlags : engine::TrainFlags {
   std::string corpus;
   std::string tokenizer;

@@ -7,7 +7,7 @@
 
 #include "client/client_generate.h"
 #include "client/commands.h"
-#include "engine/base/flags.h"
+#include "engine/cli/flags.h"
 
 namespace lanlm::client {
 namespace {

@@ -21,7 +21,7 @@
 #include "coordinator/run_config.h"
 #include "coordinator/status_service.h"
 #include "coordinator/training_run.h"
-#include "engine/thread_pool.h"
+#include "engine/base/thread_pool.h"
 
 namespace lanlm::coordinator {
 

@@ -16,8 +16,8 @@
 #include <vector>
 
 #include "coordinator/session_manager.h"
-#include "engine/generation.h"
-#include "engine/thread_pool.h"
+#include "engine/generate/generation.h"
+#include "engine/base/thread_pool.h"
 
 namespace lanlm::coordinator {
 

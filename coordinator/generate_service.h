@@ -3,7 +3,7 @@
 // batched next-token steps (engine Decoder::FeedBatch) for all live generations, and write
 // events back with at most one write in flight per stream. Not the session bookkeeping
 // (session_manager.h), the decode threads (generate_scheduler.h) nor the generation loop
-// (engine/generation.h).
+// (engine/generate/generation.h).
 //
 // Wiring (main.cc):
 //   GenerateServiceOptions generate_options;  generate_options.RegisterFlags(flags);
@@ -17,9 +17,9 @@
 #include <memory>
 
 #include "coordinator/param_snapshot.h"
-#include "engine/base/flags.h"
+#include "engine/cli/flags.h"
 #include "engine/base/status.h"
-#include "engine/thread_pool.h"
+#include "engine/base/thread_pool.h"
 #include "protos/generate.grpc.pb.h"
 
 namespace lanlm::coordinator {

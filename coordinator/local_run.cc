@@ -8,7 +8,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "engine/checkpoint.h"
+#include "engine/io/checkpoint.h"
 
 namespace lanlm::coordinator {
 

@@ -14,7 +14,7 @@
 #include "coordinator/local_run.h"
 #include "coordinator/serve_server.h"
 #include "coordinator/run_config.h"
-#include "engine/base/flags.h"
+#include "engine/cli/flags.h"
 #if LANLM_HAS_GENERATE
 #include "coordinator/generate_service.h"
 #endif

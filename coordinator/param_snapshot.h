@@ -7,8 +7,8 @@
 #include <memory>
 #include <vector>
 
-#include "engine/model_config.h"
-#include "engine/tokenizer.h"
+#include "engine/model/model_config.h"
+#include "engine/tokenizer/tokenizer.h"
 
 namespace lanlm::coordinator {
 

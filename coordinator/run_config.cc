@@ -1,7 +1,7 @@
 // Coordinator flags and run preparation; see run_config.h.
 #include "coordinator/run_config.h"
 
-#include "engine/checkpoint.h"
+#include "engine/io/checkpoint.h"
 
 namespace lanlm::coordinator {
 

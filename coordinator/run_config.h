@@ -8,17 +8,17 @@
 #include <string>
 #include <vector>
 
-#include "engine/base/flags.h"
+#include "engine/cli/flags.h"
 #include "engine/base/status.h"
-#include "engine/corpus.h"
-#include "engine/model_config.h"
-#include "engine/tokenizer.h"
-#include "engine/train_flags.h"
-#include "engine/trainer.h"
+#include "engine/data/corpus.h"
+#include "engine/model/model_config.h"
+#include "engine/tokenizer/tokenizer.h"
+#include "engine/cli/train_flags.h"
+#include "engine/train/trainer.h"
 
 namespace lanlm::coordinator {
 
-// The shared training flags (engine/train_flags.h: config, overrides, steps, shards, seed, lr,
+// The shared training flags (engine/cli/train_flags.h: config, overrides, steps, shards, seed, lr,
 // ...) with the same meaning and defaults as `lanlm train`, so both produce the same
 // fingerprint, and the coordinator's own.
 struct CoordinatorOptions : engine::TrainFlags {

@@ -7,8 +7,8 @@
 
 #include <spdlog/spdlog.h>
 
-#include "engine/checkpoint.h"
-#include "engine/hash.h"
+#include "engine/io/checkpoint.h"
+#include "engine/base/hash.h"
 
 namespace lanlm::coordinator {
 

@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <random>
 
-#include "engine/random.h"
+#include "engine/base/random.h"
 
 namespace lanlm::coordinator {
 

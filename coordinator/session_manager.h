@@ -14,7 +14,7 @@
 
 #include "coordinator/param_snapshot.h"
 #include "engine/base/status.h"
-#include "engine/generation.h"
+#include "engine/generate/generation.h"
 
 namespace lanlm::coordinator {
 

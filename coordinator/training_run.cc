@@ -9,8 +9,8 @@
 #include <filesystem>
 
 #include "engine/base/float_bits.h"
-#include "engine/checkpoint.h"
-#include "engine/corpus.h"
+#include "engine/io/checkpoint.h"
+#include "engine/data/corpus.h"
 
 namespace lanlm::coordinator {
 namespace {

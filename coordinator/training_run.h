@@ -25,8 +25,8 @@
 #include "coordinator/lease_table.h"
 #include "coordinator/param_snapshot.h"
 #include "coordinator/run_config.h"
-#include "engine/gradient_tree.h"
-#include "engine/thread_pool.h"
+#include "engine/train/gradient_tree.h"
+#include "engine/base/thread_pool.h"
 #include "protos/cluster.pb.h"
 #include "protos/convert.h"
 

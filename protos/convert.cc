@@ -6,7 +6,7 @@
 #include <bit>
 #include <cstring>
 
-#include "engine/hash.h"
+#include "engine/base/hash.h"
 
 namespace lanlm::protos {
 

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "engine/base/status.h"
-#include "engine/model_config.h"
+#include "engine/model/model_config.h"
 #include "protos/cluster.pb.h"
 
 namespace lanlm::protos {

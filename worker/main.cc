@@ -12,8 +12,8 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include "engine/base/flags.h"
-#include "engine/thread_pool.h"
+#include "engine/cli/flags.h"
+#include "engine/base/thread_pool.h"
 #include "protos/cluster_auth.h"
 #include "worker/worker.h"
 

@@ -6,9 +6,9 @@
 
 #include <cinttypes>
 
-#include "engine/gradient_tree.h"
-#include "engine/parameters.h"
-#include "engine/trainer.h"
+#include "engine/train/gradient_tree.h"
+#include "engine/model/parameters.h"
+#include "engine/train/trainer.h"
 #include "protos/cluster_auth.h"
 #include "protos/convert.h"
 

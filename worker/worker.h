@@ -17,9 +17,9 @@
 #include <vector>
 
 #include "engine/base/status.h"
-#include "engine/model.h"
-#include "engine/model_config.h"
-#include "engine/thread_pool.h"
+#include "engine/model/model.h"
+#include "engine/model/model_config.h"
+#include "engine/base/thread_pool.h"
 #include "protos/cluster.grpc.pb.h"
 
 namespace lanlm::worker {

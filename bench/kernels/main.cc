@@ -11,10 +11,10 @@
 #include <string>
 #include <vector>
 
-#include "engine/base/flags.h"
+#include "engine/cli/flags.h"
 #include "engine/ops/attention.h"
 #include "engine/ops/matmul.h"
-#include "engine/thread_pool.h"
+#include "engine/base/thread_pool.h"
 
 namespace lanlm::engine {
 namespace {

@@ -3,7 +3,7 @@
 
 #include <cstdint>
 
-#include "engine/thread_pool.h"
+#include "engine/base/thread_pool.h"
 
 namespace lanlm::engine {
 

@@ -6,10 +6,10 @@
 #include <cmath>
 
 #include "client/commands.h"
-#include "engine/checkpoint.h"
-#include "engine/corpus.h"
-#include "engine/parameters.h"
-#include "engine/tokenizer.h"
+#include "engine/io/checkpoint.h"
+#include "engine/data/corpus.h"
+#include "engine/model/parameters.h"
+#include "engine/tokenizer/tokenizer.h"
 #include "tests/client/offline_test_util.h"
 
 namespace lanlm::client {

@@ -8,9 +8,9 @@
 #include <string>
 
 #include "client/commands.h"
-#include "engine/checkpoint.h"
-#include "engine/parameters.h"
-#include "engine/tokenizer.h"
+#include "engine/io/checkpoint.h"
+#include "engine/model/parameters.h"
+#include "engine/tokenizer/tokenizer.h"
 
 namespace lanlm::client {
 namespace {

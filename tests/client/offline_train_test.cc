@@ -10,9 +10,9 @@
 #include <thread>
 
 #include "client/commands.h"
-#include "engine/checkpoint.h"
-#include "engine/corpus.h"
-#include "engine/tokenizer.h"
+#include "engine/io/checkpoint.h"
+#include "engine/data/corpus.h"
+#include "engine/tokenizer/tokenizer.h"
 #include "tests/client/offline_test_util.h"
 
 namespace lanlm::client {

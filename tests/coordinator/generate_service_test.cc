@@ -5,7 +5,7 @@
 
 #include <thread>
 
-#include "engine/generation.h"
+#include "engine/generate/generation.h"
 #include "tests/coordinator/generate_test_util.h"
 
 namespace lanlm::coordinator {

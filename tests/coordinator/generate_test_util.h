@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "coordinator/generate_service.h"
-#include "engine/parameters.h"
+#include "engine/model/parameters.h"
 #include "protos/generate.grpc.pb.h"
 
 namespace lanlm::coordinator::testing {

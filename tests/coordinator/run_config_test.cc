@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "engine/checkpoint.h"
+#include "engine/io/checkpoint.h"
 
 namespace lanlm::coordinator {
 namespace {

@@ -1,6 +1,6 @@
 // Tests of WriteFileAtomically: contents, replacement, and a process killed between write and
 // rename leaving the previous file intact.
-#include "engine/atomic_file.h"
+#include "engine/io/atomic_file.h"
 
 #include <gtest/gtest.h>
 #include <sys/wait.h>

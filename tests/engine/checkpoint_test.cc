@@ -1,6 +1,6 @@
 // Tests of checkpoint save/load: bit-exact round trips, and that every kind of damaged or
 // foreign file is rejected with a message naming what is wrong (DESIGN.md §5, §8.3-4).
-#include "engine/checkpoint.h"
+#include "engine/io/checkpoint.h"
 
 #include <gtest/gtest.h>
 #include <sys/wait.h>
@@ -13,11 +13,11 @@
 #include <map>
 #include <sstream>
 
-#include "engine/atomic_file.h"
-#include "engine/hash.h"
-#include "engine/json.h"
-#include "engine/parameters.h"
-#include "engine/tokenizer.h"
+#include "engine/io/atomic_file.h"
+#include "engine/base/hash.h"
+#include "engine/io/json.h"
+#include "engine/model/parameters.h"
+#include "engine/tokenizer/tokenizer.h"
 
 namespace lanlm::engine {
 namespace {

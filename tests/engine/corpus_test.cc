@@ -1,6 +1,6 @@
 // Tests of ReadTextFile and LoadCorpus: clear errors for bad files and fractions, and a split
 // that is exactly the tokenizer's encoding cut at floor(n * validation_fraction) from the end.
-#include "engine/corpus.h"
+#include "engine/data/corpus.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -9,7 +9,7 @@
 #include <fstream>
 #include <limits>
 
-#include "engine/hash.h"
+#include "engine/base/hash.h"
 
 namespace lanlm::engine {
 namespace {

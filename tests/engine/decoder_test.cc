@@ -1,7 +1,7 @@
 // Decoder: KV-cached decoding (token by token, in chunks, and batched over sessions) gives
 // the logits of the full training forward at every position; errors leave caches unchanged;
 // 1 thread == N threads bit for bit.
-#include "engine/decoder.h"
+#include "engine/generate/decoder.h"
 
 #include <gtest/gtest.h>
 
@@ -9,9 +9,9 @@
 #include <cstring>
 #include <vector>
 
-#include "engine/model.h"
-#include "engine/parameters.h"
-#include "engine/random.h"
+#include "engine/model/model.h"
+#include "engine/model/parameters.h"
+#include "engine/base/random.h"
 
 namespace lanlm::engine {
 namespace {

@@ -1,6 +1,6 @@
-// Tests of engine/generation.h: the text streamer (UTF-8 and stop strings across token
+// Tests of engine/generate/generation.h: the text streamer (UTF-8 and stop strings across token
 // boundaries), the stopping rules, and continuation of a session.
-#include "engine/generation.h"
+#include "engine/generate/generation.h"
 
 #include <gtest/gtest.h>
 
@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/parameters.h"
+#include "engine/model/parameters.h"
 
 namespace lanlm::engine {
 namespace {

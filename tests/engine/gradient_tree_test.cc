@@ -1,6 +1,6 @@
 // GradientTree: bit-identical sums for every arrival order and for pre-summed aligned blocks,
 // against an independent recursive definition of the tree; error codes for bad adds.
-#include "engine/gradient_tree.h"
+#include "engine/train/gradient_tree.h"
 
 #include <gtest/gtest.h>
 
@@ -10,7 +10,7 @@
 #include <random>
 #include <vector>
 
-#include "engine/random.h"
+#include "engine/base/random.h"
 
 namespace lanlm::engine {
 namespace {

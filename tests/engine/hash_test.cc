@@ -1,7 +1,7 @@
 // CRC32C: the published check values (RFC 3720 B.4 and "123456789"), the table version against
 // a bit-at-a-time reference, the SSE4.2 version against the table on every length 0..300 at
 // every alignment, and chaining.
-#include "engine/hash.h"
+#include "engine/base/hash.h"
 
 #include <gtest/gtest.h>
 

@@ -1,5 +1,5 @@
 // Tests of the strict JSON reader/writer against hand-written documents (RFC 8259 cases).
-#include "engine/json.h"
+#include "engine/io/json.h"
 
 #include <gtest/gtest.h>
 

@@ -1,7 +1,7 @@
 // Model: forward loss and logits against an independent double-precision reference of
 // DESIGN.md §2, a central-difference check of the gradient of every parameter tensor (on the
 // double reference), the accumulate contract, and 1 thread == N threads bit for bit.
-#include "engine/model.h"
+#include "engine/model/model.h"
 
 #include <gtest/gtest.h>
 
@@ -11,8 +11,8 @@
 #include <cstring>
 #include <vector>
 
-#include "engine/parameters.h"
-#include "engine/random.h"
+#include "engine/model/parameters.h"
+#include "engine/base/random.h"
 
 namespace lanlm::engine {
 namespace {

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/thread_pool.h"
+#include "engine/base/thread_pool.h"
 
 namespace lanlm::engine::op_test {
 

@@ -1,6 +1,6 @@
 // AdamW: one step against a hand computation in double (bias correction, warm-up, decay),
 // norm weights not decayed, the schedule, clipping, validation, and thread-count identity.
-#include "engine/optimizer.h"
+#include "engine/train/optimizer.h"
 
 #include <gtest/gtest.h>
 
@@ -8,7 +8,7 @@
 #include <cstring>
 #include <vector>
 
-#include "engine/random.h"
+#include "engine/base/random.h"
 
 namespace lanlm::engine {
 namespace {

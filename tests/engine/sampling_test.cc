@@ -1,7 +1,7 @@
 // SampleToken and SamplingOptions: greedy, top-k, top-p, reproducibility, empirical
 // frequencies against a double-precision softmax, non-finite logits, and Validate messages.
 // Also the ConfidenceStop rule.
-#include "engine/sampling.h"
+#include "engine/generate/sampling.h"
 
 #include <gtest/gtest.h>
 

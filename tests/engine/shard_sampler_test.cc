@@ -5,7 +5,7 @@
 #include <set>
 #include <vector>
 
-#include "engine/corpus.h"
+#include "engine/data/corpus.h"
 
 namespace lanlm::engine {
 namespace {

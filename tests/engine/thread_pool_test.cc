@@ -1,6 +1,6 @@
 // ThreadPool: coverage of every item exactly once, inline execution of small work, and
 // reuse across many jobs and pool sizes.
-#include "engine/thread_pool.h"
+#include "engine/base/thread_pool.h"
 
 #include <gtest/gtest.h>
 

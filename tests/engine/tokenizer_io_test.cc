@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "engine/hash.h"
-#include "engine/tokenizer.h"
+#include "engine/base/hash.h"
+#include "engine/tokenizer/tokenizer.h"
 
 namespace lanlm::engine {
 namespace {

@@ -1,6 +1,6 @@
 // BpeTokenizer encoding and decoding: round trips, merges applied by rank on a hand-worked
 // example, unknown characters and invalid UTF-8, special tokens, and space runs.
-#include "engine/tokenizer.h"
+#include "engine/tokenizer/tokenizer.h"
 
 #include <gtest/gtest.h>
 
@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/utf8.h"
+#include "engine/base/utf8.h"
 
 namespace lanlm::engine {
 namespace {

@@ -1,7 +1,7 @@
 // Shared training flags: parsing onto TrainFlags, defaults, help overrides, the checks of values
 // set in code (each one, worded exactly as the parser words the same bad value), and the
 // ModelConfig / TrainOptions built from them, including --steps on resume.
-#include "engine/train_flags.h"
+#include "engine/cli/train_flags.h"
 
 #include <gtest/gtest.h>
 

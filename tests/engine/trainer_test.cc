@@ -1,18 +1,18 @@
 // Trainer: options round trip and validation, state init and fingerprint, a tiny model that
 // overfits one batch, evaluation windows, and LocalTrainer bit identity across thread counts
 // and against shards summed in another order.
-#include "engine/trainer.h"
+#include "engine/train/trainer.h"
 
 #include <gtest/gtest.h>
 
 #include <cstring>
 #include <vector>
 
-#include "engine/corpus.h"
-#include "engine/gradient_tree.h"
-#include "engine/hash.h"
-#include "engine/parameters.h"
-#include "engine/random.h"
+#include "engine/data/corpus.h"
+#include "engine/train/gradient_tree.h"
+#include "engine/base/hash.h"
+#include "engine/model/parameters.h"
+#include "engine/base/random.h"
 
 namespace lanlm::engine {
 namespace {

@@ -1,6 +1,6 @@
 // Strict UTF-8 decoding against the code points of known sequences, and rejection of every
 // kind of malformed sequence (RFC 3629 table 3-7); AppendUtf8 inverts Utf8Decode.
-#include "engine/utf8.h"
+#include "engine/base/utf8.h"
 
 #include <gtest/gtest.h>
 

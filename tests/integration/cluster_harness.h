@@ -21,9 +21,9 @@
 
 #include "coordinator/coordinator_server.h"
 #include "coordinator/run_config.h"
-#include "engine/random.h"
-#include "engine/thread_pool.h"
-#include "engine/trainer.h"
+#include "engine/base/random.h"
+#include "engine/base/thread_pool.h"
+#include "engine/train/trainer.h"
 #include "protos/cluster.grpc.pb.h"
 #include "protos/cluster_auth.h"
 #include "protos/convert.h"

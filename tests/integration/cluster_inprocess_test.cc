@@ -8,7 +8,7 @@
 #include <limits>
 
 #include "coordinator/serve_server.h"
-#include "engine/checkpoint.h"
+#include "engine/io/checkpoint.h"
 #include "protos/status.grpc.pb.h"
 #include "tests/integration/cluster_harness.h"
 

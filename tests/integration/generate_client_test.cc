@@ -12,7 +12,7 @@
 
 #include "client/client_generate.h"
 #include "client/commands.h"
-#include "engine/checkpoint.h"
+#include "engine/io/checkpoint.h"
 #include "tests/coordinator/generate_test_util.h"
 
 namespace lanlm::client {

@@ -7,7 +7,7 @@
 
 #include <gtest/gtest.h>
 
-#include "engine/hash.h"
+#include "engine/base/hash.h"
 
 namespace lanlm::protos {
 namespace {

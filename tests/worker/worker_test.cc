@@ -11,8 +11,8 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
-#include "engine/parameters.h"
-#include "engine/trainer.h"
+#include "engine/model/parameters.h"
+#include "engine/train/trainer.h"
 #include "protos/cluster.grpc.pb.h"
 #include "protos/convert.h"
 

@@ -13,8 +13,8 @@
 #include <thread>
 
 #include "coordinator/generate_service.h"
-#include "engine/base/flags.h"
-#include "engine/parameters.h"
+#include "engine/cli/flags.h"
+#include "engine/model/parameters.h"
 #include "protos/generate.grpc.pb.h"
 
 namespace {

@@ -5,7 +5,7 @@
 #include <iostream>
 #include <string>
 
-#include "engine/base/flags.h"
+#include "engine/cli/flags.h"
 #include "tests/coordinator/generate_test_util.h"
 
 int main(int argc, char** argv) {

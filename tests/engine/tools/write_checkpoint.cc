@@ -3,9 +3,9 @@
 // usage: write_checkpoint OUT.safetensors   (prints the serialised tokenizer on stdout)
 #include <cstdio>
 
-#include "engine/checkpoint.h"
-#include "engine/parameters.h"
-#include "engine/tokenizer.h"
+#include "engine/io/checkpoint.h"
+#include "engine/model/parameters.h"
+#include "engine/tokenizer/tokenizer.h"
 
 int main(int argc, char** argv) {
   using namespace lanlm::engine;

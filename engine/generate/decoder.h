@@ -1,0 +1,48 @@
+// KV-cached incremental forward for generation: each call appends tokens to a session's
+// cache and computes only the new positions (the seed's KV-cache: O(n) per token).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "engine/base/status.h"
+#include "engine/model/model_config.h"
+#include "engine/ops/rope.h"
+#include "engine/base/thread_pool.h"
+
+namespace lanlm::engine {
+
+// Keys (after RoPE) and values of every layer for positions [0, length). One per session.
+struct KvCache {
+  explicit KvCache(const ModelConfig& config);
+  int64_t length = 0;        // positions filled
+  int64_t capacity = 0;      // = config.context
+  int64_t row = 0;           // floats per position per layer (= C)
+  std::vector<float> k;      // (L, capacity, C)
+  std::vector<float> v;      // (L, capacity, C)
+  int64_t MemoryBytes() const { return static_cast<int64_t>((k.size() + v.size()) * sizeof(float)); }
+};
+
+// Scratch buffers for decoding; one per thread that decodes. Not thread-safe.
+class Decoder {
+ public:
+  explicit Decoder(const ModelConfig& config);
+
+  // Appends tokens[0, n) at positions cache.length... and writes the logits (V) after the
+  // last one. OUT_OF_RANGE when cache.length + n exceeds the context (cache unchanged);
+  // INVALID_ARGUMENT for a token outside [0, V).
+  Status Feed(const float* params, const int32_t* tokens, int64_t n, KvCache& cache, float* logits,
+              ThreadPool& pool);
+
+  // One new token for each of caches.size() sessions at once (weights read once for all);
+  // logits (n, V). Same errors as Feed, checked for all before any cache changes.
+  Status FeedBatch(const float* params, const std::vector<KvCache*>& caches, const int32_t* tokens,
+                   float* logits, ThreadPool& pool);
+
+ private:
+  ModelConfig config_;
+  RopeTable rope_;
+  std::vector<float> scratch_;
+};
+
+}  // namespace lanlm::engine

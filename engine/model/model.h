@@ -1,0 +1,50 @@
+// Model: the training-time forward pass with activation caching (the seed's LayerCache) and
+// the full hand-written backward pass, for one micro-batch of B sequences of T tokens.
+// Parameters live outside (a block laid out by parameters.h); the Model owns only the rope
+// table and the activations, allocated once. Not thread-safe: one Model per training thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "engine/model/model_config.h"
+#include "engine/ops/rope.h"
+#include "engine/model/parameters.h"
+#include "engine/base/thread_pool.h"
+
+namespace lanlm::engine {
+
+struct Activations;  // per-layer caches and backward scratch (model.cc)
+
+class Model {
+ public:
+  // Allocates activations for up to max_batch sequences of config.context tokens.
+  Model(const ModelConfig& config, int max_batch);
+  ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  const ModelConfig& config() const { return config_; }
+  int max_batch() const { return max_batch_; }
+
+  // tokens (B, T+1) with T = config.context: inputs tokens[b, 0..T-1], targets tokens[b, 1..T].
+  // Returns the mean cross-entropy over the B*T positions and keeps every activation for
+  // Backward. Tokens must be < V (callers validate input from outside).
+  float Forward(const float* params, const int32_t* tokens, int B, ThreadPool& pool);
+
+  // After Forward with the same arguments: accumulates (+=) d(mean loss)/d(params) into grads
+  // (same layout as params).
+  void Backward(const float* params, const int32_t* tokens, int B, float* grads, ThreadPool& pool);
+
+  // Logits (B*T, V) of the last Forward. (Backward may overwrite them.)
+  const float* logits() const;
+
+ private:
+  ModelConfig config_;
+  int max_batch_;
+  RopeTable rope_;
+  std::unique_ptr<Activations> acts_;
+};
+
+}  // namespace lanlm::engine
