@@ -25,6 +25,7 @@ struct ClusterIdentity {
   int micro_batch = 0;
   int64_t parameter_count = 0;
   int64_t lease_timeout_ms = 0;
+  v1::WireFormat wire = v1::WIRE_FORMAT_FP32;
   std::string token;
 };
 

@@ -34,6 +34,7 @@ StatusOr<std::unique_ptr<TrainingServer>> TrainingServer::Start(const Coordinato
     return InvalidArgumentError("--shards-per-lease " + std::to_string(per_lease) + " is not a power of two in [1, " +
                                 std::to_string(protos::kMaxShardsPerLease) + "]");
   }
+  LANLM_ASSIGN_OR_RETURN(const v1::WireFormat wire, protos::ParseWireFormat(options.wire));
   LANLM_ASSIGN_OR_RETURN(RunSetup setup, PrepareRun(options, steps_flag_set));
 
   std::unique_ptr<TrainingServer> server(new TrainingServer());
@@ -48,12 +49,14 @@ StatusOr<std::unique_ptr<TrainingServer>> TrainingServer::Start(const Coordinato
   identity.micro_batch = setup.train.micro_batch;
   identity.parameter_count = static_cast<int64_t>(setup.state.params.size());
   identity.lease_timeout_ms = options.lease_timeout_ms;
+  identity.wire = wire;
   identity.token = std::move(token);
 
   RunSettings settings;
   settings.min_workers = options.min_workers;
   settings.lease_timeout = std::chrono::milliseconds(options.lease_timeout_ms);
   settings.shards_per_lease = per_lease;
+  settings.wire = wire;
   settings.checkpoint_dir = options.checkpoint_dir;
   settings.checkpoint_every = options.checkpoint_every;
   settings.stop_after = options.stop_after;

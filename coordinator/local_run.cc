@@ -13,6 +13,9 @@
 namespace lanlm::coordinator {
 
 StatusOr<RunResult> RunLocal(const CoordinatorOptions& options, bool steps_flag_set) {
+  if (options.wire != "fp32") {
+    return InvalidArgumentError("--wire " + options.wire + " is for a cluster; --local sends nothing over a wire");
+  }
   LANLM_ASSIGN_OR_RETURN(RunSetup setup, PrepareRun(options, steps_flag_set));
   engine::ThreadPool pool(options.threads);
   engine::LocalTrainer trainer(setup.train, setup.train_tokens, setup.state, pool);

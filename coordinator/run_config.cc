@@ -17,6 +17,9 @@ void CoordinatorOptions::Register(FlagSet& flags) {
             "shards per lease, a power of two: the worker computes them and sends one pre-summed gradient "
             "(less upload per step; parameters stay bit-identical)",
             1, 64);
+  flags.String("wire", &wire,
+              "fp32 | bf16: how parameters and gradients travel (bf16 halves the bytes; master weights, "
+              "optimizer and gradient sums stay fp32; bit-identical within a mode, not across modes)");
   flags.String("cluster-token-file", &cluster_token_file, "file holding the cluster token (this or --cluster-token)");
   flags.String("cluster-token", &cluster_token, "the cluster token itself (instead of a file)");
   flags.Int("threads", &threads, "threads of the coordinator's pool (optimizer); 0 = all cores", 0, 4096);

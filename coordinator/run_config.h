@@ -30,6 +30,7 @@ struct CoordinatorOptions : engine::TrainFlags {
   int min_workers = 1;
   int64_t lease_timeout_ms = 120000;
   int shards_per_lease = 1;     // a power of two: shards a worker computes and pre-sums per lease
+  std::string wire = "fp32";    // parameters and gradients on the wire: fp32 | bf16
   std::string cluster_token_file;
   std::string cluster_token;
   int threads = 0;              // optimizer pool; 0 = all cores

@@ -72,9 +72,9 @@ int64_t TrainingRun::end_step() const {
 std::string TrainingRun::Who(const Connection& conn) const { return conn.worker_id + " (" + conn.name + ")"; }
 
 void TrainingRun::Start() {
-  spdlog::info("training {} steps from step {}: model {} B={} S={} params={} corpus train tokens={}", options_.steps,
-               state_.step, options_.model.ToString(), options_.micro_batch, options_.shards, state_.params.size(),
-               train_tokens_.size());
+  spdlog::info("training {} steps from step {}: model {} B={} S={} params={} corpus train tokens={} wire={}",
+               options_.steps, state_.step, options_.model.ToString(), options_.micro_batch, options_.shards,
+               state_.params.size(), train_tokens_.size(), protos::WireName(settings_.wire));
   running_ = true;
   if (state_.step >= end_step()) {
     End(true, "training finished");
@@ -87,7 +87,8 @@ void TrainingRun::Start() {
 void TrainingRun::RebuildParamChunks() {
   param_chunks_.clear();
   param_chunk_bytes_ = 0;
-  for (v1::FloatChunk& chunk : protos::MakeChunks(state_.params.data(), static_cast<int64_t>(state_.params.size()))) {
+  for (v1::FloatChunk& chunk : protos::MakeChunks(state_.params.data(), static_cast<int64_t>(state_.params.size()),
+                                                  protos::kMaxChunkBytes, settings_.wire)) {
     auto message = std::make_shared<v1::CoordinatorMessage>();
     v1::ParamChunk* param = message->mutable_param_chunk();
     param->set_version(state_.step);
@@ -253,7 +254,7 @@ void TrainingRun::OnGradientChunk(int64_t connection, Connection& conn, const v1
     conn.failed[lease_id] = std::move(active);
     return;
   }
-  auto [it, inserted] = conn.gradients.try_emplace(lease_id, parameter_count());
+  auto [it, inserted] = conn.gradients.try_emplace(lease_id, parameter_count(), protos::kMaxChunkBytes, settings_.wire);
   Status added = it->second.Add(chunk.chunk());
   if (!added.ok()) FailLease(conn, lease_id, std::move(added));
 }

@@ -46,6 +46,7 @@ struct RunSettings {
   int min_workers = 1;
   std::chrono::milliseconds lease_timeout{120000};
   int shards_per_lease = 1;         // a power of two (LeaseTable blocks)
+  v1::WireFormat wire = v1::WIRE_FORMAT_FP32;  // encoding of parameter and gradient chunks
   std::string checkpoint_dir;       // empty = no checkpoints
   int64_t checkpoint_every = 0;     // steps; 0 = only at the end and on shutdown
   int64_t stop_after = 0;           // end at this step, keeping the schedule (0 = run to options.steps)

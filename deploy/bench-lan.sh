@@ -5,22 +5,26 @@
 # every rate, every link is limited with `tc ... tbf` in both directions (the node's veth and
 # the bridge's port), and the same run is repeated; "none" is the unshaped reference.
 #   deploy/bench-lan.sh [-b BUILD_DIR] [-s STEPS] [-c CONFIG] [-w WORKERS] [-t THREADS]
-#                       [-k PER_LEASE] [-n SHARDS] [-r "none 1gbit 100mbit 20mbit"]
+#                       [-k PER_LEASE] [-n SHARDS] [-r "none 1gbit 100mbit 20mbit"] [-T TIMEOUT_S]
 #                       [-- extra lanlm-coordinator flags, e.g. --wire bf16]
 # Prints per rate: median tokens/s and step wall time over the timed steps (the first step
-# is a warm-up), median worker compute (sum over leases), bytes out/in per step and per
-# token, efficiency against the unshaped run of the same invocation, and the fingerprint.
-# Needs root and iproute2 (tc). Everything it creates is removed on exit.
+# is a warm-up), median worker compute (sum over leases), the median step overhead (wall
+# minus compute / W: the time the link adds when leases are balanced), bytes out/in per
+# step and per token, efficiency (tokens/s against the unshaped run of the same invocation)
+# and the fingerprint. On a busy machine compute varies from run to run; the overhead does
+# not depend on it. The binaries are copied first, so a rebuild cannot disturb a run; a run
+# longer than TIMEOUT_S (default 1800) fails. Needs root and iproute2 (tc). Everything it
+# creates is removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-build=build; steps=4; config=M; workers=2; threads=1; per_lease=2; shards=4
+build=build; steps=4; config=M; workers=2; threads=1; per_lease=2; shards=4; limit=1800
 rates="none 1gbit 100mbit 20mbit"
-while getopts "b:s:c:w:t:k:n:r:h" opt; do
+while getopts "b:s:c:w:t:k:n:r:T:h" opt; do
   case "$opt" in
     b) build="$OPTARG" ;; s) steps="$OPTARG" ;; c) config="$OPTARG" ;; w) workers="$OPTARG" ;;
-    t) threads="$OPTARG" ;; k) per_lease="$OPTARG" ;; n) shards="$OPTARG" ;; r) rates="$OPTARG" ;;
-    *) sed -n '2,13p' "$0"; exit 2 ;;
+    t) threads="$OPTARG" ;; k) per_lease="$OPTARG" ;; n) shards="$OPTARG" ;; r) rates="$OPTARG" ;; T) limit="$OPTARG" ;;
+    *) sed -n '2,18p' "$0"; exit 2 ;;
   esac
 done
 shift $((OPTIND - 1))
@@ -40,6 +44,8 @@ bash deploy/fetch-corpus.sh >/dev/null
 
 out="runs/bench-lan-$(date +%Y%m%d-%H%M%S)-$$"
 mkdir -p "$out"
+mkdir -p "$out/bin"
+cp "$build/coordinator/lanlm-coordinator" "$build/worker/lanlm-worker" "$out/bin/"
 token="$out/token"
 (umask 077 && head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$token")
 
@@ -104,8 +110,8 @@ timed() { grep -E " step [0-9]+/" "$1" | grep -v " step 1/" || true; }
 flags=(--corpus data/kjv.txt --config "$config" --steps "$steps" --shards "$shards" --seed 1 "${extra[@]}")
 echo "bench-lan: config $config, $shards shards, --shards-per-lease $per_lease, $workers workers x $threads threads," \
      "$steps steps (first is warm-up), extra flags: ${extra[*]:-none}; logs in $out"
-printf '%-9s %9s %9s %6s %11s %12s %12s %10s %10s  %s\n' rate tok/s wall_ms eff compute_ms bytes_out bytes_in \
-  out/token in/token fingerprint
+row() { printf '%-9s %8s %9s %5s %11s %11s %10s %10s %9s %8s  %s\n' "$@"; }
+row rate tok/s wall_ms eff compute_ms overhead_ms bytes_out bytes_in out/tok in/tok fingerprint
 base_tps=""
 tokens_per_step=""
 for rate in $rates; do
@@ -114,13 +120,13 @@ for rate in $rates; do
   mkdir -p "$dir"
   port=$((20000 + RANDOM % 20000))
   pids=()
-  ip netns exec "${nodes[0]}" "$build/coordinator/lanlm-coordinator" --listen "$coordinator_ip:$port" \
+  ip netns exec "${nodes[0]}" timeout "$limit" "$out/bin/lanlm-coordinator" --listen "$coordinator_ip:$port" \
     --cluster-token-file "$token" --threads 2 --min-workers "$workers" --shards-per-lease "$per_lease" \
     "${flags[@]}" > "$dir/coordinator.out" 2> "$dir/coordinator.log" &
   coordinator=$!
   pids+=("$coordinator")
   for i in $(seq 1 "$workers"); do
-    ip netns exec "${nodes[$i]}" "$build/worker/lanlm-worker" --coordinator "$coordinator_ip:$port" \
+    ip netns exec "${nodes[$i]}" timeout "$limit" "$out/bin/lanlm-worker" --coordinator "$coordinator_ip:$port" \
       --threads "$threads" --cluster-token-file "$token" --name "lan-w$i" 2> "$dir/worker-$i.log" &
     pids+=("$!")
   done
@@ -137,12 +143,15 @@ for rate in $rates; do
   compute=$(timed "$c" | field compute_ms | median)
   bout=$(timed "$c" | field bytes_out | median)
   bin=$(timed "$c" | field bytes_in | median)
+  overhead=$(timed "$c" | awk -v w="$workers" '{ for (i = 1; i <= NF; ++i) { split($i, kv, "=");
+             if (kv[1] == "wall_ms") wall = kv[2]; if (kv[1] == "compute_ms") compute = kv[2] }
+             printf "%.0f\n", wall - compute / w }' | median)
   # Tokens per step = T * B * S, from the coordinator's first line.
   tokens_per_step=$(grep -m1 -o ' T=[0-9]* B=[0-9]* S=[0-9]*' "$c" | tr -dc '0-9 ' | awk '{print $1 * $2 * $3}')
   [[ -z "$base_tps" && "$rate" == none ]] && base_tps="$tps"
   eff=$(awk -v a="$tps" -v b="${base_tps:-0}" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * a / b; else print "-" }')
   per_token() { awk -v b="$1" -v t="${tokens_per_step:-0}" 'BEGIN { if (t > 0) printf "%.0f", b / t; else print "-" }'; }
   fp=$(grep -o 'fingerprint=[0-9a-f]*' "$c" | tail -1 | cut -d= -f2)
-  printf '%-9s %9s %9s %6s %11s %12s %12s %10s %10s  %s\n' "$rate" "$tps" "$wall" "$eff" "$compute" "$bout" "$bin" \
-    "$(per_token "$bout")" "$(per_token "$bin")" "$fp"
+  row "$rate" "$tps" "$wall" "$eff" "$compute" "$overhead" "$bout" "$bin" "$(per_token "$bout")" \
+    "$(per_token "$bin")" "$fp"
 done

@@ -6,6 +6,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <bit>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -31,21 +32,41 @@ void ToProto(const engine::ModelConfig& config, v1::ModelConfig* out);
 // INVALID_ARGUMENT (from ModelConfig::Validate) when the message is not a valid config.
 StatusOr<engine::ModelConfig> FromProto(const v1::ModelConfig& message);
 
-// Splits block[0, n) into FloatChunks of at most max_chunk_bytes (a positive multiple of 4),
-// each with its CRC32C. n = 0 gives no chunks.
-std::vector<v1::FloatChunk> MakeChunks(const float* block, int64_t n, int64_t max_chunk_bytes = kMaxChunkBytes);
+// Wire formats (cluster.proto WireFormat). Bytes per float: 4 (fp32), 2 (bf16), 0 (unknown).
+int WireBytes(int format);
+// "fp32" or "bf16" ("wire format N" for an unknown value), for flags and messages.
+std::string WireName(int format);
+// The --wire flag: "fp32" or "bf16"; INVALID_ARGUMENT naming the value otherwise.
+StatusOr<v1::WireFormat> ParseWireFormat(const std::string& name);
+
+// bfloat16: the upper 16 bits of a float32, rounded to nearest even (a tie goes to the even
+// mantissa), so encoding is a pure function of the bits. Overflow rounds to infinity; a NaN
+// stays a (quiet) NaN. FromBf16 is exact.
+inline uint16_t ToBf16(float x) {
+  const uint32_t u = std::bit_cast<uint32_t>(x);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x0040u);  // NaN
+  return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+inline float FromBf16(uint16_t h) { return std::bit_cast<float>(static_cast<uint32_t>(h) << 16); }
+
+// Splits block[0, n) into FloatChunks in `format` of at most max_chunk_bytes (a positive
+// multiple of 4) of data, each with its CRC32C. n = 0 gives no chunks.
+std::vector<v1::FloatChunk> MakeChunks(const float* block, int64_t n, int64_t max_chunk_bytes = kMaxChunkBytes,
+                                       v1::WireFormat format = v1::WIRE_FORMAT_FP32);
 
 // Reassembles one float block from chunks that arrive in offset order, checking each chunk
-// before copying it. Keeps the commit checksum of the chunks seen (see ChunksCrc32c).
-// Not thread-safe.
+// before copying (and, for bf16, widening) it. Keeps the commit checksum of the chunks seen
+// (see ChunksCrc32c). Not thread-safe.
 class ChunkAssembler {
  public:
-  // expected_total: the block size the receiver expects, floats.
-  explicit ChunkAssembler(int64_t expected_total, int64_t max_chunk_bytes = kMaxChunkBytes);
+  // expected_total: the block size the receiver expects, floats; format: the run's.
+  explicit ChunkAssembler(int64_t expected_total, int64_t max_chunk_bytes = kMaxChunkBytes,
+                          v1::WireFormat format = v1::WIRE_FORMAT_FP32);
 
-  // INVALID_ARGUMENT: total != expected_total, offset != floats received so far (gap,
-  // overlap or reordering), empty or oversized data, data length not a multiple of 4, or
-  // the chunk runs past total. DATA_LOSS: the chunk's CRC32C does not match its data.
+  // INVALID_ARGUMENT: a format other than the run's, total != expected_total, offset !=
+  // floats received so far (gap, overlap or reordering), empty or oversized data, data
+  // length not a multiple of the format's bytes per float, or the chunk runs past total.
+  // DATA_LOSS: the chunk's CRC32C does not match its data.
   // After any error the assembler stays failed (every later Add returns the first error).
   Status Add(const v1::FloatChunk& chunk);
 
@@ -60,6 +81,7 @@ class ChunkAssembler {
  private:
   int64_t total_;
   int64_t max_chunk_bytes_;
+  v1::WireFormat format_;
   int64_t received_ = 0;
   uint32_t crc_ = 0;
   Status status_;

@@ -97,6 +97,13 @@ Status Worker::Configure(const v1::JoinReply& reply) {
       reply.max_chunk_bytes() % 4 != 0) {
     return InvalidArgumentError("max_chunk_bytes = " + std::to_string(reply.max_chunk_bytes()) + " is invalid");
   }
+  if (protos::WireBytes(reply.wire_format()) == 0) {
+    return InvalidArgumentError("wire_format = " + std::to_string(reply.wire_format()) +
+                                " is unknown here (this worker speaks fp32 and bf16)");
+  }
+  // Parameters cached under another wire format were rounded differently: never mix them.
+  if (reply.wire_format() != wire_) cached_version_ = -1;
+  wire_ = reply.wire_format();
   if (configured_ && config == config_ && reply.micro_batch() == micro_batch_) return OkStatus();
   config_ = config;
   micro_batch_ = reply.micro_batch();
@@ -153,8 +160,9 @@ Worker::SessionEnd Worker::Session(Status* status, bool* made_progress) {
     std::lock_guard<std::mutex> lock(mu_);
     ++stats_.sessions;
   }
-  spdlog::info("worker {}: joined {} as {} (model {}, B={}, {} params, cached version {})", options_.name,
-               options_.coordinator, worker_id_, config_.ToString(), micro_batch_, parameter_count_, cached_version_);
+  spdlog::info("worker {}: joined {} as {} (model {}, B={}, {} params, wire {}, cached version {})", options_.name,
+               options_.coordinator, worker_id_, config_.ToString(), micro_batch_, parameter_count_,
+               protos::WireName(wire_), cached_version_);
 
   // Work stream.
   grpc::ClientContext context;
@@ -191,7 +199,7 @@ Worker::SessionEnd Worker::Session(Status* status, bool* made_progress) {
       case v1::CoordinatorMessage::kParamChunk: {
         const v1::ParamChunk& chunk = message.param_chunk();
         if (!incoming || incoming_version != chunk.version() || chunk.chunk().offset() == 0) {
-          incoming = std::make_unique<protos::ChunkAssembler>(parameter_count_);
+          incoming = std::make_unique<protos::ChunkAssembler>(parameter_count_, protos::kMaxChunkBytes, wire_);
           incoming_version = chunk.version();
         }
         if (Status added = incoming->Add(chunk.chunk()); !added.ok()) {
@@ -289,7 +297,7 @@ Status Worker::HandleLease(const v1::Lease& lease, Stream& stream, bool* writabl
   const double compute_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
   if (stopping_) return CancelledError("stopping");
 
-  std::vector<v1::FloatChunk> chunks = protos::MakeChunks(grad_.data(), parameter_count_);
+  std::vector<v1::FloatChunk> chunks = protos::MakeChunks(grad_.data(), parameter_count_, protos::kMaxChunkBytes, wire_);
   const uint32_t commit_crc = protos::ChunksCrc32c(chunks);
   v1::WorkerMessage out;
   for (v1::FloatChunk& chunk : chunks) {
@@ -318,7 +326,7 @@ Status Worker::HandleLease(const v1::Lease& lease, Stream& stream, bool* writabl
   {
     std::lock_guard<std::mutex> lock(mu_);
     ++stats_.leases;
-    stats_.gradient_bytes += parameter_count_ * 4;
+    stats_.gradient_bytes += parameter_count_ * protos::WireBytes(wire_);
   }
   spdlog::debug("worker {}: step {} shards {}+{} loss={:.4f} compute_ms={:.1f}", options_.name, lease.step(),
                 lease.shard(), shards, losses[0], compute_ms);

@@ -79,6 +79,7 @@ class Worker {
   bool configured_ = false;
   int micro_batch_ = 0;
   int64_t parameter_count_ = 0;
+  v1::WireFormat wire_ = v1::WIRE_FORMAT_FP32;  // the run's (JoinReply.wire_format)
   std::unique_ptr<engine::Model> model_;
   std::vector<float> params_;
   std::vector<float> grad_;

@@ -209,7 +209,8 @@ class RawClient {
     while (stream_->Read(&message)) {
       if (message.has_param_chunk()) {
         if (message.param_chunk().chunk().offset() == 0) {
-          incoming_ = std::make_unique<protos::ChunkAssembler>(reply_.parameter_count());
+          incoming_ = std::make_unique<protos::ChunkAssembler>(reply_.parameter_count(), protos::kMaxChunkBytes,
+                                                               reply_.wire_format());
         }
         if (!incoming_->Add(message.param_chunk().chunk()).ok()) return false;
         if (incoming_->complete()) {
