@@ -222,6 +222,7 @@ grpc::ServerUnaryReactor* ClusterService::Join(grpc::CallbackServerContext* cont
   reply->set_max_chunk_bytes(protos::kMaxChunkBytes);
   reply->set_lease_timeout_ms(identity_.lease_timeout_ms);
   reply->set_wire_format(identity_.wire);
+  if (identity_.local_steps > 0) protos::ToProto(identity_.adamw, identity_.local_steps, reply->mutable_inner());
   spdlog::info("join: worker {} = {} ({} threads) from {}", worker_id, request->worker_name(), request->threads(),
                context->peer());
   reactor->Finish(grpc::Status::OK);

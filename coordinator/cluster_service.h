@@ -26,6 +26,8 @@ struct ClusterIdentity {
   int64_t parameter_count = 0;
   int64_t lease_timeout_ms = 0;
   v1::WireFormat wire = v1::WIRE_FORMAT_FP32;
+  int local_steps = 0;              // > 0: JoinReply.inner carries it and `adamw`
+  engine::AdamWOptions adamw;
   std::string token;
 };
 

@@ -25,6 +25,24 @@ void ConfigureBuilder(grpc::ServerBuilder& builder) {
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
 }
 
+namespace {
+
+// A local-steps lease carries H x K shards of tokens in one message (cluster.proto Lease).
+Status CheckLocalSteps(const CoordinatorOptions& options, const engine::TrainOptions& train) {
+  if (options.local_steps == 0) return OkStatus();
+  const int64_t shards = std::min(options.shards_per_lease, train.shards);
+  const int64_t tokens = int64_t{options.local_steps} * shards * train.micro_batch * (train.model.context + 1);
+  if (tokens * 4 > protos::kMaxChunkBytes) {
+    return InvalidArgumentError("--local-steps " + std::to_string(options.local_steps) + " x " +
+                                std::to_string(shards) + " shards per lease x B x (T+1) = " + std::to_string(tokens) +
+                                " tokens per lease, more than " + std::to_string(protos::kMaxChunkBytes / 4) +
+                                " (one message); use fewer local steps or --shards-per-lease");
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
 StatusOr<std::unique_ptr<TrainingServer>> TrainingServer::Start(const CoordinatorOptions& options, bool steps_flag_set,
                                                                 bool handle_signals, ExtraServices extra) {
   LANLM_ASSIGN_OR_RETURN(std::string token,
@@ -36,6 +54,7 @@ StatusOr<std::unique_ptr<TrainingServer>> TrainingServer::Start(const Coordinato
   }
   LANLM_ASSIGN_OR_RETURN(const v1::WireFormat wire, protos::ParseWireFormat(options.wire));
   LANLM_ASSIGN_OR_RETURN(RunSetup setup, PrepareRun(options, steps_flag_set));
+  LANLM_RETURN_IF_ERROR(CheckLocalSteps(options, setup.train));
 
   std::unique_ptr<TrainingServer> server(new TrainingServer());
   TrainingServer* self = server.get();
@@ -50,6 +69,8 @@ StatusOr<std::unique_ptr<TrainingServer>> TrainingServer::Start(const Coordinato
   identity.parameter_count = static_cast<int64_t>(setup.state.params.size());
   identity.lease_timeout_ms = options.lease_timeout_ms;
   identity.wire = wire;
+  identity.local_steps = options.local_steps;
+  identity.adamw = setup.train.adamw;
   identity.token = std::move(token);
 
   RunSettings settings;
@@ -57,6 +78,9 @@ StatusOr<std::unique_ptr<TrainingServer>> TrainingServer::Start(const Coordinato
   settings.lease_timeout = std::chrono::milliseconds(options.lease_timeout_ms);
   settings.shards_per_lease = per_lease;
   settings.wire = wire;
+  settings.local_steps = options.local_steps;
+  settings.outer_lr = options.outer_lr;
+  settings.outer_momentum = options.outer_momentum;
   settings.checkpoint_dir = options.checkpoint_dir;
   settings.checkpoint_every = options.checkpoint_every;
   settings.stop_after = options.stop_after;

@@ -13,6 +13,10 @@
 namespace lanlm::coordinator {
 
 StatusOr<RunResult> RunLocal(const CoordinatorOptions& options, bool steps_flag_set) {
+  if (options.local_steps > 0) {
+    return InvalidArgumentError("--local-steps " + std::to_string(options.local_steps) +
+                                " is for a cluster; --local trains synchronously");
+  }
   if (options.wire != "fp32") {
     return InvalidArgumentError("--wire " + options.wire + " is for a cluster; --local sends nothing over a wire");
   }

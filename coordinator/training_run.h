@@ -47,6 +47,9 @@ struct RunSettings {
   std::chrono::milliseconds lease_timeout{120000};
   int shards_per_lease = 1;         // a power of two (LeaseTable blocks)
   v1::WireFormat wire = v1::WIRE_FORMAT_FP32;  // encoding of parameter and gradient chunks
+  int local_steps = 0;              // H > 0: DiLoCo rounds (engine/train/local_steps.h)
+  float outer_lr = 0.7f;
+  float outer_momentum = 0.9f;
   std::string checkpoint_dir;       // empty = no checkpoints
   int64_t checkpoint_every = 0;     // steps; 0 = only at the end and on shutdown
   int64_t stop_after = 0;           // end at this step, keeping the schedule (0 = run to options.steps)
@@ -124,6 +127,8 @@ class TrainingRun {
   void UpdateStatus();
   std::string Who(const Connection& conn) const;
   int64_t end_step() const;
+  // Global steps the current round covers: 1, or min(H, steps left) with --local-steps H.
+  int64_t RoundSteps() const;
 
   engine::TrainOptions options_;
   std::shared_ptr<const engine::BpeTokenizer> tokenizer_;
@@ -139,6 +144,9 @@ class TrainingRun {
   engine::GradientTree tree_;
   std::vector<float> step_grad_;
   std::vector<float> shard_loss_;
+  // Outer Nesterov momentum of --local-steps (empty otherwise). Not in checkpoints: a resumed
+  // local-steps run restarts it from zero (state_.adam_m/adam_v are unused in that mode).
+  std::vector<float> outer_m_;
   std::vector<std::shared_ptr<const v1::CoordinatorMessage>> param_chunks_;  // of state_.step
   int64_t param_chunk_bytes_ = 0;
   std::map<int64_t, Connection> connections_;

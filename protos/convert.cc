@@ -79,6 +79,40 @@ StatusOr<v1::WireFormat> ParseWireFormat(const std::string& name) {
   return InvalidArgumentError("--wire '" + name + "': expected fp32 or bf16");
 }
 
+void ToProto(const engine::AdamWOptions& adamw, int local_steps, v1::InnerOptimizer* out) {
+  out->set_local_steps(local_steps);
+  out->set_lr(adamw.lr);
+  out->set_beta1(adamw.beta1);
+  out->set_beta2(adamw.beta2);
+  out->set_eps(adamw.eps);
+  out->set_weight_decay(adamw.weight_decay);
+  out->set_warmup_steps(adamw.warmup_steps);
+  out->set_schedule(adamw.schedule);
+  out->set_min_lr_ratio(adamw.min_lr_ratio);
+  out->set_total_steps(adamw.total_steps);
+  out->set_clip(adamw.clip);
+}
+
+StatusOr<engine::AdamWOptions> FromProto(const v1::InnerOptimizer& message) {
+  if (message.local_steps() < 1 || message.local_steps() > kMaxLocalSteps) {
+    return InvalidArgumentError("inner.local_steps = " + std::to_string(message.local_steps()) + " is outside [1, " +
+                                std::to_string(kMaxLocalSteps) + "]");
+  }
+  engine::AdamWOptions adamw;
+  adamw.lr = message.lr();
+  adamw.beta1 = message.beta1();
+  adamw.beta2 = message.beta2();
+  adamw.eps = message.eps();
+  adamw.weight_decay = message.weight_decay();
+  adamw.warmup_steps = message.warmup_steps();
+  adamw.schedule = message.schedule();
+  adamw.min_lr_ratio = message.min_lr_ratio();
+  adamw.total_steps = message.total_steps();
+  adamw.clip = message.clip();
+  LANLM_RETURN_IF_ERROR(adamw.Validate());
+  return adamw;
+}
+
 std::vector<v1::FloatChunk> MakeChunks(const float* block, int64_t n, int64_t max_chunk_bytes,
                                        v1::WireFormat format) {
   LANLM_CHECK(max_chunk_bytes >= 4 && max_chunk_bytes % 4 == 0, "chunk size must be a positive multiple of 4");
@@ -181,14 +215,19 @@ StatusOr<int> LeaseShardCount(const v1::Lease& lease) {
 StatusOr<std::vector<int32_t>> TokensFromProto(const v1::Lease& lease, const engine::ModelConfig& config,
                                                int micro_batch) {
   LANLM_ASSIGN_OR_RETURN(const int shards, LeaseShardCount(lease));
-  const int64_t expected = int64_t{shards} * micro_batch * (config.context + 1);
+  if (lease.local_steps() < 0 || lease.local_steps() > kMaxLocalSteps) {
+    return InvalidArgumentError("lease local_steps = " + std::to_string(lease.local_steps()) + " is outside [0, " +
+                                std::to_string(kMaxLocalSteps) + "]");
+  }
+  const int64_t steps = std::max(1, lease.local_steps());
+  const int64_t expected = steps * shards * micro_batch * (config.context + 1);
   if (lease.micro_batch() != micro_batch) {
     return InvalidArgumentError("lease micro_batch = " + std::to_string(lease.micro_batch()) + ", expected " +
                                 std::to_string(micro_batch));
   }
   if (lease.tokens_size() != expected) {
     return InvalidArgumentError("lease has " + std::to_string(lease.tokens_size()) +
-                                " tokens, expected shards*B*(T+1) = " + std::to_string(expected));
+                                " tokens, expected steps*shards*B*(T+1) = " + std::to_string(expected));
   }
   std::vector<int32_t> tokens(lease.tokens().begin(), lease.tokens().end());
   for (size_t i = 0; i < tokens.size(); ++i) {

@@ -13,6 +13,7 @@
 
 #include "engine/base/status.h"
 #include "engine/model/model_config.h"
+#include "engine/train/optimizer.h"
 #include "protos/cluster.pb.h"
 
 namespace lanlm::protos {
@@ -48,6 +49,12 @@ inline uint16_t ToBf16(float x) {
   return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 inline float FromBf16(uint16_t h) { return std::bit_cast<float>(static_cast<uint32_t>(h) << 16); }
+
+// The run's AdamW for local-steps rounds (InnerOptimizer), both ways. FromProto validates
+// (AdamWOptions::Validate, 1 <= local_steps <= kMaxLocalSteps): INVALID_ARGUMENT otherwise.
+inline constexpr int kMaxLocalSteps = 100000;
+void ToProto(const engine::AdamWOptions& adamw, int local_steps, v1::InnerOptimizer* out);
+StatusOr<engine::AdamWOptions> FromProto(const v1::InnerOptimizer& message);
 
 // Splits block[0, n) into FloatChunks in `format` of at most max_chunk_bytes (a positive
 // multiple of 4) of data, each with its CRC32C. n = 0 gives no chunks.
@@ -100,8 +107,9 @@ inline constexpr int kMaxShardsPerLease = 64;
 // The number of shards a Lease covers (shard_count, where 0 means 1; a clipped last block
 // need not be a power of two); INVALID_ARGUMENT when it is outside [1, kMaxShardsPerLease].
 StatusOr<int> LeaseShardCount(const v1::Lease& lease);
-// Validates a Lease's tokens for a model: count == shards * micro_batch * (context + 1) and
-// every id in [0, vocab_size); INVALID_ARGUMENT naming the first offending value.
+// Validates a Lease's tokens for a model: count == max(1, local_steps) * shards * micro_batch
+// * (context + 1), local_steps in [0, kMaxLocalSteps], and every id in [0, vocab_size);
+// INVALID_ARGUMENT naming the first offending value.
 StatusOr<std::vector<int32_t>> TokensFromProto(const v1::Lease& lease, const engine::ModelConfig& config,
                                                int micro_batch);
 
