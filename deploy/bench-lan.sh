@@ -105,11 +105,12 @@ tc_bits() {
 
 median() { sort -n | awk '{v[NR]=$1} END {if (NR==0) {print "nan"; exit}; print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'; }
 field() { grep -o " $1=[0-9.]*" | cut -d= -f2; }
-timed() { grep -E " step [0-9]+/" "$1" | grep -v " step 1/" || true; }
+# Step lines after the first (a warm-up); with --local-steps a line is a round of H steps.
+timed() { grep -E " step [0-9]+/" "$1" | tail -n +2 || true; }
 
 flags=(--corpus data/kjv.txt --config "$config" --steps "$steps" --shards "$shards" --seed 1 "${extra[@]}")
 echo "bench-lan: config $config, $shards shards, --shards-per-lease $per_lease, $workers workers x $threads threads," \
-     "$steps steps (first is warm-up), extra flags: ${extra[*]:-none}; logs in $out"
+     "$steps steps (the first step line, a step or a round, is a warm-up), extra flags: ${extra[*]:-none}; logs in $out"
 row() { printf '%-9s %8s %9s %5s %11s %11s %10s %10s %9s %8s  %s\n' "$@"; }
 row rate tok/s wall_ms eff compute_ms overhead_ms bytes_out bytes_in out/tok in/tok fingerprint
 base_tps=""
@@ -146,8 +147,8 @@ for rate in $rates; do
   overhead=$(timed "$c" | awk -v w="$workers" '{ for (i = 1; i <= NF; ++i) { split($i, kv, "=");
              if (kv[1] == "wall_ms") wall = kv[2]; if (kv[1] == "compute_ms") compute = kv[2] }
              printf "%.0f\n", wall - compute / w }' | median)
-  # Tokens per step = T * B * S, from the coordinator's first line.
-  tokens_per_step=$(grep -m1 -o ' T=[0-9]* B=[0-9]* S=[0-9]*' "$c" | tr -dc '0-9 ' | awk '{print $1 * $2 * $3}')
+  # Tokens per step line (a round with --local-steps), as the coordinator logs them.
+  tokens_per_step=$(timed "$c" | field tokens | median)
   [[ -z "$base_tps" && "$rate" == none ]] && base_tps="$tps"
   eff=$(awk -v a="$tps" -v b="${base_tps:-0}" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * a / b; else print "-" }')
   per_token() { awk -v b="$1" -v t="${tokens_per_step:-0}" 'BEGIN { if (t > 0) printf "%.0f", b / t; else print "-" }'; }
