@@ -56,7 +56,8 @@ nodes=("$tag-c")
 for i in $(seq 1 "$workers"); do nodes+=("$tag-w$i"); done
 pids=()
 cleanup() {
-  for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+  # Each pid is a `timeout`, which passes SIGTERM on to its program (a SIGKILL would not).
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   for ns in "${nodes[@]}" "$br"; do ip netns del "$ns" 2>/dev/null || true; done
 }
