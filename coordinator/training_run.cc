@@ -4,13 +4,11 @@
 
 #include <spdlog/spdlog.h>
 
-#include <cinttypes>
-#include <cstdio>
-#include <filesystem>
 
 #include "engine/base/float_bits.h"
-#include "engine/io/checkpoint.h"
+#include "engine/base/hash.h"
 #include "engine/data/corpus.h"
+#include "engine/train/training_checkpoint.h"
 
 namespace lanlm::coordinator {
 namespace {
@@ -25,12 +23,6 @@ int64_t FirstNonFiniteLoss(const v1::Commit& commit) {
     if (!IsFiniteBits(commit.shard_losses(i))) return i;
   }
   return -1;
-}
-
-std::string Hex(uint64_t v) {
-  char buf[17];
-  std::snprintf(buf, sizeof(buf), "%016" PRIx64, v);
-  return buf;
 }
 
 std::shared_ptr<const v1::CoordinatorMessage> ShutdownMessage(const std::string& reason, bool finished) {
@@ -372,29 +364,18 @@ void TrainingRun::FinishStep() {
 
 std::string TrainingRun::WriteCheckpoint() {
   if (settings_.checkpoint_dir.empty()) return "";
-  std::error_code ec;
-  std::filesystem::create_directories(settings_.checkpoint_dir, ec);
-  char name[64];
-  std::snprintf(name, sizeof(name), "step-%08" PRId64 ".safetensors", state_.step);
-  const std::string path = (std::filesystem::path(settings_.checkpoint_dir) / name).string();
-  engine::Checkpoint checkpoint;
-  checkpoint.config = state_.config;
-  checkpoint.step = state_.step;
-  checkpoint.seed = options_.seed;
-  checkpoint.corpus_hash = corpus_hash_;
-  checkpoint.training = options_.ToMap();
-  checkpoint.tokenizer = tokenizer_->Serialize();
-  checkpoint.params = state_.params;
-  checkpoint.adam_m = state_.adam_m;
-  checkpoint.adam_v = state_.adam_v;
-  const Status saved = engine::SaveCheckpoint(path, checkpoint);
+  // A copy: Snapshot() reads state_ from other threads meanwhile.
+  const engine::Checkpoint checkpoint = engine::MakeTrainingCheckpoint(state_, options_, *tokenizer_, corpus_hash_);
+  StatusOr<std::string> path = engine::StepCheckpointPath(settings_.checkpoint_dir, state_.step);
+  const Status saved = path.ok() ? engine::SaveCheckpoint(*path, checkpoint) : path.status();
   if (!saved.ok()) {
-    spdlog::error("step {}: checkpoint {} failed: {}", state_.step, path, saved.ToString());
+    spdlog::error("step {}: checkpoint {} failed: {}", state_.step, path.ok() ? *path : settings_.checkpoint_dir,
+                  saved.ToString());
     return "";
   }
-  spdlog::info("step {}: checkpoint written to {}", state_.step, path);
-  last_checkpoint_ = path;
-  return path;
+  spdlog::info("step {}: checkpoint written to {}", state_.step, *path);
+  last_checkpoint_ = *path;
+  return *path;
 }
 
 void TrainingRun::Stop(const std::string& reason) {
@@ -432,7 +413,7 @@ void TrainingRun::End(bool finished, const std::string& reason) {
   result.fingerprint = state_.Fingerprint();
   result.checkpoint = last_checkpoint_;
   spdlog::info("{} at step {} loss={:.4f} fingerprint={}", finished ? "finished" : "stopped", result.step, result.loss,
-               Hex(result.fingerprint));
+               engine::Hex16(result.fingerprint));
   if (on_done_) on_done_(result);
 }
 
