@@ -38,7 +38,8 @@ Parsed ParseCoordinator(const Args& args) {
 class ResumeRuleTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = new std::string(TempDir("resume_rule"));
+    scratch_ = new client::testing_util::ScratchDir("ResumeRuleTest");
+    dir_ = new std::string(scratch_->path());
     corpus_ = new std::string(WriteCorpus(*dir_));
     auto options = TinyOptions(*corpus_, 2);  // seed 7, lr 0.003, S=4, B=2, V from a 96-token tokenizer
     options.checkpoint_dir = *dir_ + "/ckpt";
@@ -50,6 +51,7 @@ class ResumeRuleTest : public ::testing::Test {
     delete dir_;
     delete corpus_;
     delete checkpoint_;
+    delete scratch_;
   }
 
   static Args Resume(const Args& extra) {
@@ -86,10 +88,12 @@ class ResumeRuleTest : public ::testing::Test {
     return "";
   }
 
+  static client::testing_util::ScratchDir* scratch_;
   static std::string* dir_;
   static std::string* corpus_;
   static std::string* checkpoint_;
 };
+client::testing_util::ScratchDir* ResumeRuleTest::scratch_ = nullptr;
 std::string* ResumeRuleTest::dir_ = nullptr;
 std::string* ResumeRuleTest::corpus_ = nullptr;
 std::string* ResumeRuleTest::checkpoint_ = nullptr;
