@@ -10,7 +10,7 @@
 
 namespace lanlm::protos {
 
-static_assert(std::endian::native == std::endian::little, "the wire formats are little-endian");
+static_assert(std::endian::native == std::endian::little, "the wire format is little-endian float32");
 
 grpc::Status ToGrpcStatus(const Status& status) {
   if (status.ok()) return grpc::Status::OK;
@@ -51,32 +51,31 @@ StatusOr<engine::ModelConfig> FromProto(const v1::ModelConfig& message) {
   return config;
 }
 
-int WireBytes(int format) {
-  switch (format) {
-    case v1::WIRE_FORMAT_FP32:
-      return 4;
-    case v1::WIRE_FORMAT_BF16:
-      return 2;
-    default:
-      return 0;
+std::vector<v1::FloatChunk> MakeChunks(const float* block, int64_t n, int64_t max_chunk_bytes,
+                                       engine::WireFormat format) {
+  LANLM_CHECK(max_chunk_bytes >= 4 && max_chunk_bytes % 4 == 0, "chunk size must be a positive multiple of 4");
+  const int bytes = engine::WireBytes(static_cast<int>(format));
+  LANLM_CHECK(bytes > 0, "unknown wire format");
+  const int64_t per_chunk = max_chunk_bytes / bytes;
+  std::vector<v1::FloatChunk> chunks;
+  chunks.reserve(static_cast<size_t>((n + per_chunk - 1) / per_chunk));
+  std::vector<uint16_t> half;
+  for (int64_t offset = 0; offset < n; offset += per_chunk) {
+    const int64_t len = std::min(per_chunk, n - offset);
+    v1::FloatChunk& chunk = chunks.emplace_back();
+    chunk.set_offset(offset);
+    chunk.set_total(n);
+    chunk.set_format(static_cast<v1::WireFormat>(format));
+    if (format == engine::WireFormat::kBf16) {
+      half.resize(static_cast<size_t>(len));
+      for (int64_t i = 0; i < len; ++i) half[static_cast<size_t>(i)] = engine::ToBf16(block[offset + i]);
+      chunk.set_data(reinterpret_cast<const char*>(half.data()), static_cast<size_t>(len) * 2);
+    } else {
+      chunk.set_data(reinterpret_cast<const char*>(block + offset), static_cast<size_t>(len) * 4);
+    }
+    chunk.set_crc32c(engine::Crc32c(chunk.data().data(), chunk.data().size()));
   }
-}
-
-std::string WireName(int format) {
-  switch (format) {
-    case v1::WIRE_FORMAT_FP32:
-      return "fp32";
-    case v1::WIRE_FORMAT_BF16:
-      return "bf16";
-    default:
-      return "wire format " + std::to_string(format);
-  }
-}
-
-StatusOr<v1::WireFormat> ParseWireFormat(const std::string& name) {
-  if (name == "fp32") return v1::WIRE_FORMAT_FP32;
-  if (name == "bf16") return v1::WIRE_FORMAT_BF16;
-  return InvalidArgumentError("--wire '" + name + "': expected fp32 or bf16");
+  return chunks;
 }
 
 void ToProto(const engine::AdamWOptions& adamw, int local_steps, v1::InnerOptimizer* out) {
@@ -113,81 +112,6 @@ StatusOr<engine::AdamWOptions> FromProto(const v1::InnerOptimizer& message) {
   return adamw;
 }
 
-std::vector<v1::FloatChunk> MakeChunks(const float* block, int64_t n, int64_t max_chunk_bytes,
-                                       v1::WireFormat format) {
-  LANLM_CHECK(max_chunk_bytes >= 4 && max_chunk_bytes % 4 == 0, "chunk size must be a positive multiple of 4");
-  const int bytes = WireBytes(format);
-  LANLM_CHECK(bytes > 0, "unknown wire format");
-  const int64_t per_chunk = max_chunk_bytes / bytes;
-  std::vector<v1::FloatChunk> chunks;
-  chunks.reserve(static_cast<size_t>((n + per_chunk - 1) / per_chunk));
-  std::vector<uint16_t> half;
-  for (int64_t offset = 0; offset < n; offset += per_chunk) {
-    const int64_t len = std::min(per_chunk, n - offset);
-    v1::FloatChunk& chunk = chunks.emplace_back();
-    chunk.set_offset(offset);
-    chunk.set_total(n);
-    chunk.set_format(format);
-    if (format == v1::WIRE_FORMAT_BF16) {
-      half.resize(static_cast<size_t>(len));
-      for (int64_t i = 0; i < len; ++i) half[static_cast<size_t>(i)] = ToBf16(block[offset + i]);
-      chunk.set_data(reinterpret_cast<const char*>(half.data()), static_cast<size_t>(len) * 2);
-    } else {
-      chunk.set_data(reinterpret_cast<const char*>(block + offset), static_cast<size_t>(len) * 4);
-    }
-    chunk.set_crc32c(engine::Crc32c(chunk.data().data(), chunk.data().size()));
-  }
-  return chunks;
-}
-
-ChunkAssembler::ChunkAssembler(int64_t expected_total, int64_t max_chunk_bytes, v1::WireFormat format)
-    : total_(expected_total), max_chunk_bytes_(max_chunk_bytes), format_(format) {
-  LANLM_CHECK(expected_total >= 0, "negative block size");
-  LANLM_CHECK(WireBytes(format) > 0, "unknown wire format");
-}
-
-Status ChunkAssembler::Add(const v1::FloatChunk& chunk) {
-  if (!status_.ok()) return status_;
-  const int64_t bytes = static_cast<int64_t>(chunk.data().size());
-  const int width = WireBytes(format_);
-  if (chunk.format() != format_) {
-    status_ = InvalidArgumentError("chunk format " + WireName(chunk.format()) + ", but this run uses " +
-                                   WireName(format_));
-  } else if (chunk.total() != total_) {
-    status_ = InvalidArgumentError("chunk total = " + std::to_string(chunk.total()) + " floats, expected " +
-                                   std::to_string(total_));
-  } else if (chunk.offset() != received_) {
-    status_ = InvalidArgumentError("chunk offset = " + std::to_string(chunk.offset()) + ", expected " +
-                                   std::to_string(received_) + " (chunks must arrive in order without gaps)");
-  } else if (bytes == 0 || bytes > max_chunk_bytes_ || bytes % width != 0) {
-    status_ = InvalidArgumentError("chunk data = " + std::to_string(bytes) + " bytes; must be a positive multiple of " +
-                                   std::to_string(width) + " up to " + std::to_string(max_chunk_bytes_));
-  } else if (bytes / width > total_ - received_) {
-    status_ = InvalidArgumentError("chunk at offset " + std::to_string(chunk.offset()) + " with " +
-                                   std::to_string(bytes / width) + " floats runs past total = " +
-                                   std::to_string(total_));
-  } else if (engine::Crc32c(chunk.data().data(), chunk.data().size()) != chunk.crc32c()) {
-    status_ = DataLossError("chunk at offset " + std::to_string(chunk.offset()) + " fails its CRC32C check");
-  }
-  if (!status_.ok()) return status_;
-  if (block_.empty()) block_.resize(static_cast<size_t>(total_));
-  const int64_t floats = bytes / width;
-  if (format_ == v1::WIRE_FORMAT_BF16) {
-    const char* data = chunk.data().data();
-    for (int64_t i = 0; i < floats; ++i) {
-      uint16_t h;
-      std::memcpy(&h, data + 2 * i, 2);
-      block_[static_cast<size_t>(received_ + i)] = FromBf16(h);
-    }
-  } else {
-    std::memcpy(block_.data() + received_, chunk.data().data(), static_cast<size_t>(bytes));
-  }
-  const uint32_t chunk_crc = chunk.crc32c();
-  crc_ = engine::Crc32c(&chunk_crc, 4, crc_);
-  received_ += floats;
-  return OkStatus();
-}
-
 uint32_t ChunksCrc32c(const std::vector<v1::FloatChunk>& chunks) {
   uint32_t crc = 0;
   for (const v1::FloatChunk& chunk : chunks) {
@@ -195,6 +119,47 @@ uint32_t ChunksCrc32c(const std::vector<v1::FloatChunk>& chunks) {
     crc = engine::Crc32c(&chunk_crc, 4, crc);
   }
   return crc;
+}
+
+void ToProto(const engine::FloatChunk& chunk, v1::FloatChunk* out) {
+  out->set_offset(chunk.offset);
+  out->set_total(chunk.total);
+  out->set_data(chunk.data);
+  out->set_crc32c(chunk.crc32c);
+  out->set_format(static_cast<v1::WireFormat>(chunk.format));
+}
+
+engine::FloatChunk FromProto(v1::FloatChunk&& message) {
+  engine::FloatChunk chunk;
+  chunk.offset = message.offset();
+  chunk.total = message.total();
+  chunk.data.swap(*message.mutable_data());  // no copy of the floats
+  chunk.crc32c = message.crc32c();
+  chunk.format = static_cast<engine::WireFormat>(message.format());  // checked by the assembler
+  return chunk;
+}
+
+void ToProto(const engine::ShardLease& lease, v1::Lease* out) {
+  out->set_step(lease.step);
+  out->set_shard(lease.shard);
+  out->set_lease_id(lease.lease_id);
+  out->set_timeout_ms(lease.timeout_ms);
+  out->set_deadline_unix_ms(lease.deadline_unix_ms);
+  out->set_micro_batch(lease.micro_batch);
+  out->set_shard_count(lease.shard_count);
+  out->set_local_steps(lease.local_steps);
+  TokensToProto(lease.tokens.data(), static_cast<int64_t>(lease.tokens.size()), out);
+}
+
+engine::ShardCommit FromProto(const v1::Commit& message) {
+  engine::ShardCommit commit;
+  commit.lease_id = message.lease_id();
+  commit.floats = message.floats();
+  commit.crc32c = message.crc32c();
+  commit.loss = message.loss();
+  commit.shard_losses.assign(message.shard_losses().begin(), message.shard_losses().end());
+  commit.compute_ms = message.compute_ms();
+  return commit;
 }
 
 void TokensToProto(const int32_t* tokens, int64_t n, v1::Lease* lease) {

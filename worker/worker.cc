@@ -98,7 +98,7 @@ Status Worker::Configure(const v1::JoinReply& reply) {
       reply.max_chunk_bytes() % 4 != 0) {
     return InvalidArgumentError("max_chunk_bytes = " + std::to_string(reply.max_chunk_bytes()) + " is invalid");
   }
-  if (protos::WireBytes(reply.wire_format()) == 0) {
+  if (engine::WireBytes(reply.wire_format()) == 0) {
     return InvalidArgumentError("wire_format = " + std::to_string(reply.wire_format()) +
                                 " is unknown here (this worker speaks fp32 and bf16)");
   }
@@ -108,8 +108,9 @@ Status Worker::Configure(const v1::JoinReply& reply) {
     inner_ = std::move(inner);
   }
   // Parameters cached under another wire format were rounded differently: never mix them.
-  if (reply.wire_format() != wire_) cached_version_ = -1;
-  wire_ = reply.wire_format();
+  const auto wire = static_cast<engine::WireFormat>(reply.wire_format());
+  if (wire != wire_) cached_version_ = -1;
+  wire_ = wire;
   if (configured_ && config == config_ && reply.micro_batch() == micro_batch_) return OkStatus();
   config_ = config;
   micro_batch_ = reply.micro_batch();
@@ -168,7 +169,7 @@ Worker::SessionEnd Worker::Session(Status* status, bool* made_progress) {
   }
   spdlog::info("worker {}: joined {} as {} (model {}, B={}, {} params, wire {}, cached version {})", options_.name,
                options_.coordinator, worker_id_, config_.ToString(), micro_batch_, parameter_count_,
-               protos::WireName(wire_), cached_version_);
+               engine::WireName(static_cast<int>(wire_)), cached_version_);
 
   // Work stream.
   grpc::ClientContext context;
@@ -347,7 +348,7 @@ Status Worker::HandleLease(const v1::Lease& lease, Stream& stream, bool* writabl
   {
     std::lock_guard<std::mutex> lock(mu_);
     ++stats_.leases;
-    stats_.gradient_bytes += parameter_count_ * protos::WireBytes(wire_);
+    stats_.gradient_bytes += parameter_count_ * engine::WireBytes(static_cast<int>(wire_));
   }
   spdlog::debug("worker {}: step {} shards {}+{} loss={:.4f} compute_ms={:.1f}", options_.name, lease.step(),
                 lease.shard(), shards, losses[0], compute_ms);

@@ -21,6 +21,7 @@
 #include "engine/model/model.h"
 #include "engine/model/model_config.h"
 #include "engine/base/thread_pool.h"
+#include "engine/io/float_chunks.h"
 #include "engine/train/optimizer.h"
 #include "protos/cluster.grpc.pb.h"
 
@@ -84,7 +85,7 @@ class Worker {
   bool configured_ = false;
   int micro_batch_ = 0;
   int64_t parameter_count_ = 0;
-  v1::WireFormat wire_ = v1::WIRE_FORMAT_FP32;  // the run's (JoinReply.wire_format)
+  engine::WireFormat wire_ = engine::WireFormat::kFp32;  // the run's (JoinReply.wire_format)
   std::optional<engine::AdamWOptions> inner_;   // the run's AdamW for local-steps leases
   std::unique_ptr<engine::Model> model_;
   std::vector<float> params_;

@@ -16,7 +16,7 @@ using coordinator::TrainingServer;
 
 // Rounds of min(H, steps left) steps; replica = aligned block of K shards, as the coordinator.
 uint64_t LocalStepsReference(const coordinator::CoordinatorOptions& options) {
-  auto setup = coordinator::PrepareRun(options, true);
+  auto setup = coordinator::PrepareRun(options, GivenFlags{"steps"});
   EXPECT_TRUE(setup.ok()) << setup.status().ToString();
   if (!setup.ok()) return 0;
   const engine::TrainOptions& train = setup->train;
@@ -71,7 +71,7 @@ TEST_F(ClusterLocalStepsTest, MatchesTheReferenceForOneAndThreeWorkers) {
   sync.local_steps = 0;
   EXPECT_NE(reference, Hex(ReferenceFingerprint(sync)));
   for (int count : {1, 3}) {
-    auto server = TrainingServer::Start(options_, true, false);
+    auto server = TrainingServer::Start(options_, GivenFlags{"steps"}, false);
     ASSERT_TRUE(server.ok()) << server.status().ToString();
     WorkerGroup workers((*server)->port(), 0, 1);
     for (int i = 0; i < count; ++i) workers.Add((*server)->port(), 1 + i % 2);
@@ -88,7 +88,7 @@ TEST_F(ClusterLocalStepsTest, MatchesTheReferenceForOneAndThreeWorkers) {
 
 TEST_F(ClusterLocalStepsTest, ARoundLostMidwayIsRecomputedIdentically) {
   const std::string reference = Hex(LocalStepsReference(options_));
-  auto server = TrainingServer::Start(options_, true, false);
+  auto server = TrainingServer::Start(options_, GivenFlags{"steps"}, false);
   ASSERT_TRUE(server.ok()) << server.status().ToString();
   {
     RawClient crasher((*server)->port());
@@ -109,10 +109,10 @@ TEST_F(ClusterLocalStepsTest, ARoundLostMidwayIsRecomputedIdentically) {
 TEST_F(ClusterLocalStepsTest, OversizedRoundsAndLocalModeAreRefused) {
   auto options = options_;
   options.local_steps = 100000;  // 100000 x 2 x 2 x 17 tokens: far over one message
-  const auto big = TrainingServer::Start(options, true, false);
+  const auto big = TrainingServer::Start(options, GivenFlags{"steps"}, false);
   EXPECT_EQ(big.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(big.status().message().find("--local-steps 100000"), std::string::npos) << big.status().ToString();
-  EXPECT_EQ(coordinator::RunLocal(options_, true).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(coordinator::RunLocal(options_, GivenFlags{"steps"}).status().code(), StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -20,7 +20,7 @@ class ClusterWireTest : public ::testing::Test {
   // Trains with `workers` Worker objects (thread counts 1, 2, 1, ...) and returns the result.
   coordinator::RunResult Train(const coordinator::CoordinatorOptions& options, int workers,
                                worker::WorkerStats* first = nullptr) {
-    auto server = TrainingServer::Start(options, true, false);
+    auto server = TrainingServer::Start(options, GivenFlags{"steps"}, false);
     EXPECT_TRUE(server.ok()) << server.status().ToString();
     if (!server.ok()) return {};
     WorkerGroup group((*server)->port(), 0, 1);
@@ -45,7 +45,7 @@ TEST_F(ClusterWireTest, Bf16IsBitIdenticalAcrossWorkerCountsAndHalvesTheBytes) {
   EXPECT_EQ(Hex(three.fingerprint), Hex(alone.fingerprint));
   EXPECT_NE(Hex(alone.fingerprint), fp32) << "bf16 rounding should change the trajectory";
   // One worker: 3 parameter versions and 12 shard gradients, 2 bytes per float each.
-  const auto setup = coordinator::PrepareRun(options, true);
+  const auto setup = coordinator::PrepareRun(options, GivenFlags{"steps"});
   ASSERT_TRUE(setup.ok());
   const int64_t n = static_cast<int64_t>(setup->state.params.size());
   EXPECT_EQ(one.param_bytes, 3 * n * 2);
@@ -59,7 +59,7 @@ TEST_F(ClusterWireTest, Bf16SurvivesAWorkerLostMidLeaseWithBlocks) {
   const auto undisturbed = Train(options, 2);
   ASSERT_TRUE(undisturbed.finished);
 
-  auto server = TrainingServer::Start(options, true, false);
+  auto server = TrainingServer::Start(options, GivenFlags{"steps"}, false);
   ASSERT_TRUE(server.ok()) << server.status().ToString();
   {
     RawClient crasher((*server)->port());
@@ -79,7 +79,7 @@ TEST_F(ClusterWireTest, ChunksOfTheOtherFormatAreRefusedAndTrainingGoesOn) {
   auto options = TinyOptions(corpus_, 1);
   options.wire = "bf16";
   const auto reference = Train(options, 1);
-  auto server = TrainingServer::Start(options, true, false);
+  auto server = TrainingServer::Start(options, GivenFlags{"steps"}, false);
   ASSERT_TRUE(server.ok()) << server.status().ToString();
   RawClient raw((*server)->port());
   ASSERT_TRUE(raw.Connect());
@@ -100,7 +100,7 @@ TEST_F(ClusterWireTest, ChunksOfTheOtherFormatAreRefusedAndTrainingGoesOn) {
 
 TEST_F(ClusterWireTest, JoinNamesBothProtocolVersionsAndBadWireIsRefused) {
   auto options = TinyOptions(corpus_, 1);
-  auto server = TrainingServer::Start(options, true, false);
+  auto server = TrainingServer::Start(options, GivenFlags{"steps"}, false);
   ASSERT_TRUE(server.ok()) << server.status().ToString();
   RawClient raw((*server)->port());
   v1::JoinRequest old;
@@ -118,11 +118,11 @@ TEST_F(ClusterWireTest, JoinNamesBothProtocolVersionsAndBadWireIsRefused) {
   (*server)->Wait();
 
   options.wire = "fp16";
-  const auto bad = TrainingServer::Start(options, true, false);
+  const auto bad = TrainingServer::Start(options, GivenFlags{"steps"}, false);
   EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(bad.status().message().find("'fp16'"), std::string::npos) << bad.status().ToString();
   options.wire = "bf16";
-  EXPECT_EQ(coordinator::RunLocal(options, true).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(coordinator::RunLocal(options, GivenFlags{"steps"}).status().code(), StatusCode::kInvalidArgument);
 }
 
 }  // namespace

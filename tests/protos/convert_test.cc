@@ -154,6 +154,9 @@ TEST(ConvertTest, MalformedChunksAreInvalidArgument) {
   }
 }
 
+using engine::FromBf16;
+using engine::ToBf16;
+
 // The naive reference: of the two bf16 values around x (truncation and the next one up in
 // magnitude), the nearer in double precision; a tie goes to the even one.
 uint16_t NaiveBf16(float x) {
@@ -192,7 +195,7 @@ TEST(ConvertTest, Bf16RoundsToNearestEven) {
 
 TEST(ConvertTest, Bf16ChunksHalveTheBytesAndReassembleRounded) {
   const std::vector<float> block = Ramp(1001);
-  const auto chunks = MakeChunks(block.data(), 1001, 64, v1::WIRE_FORMAT_BF16);  // 32 floats per chunk
+  const auto chunks = MakeChunks(block.data(), 1001, 64, engine::WireFormat::kBf16);  // 32 floats per chunk
   ASSERT_EQ(chunks.size(), 32u);
   int64_t bytes = 0;
   for (const auto& chunk : chunks) {
@@ -201,7 +204,7 @@ TEST(ConvertTest, Bf16ChunksHalveTheBytesAndReassembleRounded) {
     bytes += static_cast<int64_t>(chunk.data().size());
   }
   EXPECT_EQ(bytes, 1001 * 2);
-  ChunkAssembler assembler(1001, 64, v1::WIRE_FORMAT_BF16);
+  ChunkAssembler assembler(1001, 64, engine::WireFormat::kBf16);
   for (const auto& chunk : chunks) ASSERT_TRUE(assembler.Add(chunk).ok());
   ASSERT_TRUE(assembler.complete());
   EXPECT_EQ(assembler.crc32c(), ChunksCrc32c(chunks));
@@ -211,35 +214,35 @@ TEST(ConvertTest, Bf16ChunksHalveTheBytesAndReassembleRounded) {
   // The largest bf16 chunk still carries at most max_chunk_bytes.
   const int64_t n = kMaxChunkBytes / 2 + 1;
   std::vector<float> big(static_cast<size_t>(n), 0.5f);
-  const auto two = MakeChunks(big.data(), n, kMaxChunkBytes, v1::WIRE_FORMAT_BF16);
+  const auto two = MakeChunks(big.data(), n, kMaxChunkBytes, engine::WireFormat::kBf16);
   ASSERT_EQ(two.size(), 2u);
   EXPECT_EQ(static_cast<int64_t>(two[0].data().size()), kMaxChunkBytes);
 }
 
 TEST(ConvertTest, ChunkOfAnotherWireFormatIsRefusedNamingBoth) {
   const std::vector<float> block = Ramp(40);
-  const auto half = MakeChunks(block.data(), 40, 64, v1::WIRE_FORMAT_BF16);
+  const auto half = MakeChunks(block.data(), 40, 64, engine::WireFormat::kBf16);
   ChunkAssembler fp32(40, 64);
   const Status mixed = fp32.Add(half[0]);
   EXPECT_EQ(mixed.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(mixed.message().find("bf16"), std::string::npos) << mixed.ToString();
   EXPECT_NE(mixed.message().find("fp32"), std::string::npos) << mixed.ToString();
-  ChunkAssembler bf16(40, 64, v1::WIRE_FORMAT_BF16);
+  ChunkAssembler bf16(40, 64, engine::WireFormat::kBf16);
   EXPECT_EQ(bf16.Add(MakeChunks(block.data(), 40, 64)[0]).code(), StatusCode::kInvalidArgument);
-  ChunkAssembler odd(40, 64, v1::WIRE_FORMAT_BF16);
+  ChunkAssembler odd(40, 64, engine::WireFormat::kBf16);
   v1::FloatChunk three = half[0];
   three.set_data(three.data().substr(0, 3));  // not a whole number of bf16 values
   three.set_crc32c(engine::Crc32c(three.data().data(), 3));
   EXPECT_EQ(odd.Add(three).code(), StatusCode::kInvalidArgument);
   v1::FloatChunk unknown = half[0];
   unknown.set_format(static_cast<v1::WireFormat>(7));
-  ChunkAssembler other(40, 64, v1::WIRE_FORMAT_BF16);
+  ChunkAssembler other(40, 64, engine::WireFormat::kBf16);
   const Status seven = other.Add(unknown);
   EXPECT_NE(seven.message().find("wire format 7"), std::string::npos) << seven.ToString();
 
-  EXPECT_EQ(*ParseWireFormat("fp32"), v1::WIRE_FORMAT_FP32);
-  EXPECT_EQ(*ParseWireFormat("bf16"), v1::WIRE_FORMAT_BF16);
-  const auto fp16 = ParseWireFormat("fp16");
+  EXPECT_EQ(*engine::ParseWireFormat("fp32"), engine::WireFormat::kFp32);
+  EXPECT_EQ(*engine::ParseWireFormat("bf16"), engine::WireFormat::kBf16);
+  const auto fp16 = engine::ParseWireFormat("fp16");
   EXPECT_EQ(fp16.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(fp16.status().message().find("'fp16'"), std::string::npos) << fp16.status().ToString();
 }
