@@ -47,6 +47,7 @@ class TrainingServer {
 
   int port() const { return port_; }
   TrainingRun& run() { return *run_; }
+  const StatusService::Provider& status_provider() const { return status_service_->provider(); }
   // Blocks until the run ends (finished or stopped), then shuts the server down.
   RunResult Wait();
   // Thread-safe graceful stop (what SIGTERM does).

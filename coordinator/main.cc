@@ -7,27 +7,47 @@
 #include <string>
 #include <vector>
 
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "coordinator/coordinator_server.h"
+#include "coordinator/http_endpoint.h"
 #include "coordinator/local_run.h"
 #include "coordinator/serve_server.h"
 #include "coordinator/run_config.h"
 #include "engine/cli/flags.h"
+#include "ops/logging.h"
 #if LANLM_HAS_GENERATE
 #include "coordinator/generate_service.h"
 #endif
 
+namespace {
+
+// Starts the HTTP endpoint when --http-listen is set; null server when it is not.
+lanlm::StatusOr<std::unique_ptr<lanlm::ops::HttpServer>> StartHttp(const std::string& listen,
+                                                                   lanlm::coordinator::HttpSources sources) {
+  if (listen.empty()) return std::unique_ptr<lanlm::ops::HttpServer>();
+  auto http = lanlm::coordinator::StartCoordinatorHttp(listen, std::move(sources));
+  if (!http.ok()) {
+    std::cerr << "lanlm-coordinator: " << http.status().ToString() << "\n";
+  } else {
+    spdlog::info("HTTP endpoint (metrics, dashboard) on port {}", (*http)->port());
+  }
+  return http;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   using namespace lanlm;
-  spdlog::set_default_logger(spdlog::stderr_color_mt("coordinator"));
-  spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ coordinator: %v");
-
   coordinator::CoordinatorOptions options;
   bool local = false;
+  std::string http_listen;
+  ops::LogOptions log_options;
   FlagSet flags("lanlm-coordinator --corpus FILE --cluster-token-file FILE [flags]  |  --serve --checkpoint FILE");
   options.Register(flags);
+  flags.String("http-listen", &http_listen, "serve /metrics, /healthz, /readyz and the dashboard at / on host:port "
+               "(e.g. 0.0.0.0:9090); empty = off");
+  log_options.Register(flags);
 #if LANLM_HAS_GENERATE
   coordinator::GenerateServiceOptions generate_options;
   generate_options.RegisterFlags(flags);
@@ -66,6 +86,15 @@ int main(int argc, char** argv) {
     std::cout << flags.Help();
     return 0;
   }
+  if (Status logging = ops::ConfigureLogging("coordinator", "%Y-%m-%d %H:%M:%S.%e %^%l%$ coordinator: %v", log_options);
+      !logging.ok()) {
+    std::cerr << "lanlm-coordinator: " << logging.ToString() << "\n";
+    return 2;
+  }
+  if (Status http = ops::ParseListenAddress("--http-listen", http_listen).status(); !http_listen.empty() && !http.ok()) {
+    std::cerr << "lanlm-coordinator: " << http.ToString() << "\n";
+    return 2;
+  }
   if (options.serve) {
     auto server = coordinator::ServeServer::Start(options.checkpoint, options.listen, options.threads,
                                                   /*handle_signals=*/true, extras);
@@ -73,6 +102,8 @@ int main(int argc, char** argv) {
       std::cerr << "lanlm-coordinator: " << server.status().ToString() << "\n";
       return server.status().code() == StatusCode::kInvalidArgument ? 2 : 1;
     }
+    auto http = StartHttp(http_listen, {(*server)->status_provider(), nullptr});
+    if (!http.ok()) return 1;
     spdlog::info("stopping: {}", (*server)->Wait());
     return 0;
   }
@@ -92,6 +123,12 @@ int main(int argc, char** argv) {
     return server.status().code() == StatusCode::kInvalidArgument ? 2 : 1;
   }
   spdlog::info("listening on port {}", (*server)->port());
+  auto http = StartHttp(http_listen, {(*server)->status_provider(), &(*server)->run().metrics()});
+  if (!http.ok()) {
+    (*server)->Stop("cannot serve --http-listen");
+    (*server)->Wait();
+    return 1;
+  }
   const coordinator::RunResult result = (*server)->Wait();
   // The same key=value shape as the last line of `lanlm train`, ending with the fingerprint.
   std::printf("%s step=%" PRId64 " loss=%.4f checkpoint=%s fingerprint=%016" PRIx64 "\n",

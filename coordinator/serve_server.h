@@ -23,6 +23,7 @@ class ServeServer {
                                                       int threads, bool handle_signals, ExtraServices extra);
   ~ServeServer();
   int port() const { return port_; }
+  const StatusService::Provider& status_provider() const { return status_service_->provider(); }
   // Blocks until a signal or Stop(), then shuts the server down. Returns the stop reason.
   std::string Wait();
   void Stop(const std::string& reason);  // thread-safe

@@ -59,6 +59,9 @@ TrainingRun::TrainingRun(RunSetup setup, RunSettings settings, boost::asio::io_c
   status_.total_steps = end_step();
   status_.step = state_.step;
   status_.fingerprint = state_.Fingerprint();
+  if (Status opened = metrics_.OpenHistory(settings_.checkpoint_dir, state_.step); !opened.ok()) {
+    spdlog::warn("run history: {}", opened.ToString());
+  }
 }
 
 TrainingRun::~TrainingRun() {
@@ -136,6 +139,7 @@ void TrainingRun::IssueLease(int64_t connection, Connection& conn) {
     conn.known_version = state_.step;
   }
   const LeaseInfo lease = leases_.Issue(connection);
+  metrics_.LeaseIssued(lease.lease_id, conn.worker_id);
   const int T = options_.model.context, B = options_.micro_batch;
   const int64_t per_shard = int64_t{B} * (T + 1);
   std::vector<int32_t> tokens(static_cast<size_t>(lease.count * per_shard));
@@ -188,6 +192,7 @@ void TrainingRun::OnConnected(int64_t connection, std::shared_ptr<WorkerLink> li
   conn.name = name;
   conn.known_version = cached_version;
   spdlog::info("worker {} joined (cached version {}); {} connected", Who(conn), cached_version, connections_.size());
+  metrics_.WorkerJoined(worker_id, name);
   UpdateStatus();
   Dispatch();
 }
@@ -200,6 +205,7 @@ void TrainingRun::OnDisconnected(int64_t connection, const std::string& reason) 
   reissued_ += static_cast<int64_t>(released.size());
   spdlog::info("worker {} left: {}; {} lease(s) back in the queue; {} connected", Who(it->second), reason,
                released.size(), connections_.size() - 1);
+  metrics_.WorkerLeft(it->second.worker_id);
   connections_.erase(it);
   UpdateStatus();
   Dispatch();
@@ -273,6 +279,7 @@ void TrainingRun::OnCommit(int64_t connection, Connection& conn, const v1::Commi
   if (!status.ok()) {
     spdlog::warn("step {}: commit of lease {} by worker {} rejected: {}", state_.step, lease_id, Who(conn),
                  status.ToString());
+    metrics_.CommitRejected(status.code());
   }
   SendResult(conn, lease_id, status);
   if (status.ok() && leases_.StepComplete()) FinishStep();
@@ -323,6 +330,8 @@ Status TrainingRun::AcceptCommit(int64_t connection, Connection& conn, const v1:
     shard_loss_[static_cast<size_t>(lease.shard + i)] = lease.count == 1 ? commit.loss() : commit.shard_losses(i);
   }
   compute_ms_ += commit.compute_ms();
+  metrics_.LeaseCommitted(lease_id, conn.worker_id, lease.count * options_.micro_batch * options_.model.context,
+                          commit.compute_ms());
   return OkStatus();
 }
 
@@ -339,6 +348,7 @@ void TrainingRun::OnLeaseDeadline(int64_t lease_id) {
 void TrainingRun::FinishStep() {
   const auto optimizer_start = Clock::now();
   tree_.Finish(step_grad_.data(), pool_);
+  const auto tree_end = Clock::now();
   {
     std::lock_guard<std::mutex> lock(params_mu_);
     engine::ApplyUpdate(options_.adamw, step_grad_.data(), state_, pool_);
@@ -358,6 +368,10 @@ void TrainingRun::FinishStep() {
     std::lock_guard<std::mutex> lock(status_mu_);
     status_.tokens_per_second = tokens / wall;
   }
+  metrics_.StepFinished({.step = state_.step, .step_tokens = static_cast<int64_t>(tokens), .loss = last_loss_,
+                         .step_s = wall, .tree_s = Seconds(tree_end - optimizer_start),
+                         .optimizer_s = Seconds(now - tree_end), .bytes_in = bytes_in_, .bytes_out = bytes_out_,
+                         .reissued = reissued_, .workers = static_cast<int>(connections_.size())});
   if (settings_.checkpoint_every > 0 && state_.step % settings_.checkpoint_every == 0 && state_.step < end_step()) {
     WriteCheckpoint();
   }
@@ -390,10 +404,12 @@ std::string TrainingRun::WriteCheckpoint() {
   const Status saved = engine::SaveCheckpoint(path, checkpoint);
   if (!saved.ok()) {
     spdlog::error("step {}: checkpoint {} failed: {}", state_.step, path, saved.ToString());
+    metrics_.CheckpointWritten(state_.step, path, false);
     return "";
   }
   spdlog::info("step {}: checkpoint written to {}", state_.step, path);
   last_checkpoint_ = path;
+  metrics_.CheckpointWritten(state_.step, path, true);
   return path;
 }
 
