@@ -1,7 +1,10 @@
 // Routing of the coordinator's HTTP endpoint; see http_endpoint.h.
 #include "coordinator/http_endpoint.h"
 
+#include <spdlog/spdlog.h>
+
 #include <cstdlib>
+#include <iostream>
 
 namespace lanlm::coordinator {
 namespace {
@@ -59,6 +62,28 @@ ops::HttpResponse HandleCoordinatorHttp(const HttpSources& sources, const ops::H
   }
   return Text(404, "no such page: " + path +
                        " (try /, /metrics, /healthz, /readyz, /api/status, /api/history?after=STEP)\n");
+}
+
+void OpsFlags::Register(FlagSet& flags) {
+  flags.String("http-listen", &http_listen,
+               "serve /metrics, /healthz, /readyz and the dashboard at / on host:port (e.g. 0.0.0.0:9090); empty = off");
+  log.Register(flags);
+}
+
+Status OpsFlags::Apply() const {
+  if (!http_listen.empty()) LANLM_RETURN_IF_ERROR(ops::ParseListenAddress("--http-listen", http_listen).status());
+  return ops::ConfigureLogging("coordinator", "%Y-%m-%d %H:%M:%S.%e %^%l%$ coordinator: %v", log);
+}
+
+StatusOr<std::unique_ptr<ops::HttpServer>> OpsFlags::Serve(HttpSources sources) const {
+  if (http_listen.empty()) return std::unique_ptr<ops::HttpServer>();
+  auto http = StartCoordinatorHttp(http_listen, std::move(sources));
+  if (!http.ok()) {
+    std::cerr << "lanlm-coordinator: " << http.status().ToString() << "\n";
+  } else {
+    spdlog::info("HTTP endpoint (metrics, dashboard) on port {}", (*http)->port());
+  }
+  return http;
 }
 
 StatusOr<std::unique_ptr<ops::HttpServer>> StartCoordinatorHttp(const std::string& listen, HttpSources sources) {

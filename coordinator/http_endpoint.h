@@ -11,6 +11,8 @@
 
 #include "coordinator/run_metrics.h"
 #include "coordinator/status_service.h"
+#include "engine/cli/flags.h"
+#include "ops/logging.h"
 #include "ops/http_server.h"
 #include "ops/prometheus.h"
 
@@ -19,6 +21,19 @@ namespace lanlm::coordinator {
 struct HttpSources {
   StatusService::Provider status;       // required: fills the ClusterStatus snapshot
   const RunMetrics* metrics = nullptr;  // the training run's; null when only serving
+};
+
+// lanlm-coordinator's operations flags: --http-listen, --log-format, --log-level.
+struct OpsFlags {
+  std::string http_listen;  // empty = no HTTP endpoint
+  ops::LogOptions log;
+
+  void Register(FlagSet& flags);
+  // Checks the flags and installs the logger (INVALID_ARGUMENT naming a bad value).
+  Status Apply() const;
+  // Starts the endpoint when --http-listen is set (a null server when not); logs the port,
+  // or prints the error to stderr.
+  StatusOr<std::unique_ptr<ops::HttpServer>> Serve(HttpSources sources) const;
 };
 
 // Starts serving on listen ("host:port"); errors name --http-listen and the value.

@@ -92,7 +92,11 @@ void AppendField(std::string& out, const char* key, const std::string& value) {
   out += "\"";
 }
 
-std::string Number(double value) { return ops::FormatValue(value == value ? value : 0.0); }
+// A JSON number; null for NaN and infinities, which JSON cannot spell.
+std::string Number(double value) {
+  std::string text = ops::FormatValue(value);
+  return text == "NaN" || text == "+Inf" || text == "-Inf" ? "null" : text;
+}
 
 }  // namespace
 

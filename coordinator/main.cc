@@ -15,46 +15,39 @@
 #include "coordinator/serve_server.h"
 #include "coordinator/run_config.h"
 #include "engine/cli/flags.h"
-#include "ops/logging.h"
 #if LANLM_HAS_GENERATE
 #include "coordinator/generate_service.h"
 #endif
 
 namespace {
 
-// Starts the HTTP endpoint when --http-listen is set; null server when it is not.
-lanlm::StatusOr<std::unique_ptr<lanlm::ops::HttpServer>> StartHttp(const std::string& listen,
-                                                                   lanlm::coordinator::HttpSources sources) {
-  if (listen.empty()) return std::unique_ptr<lanlm::ops::HttpServer>();
-  auto http = lanlm::coordinator::StartCoordinatorHttp(listen, std::move(sources));
-  if (!http.ok()) {
-    std::cerr << "lanlm-coordinator: " << http.status().ToString() << "\n";
-  } else {
-    spdlog::info("HTTP endpoint (metrics, dashboard) on port {}", (*http)->port());
-  }
-  return http;
+// The final line, the same key=value shape as the last line of `lanlm train`, ending with the
+// fingerprint (on stdout; logs go to stderr).
+int PrintFinal(bool finished, int64_t step, float loss, const std::string& checkpoint, uint64_t fingerprint) {
+  std::printf("%s step=%" PRId64 " loss=%.4f checkpoint=%s fingerprint=%016" PRIx64 "\n",
+              finished ? "finished" : "stopped", step, loss, checkpoint.empty() ? "-" : checkpoint.c_str(), fingerprint);
+  std::fflush(stdout);
+  return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   using namespace lanlm;
+  coordinator::OpsFlags ops_flags;  // --http-listen, --log-format, --log-level
   coordinator::CoordinatorOptions options;
   bool local = false;
-  std::string http_listen;
-  ops::LogOptions log_options;
   FlagSet flags("lanlm-coordinator --corpus FILE --cluster-token-file FILE [flags]  |  --serve --checkpoint FILE");
   options.Register(flags);
-  flags.String("http-listen", &http_listen, "serve /metrics, /healthz, /readyz and the dashboard at / on host:port "
-               "(e.g. 0.0.0.0:9090); empty = off");
-  log_options.Register(flags);
+  ops_flags.Register(flags);
 #if LANLM_HAS_GENERATE
   coordinator::GenerateServiceOptions generate_options;
   generate_options.RegisterFlags(flags);
 #endif
   flags.Bool("local", &local, "train in this process (engine LocalTrainer, --threads threads), no server: the "
              "single-process reference with the same flags and final line");
-  const Status parsed = flags.Parse(std::vector<std::string>(argv + 1, argv + argc));
+  Status parsed = flags.Parse(std::vector<std::string>(argv + 1, argv + argc));
+  if (parsed.ok()) parsed = ops_flags.Apply();
   if (!parsed.ok()) {
     std::cerr << "lanlm-coordinator: " << parsed.ToString() << "\n";
     return 2;
@@ -86,15 +79,6 @@ int main(int argc, char** argv) {
     std::cout << flags.Help();
     return 0;
   }
-  if (Status logging = ops::ConfigureLogging("coordinator", "%Y-%m-%d %H:%M:%S.%e %^%l%$ coordinator: %v", log_options);
-      !logging.ok()) {
-    std::cerr << "lanlm-coordinator: " << logging.ToString() << "\n";
-    return 2;
-  }
-  if (Status http = ops::ParseListenAddress("--http-listen", http_listen).status(); !http_listen.empty() && !http.ok()) {
-    std::cerr << "lanlm-coordinator: " << http.ToString() << "\n";
-    return 2;
-  }
   if (options.serve) {
     auto server = coordinator::ServeServer::Start(options.checkpoint, options.listen, options.threads,
                                                   /*handle_signals=*/true, extras);
@@ -102,7 +86,7 @@ int main(int argc, char** argv) {
       std::cerr << "lanlm-coordinator: " << server.status().ToString() << "\n";
       return server.status().code() == StatusCode::kInvalidArgument ? 2 : 1;
     }
-    auto http = StartHttp(http_listen, {(*server)->status_provider(), nullptr});
+    auto http = ops_flags.Serve({(*server)->status_provider(), nullptr});
     if (!http.ok()) return 1;
     spdlog::info("stopping: {}", (*server)->Wait());
     return 0;
@@ -113,9 +97,7 @@ int main(int argc, char** argv) {
       std::cerr << "lanlm-coordinator: " << result.status().ToString() << "\n";
       return 1;
     }
-    std::printf("finished step=%" PRId64 " loss=%.4f checkpoint=%s fingerprint=%016" PRIx64 "\n", result->step,
-                result->loss, result->checkpoint.empty() ? "-" : result->checkpoint.c_str(), result->fingerprint);
-    return 0;
+    return PrintFinal(true, result->step, result->loss, result->checkpoint, result->fingerprint);
   }
   auto server = coordinator::TrainingServer::Start(options, flags.WasSet("steps"), /*handle_signals=*/true, extras);
   if (!server.ok()) {
@@ -123,17 +105,8 @@ int main(int argc, char** argv) {
     return server.status().code() == StatusCode::kInvalidArgument ? 2 : 1;
   }
   spdlog::info("listening on port {}", (*server)->port());
-  auto http = StartHttp(http_listen, {(*server)->status_provider(), &(*server)->run().metrics()});
-  if (!http.ok()) {
-    (*server)->Stop("cannot serve --http-listen");
-    (*server)->Wait();
-    return 1;
-  }
+  auto http = ops_flags.Serve({(*server)->status_provider(), &(*server)->run().metrics()});
+  if (!http.ok()) return 1;  // ~TrainingServer stops the run
   const coordinator::RunResult result = (*server)->Wait();
-  // The same key=value shape as the last line of `lanlm train`, ending with the fingerprint.
-  std::printf("%s step=%" PRId64 " loss=%.4f checkpoint=%s fingerprint=%016" PRIx64 "\n",
-              result.finished ? "finished" : "stopped", result.step, result.loss,
-              result.checkpoint.empty() ? "-" : result.checkpoint.c_str(), result.fingerprint);
-  std::fflush(stdout);
-  return 0;
+  return PrintFinal(result.finished, result.step, result.loss, result.checkpoint, result.fingerprint);
 }

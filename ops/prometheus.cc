@@ -1,6 +1,7 @@
 // Prometheus text exposition; see prometheus.h.
 #include "ops/prometheus.h"
 
+#include <bit>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -25,8 +26,12 @@ int64_t Histogram::count() const {
 }
 
 std::string FormatValue(double value) {
-  if (std::isnan(value)) return "NaN";
-  if (std::isinf(value)) return value > 0 ? "+Inf" : "-Inf";
+  // By the bits: the build's -ffast-math lets std::isnan and std::isinf answer false.
+  const uint64_t bits = std::bit_cast<uint64_t>(value);
+  if ((bits & 0x7ff0000000000000ull) == 0x7ff0000000000000ull) {
+    if ((bits & 0x000fffffffffffffull) != 0) return "NaN";
+    return (bits >> 63) != 0 ? "-Inf" : "+Inf";
+  }
   char buf[40];
   if (value == std::floor(value) && std::fabs(value) < 9.0e15) {
     std::snprintf(buf, sizeof(buf), "%.0f", value);
