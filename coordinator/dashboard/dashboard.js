@@ -30,12 +30,21 @@
     if (cls) td.className = cls;
   }
 
-  function makeChart(id, xLabel, series) {
+  // The 99th percentile of xs: a y range that a few outliers (the first step, which waits
+  // for workers; a checkpoint) do not flatten.
+  function p99(xs) {
+    if (!xs.length) return null;
+    const sorted = xs.slice().sort((a, b) => a - b);
+    return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))];
+  }
+
+  function makeChart(id, xLabel, series, yMax) {
     const el = $(id);
+    const y = yMax ? { range: (u, min, max) => [0, yMax() || max] } : {};
     const opts = {
       width: Math.max(400, el.parentElement.clientWidth - 20), height: 240,
-      scales: { x: { time: false } },
-      axes: [{ label: xLabel }, {}],
+      scales: { x: { time: false }, y: y },
+      axes: [{ label: xLabel }, { size: 70 }],
       series: [{ label: xLabel }].concat(series.map((s) => Object.assign({ width: 1.5 }, s))),
     };
     const data = [[]].concat(series.map(() => []));
@@ -54,11 +63,12 @@
                   { label: "validation loss", stroke: "#d62728", spanGaps: true }];
     state.charts.lossStep = makeChart("chart-loss-step", "step", loss);
     state.charts.lossTokens = makeChart("chart-loss-tokens", "tokens", loss);
-    state.charts.tps = makeChart("chart-tps", "step", [{ label: "tokens/s", stroke: "#2ca02c" }]);
+    state.charts.tps = makeChart("chart-tps", "step", [{ label: "tokens/s", stroke: "#2ca02c" }],
+                                 () => state.tpsMax);
     state.charts.split = makeChart("chart-split", "step", [
       { label: "compute", stroke: "#1f77b4" }, { label: "transfer", stroke: "#ff7f0e" },
       { label: "waiting", stroke: "#7f7f7f" }, { label: "tree sum", stroke: "#9467bd" },
-      { label: "optimizer", stroke: "#8c564b" }]);
+      { label: "optimizer", stroke: "#8c564b" }], () => state.splitMax);
   }
 
   function redraw() {
@@ -69,9 +79,12 @@
     window.lanlmDashboard.lossPoints = p.length;
     $("chart-loss-step").dataset.points = String(p.length);
     if (!haveCharts) return;
+    const tps = p.map((r) => r.tokens_per_second);
+    state.tpsMax = 1.1 * p99(tps);
+    state.splitMax = 1.1 * p99(p.map((r) => r.step_s));
     state.charts.lossStep.setData([step, loss, val]);
     state.charts.lossTokens.setData([p.map((r) => r.tokens), loss, val]);
-    state.charts.tps.setData([step, p.map((r) => r.tokens_per_second)]);
+    state.charts.tps.setData([step, tps]);
     state.charts.split.setData([step, p.map((r) => r.compute_s), p.map((r) => r.transfer_s),
       p.map((r) => r.waiting_s), p.map((r) => r.tree_s), p.map((r) => r.optimizer_s)]);
   }
