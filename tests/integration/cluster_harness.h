@@ -43,6 +43,13 @@ inline std::string TempDir(const std::string& name) {
   return dir.string();
 }
 
+// dir/token holding kTestToken, for --cluster-token-file.
+inline std::string WriteTokenFile(const std::string& dir) {
+  const std::string path = dir + "/token";
+  std::ofstream(path) << kTestToken << "\n";
+  return path;
+}
+
 // ~12 KB of pseudo-English from a fixed word list, the same bytes on every run.
 inline std::string WriteCorpus(const std::string& dir) {
   static const char* kWords[] = {"the", "lord", "said", "unto", "moses", "and", "he", "went", "into", "land",

@@ -30,8 +30,7 @@ TEST(SlowDashboardBrowserTest, ChromiumShowsLossAndBothWorkers) {
     GTEST_SKIP() << "playwright-core not in " << kModules << " (deploy/setup-deps.sh installs it)";
   }
   const std::string dir = TempDir("browser");
-  const std::string corpus = WriteCorpus(dir), token = dir + "/token";
-  std::ofstream(token) << kTestToken << "\n";
+  const std::string corpus = WriteCorpus(dir), token = WriteTokenFile(dir);
   const int http = FreePort();
   const std::string log = dir + "/coordinator.log";
   std::vector<pid_t> pids;

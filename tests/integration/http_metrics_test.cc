@@ -25,15 +25,9 @@ class SlowHttpMetricsTest : public ::testing::Test {
     }
     dir_ = TempDir("http");
     corpus_ = WriteCorpus(dir_);
-    token_file_ = dir_ + "/token";
-    std::ofstream(token_file_) << kTestToken << "\n";
+    token_file_ = WriteTokenFile(dir_);
   }
-  void TearDown() override {
-    for (pid_t pid : pids_) {
-      kill(pid, SIGKILL);
-      waitpid(pid, nullptr, 0);
-    }
-  }
+  void TearDown() override { KillAll(pids_); }
   pid_t Start(const std::vector<std::string>& argv, const std::string& log) {
     const pid_t pid = Spawn(argv, log);
     pids_.push_back(pid);

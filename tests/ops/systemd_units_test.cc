@@ -24,7 +24,7 @@ std::string Read(const fs::path& path) {
 }
 
 // Runs a shell command; returns its exit code and fills its combined output.
-int Run(const std::string& command, std::string* output) {
+int Shell(const std::string& command, std::string* output) {
   FILE* pipe = popen((command + " 2>&1").c_str(), "r");
   if (pipe == nullptr) return -1;
   char buf[512];
@@ -35,7 +35,7 @@ int Run(const std::string& command, std::string* output) {
 
 TEST(SystemdUnitsTest, VerifyPassesWithoutWarnings) {
   std::string where;
-  if (Run("command -v systemd-analyze", &where) != 0) GTEST_SKIP() << "systemd-analyze not installed";
+  if (Shell("command -v systemd-analyze", &where) != 0) GTEST_SKIP() << "systemd-analyze not installed";
   // A copy, so verify sees the template next to the instance name it resolves.
   const fs::path dir = fs::temp_directory_path() / ("lanlm-units-" + std::to_string(getpid()));
   fs::remove_all(dir);
@@ -44,7 +44,7 @@ TEST(SystemdUnitsTest, VerifyPassesWithoutWarnings) {
     fs::copy_file(kUnits / unit, dir / unit);
   }
   std::string output;
-  const int code = Run("systemd-analyze verify --man=no " + (dir / "lanlm-coordinator.service").string() + " " +
+  const int code = Shell("systemd-analyze verify --man=no " + (dir / "lanlm-coordinator.service").string() + " " +
                            (dir / "lanlm-worker@192.168.1.10.service").string(),
                        &output);
   fs::remove_all(dir);
