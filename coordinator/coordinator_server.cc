@@ -25,7 +25,7 @@ void ConfigureBuilder(grpc::ServerBuilder& builder) {
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
 }
 
-StatusOr<std::unique_ptr<TrainingServer>> TrainingServer::Start(const CoordinatorOptions& options, bool steps_flag_set,
+StatusOr<std::unique_ptr<TrainingServer>> TrainingServer::Start(const CoordinatorOptions& options, const GivenFlags& given,
                                                                 bool handle_signals, ExtraServices extra) {
   LANLM_ASSIGN_OR_RETURN(std::string token,
                          protos::ResolveClusterToken(options.cluster_token, options.cluster_token_file));
@@ -34,7 +34,7 @@ StatusOr<std::unique_ptr<TrainingServer>> TrainingServer::Start(const Coordinato
     return InvalidArgumentError("--shards-per-lease " + std::to_string(per_lease) + " is not a power of two in [1, " +
                                 std::to_string(protos::kMaxShardsPerLease) + "]");
   }
-  LANLM_ASSIGN_OR_RETURN(RunSetup setup, PrepareRun(options, steps_flag_set));
+  LANLM_ASSIGN_OR_RETURN(RunSetup setup, PrepareRun(options, given));
 
   std::unique_ptr<TrainingServer> server(new TrainingServer());
   TrainingServer* self = server.get();

@@ -41,7 +41,7 @@ class TrainingServer {
  public:
   // Prepares the run, binds options.listen and starts training. handle_signals installs
   // SIGINT/SIGTERM handlers that stop the run gracefully (main only; tests leave it off).
-  static StatusOr<std::unique_ptr<TrainingServer>> Start(const CoordinatorOptions& options, bool steps_flag_set,
+  static StatusOr<std::unique_ptr<TrainingServer>> Start(const CoordinatorOptions& options, const GivenFlags& given,
                                                          bool handle_signals, ExtraServices extra = nullptr);
   ~TrainingServer();
 

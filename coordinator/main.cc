@@ -92,14 +92,14 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (local) {
-    auto result = coordinator::RunLocal(options, flags.WasSet("steps"));
+    auto result = coordinator::RunLocal(options, flags.Given());
     if (!result.ok()) {
       std::cerr << "lanlm-coordinator: " << result.status().ToString() << "\n";
       return 1;
     }
     return PrintFinal(true, result->step, result->loss, result->checkpoint, result->fingerprint);
   }
-  auto server = coordinator::TrainingServer::Start(options, flags.WasSet("steps"), /*handle_signals=*/true, extras);
+  auto server = coordinator::TrainingServer::Start(options, flags.Given(), /*handle_signals=*/true, extras);
   if (!server.ok()) {
     std::cerr << "lanlm-coordinator: " << server.status().ToString() << "\n";
     return server.status().code() == StatusCode::kInvalidArgument ? 2 : 1;

@@ -123,10 +123,19 @@ class Checker {
 }  // namespace
 
 void RegisterTrainFlags(FlagSet& flags, TrainFlags* values) {
+  flags.String("corpus", &values->corpus, "UTF-8 text file to train on (required)");
+  flags.String("tokenizer", &values->tokenizer,
+               "use this tokenizer file (lanlm tokenizer train) instead of learning one from the corpus");
   Registrar registrar(flags);
   VisitTrainFlags(*values, registrar);
+  flags.String("resume", &values->resume,
+               "continue from this checkpoint: its model, tokenizer, seed and options; a flag that contradicts "
+               "it is an error");
   flags.Bool("allow-corpus-change", &values->allow_corpus_change,
              "with --resume: continue even if --corpus is not the text the checkpoint was trained on");
+  flags.Bool("override-checkpoint", &values->override_checkpoint,
+             "with --resume: --lr, --warmup, --weight-decay and --schedule replace the checkpoint's values "
+             "instead of contradicting them");
 }
 
 Status ValidateTrainFlags(const TrainFlags& values) {

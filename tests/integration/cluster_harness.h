@@ -97,7 +97,7 @@ inline std::string Hex(uint64_t v) {
 
 // The single-process fingerprint after options.steps steps (engine LocalTrainer).
 inline uint64_t ReferenceFingerprint(const coordinator::CoordinatorOptions& options) {
-  auto setup = coordinator::PrepareRun(options, true);
+  auto setup = coordinator::PrepareRun(options, GivenFlags{"steps"});
   EXPECT_TRUE(setup.ok()) << setup.status().ToString();
   if (!setup.ok()) return 0;
   engine::ThreadPool pool(1);
