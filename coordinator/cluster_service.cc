@@ -1,13 +1,12 @@
 // Join and the Work stream reactor; see cluster_service.h.
 #include "coordinator/cluster_service.h"
 
-#include <cinttypes>
-#include <cstdio>
 #include <deque>
 
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
+#include "engine/base/hash.h"
 #include "protos/cluster_auth.h"
 #include "protos/convert.h"
 
@@ -16,11 +15,7 @@ namespace {
 
 using Reactor = grpc::ServerBidiReactor<v1::WorkerMessage, v1::CoordinatorMessage>;
 
-std::string Hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof(buf), "0x%016" PRIx64, v);
-  return buf;
-}
+std::string Hex(uint64_t v) { return "0x" + engine::Hex16(v); }
 
 // The write side of one stream: a queue with one write in flight, and exactly one Finish,
 // issued once the queue has drained. Detached when the reactor is done.

@@ -14,18 +14,17 @@
 #include "coordinator/local_run.h"
 #include "coordinator/serve_server.h"
 #include "coordinator/run_config.h"
-#include "engine/cli/flags.h"
-#if LANLM_HAS_GENERATE
 #include "coordinator/generate_service.h"
-#endif
+#include "engine/base/hash.h"
+#include "engine/cli/flags.h"
 
 namespace {
 
 // The final line, the same key=value shape as the last line of `lanlm train`, ending with the
 // fingerprint (on stdout; logs go to stderr).
 int PrintFinal(bool finished, int64_t step, float loss, const std::string& checkpoint, uint64_t fingerprint) {
-  std::printf("%s step=%" PRId64 " loss=%.4f checkpoint=%s fingerprint=%016" PRIx64 "\n",
-              finished ? "finished" : "stopped", step, loss, checkpoint.empty() ? "-" : checkpoint.c_str(), fingerprint);
+  std::printf("%s step=%" PRId64 " loss=%.4f checkpoint=%s fingerprint=%s\n", finished ? "finished" : "stopped", step,
+              loss, checkpoint.empty() ? "-" : checkpoint.c_str(), lanlm::engine::Hex16(fingerprint).c_str());
   std::fflush(stdout);
   return 0;
 }
@@ -40,10 +39,8 @@ int main(int argc, char** argv) {
   FlagSet flags("lanlm-coordinator --corpus FILE --cluster-token-file FILE [flags]  |  --serve --checkpoint FILE");
   options.Register(flags);
   ops_flags.Register(flags);
-#if LANLM_HAS_GENERATE
   coordinator::GenerateServiceOptions generate_options;
   generate_options.RegisterFlags(flags);
-#endif
   flags.Bool("local", &local, "train in this process (engine LocalTrainer, --threads threads), no server: the "
              "single-process reference with the same flags and final line");
   Status parsed = flags.Parse(std::vector<std::string>(argv + 1, argv + argc));
@@ -52,7 +49,6 @@ int main(int argc, char** argv) {
     std::cerr << "lanlm-coordinator: " << parsed.ToString() << "\n";
     return 2;
   }
-#if LANLM_HAS_GENERATE
   if (Status valid = generate_options.Validate(); !valid.ok()) {
     std::cerr << "lanlm-coordinator: " << valid.ToString() << "\n";
     return 2;
@@ -72,9 +68,6 @@ int main(int argc, char** argv) {
     extras.services.push_back(std::move(generate));
     return extras;
   };
-#else
-  const coordinator::ExtraServices extras = nullptr;  // no Generate service in this tree
-#endif
   if (flags.help_requested()) {
     std::cout << flags.Help();
     return 0;

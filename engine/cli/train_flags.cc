@@ -7,6 +7,7 @@
 
 #include "engine/base/check.h"
 #include "engine/base/float_bits.h"
+#include "engine/base/hash.h"
 
 namespace lanlm::engine {
 namespace {
@@ -198,16 +199,8 @@ Status ApplyResumeSteps(const TrainFlags& values, bool steps_set, int64_t checkp
 Status CheckResumeCorpus(const TrainFlags& values, uint64_t checkpoint_hash, uint64_t corpus_hash,
                          const std::string& corpus_path) {
   if (checkpoint_hash == 0 || checkpoint_hash == corpus_hash || values.allow_corpus_change) return OkStatus();
-  auto hex = [](uint64_t v) {
-    std::ostringstream out;
-    out << std::hex;
-    out.width(16);
-    out.fill('0');
-    out << v;
-    return out.str();
-  };
-  return FailedPreconditionError("--corpus " + corpus_path + " tokenizes to corpus hash " + hex(corpus_hash) +
-                                 ", but the checkpoint was trained on corpus hash " + hex(checkpoint_hash) +
+  return FailedPreconditionError("--corpus " + corpus_path + " tokenizes to corpus hash " + Hex16(corpus_hash) +
+                                 ", but the checkpoint was trained on corpus hash " + Hex16(checkpoint_hash) +
                                  "; resuming on another text is a different run (pass --allow-corpus-change to "
                                  "train on it anyway)");
 }

@@ -1,4 +1,5 @@
-// The training core shared by `lanlm train`, `lanlm-coordinator --local` and the distributed
+// engine/cli/ owns what the programs share on their command lines: the flag parser, the training flags,
+// and (this file) the training core shared by `lanlm train`, `lanlm-coordinator --local` and the distributed
 // coordinator: from the shared training flags (train_flags.h) to what a run starts from
 // (options, tokenizer, state, corpus), fresh or resumed, under one resume rule. The step loops
 // differ (engine LocalTrainer in-process, coordinator TrainingRun over workers); where a run

@@ -5,34 +5,18 @@
 
 #include <gtest/gtest.h>
 
-#include <filesystem>
-#include <fstream>
 
 #include "engine/io/checkpoint.h"
 #include "engine/train/training_checkpoint.h"
+#include "tests/support/tiny.h"
 
 namespace lanlm::coordinator {
 namespace {
 
-std::string Corpus() {
-  const std::string path = ::testing::TempDir() + "/run_config_corpus.txt";
-  std::string text;
-  for (int i = 0; i < 300; ++i) text += "in the beginning god created the heaven and the earth.\n";
-  std::ofstream(path) << text;
-  return path;
-}
-
 CoordinatorOptions Tiny() {
   CoordinatorOptions o;
-  o.corpus = Corpus();
-  o.vocab_size = 64;
-  o.dim = 16;
-  o.layers = 1;
-  o.heads = 2;
-  o.ffn_hidden = 32;
-  o.context = 8;
-  o.micro_batch = 2;
-  o.steps = 3;
+  o.corpus = test_support::WriteTinyCorpus(::testing::TempDir());
+  test_support::ApplyTinyTrainFlags(o);
   return o;
 }
 

@@ -7,34 +7,20 @@
 #include <gtest/gtest.h>
 
 #include <boost/asio/io_context.hpp>
-#include <fstream>
 #include <optional>
 
 #include "engine/base/hash.h"
 #include "engine/model/model.h"
 #include "engine/train/trainer.h"
+#include "tests/support/tiny.h"
 
 namespace lanlm::coordinator {
 namespace {
 
-std::string Corpus() {
-  const std::string path = ::testing::TempDir() + "/training_run_corpus.txt";
-  std::string text;
-  for (int i = 0; i < 300; ++i) text += "in the beginning god created the heaven and the earth.\n";
-  std::ofstream(path) << text;
-  return path;
-}
-
 RunSetup TinySetup(int64_t steps) {
   CoordinatorOptions o;
-  o.corpus = Corpus();
-  o.vocab_size = 64;
-  o.dim = 16;
-  o.layers = 1;
-  o.heads = 2;
-  o.ffn_hidden = 32;
-  o.context = 8;
-  o.micro_batch = 2;
+  o.corpus = test_support::WriteTinyCorpus(::testing::TempDir());
+  test_support::ApplyTinyTrainFlags(o);
   o.shards = 3;
   o.steps = steps;
   o.warmup = 1;
