@@ -6,7 +6,7 @@
 #include <filesystem>
 
 #include "tests/integration/cluster_harness.h"
-#include "tests/integration/process_util.h"
+#include "tests/support/process.h"
 #include "tests/ops/http_client.h"
 #include "tests/ops/promtool.h"
 
