@@ -40,19 +40,21 @@ inline VecF LoadWPartial(const uint16_t* p, int64_t n) {
 
 // w · x over n values: four accumulators (vectors i mod 4 of the row; with two the FMA
 // latency chain, not memory, limited rows already in cache), summed pairwise and reduced in a
-// fixed order, as simd::Dot does.
+// fixed order, as simd::Dot does. The chains go through simd::Fma so -ffast-math cannot
+// reassociate them differently in the fp32 and bf16 instantiations (bf16 must equal fp32 on
+// the widened weights bit for bit).
 template <typename T>
 [[gnu::always_inline]] inline float DotRow(const T* w, const float* x, int64_t n) {
   VecF a0 = {}, a1 = {}, a2 = {}, a3 = {};
   int64_t i = 0;
   for (; i + 4 * kLanes <= n; i += 4 * kLanes) {
-    a0 += LoadW(w + i) * LoadU(x + i);
-    a1 += LoadW(w + i + kLanes) * LoadU(x + i + kLanes);
-    a2 += LoadW(w + i + 2 * kLanes) * LoadU(x + i + 2 * kLanes);
-    a3 += LoadW(w + i + 3 * kLanes) * LoadU(x + i + 3 * kLanes);
+    a0 = simd::Fma(a0, LoadW(w + i), LoadU(x + i));
+    a1 = simd::Fma(a1, LoadW(w + i + kLanes), LoadU(x + i + kLanes));
+    a2 = simd::Fma(a2, LoadW(w + i + 2 * kLanes), LoadU(x + i + 2 * kLanes));
+    a3 = simd::Fma(a3, LoadW(w + i + 3 * kLanes), LoadU(x + i + 3 * kLanes));
   }
-  for (; i + kLanes <= n; i += kLanes) a0 += LoadW(w + i) * LoadU(x + i);
-  if (i < n) a1 += LoadWPartial(w + i, n - i) * LoadPartial(x + i, n - i);
+  for (; i + kLanes <= n; i += kLanes) a0 = simd::Fma(a0, LoadW(w + i), LoadU(x + i));
+  if (i < n) a1 = simd::Fma(a1, LoadWPartial(w + i, n - i), LoadPartial(x + i, n - i));
   return simd::ReduceAdd((a0 + a1) + (a2 + a3));
 }
 
