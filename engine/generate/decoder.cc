@@ -18,12 +18,7 @@
 namespace lanlm::engine {
 namespace {
 
-// A pool without threads, for ops called from inside another ParallelFor: its ParallelFor
-// always runs inline and touches no shared state, so concurrent use is safe.
-ThreadPool& InlinePool() {
-  static ThreadPool pool(1);
-  return pool;
-}
+using decode::InlinePool;
 
 Status CheckToken(int32_t token, int vocab) {
   if (token < 0 || token >= vocab) {

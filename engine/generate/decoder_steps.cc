@@ -9,14 +9,13 @@
 #include "engine/ops/swiglu.h"
 
 namespace lanlm::engine::decode {
-namespace {
 
-// A pool without threads, for ops called from inside another ParallelFor: its ParallelFor
-// always runs inline and touches no shared state, so concurrent use is safe.
 ThreadPool& InlinePool() {
   static ThreadPool pool(1);
   return pool;
 }
+
+namespace {
 
 bool UseGemm(const WeightMatrix& w, int64_t n) {
   return n >= (w.format == WeightFormat::kF32 ? kGemvMaxRows : kWidenRows);

@@ -28,6 +28,10 @@ struct Work {
   std::vector<float> widened;
 };
 
+// A pool without threads, for ops called from inside another ParallelFor: its ParallelFor
+// always runs inline and touches no shared state, so concurrent use is safe.
+ThreadPool& InlinePool();
+
 // y (n, w.rows) = x (n, w.cols) · wᵀ.
 void Linear(const WeightMatrix& w, const float* x, int64_t n, float* y, Work& work, ThreadPool& pool);
 
