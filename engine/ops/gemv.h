@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <string>
 
 namespace lanlm::engine {
@@ -60,7 +61,12 @@ const char* Q8KernelName();
 
 // bf16 conversion: round to nearest even (NaN stays NaN), and the exact widening.
 uint16_t FloatToBf16(float x);
-float Bf16ToFloat(uint16_t h);
+inline float Bf16ToFloat(uint16_t h) {  // inline: widening loops over whole matrices vectorise
+  const uint32_t u = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &u, sizeof(f));
+  return f;
+}
 
 // Quantizes n values (n a multiple of kQ8Group) into q (n) and scale (n / kQ8Group):
 // scale = max|x| / 127 per group, q = round(x / scale) (0 for an all-zero group).

@@ -114,11 +114,4 @@ uint16_t FloatToBf16(float x) {
   return static_cast<uint16_t>(u >> 16);
 }
 
-float Bf16ToFloat(uint16_t h) {
-  const uint32_t u = static_cast<uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &u, sizeof(f));
-  return f;
-}
-
 }  // namespace lanlm::engine
