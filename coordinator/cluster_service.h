@@ -9,9 +9,11 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include <boost/asio/io_context.hpp>
 
+#include "coordinator/param_snapshot.h"
 #include "coordinator/training_run.h"
 #include "protos/cluster.grpc.pb.h"
 
@@ -43,6 +45,9 @@ class ClusterService final : public v1::Cluster::CallbackService {
   boost::asio::io_context& io() { return io_; }
   TrainingRun& run() { return run_; }
   int64_t NextConnectionId() { return next_connection_++; }
+  // The ParamChunk messages of params, built once per snapshot and shared by every stream.
+  std::vector<std::shared_ptr<const v1::CoordinatorMessage>> ParamMessages(
+      const std::shared_ptr<const ParamSnapshot>& params);
   // The name a worker gave at Join, or NOT_FOUND.
   StatusOr<std::string> JoinedName(const std::string& worker_id) const;
 
@@ -54,6 +59,9 @@ class ClusterService final : public v1::Cluster::CallbackService {
   mutable std::mutex mu_;
   int64_t next_worker_ = 1;                      // guarded by mu_
   std::map<std::string, std::string> joined_;    // worker_id -> name; guarded by mu_
+  std::shared_ptr<const ParamSnapshot> param_source_;                           // guarded by mu_
+  std::vector<std::shared_ptr<const v1::CoordinatorMessage>> param_messages_;  // of param_source_
+
 };
 
 }  // namespace lanlm::coordinator

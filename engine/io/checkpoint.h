@@ -1,8 +1,8 @@
-// Checkpoints: one safetensors file (8-byte little-endian header length, JSON header, raw
-// little-endian float32 data), DESIGN.md §5. Tensors use the names of parameters.h; AdamW
-// moments are "optim.m.<name>" and "optim.v.<name>". __metadata__ carries the format version,
-// model config, training options, step, seed, shards, tokenizer, corpus hash (optional: files
-// written before it existed load with 0), parameter fingerprint and a CRC32C of the data section. Writes are atomic (temp file, fsync, rename, fsync dir).
+// engine/io/ owns file formats and bytes on disk or wire: atomic files, float chunks, the JSON reader, and
+// checkpoints (this file): one safetensors file (8-byte LE header length, JSON header, raw LE float32 data),
+// DESIGN.md §5. Tensors use parameters.h names; AdamW moments are "optim.m.<name>" and "optim.v.<name>".
+// __metadata__: format version, config, training options, step, seed, shards, tokenizer, corpus hash (0 if
+// absent), fingerprint and a CRC32C of the data section. Writes are atomic (temp, fsync, rename, fsync dir).
 #pragma once
 
 #include <cstdint>
