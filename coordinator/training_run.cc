@@ -36,6 +36,9 @@ TrainingRun::TrainingRun(RunSetup setup, RunSettings settings, boost::asio::io_c
   status_.total_steps = end_step();
   status_.step = state_.step;
   status_.fingerprint = state_.Fingerprint();
+  if (Status opened = metrics_.OpenHistory(settings_.checkpoint_dir, state_.step); !opened.ok()) {
+    spdlog::warn("run history: {}", opened.ToString());
+  }
 }
 
 TrainingRun::~TrainingRun() {
@@ -106,6 +109,7 @@ void TrainingRun::IssueLease(int64_t connection, Connection& conn) {
     conn.known_version = state_.step;
   }
   const LeaseInfo lease = leases_.Issue(connection);
+  metrics_.LeaseIssued(lease.lease_id, conn.worker_id);
   const int T = options_.model.context, B = options_.micro_batch;
   const int64_t per_shard = int64_t{B} * (T + 1), steps = RoundSteps();
   // (steps, count, B, T+1): a local-steps round carries every inner step's block.
@@ -159,6 +163,7 @@ void TrainingRun::OnConnected(int64_t connection, std::shared_ptr<WorkerLink> li
   conn.name = name;
   conn.known_version = cached_version;
   spdlog::info("worker {} joined (cached version {}); {} connected", Who(conn), cached_version, connections_.size());
+  metrics_.WorkerJoined(worker_id, name);
   UpdateStatus();
   Dispatch();
 }
@@ -171,6 +176,7 @@ void TrainingRun::OnDisconnected(int64_t connection, const std::string& reason) 
   reissued_ += static_cast<int64_t>(released.size());
   spdlog::info("worker {} left: {}; {} lease(s) back in the queue; {} connected", Who(it->second), reason,
                released.size(), connections_.size() - 1);
+  metrics_.WorkerLeft(it->second.worker_id);
   connections_.erase(it);
   UpdateStatus();
   Dispatch();
@@ -207,6 +213,7 @@ void TrainingRun::OnLeaseDeadline(int64_t lease_id) {
 void TrainingRun::FinishStep() {
   const auto optimizer_start = Clock::now();
   tree_.Finish(step_grad_.data(), pool_);
+  const auto tree_end = Clock::now();
   const int64_t steps = RoundSteps();
   {
     std::lock_guard<std::mutex> lock(params_mu_);
@@ -237,6 +244,10 @@ void TrainingRun::FinishStep() {
     std::lock_guard<std::mutex> lock(status_mu_);
     status_.tokens_per_second = tokens / wall;
   }
+  metrics_.StepFinished({.step = state_.step, .step_tokens = static_cast<int64_t>(tokens), .loss = last_loss_,
+                         .step_s = wall, .tree_s = Seconds(tree_end - optimizer_start),
+                         .optimizer_s = Seconds(now - tree_end), .bytes_in = bytes_in_, .bytes_out = bytes_out_,
+                         .reissued = reissued_, .workers = static_cast<int>(connections_.size())});
   const int64_t every = settings_.checkpoint_every;
   if (every > 0 && state_.step / every != (state_.step - steps) / every && state_.step < end_step()) {
     WriteCheckpoint();
@@ -259,10 +270,12 @@ std::string TrainingRun::WriteCheckpoint() {
   if (!saved.ok()) {
     spdlog::error("step {}: checkpoint {} failed: {}", state_.step, path.ok() ? *path : settings_.checkpoint_dir,
                   saved.ToString());
+    metrics_.CheckpointWritten(state_.step, path.ok() ? *path : settings_.checkpoint_dir, false);
     return "";
   }
   spdlog::info("step {}: checkpoint written to {}", state_.step, *path);
   last_checkpoint_ = *path;
+  metrics_.CheckpointWritten(state_.step, *path, true);
   return *path;
 }
 

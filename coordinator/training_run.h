@@ -25,6 +25,7 @@
 
 #include "coordinator/lease_table.h"
 #include "coordinator/param_snapshot.h"
+#include "coordinator/run_metrics.h"
 #include "coordinator/run_config.h"
 #include "engine/base/thread_pool.h"
 #include "engine/io/float_chunks.h"
@@ -109,6 +110,8 @@ class TrainingRun {
   // The newest parameters (copied once per version, on demand).
   std::shared_ptr<const ParamSnapshot> Snapshot() const;
   bool accepting() const { return accepting_.load(); }
+  // Counters, worker table and step history for /metrics and the dashboard.
+  const RunMetrics& metrics() const { return metrics_; }
 
  private:
   struct Connection {
@@ -179,6 +182,7 @@ class TrainingRun {
   mutable std::shared_ptr<const ParamSnapshot> snapshot_;  // guarded by params_mu_
   mutable std::mutex status_mu_;
   RunStatus status_;                                       // guarded by status_mu_
+  RunMetrics metrics_;                                     // thread-safe
 };
 
 }  // namespace lanlm::coordinator
