@@ -98,6 +98,7 @@ struct Run {
   BpeTokenizer tokenizer;
   uint64_t checkpoint_corpus_hash = 0;  // on resume: the corpus the checkpoint was trained on
   uint64_t corpus_hash = 0;             // the corpus of this run (Corpus::hash), saved with it
+  std::string run_id = engine::NewRunId();  // kept from the checkpoint on resume
 };
 
 template <typename T>
@@ -117,6 +118,10 @@ StatusOr<Run> PrepareResume(const TrainCommandFlags& t, const FlagSet& flags) {
                                    " holds no optimizer state (inference only); cannot resume");
   }
   if (ckpt.tokenizer.empty()) return FailedPreconditionError("checkpoint " + t.resume + " holds no tokenizer");
+  if (!ckpt.table_checksummed) {
+    std::printf("note: checkpoint %s predates tensor-table checksums: its tensor layout is not verified\n",
+                t.resume.c_str());
+  }
   auto tokenizer = BpeTokenizer::Deserialize(ckpt.tokenizer);
   if (!tokenizer.ok()) return DataLossError("checkpoint " + t.resume + ": tokenizer: " + tokenizer.status().message());
   if (tokenizer->vocab_size() != ckpt.config.vocab_size) {
@@ -179,6 +184,7 @@ StatusOr<Run> PrepareResume(const TrainCommandFlags& t, const FlagSet& flags) {
   state.step = ckpt.step;
   Run run{std::move(o), std::move(state), std::move(*tokenizer)};
   run.checkpoint_corpus_hash = ckpt.corpus_hash;
+  if (!ckpt.run_id.empty()) run.run_id = ckpt.run_id;  // older checkpoints: a fresh id
   return run;
 }
 
@@ -208,6 +214,7 @@ Status SaveRun(const std::string& path, Run& run) {
   c.step = run.state.step;
   c.seed = run.options.seed;
   c.corpus_hash = run.corpus_hash;
+  c.run_id = run.run_id;
   c.training = run.options.ToMap();
   c.tokenizer = run.tokenizer.Serialize();
   // Borrow the state's vectors for the write instead of copying them.
@@ -328,7 +335,10 @@ int Train(const TrainCommandFlags& t, const FlagSet& flags) {
     auto step_loss = trainer.Step();
     if (!step_loss.ok()) {
       progress.Break();
-      return Fail(kCommand, step_loss.status());
+      if (step_loss.status().code() != StatusCode::kDataLoss) return Fail(kCommand, step_loss.status());
+      // Diverged: the state is not saved; what --out holds (if anything) is the last good one.
+      return Fail(kCommand, step_loss.status().message() + "; not saved: --out " + t.out +
+                                " keeps the last checkpoint written (if any)");
     }
     loss = *step_loss;
     const int64_t step = run.state.step;

@@ -143,8 +143,8 @@ class WorkStream final : public Reactor {
     TrainingRun* run = &service_.run();
     std::shared_ptr<WorkerLink> link = link_;
     boost::asio::post(service_.io(), [run, connection = connection_, link, id = hello.worker_id(), name = *name,
-                                      version = hello.cached_version()] {
-      run->OnConnected(connection, link, id, name, version);
+                                      version = hello.cached_version(), cached_run = hello.cached_run_id()] {
+      run->OnConnected(connection, link, id, name, cached_run, version);
     });
     return true;
   }
@@ -221,6 +221,7 @@ grpc::ServerUnaryReactor* ClusterService::Join(grpc::CallbackServerContext* cont
   reply->set_parameter_count(identity_.parameter_count);
   reply->set_max_chunk_bytes(protos::kMaxChunkBytes);
   reply->set_lease_timeout_ms(identity_.lease_timeout_ms);
+  reply->set_run_id(identity_.run_id);
   spdlog::info("join: worker {} = {} ({} threads) from {}", worker_id, request->worker_name(), request->threads(),
                context->peer());
   reactor->Finish(grpc::Status::OK);

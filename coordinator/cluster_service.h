@@ -25,6 +25,7 @@ struct ClusterIdentity {
   int micro_batch = 0;
   int64_t parameter_count = 0;
   int64_t lease_timeout_ms = 0;
+  std::string run_id;  // RunSetup::run_id: workers key their parameter cache by it
   std::string token;
 };
 

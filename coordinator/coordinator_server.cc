@@ -10,6 +10,7 @@
 #include <csignal>
 #include <cstdio>
 
+#include "engine/io/atomic_file.h"
 #include "protos/cluster_auth.h"
 #include "protos/convert.h"
 
@@ -34,6 +35,9 @@ StatusOr<std::unique_ptr<TrainingServer>> TrainingServer::Start(const Coordinato
     return InvalidArgumentError("--shards-per-lease " + std::to_string(per_lease) + " is not a power of two in [1, " +
                                 std::to_string(protos::kMaxShardsPerLease) + "]");
   }
+  if (!options.checkpoint_dir.empty()) {
+    LANLM_RETURN_IF_ERROR(engine::PrepareWritableDir(options.checkpoint_dir, "--checkpoint-dir"));
+  }
   LANLM_ASSIGN_OR_RETURN(RunSetup setup, PrepareRun(options, steps_flag_set));
 
   std::unique_ptr<TrainingServer> server(new TrainingServer());
@@ -48,6 +52,7 @@ StatusOr<std::unique_ptr<TrainingServer>> TrainingServer::Start(const Coordinato
   identity.micro_batch = setup.train.micro_batch;
   identity.parameter_count = static_cast<int64_t>(setup.state.params.size());
   identity.lease_timeout_ms = options.lease_timeout_ms;
+  identity.run_id = setup.run_id;
   identity.token = std::move(token);
 
   RunSettings settings;
@@ -75,6 +80,9 @@ StatusOr<std::unique_ptr<TrainingServer>> TrainingServer::Start(const Coordinato
     char hex[17];
     std::snprintf(hex, sizeof(hex), "%016" PRIx64, status.fingerprint);
     reply->set_fingerprint(hex);
+    reply->set_last_checkpoint(status.last_checkpoint);
+    reply->set_checkpoint_error(status.checkpoint_error);
+    reply->set_checkpoint_failures(status.checkpoint_failures);
     if (self->extras_.fill_status) self->extras_.fill_status(reply);
   });
 

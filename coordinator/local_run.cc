@@ -8,11 +8,15 @@
 
 #include <spdlog/spdlog.h>
 
+#include "engine/io/atomic_file.h"
 #include "engine/io/checkpoint.h"
 
 namespace lanlm::coordinator {
 
 StatusOr<RunResult> RunLocal(const CoordinatorOptions& options, bool steps_flag_set) {
+  if (!options.checkpoint_dir.empty()) {
+    LANLM_RETURN_IF_ERROR(engine::PrepareWritableDir(options.checkpoint_dir, "--checkpoint-dir"));
+  }
   LANLM_ASSIGN_OR_RETURN(RunSetup setup, PrepareRun(options, steps_flag_set));
   engine::ThreadPool pool(options.threads);
   engine::LocalTrainer trainer(setup.train, setup.train_tokens, setup.state, pool);
@@ -41,6 +45,7 @@ StatusOr<RunResult> RunLocal(const CoordinatorOptions& options, bool steps_flag_
     checkpoint.step = setup.state.step;
     checkpoint.seed = setup.train.seed;
     checkpoint.corpus_hash = setup.corpus_hash;
+    checkpoint.run_id = setup.run_id;
     checkpoint.training = setup.train.ToMap();
     checkpoint.tokenizer = setup.tokenizer->Serialize();
     checkpoint.params = std::move(setup.state.params);

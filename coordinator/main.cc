@@ -3,6 +3,7 @@
 // the final `fingerprint=` line on stdout (logs go to stderr).
 #include <cinttypes>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -15,6 +16,7 @@
 #include "coordinator/serve_server.h"
 #include "coordinator/run_config.h"
 #include "engine/cli/flags.h"
+#include "protos/cluster_auth.h"
 #if LANLM_HAS_GENERATE
 #include "coordinator/generate_service.h"
 #endif
@@ -66,6 +68,7 @@ int main(int argc, char** argv) {
     std::cout << flags.Help();
     return 0;
   }
+  if (const char* env = std::getenv(protos::kClusterTokenEnv)) options.cluster_token = env;
   if (options.serve) {
     auto server = coordinator::ServeServer::Start(options.checkpoint, options.listen, options.threads,
                                                   /*handle_signals=*/true, extras);
@@ -98,5 +101,9 @@ int main(int argc, char** argv) {
               result.finished ? "finished" : "stopped", result.step, result.loss,
               result.checkpoint.empty() ? "-" : result.checkpoint.c_str(), result.fingerprint);
   std::fflush(stdout);
+  if (!result.error.empty()) {  // diverged, or the final checkpoint is lost: never exit 0
+    std::cerr << "lanlm-coordinator: " << result.error << "\n";
+    return 1;
+  }
   return 0;
 }

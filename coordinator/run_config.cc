@@ -1,6 +1,8 @@
 // Coordinator flags and run preparation; see run_config.h.
 #include "coordinator/run_config.h"
 
+#include <spdlog/spdlog.h>
+
 #include "engine/io/checkpoint.h"
 
 namespace lanlm::coordinator {
@@ -17,8 +19,8 @@ void CoordinatorOptions::Register(FlagSet& flags) {
             "shards per lease, a power of two: the worker computes them and sends one pre-summed gradient "
             "(less upload per step; parameters stay bit-identical)",
             1, 64);
-  flags.String("cluster-token-file", &cluster_token_file, "file holding the cluster token (this or --cluster-token)");
-  flags.String("cluster-token", &cluster_token, "the cluster token itself (instead of a file)");
+  flags.String("cluster-token-file", &cluster_token_file,
+               "file holding the cluster token (or the environment variable LANLM_CLUSTER_TOKEN; never a flag)");
   flags.Int("threads", &threads, "threads of the coordinator's pool (optimizer); 0 = all cores", 0, 4096);
   flags.String("checkpoint-dir", &checkpoint_dir, "folder for checkpoints step-NNNNNNNN.safetensors (empty = none)");
   flags.Int("checkpoint-every", &checkpoint_every, "write a checkpoint every N steps (0 = at the end only)", 0,
@@ -43,6 +45,11 @@ StatusOr<RunSetup> PrepareRun(const CoordinatorOptions& options, bool steps_flag
   if (!options.resume.empty()) {
     LANLM_ASSIGN_OR_RETURN(engine::Checkpoint checkpoint, engine::LoadCheckpoint(options.resume));
     checkpoint_corpus_hash = checkpoint.corpus_hash;
+    if (!checkpoint.table_checksummed) {
+      spdlog::warn("checkpoint {} predates tensor-table checksums: its tensor layout is not verified (the "
+                   "checkpoints of this run will carry one)",
+                   options.resume);
+    }
     LANLM_ASSIGN_OR_RETURN(setup.train, engine::TrainOptions::FromMap(checkpoint.training, checkpoint.config));
     LANLM_RETURN_IF_ERROR(engine::ApplyResumeSteps(options, steps_flag_set, checkpoint.step, &setup.train));
     LANLM_ASSIGN_OR_RETURN(engine::BpeTokenizer tokenizer, engine::BpeTokenizer::Deserialize(checkpoint.tokenizer));
@@ -56,10 +63,17 @@ StatusOr<RunSetup> PrepareRun(const CoordinatorOptions& options, bool steps_flag
     setup.state.adam_m = std::move(checkpoint.adam_m);
     setup.state.adam_v = std::move(checkpoint.adam_v);
     setup.state.step = checkpoint.step;
+    // A checkpoint written before run ids existed continues as a new run: workers then
+    // fetch its parameters instead of trusting any cache.
+    setup.run_id = checkpoint.run_id.empty() ? engine::NewRunId() : checkpoint.run_id;
   } else {
     LANLM_RETURN_IF_ERROR(engine::ModelConfigFromFlags(options, 1024).status());  // fail fast on a bad config
     if (!options.tokenizer.empty()) {
       LANLM_ASSIGN_OR_RETURN(engine::BpeTokenizer tokenizer, engine::BpeTokenizer::LoadFromFile(options.tokenizer));
+      if (!tokenizer.checksummed()) {
+        spdlog::warn("tokenizer file {} has no checksum line (written by an older lanlm): not verified",
+                     options.tokenizer);
+      }
       setup.tokenizer = std::make_shared<const engine::BpeTokenizer>(std::move(tokenizer));
     } else {
       LANLM_ASSIGN_OR_RETURN(std::string text, engine::ReadTextFile(options.corpus));
@@ -69,6 +83,7 @@ StatusOr<RunSetup> PrepareRun(const CoordinatorOptions& options, bool steps_flag
     }
     LANLM_ASSIGN_OR_RETURN(setup.train, engine::TrainOptionsFromFlags(options, setup.tokenizer->vocab_size()));
     setup.state = engine::TrainingState::Init(setup.train.model, setup.train.seed, setup.train.init_std);
+    setup.run_id = engine::NewRunId();
   }
   if (setup.tokenizer->vocab_size() > setup.train.model.vocab_size) {
     return InvalidArgumentError("tokenizer vocabulary = " + std::to_string(setup.tokenizer->vocab_size()) +

@@ -31,7 +31,7 @@ struct CoordinatorOptions : engine::TrainFlags {
   int64_t lease_timeout_ms = 120000;
   int shards_per_lease = 1;     // a power of two: shards a worker computes and pre-sums per lease
   std::string cluster_token_file;
-  std::string cluster_token;
+  std::string cluster_token;    // from the environment (LANLM_CLUSTER_TOKEN), never a flag
   int threads = 0;              // optimizer pool; 0 = all cores
   // Checkpoints.
   std::string checkpoint_dir;
@@ -56,6 +56,7 @@ struct RunSetup {
   engine::TrainingState state;   // step 0, or the resumed checkpoint's step
   int64_t corpus_tokens = 0;
   uint64_t corpus_hash = 0;      // engine::Corpus::hash, recorded in checkpoints
+  std::string run_id;            // engine::NewRunId(), or the resumed checkpoint's
 };
 
 // TrainOptions from flags for a model of vocabulary vocab_size (engine::TrainOptionsFromFlags).

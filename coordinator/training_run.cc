@@ -48,6 +48,7 @@ TrainingRun::TrainingRun(RunSetup setup, RunSettings settings, boost::asio::io_c
       tokenizer_(std::move(setup.tokenizer)),
       train_tokens_(std::move(setup.train_tokens)),
       corpus_hash_(setup.corpus_hash),
+      run_id_(std::move(setup.run_id)),
       state_(std::move(setup.state)),
       settings_(std::move(settings)),
       io_(io),
@@ -71,9 +72,13 @@ int64_t TrainingRun::end_step() const {
 
 std::string TrainingRun::Who(const Connection& conn) const { return conn.worker_id + " (" + conn.name + ")"; }
 
+int64_t TrainingRun::KnownVersion(const std::string& cached_run, int64_t cached_version) const {
+  return cached_run == run_id_ ? cached_version : -1;  // another run's step numbers mean nothing here
+}
+
 void TrainingRun::Start() {
-  spdlog::info("training {} steps from step {}: model {} B={} S={} params={} corpus train tokens={}", options_.steps,
-               state_.step, options_.model.ToString(), options_.micro_batch, options_.shards, state_.params.size(),
+  spdlog::info("training run {}: {} steps from step {}: model {} B={} S={} params={} corpus train tokens={}", run_id_,
+               options_.steps, state_.step, options_.model.ToString(), options_.micro_batch, options_.shards, state_.params.size(),
                train_tokens_.size());
   running_ = true;
   if (state_.step >= end_step()) {
@@ -91,6 +96,7 @@ void TrainingRun::RebuildParamChunks() {
     auto message = std::make_shared<v1::CoordinatorMessage>();
     v1::ParamChunk* param = message->mutable_param_chunk();
     param->set_version(state_.step);
+    param->set_run_id(run_id_);
     param_chunk_bytes_ += static_cast<int64_t>(chunk.data().size());
     *param->mutable_chunk() = std::move(chunk);
     param_chunks_.push_back(std::move(message));
@@ -99,6 +105,7 @@ void TrainingRun::RebuildParamChunks() {
 
 void TrainingRun::BeginStep() {
   leases_.StartStep(state_.step, options_.shards, settings_.shards_per_lease);
+  nonfinite_.clear();
   tree_.Reset();
   std::fill(shard_loss_.begin(), shard_loss_.end(), 0.0f);
   step_start_ = Clock::now();
@@ -157,6 +164,7 @@ void TrainingRun::IssueLease(int64_t connection, Connection& conn) {
                                 .count());
   out->set_micro_batch(B);
   out->set_shard_count(static_cast<int32_t>(lease.count));
+  out->set_run_id(run_id_);
   protos::TokensToProto(tokens.data(), static_cast<int64_t>(tokens.size()), out);
   bytes_out_ += static_cast<int64_t>(tokens.size()) * 4;
   conn.link->Send(std::move(message));
@@ -177,7 +185,7 @@ void TrainingRun::CancelTimer(int64_t lease_id) {
 }
 
 void TrainingRun::OnConnected(int64_t connection, std::shared_ptr<WorkerLink> link, const std::string& worker_id,
-                              const std::string& name, int64_t cached_version) {
+                              const std::string& name, const std::string& cached_run, int64_t cached_version) {
   if (ended_) {
     link->Send(ShutdownMessage("training run is over", true));  // the worker closes (see End)
     return;
@@ -186,8 +194,13 @@ void TrainingRun::OnConnected(int64_t connection, std::shared_ptr<WorkerLink> li
   conn.link = std::move(link);
   conn.worker_id = worker_id;
   conn.name = name;
-  conn.known_version = cached_version;
-  spdlog::info("worker {} joined (cached version {}); {} connected", Who(conn), cached_version, connections_.size());
+  conn.known_version = KnownVersion(cached_run, cached_version);
+  if (cached_version >= 0 && conn.known_version < 0) {
+    spdlog::info("worker {} holds version {} of another run ({}); sending it this run's parameters", Who(conn),
+                 cached_version, cached_run.empty() ? "none" : cached_run.substr(0, 32));
+  }
+  spdlog::info("worker {} joined (cached version {}); {} connected", Who(conn), conn.known_version,
+               connections_.size());
   UpdateStatus();
   Dispatch();
 }
@@ -211,7 +224,8 @@ void TrainingRun::OnMessage(int64_t connection, const v1::WorkerMessage& message
   Connection& conn = it->second;
   switch (message.kind_case()) {
     case v1::WorkerMessage::kLeaseRequest:
-      conn.known_version = message.lease_request().cached_version();
+      conn.known_version =
+          KnownVersion(message.lease_request().cached_run_id(), message.lease_request().cached_version());
       if (!conn.wants_lease) {
         conn.wants_lease = true;
         waiting_.push_back(connection);
@@ -275,6 +289,10 @@ void TrainingRun::OnCommit(int64_t connection, Connection& conn, const v1::Commi
                  status.ToString());
   }
   SendResult(conn, lease_id, status);
+  if (!diverged_.empty()) {
+    End(false, "training diverged", diverged_);
+    return;
+  }
   if (status.ok() && leases_.StepComplete()) FinishStep();
 }
 
@@ -309,6 +327,14 @@ Status TrainingRun::AcceptCommit(int64_t connection, Connection& conn, const v1:
     bad = InvalidArgumentError("gradient element " + std::to_string(at) + " is not finite");
   }
   if (!bad.ok()) {
+    // A diverged model gives the same non-finite gradient on every try (the computation is
+    // deterministic): a second one for a shard stops the run instead of re-issuing forever.
+    const LeaseInfo* lease = leases_.Find(lease_id);
+    if (lease != nullptr && bad.message().find("not finite") != std::string::npos &&
+        ++nonfinite_[lease->shard] >= 2) {
+      diverged_ = "training diverged at step " + std::to_string(state_.step) + ": shard " +
+                  std::to_string(lease->shard) + " gave a non-finite result twice (" + bad.message() + ")";
+    }
     FailLease(conn, lease_id, bad);
     conn.failed.erase(lease_id);
     return bad;
@@ -339,14 +365,25 @@ void TrainingRun::OnLeaseDeadline(int64_t lease_id) {
 void TrainingRun::FinishStep() {
   const auto optimizer_start = Clock::now();
   tree_.Finish(step_grad_.data(), pool_);
+  float loss = 0.0f;
+  for (float l : shard_loss_) loss += l;
+  loss /= static_cast<float>(options_.shards);
+  if (Status finite = engine::CheckGradientFinite(state_.step, loss, step_grad_.data(), parameter_count());
+      !finite.ok()) {
+    End(false, "training diverged", finite.message());
+    return;
+  }
   {
     std::lock_guard<std::mutex> lock(params_mu_);
     engine::ApplyUpdate(options_.adamw, step_grad_.data(), state_, pool_);
   }
+  if (Status finite = engine::CheckParametersFinite(state_.step - 1, state_.params.data(), parameter_count());
+      !finite.ok()) {
+    End(false, "training diverged", finite.message());
+    return;
+  }
   const auto now = Clock::now();
-  float loss = 0.0f;
-  for (float l : shard_loss_) loss += l;
-  last_loss_ = loss / static_cast<float>(options_.shards);
+  last_loss_ = loss;
   const double wall = Seconds(now - step_start_);
   const double tokens = static_cast<double>(options_.shards) * options_.micro_batch * options_.model.context;
   spdlog::info(
@@ -358,8 +395,10 @@ void TrainingRun::FinishStep() {
     std::lock_guard<std::mutex> lock(status_mu_);
     status_.tokens_per_second = tokens / wall;
   }
-  if (settings_.checkpoint_every > 0 && state_.step % settings_.checkpoint_every == 0 && state_.step < end_step()) {
-    WriteCheckpoint();
+  const bool due = settings_.checkpoint_every > 0 && state_.step % settings_.checkpoint_every == 0;
+  if ((due || checkpoint_pending_) && state_.step < end_step()) {
+    // A failed periodic checkpoint is retried after every step until one is written.
+    checkpoint_pending_ = !WriteCheckpoint().ok();
   }
   UpdateStatus();
   if (state_.step >= end_step()) {
@@ -370,8 +409,8 @@ void TrainingRun::FinishStep() {
   BeginStep();
 }
 
-std::string TrainingRun::WriteCheckpoint() {
-  if (settings_.checkpoint_dir.empty()) return "";
+Status TrainingRun::WriteCheckpoint() {
+  if (settings_.checkpoint_dir.empty()) return OkStatus();
   std::error_code ec;
   std::filesystem::create_directories(settings_.checkpoint_dir, ec);
   char name[64];
@@ -382,20 +421,30 @@ std::string TrainingRun::WriteCheckpoint() {
   checkpoint.step = state_.step;
   checkpoint.seed = options_.seed;
   checkpoint.corpus_hash = corpus_hash_;
+  checkpoint.run_id = run_id_;
   checkpoint.training = options_.ToMap();
   checkpoint.tokenizer = tokenizer_->Serialize();
   checkpoint.params = state_.params;
   checkpoint.adam_m = state_.adam_m;
   checkpoint.adam_v = state_.adam_v;
   const Status saved = engine::SaveCheckpoint(path, checkpoint);
+  std::lock_guard<std::mutex> lock(status_mu_);
   if (!saved.ok()) {
-    spdlog::error("step {}: checkpoint {} failed: {}", state_.step, path, saved.ToString());
-    return "";
+    ++status_.checkpoint_failures;
+    status_.checkpoint_error = "step " + std::to_string(state_.step) + ": " + saved.message();
+    spdlog::error("step {}: checkpoint {} failed ({} failure(s) so far; retried after the next step): {}; last good "
+                  "checkpoint: {}",
+                  state_.step, path, status_.checkpoint_failures, saved.ToString(), LastGood());
+    return saved;
   }
   spdlog::info("step {}: checkpoint written to {}", state_.step, path);
   last_checkpoint_ = path;
-  return path;
+  status_.last_checkpoint = path;
+  status_.checkpoint_error.clear();
+  return OkStatus();
 }
+
+std::string TrainingRun::LastGood() const { return last_checkpoint_.empty() ? "none" : last_checkpoint_; }
 
 void TrainingRun::Stop(const std::string& reason) {
   if (ended_) return;
@@ -404,13 +453,20 @@ void TrainingRun::Stop(const std::string& reason) {
   End(false, reason);
 }
 
-void TrainingRun::End(bool finished, const std::string& reason) {
+void TrainingRun::End(bool finished, const std::string& reason, const std::string& error) {
   ended_ = true;
   running_ = false;
   accepting_ = false;
   for (auto& [id, timer] : timers_) timer->cancel();
   timers_.clear();
-  if (state_.step > 0 || !finished) WriteCheckpoint();
+  std::string failure = error.empty() ? "" : error + "; no checkpoint of this state was written; last good "
+                                                         "checkpoint: " + LastGood();
+  if (error.empty() && (state_.step > 0 || !finished)) {
+    if (Status saved = WriteCheckpoint(); !saved.ok()) {
+      failure = "the checkpoint of step " + std::to_string(state_.step) + " could not be written to --checkpoint-dir " +
+                settings_.checkpoint_dir + " (" + saved.message() + "); last good checkpoint: " + LastGood();
+    }
+  }
   // The stream stays open until the worker closes its side, which it does after reading the
   // Shutdown (TrainingServer::Wait cancels whatever is left after a grace period). Ending it
   // here would let this process exit while the Shutdown is still in the worker's receive
@@ -422,7 +478,7 @@ void TrainingRun::End(bool finished, const std::string& reason) {
   waiting_.clear();
   {
     std::lock_guard<std::mutex> lock(status_mu_);
-    status_.mode = "finished";
+    status_.mode = failure.empty() ? "finished" : "failed";
   }
   UpdateStatus();
   RunResult result;
@@ -431,6 +487,8 @@ void TrainingRun::End(bool finished, const std::string& reason) {
   result.loss = last_loss_;
   result.fingerprint = state_.Fingerprint();
   result.checkpoint = last_checkpoint_;
+  result.error = failure;
+  if (!failure.empty()) spdlog::error("{}", failure);
   spdlog::info("{} at step {} loss={:.4f} fingerprint={}", finished ? "finished" : "stopped", result.step, result.loss,
                Hex(result.fingerprint));
   if (on_done_) on_done_(result);

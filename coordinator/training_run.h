@@ -57,6 +57,8 @@ struct RunResult {
   float loss = 0.0f;                // mean shard loss of the last step
   uint64_t fingerprint = 0;         // engine TrainingState::Fingerprint
   std::string checkpoint;           // last checkpoint written ("" = none)
+  std::string error;                // non-empty: the run failed (diverged, or its final checkpoint was
+                                    // not written); names the folder and the last good checkpoint
 };
 
 // What ClusterStatus reports.
@@ -68,6 +70,9 @@ struct RunStatus {
   double tokens_per_second = 0.0;
   int workers = 0;
   uint64_t fingerprint = 0;
+  std::string last_checkpoint;      // newest checkpoint written ("" = none yet)
+  std::string checkpoint_error;     // why the newest checkpoint attempt failed ("" = it worked)
+  int64_t checkpoint_failures = 0;  // failed checkpoint writes so far (each retried next step)
 };
 
 class TrainingRun {
@@ -78,12 +83,15 @@ class TrainingRun {
 
   const engine::TrainOptions& options() const { return options_; }
   const engine::BpeTokenizer& tokenizer() const { return *tokenizer_; }
+  const std::string& run_id() const { return run_id_; }
   int64_t parameter_count() const { return static_cast<int64_t>(state_.params.size()); }
 
   // ---- loop thread ----
   void Start();
+  // cached_run/cached_version: the worker's parameter cache; a version of another run counts
+  // as none, so the worker gets this run's parameters.
   void OnConnected(int64_t connection, std::shared_ptr<WorkerLink> link, const std::string& worker_id,
-                   const std::string& name, int64_t cached_version);
+                   const std::string& name, const std::string& cached_run, int64_t cached_version);
   void OnMessage(int64_t connection, const v1::WorkerMessage& message);
   void OnDisconnected(int64_t connection, const std::string& reason);
   // Graceful stop: abandons the step in progress, writes a checkpoint, tells every worker.
@@ -100,7 +108,7 @@ class TrainingRun {
     std::shared_ptr<WorkerLink> link;
     std::string worker_id;
     std::string name;
-    int64_t known_version = -1;    // parameter version the worker holds (as far as we know)
+    int64_t known_version = -1;    // parameter version of run_id_ the worker holds (as far as we know)
     bool wants_lease = false;
     std::map<int64_t, protos::ChunkAssembler> gradients;  // lease_id -> gradient so far
     std::map<int64_t, Status> failed;                     // lease_id -> error to answer at commit
@@ -116,18 +124,22 @@ class TrainingRun {
   void OnLeaseDeadline(int64_t lease_id);
   void CancelTimer(int64_t lease_id);
   void FinishStep();
-  std::string WriteCheckpoint();
-  void End(bool finished, const std::string& reason);
+  Status WriteCheckpoint();
+  // error non-empty: the run failed (diverged): no checkpoint of the current state is written.
+  void End(bool finished, const std::string& reason, const std::string& error = "");
+  std::string LastGood() const;
   void RebuildParamChunks();
   void SendResult(Connection& conn, int64_t lease_id, const Status& status);
   void UpdateStatus();
   std::string Who(const Connection& conn) const;
+  int64_t KnownVersion(const std::string& cached_run, int64_t cached_version) const;
   int64_t end_step() const;
 
   engine::TrainOptions options_;
   std::shared_ptr<const engine::BpeTokenizer> tokenizer_;
   std::vector<int32_t> train_tokens_;
   uint64_t corpus_hash_;
+  std::string run_id_;              // RunSetup::run_id; in every ParamChunk, Lease and checkpoint
   engine::TrainingState state_;     // params written only on the loop, under params_mu_
   RunSettings settings_;
   boost::asio::io_context& io_;
@@ -156,6 +168,9 @@ class TrainingRun {
   double compute_ms_ = 0.0;
   float last_loss_ = 0.0f;
   std::string last_checkpoint_;
+  bool checkpoint_pending_ = false;  // a periodic checkpoint failed: retry after the next step
+  std::map<int64_t, int> nonfinite_;  // shard -> non-finite commits this step
+  std::string diverged_;              // set when a shard's gradient is non-finite twice
 
   mutable std::mutex params_mu_;
   mutable std::shared_ptr<const ParamSnapshot> snapshot_;  // guarded by params_mu_

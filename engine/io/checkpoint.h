@@ -1,8 +1,9 @@
 // Checkpoints: one safetensors file (8-byte little-endian header length, JSON header, raw
 // little-endian float32 data), DESIGN.md §5. Tensors use the names of parameters.h; AdamW
 // moments are "optim.m.<name>" and "optim.v.<name>". __metadata__ carries the format version,
-// model config, training options, step, seed, shards, tokenizer, corpus hash (optional: files
-// written before it existed load with 0), parameter fingerprint and a CRC32C of the data section. Writes are atomic (temp file, fsync, rename, fsync dir).
+// model config, training options, step, seed, shards, tokenizer, corpus hash and run id (optional:
+// files written before them load with 0 / ""), parameter fingerprint, a CRC32C of the data section and one of the tensor table (names,
+// shapes, dtypes, offsets; optional on load: older files lack it, see table_checksummed). Writes are atomic (temp file, fsync, rename, fsync dir).
 #pragma once
 
 #include <cstdint>
@@ -20,12 +21,21 @@ struct Checkpoint {
   int64_t step = 0;                         // optimizer steps taken (= parameter version)
   uint64_t seed = 0;
   uint64_t corpus_hash = 0;                 // Corpus::hash of the text trained on; 0 = not recorded
+  std::string run_id;                       // NewRunId() of the training run; "" = not recorded
+  bool table_checksummed = false;           // loaded: the file's tensors_crc32c bound its tensor table
+                                            // (false: an older file without it; saved files always have it)
   std::map<std::string, std::string> training;  // training options as strings ("lr" -> "0.001", "shards" -> "4", ...)
   std::string tokenizer;                    // BpeTokenizer::Serialize()
   std::vector<float> params;                // ParameterCount(config)
   std::vector<float> adam_m;                // same size as params, or empty (inference-only)
   std::vector<float> adam_v;                // same size as params, or empty
 };
+
+// A fresh random 128-bit training-run identity as 32 lowercase hex digits (std::random_device):
+// it tells apart two runs that share a seed, step numbers and port, and is kept across resume.
+std::string NewRunId();
+// True when s is 32 lowercase hex digits (the NewRunId form).
+bool IsRunId(const std::string& s);
 
 Status SaveCheckpoint(const std::string& path, const Checkpoint& checkpoint);
 // Validates header size, JSON, names, dtypes, shapes, offsets, data checksum, config and

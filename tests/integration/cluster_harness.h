@@ -111,7 +111,8 @@ class WorkerGroup {
   }
   ~WorkerGroup() { StopAll(); }
 
-  void Add(int port, int threads) {
+  // exit_when_finished = false: the worker outlives the run (lanlm-worker --keep-running).
+  void Add(int port, int threads, bool exit_when_finished = true) {
     auto entry = std::make_unique<Entry>();
     entry->pool = std::make_unique<engine::ThreadPool>(threads);
     worker::WorkerOptions options;
@@ -120,6 +121,7 @@ class WorkerGroup {
     options.name = "test-worker-" + std::to_string(entries_.size());
     options.min_backoff = std::chrono::milliseconds(20);
     options.max_backoff = std::chrono::milliseconds(200);
+    options.exit_when_finished = exit_when_finished;
     entry->worker = std::make_unique<worker::Worker>(options, *entry->pool);
     Entry* raw = entry.get();
     entry->thread = std::thread([raw] {
@@ -204,6 +206,7 @@ class RawClient {
   bool TakeLease(v1::Lease* lease) {
     v1::WorkerMessage ask;
     ask.mutable_lease_request()->set_cached_version(version_);
+    ask.mutable_lease_request()->set_cached_run_id(reply_.run_id());
     if (!stream_->Write(ask)) return false;
     v1::CoordinatorMessage message;
     while (stream_->Read(&message)) {
