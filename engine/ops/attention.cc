@@ -54,7 +54,7 @@ void ScoreBlocks(const float* a, const float* bt, int64_t ldt, int64_t D, float*
   for (int b = 0; b < NB; ++b) c[b] = VecF{};
   for (int64_t d = 0; d < D; ++d, bt += ldt) {
     const VecF ad = Splat(a[d]);
-    for (int b = 0; b < NB; ++b) c[b] += ad * LoadU(bt + b * kLanes);
+    for (int b = 0; b < NB; ++b) c[b] = simd::Fma(c[b], ad, LoadU(bt + b * kLanes));
   }
   for (int b = 0; b < NB; ++b) StoreU(s + b * kLanes, c[b]);
 }
@@ -91,7 +91,7 @@ void WeightedRowsChunk(const float* w, const float* rows, int64_t Dp, int64_t n,
   for (int v = 0; v < NV; ++v) acc[v] = VecF{};
   for (int64_t j = 0; j < n; ++j) {
     const VecF wj = Splat(w[j]);
-    for (int v = 0; v < NV; ++v) acc[v] += wj * LoadU(rows + j * Dp + v * kLanes);
+    for (int v = 0; v < NV; ++v) acc[v] = simd::Fma(acc[v], wj, LoadU(rows + j * Dp + v * kLanes));
   }
   for (int v = 0; v < NV; ++v) StoreU(out + v * kLanes, acc[v]);
 }

@@ -42,7 +42,7 @@ inline void StoreTile(const VecF (&acc)[kMr][kNv], float* c, int64_t ldc, int m_
     for (int v = 0; v < kNv; ++v) bv[v] = LoadU(bp + v * kLanes);
     for (int m = 0; m < kMr; ++m) {
       const VecF av = Splat(ap[m]);
-      for (int v = 0; v < kNv; ++v) acc[m][v] += av * bv[v];
+      for (int v = 0; v < kNv; ++v) acc[m][v] = simd::Fma(acc[m][v], av, bv[v]);
     }
   }
   StoreTile(acc, c, ldc, m_valid, n_valid, accumulate);
@@ -62,7 +62,7 @@ inline void StoreTile(const VecF (&acc)[kMr][kNv], float* c, int64_t ldc, int m_
     for (int v = 0; v < kNv; ++v) bv[v] = LoadU(bp + v * kLanes);
     for (int m = 0; m < kMr; ++m) {
       const VecF av = Splat(rows[m][k]);
-      for (int v = 0; v < kNv; ++v) acc[m][v] += av * bv[v];
+      for (int v = 0; v < kNv; ++v) acc[m][v] = simd::Fma(acc[m][v], av, bv[v]);
     }
   }
   StoreTile(acc, c, ldc, m_valid, n_valid, accumulate);

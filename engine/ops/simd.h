@@ -7,6 +7,10 @@
 #include <cstdint>
 #include <vector>
 
+#if defined(__FMA__) || defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 namespace lanlm::engine::simd {
 
 #if defined(__AVX512F__)
@@ -26,6 +30,27 @@ inline VecF LoadU(const float* p) {
 }
 inline void StoreU(float* p, VecF v) { __builtin_memcpy(p, &v, sizeof(v)); }
 inline VecF Splat(float x) { return VecF{} + x; }
+
+// acc + a * b per lane as one fused multiply-add, through the instruction's intrinsic where
+// the build has one. Written as `acc += a * b`, -ffast-math may contract it or not, and may
+// reassociate an unrolled chain of them ((acc + a0·b0) + a1·b1 into acc + (a0·b0 + a1·b1)),
+// differently in each function: that made AVX2 decoding differ from the training forward in
+// the last bits while AVX-512 builds happened to agree. Every dot-product chain whose bits
+// must match another function's (GEMM micro-kernel, attention decode) goes through Fma.
+inline VecF Fma(VecF acc, VecF a, VecF b) {
+#if defined(__AVX512F__)
+  return reinterpret_cast<VecF>(_mm512_fmadd_ps(reinterpret_cast<__m512>(a), reinterpret_cast<__m512>(b),
+                                                reinterpret_cast<__m512>(acc)));
+#elif defined(__FMA__) && defined(__AVX2__)
+  return reinterpret_cast<VecF>(_mm256_fmadd_ps(reinterpret_cast<__m256>(a), reinterpret_cast<__m256>(b),
+                                                reinterpret_cast<__m256>(acc)));
+#elif defined(__FMA__)
+  return reinterpret_cast<VecF>(_mm_fmadd_ps(reinterpret_cast<__m128>(a), reinterpret_cast<__m128>(b),
+                                             reinterpret_cast<__m128>(acc)));
+#else
+  return acc + a * b;
+#endif
+}
 
 typedef int32_t VecI __attribute__((vector_size(kLanes * sizeof(int32_t))));
 
