@@ -16,6 +16,13 @@ namespace {
 
 using Reactor = grpc::ServerBidiReactor<v1::WorkerMessage, v1::CoordinatorMessage>;
 
+// "ipv4:10.0.0.5:41234" -> "ipv4:10.0.0.5" (a host keeps its address across connections, not
+// its port).
+std::string PeerHost(const std::string& peer) {
+  const size_t colon = peer.rfind(':');
+  return colon == std::string::npos || colon < peer.find(':') + 1 ? peer : peer.substr(0, colon);
+}
+
 std::string Hex(uint64_t v) {
   char buf[24];
   std::snprintf(buf, sizeof(buf), "0x%016" PRIx64, v);
@@ -134,7 +141,7 @@ class WorkStream final : public Reactor {
       return false;
     }
     const v1::Hello& hello = in_.hello();
-    StatusOr<std::string> name = service_.JoinedName(hello.worker_id());
+    StatusOr<std::string> name = service_.ClaimWorkerId(hello.worker_id(), context_->peer());
     if (!name.ok()) {
       link_->Close(protos::ToGrpcStatus(name.status()));
       return false;
@@ -170,11 +177,20 @@ class WorkStream final : public Reactor {
 ClusterService::ClusterService(ClusterIdentity identity, boost::asio::io_context& io, TrainingRun& run)
     : identity_(std::move(identity)), io_(io), run_(run) {}
 
-StatusOr<std::string> ClusterService::JoinedName(const std::string& worker_id) const {
+StatusOr<std::string> ClusterService::ClaimWorkerId(const std::string& worker_id, const std::string& peer) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = joined_.find(worker_id);
   if (it == joined_.end()) return NotFoundError("unknown worker_id '" + worker_id.substr(0, 64) + "'; call Join first");
-  return it->second;
+  Joined& joined = it->second;
+  if (joined.host != PeerHost(peer)) {
+    return Status(StatusCode::kPermissionDenied,
+                  "worker_id " + worker_id + " joined from " + joined.host + ", not from " + PeerHost(peer));
+  }
+  if (joined.claimed) {
+    return Status(StatusCode::kPermissionDenied, "worker_id " + worker_id + " already has a Work stream; call Join");
+  }
+  joined.claimed = true;
+  return joined.name;
 }
 
 grpc::ServerUnaryReactor* ClusterService::Join(grpc::CallbackServerContext* context, const v1::JoinRequest* request,
@@ -211,7 +227,8 @@ grpc::ServerUnaryReactor* ClusterService::Join(grpc::CallbackServerContext* cont
   {
     std::lock_guard<std::mutex> lock(mu_);
     worker_id = "w" + std::to_string(next_worker_++);
-    joined_[worker_id] = request->worker_name().empty() ? context->peer() : request->worker_name();
+    joined_[worker_id] = {request->worker_name().empty() ? context->peer() : request->worker_name(),
+                          PeerHost(context->peer())};
   }
   reply->set_worker_id(worker_id);
   protos::ToProto(identity_.config, reply->mutable_model_config());

@@ -44,8 +44,11 @@ class ClusterService final : public v1::Cluster::CallbackService {
   boost::asio::io_context& io() { return io_; }
   TrainingRun& run() { return run_; }
   int64_t NextConnectionId() { return next_connection_++; }
-  // The name a worker gave at Join, or NOT_FOUND.
-  StatusOr<std::string> JoinedName(const std::string& worker_id) const;
+  // Binds worker_id to the Work stream of `peer` (grpc peer string) and returns the name the
+  // worker gave at Join. NOT_FOUND for an id never joined; PERMISSION_DENIED when the id
+  // joined from another host or already has a stream: a token holder cannot speak for
+  // another worker's id.
+  StatusOr<std::string> ClaimWorkerId(const std::string& worker_id, const std::string& peer);
 
  private:
   ClusterIdentity identity_;
@@ -54,7 +57,12 @@ class ClusterService final : public v1::Cluster::CallbackService {
   std::atomic<int64_t> next_connection_{1};
   mutable std::mutex mu_;
   int64_t next_worker_ = 1;                      // guarded by mu_
-  std::map<std::string, std::string> joined_;    // worker_id -> name; guarded by mu_
+  struct Joined {
+    std::string name;
+    std::string host;      // peer address without the port
+    bool claimed = false;  // a Work stream said Hello with this id
+  };
+  std::map<std::string, Joined> joined_;         // worker_id -> who joined; guarded by mu_
 };
 
 }  // namespace lanlm::coordinator

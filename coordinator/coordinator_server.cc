@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/post.hpp>
+#include <algorithm>
 #include <cinttypes>
 #include <csignal>
 #include <cstdio>
@@ -16,10 +17,10 @@
 
 namespace lanlm::coordinator {
 
-void ConfigureBuilder(grpc::ServerBuilder& builder) {
+void ConfigureBuilder(grpc::ServerBuilder& builder, int max_receive_bytes) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  builder.SetMaxReceiveMessageSize(protos::kMaxMessageBytes);
+  builder.SetMaxReceiveMessageSize(std::max(protos::kMaxMessageBytes, max_receive_bytes));
   builder.SetMaxSendMessageSize(protos::kMaxMessageBytes);
   // A second coordinator on the same port must fail to start, not silently share the
   // port's connections with the first (gRPC sets SO_REUSEPORT by default).
@@ -87,7 +88,7 @@ StatusOr<std::unique_ptr<TrainingServer>> TrainingServer::Start(const Coordinato
   });
 
   grpc::ServerBuilder builder;
-  ConfigureBuilder(builder);
+  ConfigureBuilder(builder, self->extras_.max_receive_bytes);
   builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &self->port_);
   builder.RegisterService(self->cluster_service_.get());
   builder.RegisterService(self->status_service_.get());

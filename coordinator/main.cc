@@ -1,7 +1,9 @@
 // lanlm-coordinator: trains over a cluster of lanlm-worker processes (or, with --serve, only
 // serves a checkpoint). Parses flags, starts the server, waits for the run to end and prints
 // the final `fingerprint=` line on stdout (logs go to stderr).
+#include <algorithm>
 #include <cinttypes>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -12,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include "coordinator/coordinator_server.h"
+#include "coordinator/library_logs.h"
 #include "coordinator/local_run.h"
 #include "coordinator/serve_server.h"
 #include "coordinator/run_config.h"
@@ -25,6 +28,7 @@ int main(int argc, char** argv) {
   using namespace lanlm;
   spdlog::set_default_logger(spdlog::stderr_color_mt("coordinator"));
   spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ coordinator: %v");
+  coordinator::RouteLibraryLogs();  // one spdlog line per protobuf/gRPC message, never a multi-line dump
 
   coordinator::CoordinatorOptions options;
   bool local = false;
@@ -58,6 +62,10 @@ int main(int argc, char** argv) {
       reply->set_kv_cache_bytes(stats.kv_bytes);
     };
     extras.before_shutdown = [service] { service->Shutdown(); };
+    // A prompt above --generate-max-prompt-bytes must reach the service, which refuses it
+    // naming the flag, rather than gRPC's receive limit (64 KiB for the rest of the request).
+    extras.max_receive_bytes =
+        static_cast<int>(std::min<int64_t>(generate_options.max_prompt_bytes + (int64_t{64} << 10), INT32_MAX));
     extras.services.push_back(std::move(generate));
     return extras;
   };

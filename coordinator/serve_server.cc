@@ -42,7 +42,7 @@ StatusOr<std::unique_ptr<ServeServer>> ServeServer::Start(const std::string& che
   });
 
   grpc::ServerBuilder builder;
-  ConfigureBuilder(builder);
+  ConfigureBuilder(builder, self->extras_.max_receive_bytes);
   builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &self->port_);
   builder.RegisterService(self->status_service_.get());
   for (auto& service : self->extras_.services) builder.RegisterService(service.get());

@@ -103,6 +103,16 @@ inline uint64_t ReferenceFingerprint(const coordinator::CoordinatorOptions& opti
   return setup->state.Fingerprint();
 }
 
+// A test with a fresh folder dir_ holding WriteCorpus's corpus_.
+class CorpusTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = TempDir("run");
+    corpus_ = WriteCorpus(dir_);
+  }
+  std::string dir_, corpus_;
+};
+
 // Worker objects, each on its own thread with its own pool.
 class WorkerGroup {
  public:

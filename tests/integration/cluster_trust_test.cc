@@ -5,7 +5,9 @@
 #include <filesystem>
 #include <fstream>
 
+#include "coordinator/generate_service.h"
 #include "engine/io/checkpoint.h"
+#include "protos/generate.grpc.pb.h"
 #include "tests/integration/cluster_harness.h"
 
 namespace lanlm::testing {
@@ -13,14 +15,7 @@ namespace {
 
 using coordinator::TrainingServer;
 
-class ClusterTrustTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = TempDir("run");
-    corpus_ = WriteCorpus(dir_);
-  }
-  std::string dir_, corpus_;
-};
+class ClusterTrustTest : public CorpusTest {};
 
 // Run A (seed 1, 1 step) leaves the worker holding version 0 of A; run B (seed 2) on the same
 // port starts at version 0 too. Keyed by step alone, the worker claimed it held B's version 0
@@ -86,6 +81,60 @@ TEST_F(ClusterTrustTest, JoinReplyCarriesTheRunId) {
   ASSERT_TRUE(client.Join({}, &reply).ok());
   EXPECT_EQ(reply.run_id(), (*server)->run().run_id());
   EXPECT_TRUE(engine::IsRunId(reply.run_id()));
+  (*server)->Stop("test");
+  (*server)->Wait();
+}
+
+// A worker id is bound to the one Work stream that first says Hello with it: a second stream
+// (another token holder) cannot speak for it.
+TEST_F(ClusterTrustTest, WorkerIdCannotBeClaimedTwice) {
+  auto server = TrainingServer::Start(TinyOptions(corpus_, 1000), true, false);
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  RawClient owner((*server)->port());
+  ASSERT_TRUE(owner.Connect());
+  ASSERT_EQ(owner.reply().worker_id(), "w1");
+  RawClient impostor((*server)->port());
+  const grpc::Status refused = impostor.OpenStreamWithToken(kTestToken);  // Hello as "w1"
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_NE(refused.error_message().find("w1 already has a Work stream"), std::string::npos)
+      << refused.error_message();
+  owner.Close();
+  (*server)->Stop("test");
+  (*server)->Wait();
+}
+
+// A prompt above --generate-max-prompt-bytes but also above the cluster's gRPC receive limit
+// (4.25 MiB) reaches the Generate service, which refuses it naming the flag, instead of gRPC's
+// anonymous "received message larger than max".
+TEST_F(ClusterTrustTest, OversizedPromptIsRefusedNamingTheFlag) {
+  coordinator::GenerateServiceOptions generate_options;
+  generate_options.max_prompt_bytes = 5 << 20;
+  const coordinator::ExtraServices extras = [&](coordinator::SnapshotSource snapshots, engine::ThreadPool& pool) {
+    coordinator::Extras out;
+    auto service = std::make_unique<coordinator::GenerateService>(std::move(snapshots), generate_options, pool);
+    out.before_shutdown = [raw = service.get()] { raw->Shutdown(); };
+    out.services.push_back(std::move(service));
+    out.max_receive_bytes = static_cast<int>(generate_options.max_prompt_bytes + (64 << 10));
+    return out;
+  };
+  auto server = TrainingServer::Start(TinyOptions(corpus_, 1000), true, false, extras);
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  grpc::ChannelArguments args;
+  args.SetMaxSendMessageSize(-1);
+  auto stub = v1::Generate::NewStub(grpc::CreateCustomChannel(
+      "127.0.0.1:" + std::to_string((*server)->port()), grpc::InsecureChannelCredentials(), args));
+  grpc::ClientContext context;
+  auto stream = stub->Generate(&context);
+  v1::GenerateRequest request;
+  request.mutable_start()->set_prompt(std::string((5 << 20) + 1, 'a'));
+  stream->Write(request);
+  stream->WritesDone();
+  v1::GenerateEvent event;
+  while (stream->Read(&event)) {
+  }
+  const grpc::Status status = stream->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(status.error_message().find("--generate-max-prompt-bytes"), std::string::npos) << status.error_message();
   (*server)->Stop("test");
   (*server)->Wait();
 }
