@@ -5,16 +5,13 @@
 
 #include <chrono>
 
+#include "protos/convert.h"
 #include "protos/generate.grpc.pb.h"
+#include "protos/generate_convert.h"
 #include "protos/status.grpc.pb.h"
 
 namespace lanlm::client {
 namespace {
-
-Status FromGrpc(const grpc::Status& s) {
-  if (s.ok()) return OkStatus();
-  return Status(static_cast<StatusCode>(s.error_code()), s.error_message());
-}
 
 void SetDeadline(grpc::ClientContext& context, double seconds) {
   context.set_deadline(
@@ -22,23 +19,10 @@ void SetDeadline(grpc::ClientContext& context, double seconds) {
       std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::duration<double>(seconds)));
 }
 
+// The engine's name of a finish reason; "unspecified" for one this build does not know.
 const char* ReasonName(lanlm::v1::FinishReason reason) {
-  switch (reason) {
-    case lanlm::v1::FINISH_REASON_LENGTH:
-      return "length";
-    case lanlm::v1::FINISH_REASON_EOS:
-      return "eos";
-    case lanlm::v1::FINISH_REASON_STOP_STRING:
-      return "stop string";
-    case lanlm::v1::FINISH_REASON_LOW_CONFIDENCE:
-      return "low confidence";
-    case lanlm::v1::FINISH_REASON_CANCELLED:
-      return "cancelled";
-    case lanlm::v1::FINISH_REASON_EVICTED:
-      return "evicted";
-    default:
-      return "unspecified";
-  }
+  const char* name = engine::FinishReasonName(protos::FromProto(reason));
+  return *name != '\0' ? name : "unspecified";
 }
 
 template <typename Params>
@@ -125,7 +109,7 @@ StatusOr<GenerateOutcome> GenerateClient::Generate(const GenerateCall& call,
   lanlm::v1::GenerateEvent rest;
   while (stream->Read(&rest)) {
   }
-  const Status status = FromGrpc(stream->Finish());
+  const Status status = protos::FromGrpcStatus(stream->Finish());
   if (!status.ok()) return status;
   if (!done) return InternalError("the server ended the stream without a done event");
   return outcome;
@@ -147,7 +131,7 @@ Status GenerateClient::Close(const std::string& session_id) {
   lanlm::v1::GenerateEvent rest;
   while (stream->Read(&rest)) {
   }
-  return FromGrpc(stream->Finish());
+  return protos::FromGrpcStatus(stream->Finish());
 }
 
 StatusOr<lanlm::v1::GetStatusReply> GenerateClient::GetStatus() {
@@ -155,7 +139,7 @@ StatusOr<lanlm::v1::GetStatusReply> GenerateClient::GetStatus() {
   grpc::ClientContext context;
   SetDeadline(context, deadline_s_);
   lanlm::v1::GetStatusReply reply;
-  const Status status = FromGrpc(stub.GetStatus(&context, lanlm::v1::GetStatusRequest(), &reply));
+  const Status status = protos::FromGrpcStatus(stub.GetStatus(&context, lanlm::v1::GetStatusRequest(), &reply));
   if (!status.ok()) return status;
   return reply;
 }

@@ -24,12 +24,6 @@ int Fail(const std::string& command, const std::string& message, int code) {
 
 int Fail(const std::string& command, const Status& status, int code) { return Fail(command, status.message(), code); }
 
-std::string Hex16(uint64_t x) {
-  char buf[24];
-  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(x));
-  return buf;
-}
-
 std::string FormatDuration(double seconds) {
   char buf[48];
   if (!(seconds >= 0.0) || seconds > 1e9) return "?";

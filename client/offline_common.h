@@ -8,6 +8,7 @@
 
 #include "client/commands.h"
 #include "engine/cli/flags.h"
+#include "engine/base/hash.h"
 #include "engine/base/status.h"
 
 namespace lanlm::client {
@@ -26,7 +27,7 @@ int Fail(const std::string& command, const std::string& message, int code = kExi
 int Fail(const std::string& command, const Status& status, int code = kExitFailure);
 
 // 16 lowercase hex digits, as in fingerprint=0123456789abcdef.
-std::string Hex16(uint64_t x);
+using engine::Hex16;
 // "850ms", "12.3s", "3m12s", "2h05m".
 std::string FormatDuration(double seconds);
 // printf("%.*f")

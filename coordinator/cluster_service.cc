@@ -1,13 +1,12 @@
 // Join and the Work stream reactor; see cluster_service.h.
 #include "coordinator/cluster_service.h"
 
-#include <cinttypes>
-#include <cstdio>
 #include <deque>
 
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
+#include "engine/base/hash.h"
 #include "protos/cluster_auth.h"
 #include "protos/convert.h"
 
@@ -16,6 +15,8 @@ namespace {
 
 using Reactor = grpc::ServerBidiReactor<v1::WorkerMessage, v1::CoordinatorMessage>;
 
+std::string Hex(uint64_t v) { return "0x" + engine::Hex16(v); }
+
 // "ipv4:10.0.0.5:41234" -> "ipv4:10.0.0.5" (a host keeps its address across connections, not
 // its port).
 std::string PeerHost(const std::string& peer) {
@@ -23,19 +24,43 @@ std::string PeerHost(const std::string& peer) {
   return colon == std::string::npos || colon < peer.find(':') + 1 ? peer : peer.substr(0, colon);
 }
 
-std::string Hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof(buf), "0x%016" PRIx64, v);
-  return buf;
-}
-
 // The write side of one stream: a queue with one write in flight, and exactly one Finish,
 // issued once the queue has drained. Detached when the reactor is done.
+// Converts the step loop's messages (engine/train/step_messages.h) into lanlm.v1 messages.
 class StreamLink final : public WorkerLink {
  public:
-  explicit StreamLink(Reactor* reactor) : reactor_(reactor) {}
+  StreamLink(Reactor* reactor, ClusterService& service) : reactor_(reactor), service_(service) {}
 
-  void Send(std::shared_ptr<const v1::CoordinatorMessage> message) override {
+  void SendParams(std::shared_ptr<const ParamSnapshot> params) override {
+    for (const auto& message : service_.ParamMessages(params)) Send(message);
+  }
+
+  void SendLease(engine::ShardLease lease) override {
+    auto message = std::make_shared<v1::CoordinatorMessage>();
+    protos::ToProto(lease, message->mutable_lease());
+    message->mutable_lease()->set_run_id(service_.identity().run_id);
+    Send(std::move(message));
+  }
+
+  void SendCommitResult(int64_t lease_id, const Status& status) override {
+    auto message = std::make_shared<v1::CoordinatorMessage>();
+    v1::CommitResult* result = message->mutable_commit_result();
+    result->set_lease_id(lease_id);
+    result->set_code(static_cast<int>(status.code()));
+    result->set_message(status.message());
+    Send(std::move(message));
+  }
+
+  void SendShutdown(const std::string& reason, bool finished) override {
+    auto message = std::make_shared<v1::CoordinatorMessage>();
+    message->mutable_shutdown()->set_reason(reason);
+    message->mutable_shutdown()->set_finished(finished);
+    Send(std::move(message));
+  }
+
+  void Close(const Status& status) override { Close(protos::ToGrpcStatus(status)); }
+
+  void Send(std::shared_ptr<const v1::CoordinatorMessage> message) {
     std::lock_guard<std::mutex> lock(mu_);
     if (reactor_ == nullptr || closing_ || broken_) return;
     queue_.push_back(std::move(message));
@@ -45,7 +70,7 @@ class StreamLink final : public WorkerLink {
     }
   }
 
-  void Close(grpc::Status status) override {
+  void Close(grpc::Status status) {
     std::lock_guard<std::mutex> lock(mu_);
     if (reactor_ == nullptr || closing_) return;
     closing_ = true;
@@ -84,6 +109,7 @@ class StreamLink final : public WorkerLink {
 
   std::mutex mu_;
   Reactor* reactor_;  // null once the reactor is done
+  ClusterService& service_;
   std::deque<std::shared_ptr<const v1::CoordinatorMessage>> queue_;
   bool writing_ = false;
   bool closing_ = false;
@@ -95,7 +121,7 @@ class StreamLink final : public WorkerLink {
 class WorkStream final : public Reactor {
  public:
   WorkStream(ClusterService& service, grpc::CallbackServerContext* context)
-      : service_(service), context_(context), link_(std::make_shared<StreamLink>(this)) {
+      : service_(service), context_(context), link_(std::make_shared<StreamLink>(this, service)) {
     const Status auth = protos::CheckClusterToken(*context, service.identity().token);
     if (!auth.ok()) {
       link_->Close(protos::ToGrpcStatus(auth));
@@ -117,10 +143,7 @@ class WorkStream final : public Reactor {
     if (connection_ == 0) {
       if (!OnHello()) return;
     } else {
-      auto message = std::make_shared<v1::WorkerMessage>(std::move(in_));
-      TrainingRun* run = &service_.run();
-      const int64_t connection = connection_;
-      boost::asio::post(service_.io(), [run, connection, message] { run->OnMessage(connection, *message); });
+      PostToLoop();
     }
     in_.Clear();
     StartRead(&in_);
@@ -149,11 +172,44 @@ class WorkStream final : public Reactor {
     connection_ = service_.NextConnectionId();
     TrainingRun* run = &service_.run();
     std::shared_ptr<WorkerLink> link = link_;
+    const int64_t version = service_.CachedVersion(hello.cached_run_id(), hello.cached_version());
     boost::asio::post(service_.io(), [run, connection = connection_, link, id = hello.worker_id(), name = *name,
-                                      version = hello.cached_version(), cached_run = hello.cached_run_id()] {
-      run->OnConnected(connection, link, id, name, cached_run, version);
+                                      version] {
+      run->OnConnected(connection, link, id, name, version);
     });
     return true;
+  }
+
+  // Hands a message after the Hello to the step loop, converted to its plain form.
+  void PostToLoop() {
+    TrainingRun* run = &service_.run();
+    const int64_t connection = connection_;
+    switch (in_.kind_case()) {
+      case v1::WorkerMessage::kLeaseRequest:
+        boost::asio::post(service_.io(), [run, connection,
+                                          version = service_.CachedVersion(in_.lease_request().cached_run_id(),
+                                                                           in_.lease_request().cached_version())] {
+          run->OnLeaseRequest(connection, version);
+        });
+        break;
+      case v1::WorkerMessage::kGradientChunk: {
+        auto chunk = std::make_shared<engine::GradientChunk>();
+        chunk->lease_id = in_.gradient_chunk().lease_id();
+        chunk->chunk = protos::FromProto(std::move(*in_.mutable_gradient_chunk()->mutable_chunk()));
+        boost::asio::post(service_.io(), [run, connection, chunk] { run->OnGradientChunk(connection, std::move(*chunk)); });
+        break;
+      }
+      case v1::WorkerMessage::kCommit:
+        boost::asio::post(service_.io(), [run, connection, commit = protos::FromProto(in_.commit())] {
+          run->OnCommit(connection, commit);
+        });
+        break;
+      default:
+        boost::asio::post(service_.io(), [run, connection] {
+          run->OnBadMessage(connection, InvalidArgumentError("unexpected message kind after Hello"));
+        });
+        break;
+    }
   }
 
   void ReportGone(const std::string& reason) {
@@ -176,6 +232,34 @@ class WorkStream final : public Reactor {
 
 ClusterService::ClusterService(ClusterIdentity identity, boost::asio::io_context& io, TrainingRun& run)
     : identity_(std::move(identity)), io_(io), run_(run) {}
+
+std::vector<std::shared_ptr<const v1::CoordinatorMessage>> ClusterService::ParamMessages(
+    const std::shared_ptr<const ParamSnapshot>& params) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (param_source_ != params) {
+    param_messages_.clear();
+    const auto n = static_cast<int64_t>(params->params.size());
+    for (v1::FloatChunk& chunk : protos::MakeChunks(params->params.data(), n)) {
+      auto message = std::make_shared<v1::CoordinatorMessage>();
+      v1::ParamChunk* param = message->mutable_param_chunk();
+      param->set_version(params->version);
+      param->set_run_id(identity_.run_id);
+      *param->mutable_chunk() = std::move(chunk);
+      param_messages_.push_back(std::move(message));
+    }
+    param_source_ = params;
+  }
+  return param_messages_;
+}
+
+int64_t ClusterService::CachedVersion(const std::string& cached_run, int64_t cached_version) const {
+  if (cached_run == identity_.run_id) return cached_version;
+  if (cached_version >= 0) {
+    spdlog::info("a worker holds version {} of another run ({}); it gets this run's parameters", cached_version,
+                 cached_run.empty() ? "none" : cached_run.substr(0, 32));
+  }
+  return -1;  // another run's step numbers mean nothing here
+}
 
 StatusOr<std::string> ClusterService::ClaimWorkerId(const std::string& worker_id, const std::string& peer) {
   std::lock_guard<std::mutex> lock(mu_);

@@ -9,9 +9,11 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include <boost/asio/io_context.hpp>
 
+#include "coordinator/param_snapshot.h"
 #include "coordinator/training_run.h"
 #include "protos/cluster.grpc.pb.h"
 
@@ -25,7 +27,7 @@ struct ClusterIdentity {
   int micro_batch = 0;
   int64_t parameter_count = 0;
   int64_t lease_timeout_ms = 0;
-  std::string run_id;  // RunSetup::run_id: workers key their parameter cache by it
+  std::string run_id;  // RunSetup::run_id: ParamChunks, Leases and JoinReply carry it; workers key their cache by it
   std::string token;
 };
 
@@ -44,11 +46,17 @@ class ClusterService final : public v1::Cluster::CallbackService {
   boost::asio::io_context& io() { return io_; }
   TrainingRun& run() { return run_; }
   int64_t NextConnectionId() { return next_connection_++; }
+  // The ParamChunk messages of params, built once per snapshot and shared by every stream.
+  std::vector<std::shared_ptr<const v1::CoordinatorMessage>> ParamMessages(
+      const std::shared_ptr<const ParamSnapshot>& params);
   // Binds worker_id to the Work stream of `peer` (grpc peer string) and returns the name the
   // worker gave at Join. NOT_FOUND for an id never joined; PERMISSION_DENIED when the id
   // joined from another host or already has a stream: a token holder cannot speak for
   // another worker's id.
   StatusOr<std::string> ClaimWorkerId(const std::string& worker_id, const std::string& peer);
+  // A worker's cached parameter version as this run sees it: -1 unless it is of this run
+  // (Hello/LeaseRequest cached_run_id == identity().run_id).
+  int64_t CachedVersion(const std::string& cached_run, int64_t cached_version) const;
 
  private:
   ClusterIdentity identity_;
@@ -63,6 +71,9 @@ class ClusterService final : public v1::Cluster::CallbackService {
     bool claimed = false;  // a Work stream said Hello with this id
   };
   std::map<std::string, Joined> joined_;         // worker_id -> who joined; guarded by mu_
+  std::shared_ptr<const ParamSnapshot> param_source_;                           // guarded by mu_
+  std::vector<std::shared_ptr<const v1::CoordinatorMessage>> param_messages_;  // of param_source_
+
 };
 
 }  // namespace lanlm::coordinator

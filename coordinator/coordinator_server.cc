@@ -1,33 +1,16 @@
 // TrainingServer wiring; see coordinator_server.h.
 #include "coordinator/coordinator_server.h"
 
-#include <grpcpp/ext/proto_server_reflection_plugin.h>
-#include <grpcpp/health_check_service_interface.h>
-#include <spdlog/spdlog.h>
-
 #include <boost/asio/post.hpp>
-#include <algorithm>
-#include <cinttypes>
-#include <csignal>
-#include <cstdio>
 
+#include "engine/base/hash.h"
 #include "engine/io/atomic_file.h"
 #include "protos/cluster_auth.h"
 #include "protos/convert.h"
 
 namespace lanlm::coordinator {
 
-void ConfigureBuilder(grpc::ServerBuilder& builder, int max_receive_bytes) {
-  grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  builder.SetMaxReceiveMessageSize(std::max(protos::kMaxMessageBytes, max_receive_bytes));
-  builder.SetMaxSendMessageSize(protos::kMaxMessageBytes);
-  // A second coordinator on the same port must fail to start, not silently share the
-  // port's connections with the first (gRPC sets SO_REUSEPORT by default).
-  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-}
-
-StatusOr<std::unique_ptr<TrainingServer>> TrainingServer::Start(const CoordinatorOptions& options, bool steps_flag_set,
+StatusOr<std::unique_ptr<TrainingServer>> TrainingServer::Start(const CoordinatorOptions& options, const GivenFlags& given,
                                                                 bool handle_signals, ExtraServices extra) {
   LANLM_ASSIGN_OR_RETURN(std::string token,
                          protos::ResolveClusterToken(options.cluster_token, options.cluster_token_file));
@@ -39,7 +22,7 @@ StatusOr<std::unique_ptr<TrainingServer>> TrainingServer::Start(const Coordinato
   if (!options.checkpoint_dir.empty()) {
     LANLM_RETURN_IF_ERROR(engine::PrepareWritableDir(options.checkpoint_dir, "--checkpoint-dir"));
   }
-  LANLM_ASSIGN_OR_RETURN(RunSetup setup, PrepareRun(options, steps_flag_set));
+  LANLM_ASSIGN_OR_RETURN(RunSetup setup, PrepareRun(options, given));
 
   std::unique_ptr<TrainingServer> server(new TrainingServer());
   TrainingServer* self = server.get();
@@ -63,13 +46,14 @@ StatusOr<std::unique_ptr<TrainingServer>> TrainingServer::Start(const Coordinato
   settings.checkpoint_dir = options.checkpoint_dir;
   settings.checkpoint_every = options.checkpoint_every;
   settings.stop_after = options.stop_after;
-  self->run_ = std::make_unique<TrainingRun>(std::move(setup), settings, self->io_, *self->pool_,
+  self->run_ = std::make_unique<TrainingRun>(std::move(setup), settings, self->host_.io(), *self->pool_,
                                              [self](const RunResult& result) { self->done_.set_value(result); });
-  self->cluster_service_ = std::make_unique<ClusterService>(std::move(identity), self->io_, *self->run_);
+  self->cluster_service_ = std::make_unique<ClusterService>(std::move(identity), self->host_.io(), *self->run_);
   TrainingRun* run = self->run_.get();
-  if (extra) self->extras_ = extra([run] { return run->Snapshot(); }, *self->pool_);
+  Extras extras;
+  if (extra) extras = extra([run] { return run->Snapshot(); }, *self->pool_);
   const std::string config_text = run->options().model.ToString();
-  self->status_service_ = std::make_unique<StatusService>([run, config_text, self](v1::GetStatusReply* reply) {
+  auto status = [run, config_text](v1::GetStatusReply* reply) {
     const RunStatus status = run->status();
     reply->set_mode(status.mode);
     reply->set_step(status.step);
@@ -78,60 +62,36 @@ StatusOr<std::unique_ptr<TrainingServer>> TrainingServer::Start(const Coordinato
     reply->set_tokens_per_second(status.tokens_per_second);
     reply->set_workers(status.workers);
     reply->set_model_config(config_text);
-    char hex[17];
-    std::snprintf(hex, sizeof(hex), "%016" PRIx64, status.fingerprint);
-    reply->set_fingerprint(hex);
+    reply->set_fingerprint(engine::Hex16(status.fingerprint));
     reply->set_last_checkpoint(status.last_checkpoint);
     reply->set_checkpoint_error(status.checkpoint_error);
     reply->set_checkpoint_failures(status.checkpoint_failures);
-    if (self->extras_.fill_status) self->extras_.fill_status(reply);
-  });
-
-  grpc::ServerBuilder builder;
-  ConfigureBuilder(builder, self->extras_.max_receive_bytes);
-  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &self->port_);
-  builder.RegisterService(self->cluster_service_.get());
-  builder.RegisterService(self->status_service_.get());
-  for (auto& service : self->extras_.services) builder.RegisterService(service.get());
-  self->server_ = builder.BuildAndStart();
-  if (!self->server_ || self->port_ == 0) {
-    return UnavailableError("cannot listen on --listen=" + options.listen);
-  }
-  self->work_ = std::make_unique<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>>(
-      self->io_.get_executor());
-  if (handle_signals) {
-    self->signals_ = std::make_unique<boost::asio::signal_set>(self->io_, SIGINT, SIGTERM);
-    self->signals_->async_wait([run](const boost::system::error_code& ec, int signal) {
-      if (!ec) run->Stop(signal == SIGINT ? "SIGINT" : "SIGTERM");
-    });
-  }
-  self->loop_ = std::thread([self] { self->io_.run(); });
-  boost::asio::post(self->io_, [run] { run->Start(); });
+  };
+  std::function<void(const std::string&)> on_signal;
+  if (handle_signals) on_signal = [run](const std::string& signal) { run->Stop(signal); };
+  LANLM_RETURN_IF_ERROR(self->host_.Start(options.listen, {self->cluster_service_.get()}, std::move(status),
+                                          std::move(extras), std::move(on_signal)));
+  boost::asio::post(self->host_.io(), [run] { run->Start(); });
   return server;
 }
 
 void TrainingServer::Stop(const std::string& reason) {
   TrainingRun* run = run_.get();
-  boost::asio::post(io_, [run, reason] { run->Stop(reason); });
+  boost::asio::post(host_.io(), [run, reason] { run->Stop(reason); });
 }
 
 RunResult TrainingServer::Wait() {
   if (waited_) return result_;
   waited_ = true;
   result_ = done_future_.get();
-  if (extras_.before_shutdown) extras_.before_shutdown();
   // Each worker closes its Work stream once it has read the Shutdown (TrainingRun::End); wait
   // for that, then cancel what is left (a stalled or still-computing worker).
-  server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  if (signals_) signals_->cancel();
-  work_.reset();
-  io_.stop();
-  if (loop_.joinable()) loop_.join();
+  host_.Shutdown(std::chrono::seconds(5));
   return result_;
 }
 
 TrainingServer::~TrainingServer() {
-  if (!waited_ && loop_.joinable()) {
+  if (!waited_ && run_ && host_.port() != 0) {
     Stop("server destroyed");
     Wait();
   }

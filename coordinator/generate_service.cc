@@ -10,6 +10,8 @@
 #include "coordinator/generate_scheduler.h"
 #include "coordinator/session_manager.h"
 #include "engine/base/float_bits.h"
+#include "protos/convert.h"
+#include "protos/generate_convert.h"
 
 namespace lanlm::coordinator {
 
@@ -47,81 +49,6 @@ Status GenerateServiceOptions::Validate() const {
   }
   return OkStatus();
 }
-
-namespace {
-
-grpc::Status ToGrpc(const Status& status) {
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), status.message());
-}
-
-lanlm::v1::FinishReason ToProto(FinishReason reason) {
-  switch (reason) {
-    case FinishReason::kLength:
-      return lanlm::v1::FINISH_REASON_LENGTH;
-    case FinishReason::kEos:
-      return lanlm::v1::FINISH_REASON_EOS;
-    case FinishReason::kStopString:
-      return lanlm::v1::FINISH_REASON_STOP_STRING;
-    case FinishReason::kLowConfidence:
-      return lanlm::v1::FINISH_REASON_LOW_CONFIDENCE;
-    case FinishReason::kCancelled:
-      return lanlm::v1::FINISH_REASON_CANCELLED;
-    case FinishReason::kEvicted:
-      return lanlm::v1::FINISH_REASON_EVICTED;
-    case FinishReason::kNone:
-      break;
-  }
-  return lanlm::v1::FINISH_REASON_UNSPECIFIED;
-}
-
-std::string Num(double v) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof(buffer), "%g", v);
-  return buffer;
-}
-
-StatusOr<engine::SamplingOptions> ToSampling(const lanlm::v1::SamplingParams& p, const std::string& field) {
-  engine::SamplingOptions o;
-  if (p.has_temperature()) {
-    if (!IsFiniteBits(p.temperature()) || p.temperature() < 0.0f || p.temperature() > 1000.0f) {
-      return InvalidArgumentError(field + ".temperature = " + Num(p.temperature()) + " is outside [0, 1000]");
-    }
-    o.temperature = p.temperature();
-  }
-  if (p.has_top_k()) {
-    if (p.top_k() < 0) return InvalidArgumentError(field + ".top_k = " + std::to_string(p.top_k()) + " must be >= 0");
-    o.top_k = p.top_k();
-  }
-  if (p.has_top_p()) {
-    if (!IsFiniteBits(p.top_p()) || p.top_p() <= 0.0f || p.top_p() > 1.0f) {
-      return InvalidArgumentError(field + ".top_p = " + Num(p.top_p()) + " is outside (0, 1]");
-    }
-    o.top_p = p.top_p();
-  }
-  o.seed = p.seed();
-  const Status status = o.Validate();
-  if (!status.ok()) return InvalidArgumentError(field + ": " + status.message());
-  return o;
-}
-
-StatusOr<engine::StopOptions> ToStop(const lanlm::v1::StoppingParams& p, const std::string& field) {
-  engine::StopOptions o;
-  if (p.has_max_new_tokens()) {
-    if (p.max_new_tokens() < 1) {
-      return InvalidArgumentError(field + ".max_new_tokens = " + std::to_string(p.max_new_tokens()) + " must be >= 1");
-    }
-    o.max_new_tokens = p.max_new_tokens();
-  }
-  o.stop.assign(p.stop().begin(), p.stop().end());
-  if (p.has_stop_on_eos()) o.stop_on_eos = p.stop_on_eos();
-  if (p.has_confidence_threshold()) o.confidence_threshold = p.confidence_threshold();
-  if (p.has_confidence_run()) o.confidence_run = p.confidence_run();
-  const Status status = o.Validate();
-  if (!status.ok()) return InvalidArgumentError(field + "." + status.message());
-  return o;
-}
-
-}  // namespace
 
 class GenerateStream;
 
@@ -185,7 +112,7 @@ class GenerateStream final : public grpc::ServerBidiReactor<GenerateRequest, Gen
     if (end_status_ || end_after_job_ || cancelled_) return;
     const Status status = HandleLocked(request_);
     if (!status.ok()) {
-      EndWhenIdleLocked(ToGrpc(status), FinishReason::kCancelled);
+      EndWhenIdleLocked(protos::ToGrpcStatus(status), FinishReason::kCancelled);
       return;
     }
     StartRead(&request_);
@@ -265,12 +192,12 @@ class GenerateStream final : public grpc::ServerBidiReactor<GenerateRequest, Gen
     release_after_job_ = false;
     if (released && current_ == job->session) current_.reset();
     if (!error.ok()) {
-      EndLocked(ToGrpc(error));
+      EndLocked(protos::ToGrpcStatus(error));
       return;
     }
     GenerateEvent event;
     auto* done = event.mutable_done();
-    done->set_reason(ToProto(reason));
+    done->set_reason(protos::ToProto(reason));
     done->set_session_id(job->session->id);
     done->set_text_delta(tail);
     const int generated = job->generation ? job->generation->generated() : 0;
@@ -337,8 +264,8 @@ class GenerateStream final : public grpc::ServerBidiReactor<GenerateRequest, Gen
   Status StartLocked(const lanlm::v1::StartRequest& start) {
     LANLM_RETURN_IF_ERROR(CheckCommon(start.prompt(), "start"));
     if (start.prompt().empty()) return InvalidArgumentError("start.prompt is empty");
-    LANLM_ASSIGN_OR_RETURN(engine::SamplingOptions sampling, ToSampling(start.sampling(), "start.sampling"));
-    LANLM_ASSIGN_OR_RETURN(engine::StopOptions stop, ToStop(start.stopping(), "start.stopping"));
+    LANLM_ASSIGN_OR_RETURN(engine::SamplingOptions sampling, protos::FromProto(start.sampling(), "start.sampling"));
+    LANLM_ASSIGN_OR_RETURN(engine::StopOptions stop, protos::FromProto(start.stopping(), "start.stopping"));
     std::shared_ptr<const ParamSnapshot> snapshot = engine_->snapshots ? engine_->snapshots() : nullptr;
     if (!snapshot || !snapshot->tokenizer) return UnavailableError("no parameters to generate from yet");
     LANLM_ASSIGN_OR_RETURN(std::shared_ptr<Session> session,
@@ -350,8 +277,8 @@ class GenerateStream final : public grpc::ServerBidiReactor<GenerateRequest, Gen
   Status ContinueLocked(const lanlm::v1::ContinueRequest& next) {
     LANLM_RETURN_IF_ERROR(CheckCommon(next.prompt(), "continue_session"));
     if (next.session_id().empty()) return InvalidArgumentError("continue_session.session_id is empty");
-    LANLM_ASSIGN_OR_RETURN(engine::SamplingOptions sampling, ToSampling(next.sampling(), "continue_session.sampling"));
-    LANLM_ASSIGN_OR_RETURN(engine::StopOptions stop, ToStop(next.stopping(), "continue_session.stopping"));
+    LANLM_ASSIGN_OR_RETURN(engine::SamplingOptions sampling, protos::FromProto(next.sampling(), "continue_session.sampling"));
+    LANLM_ASSIGN_OR_RETURN(engine::StopOptions stop, protos::FromProto(next.stopping(), "continue_session.stopping"));
     LANLM_ASSIGN_OR_RETURN(std::shared_ptr<Session> session, engine_->manager.Acquire(next.session_id(), id_));
     RunLocked(std::move(session), next.prompt(), sampling, stop, !next.stopping().has_max_new_tokens(), true);
     return OkStatus();

@@ -2,22 +2,19 @@
 #include "coordinator/local_run.h"
 
 #include <chrono>
-#include <cinttypes>
-#include <cstdio>
-#include <filesystem>
 
 #include <spdlog/spdlog.h>
 
 #include "engine/io/atomic_file.h"
-#include "engine/io/checkpoint.h"
+#include "engine/train/training_checkpoint.h"
 
 namespace lanlm::coordinator {
 
-StatusOr<RunResult> RunLocal(const CoordinatorOptions& options, bool steps_flag_set) {
+StatusOr<RunResult> RunLocal(const CoordinatorOptions& options, const GivenFlags& given) {
   if (!options.checkpoint_dir.empty()) {
     LANLM_RETURN_IF_ERROR(engine::PrepareWritableDir(options.checkpoint_dir, "--checkpoint-dir"));
   }
-  LANLM_ASSIGN_OR_RETURN(RunSetup setup, PrepareRun(options, steps_flag_set));
+  LANLM_ASSIGN_OR_RETURN(RunSetup setup, PrepareRun(options, given));
   engine::ThreadPool pool(options.threads);
   engine::LocalTrainer trainer(setup.train, setup.train_tokens, setup.state, pool);
   const int64_t end = options.stop_after > 0 ? std::min(options.stop_after, setup.train.steps) : setup.train.steps;
@@ -36,23 +33,9 @@ StatusOr<RunResult> RunLocal(const CoordinatorOptions& options, bool steps_flag_
   result.step = setup.state.step;
   result.fingerprint = setup.state.Fingerprint();
   if (!options.checkpoint_dir.empty()) {
-    std::filesystem::create_directories(options.checkpoint_dir);
-    char name[64];
-    std::snprintf(name, sizeof(name), "step-%08" PRId64 ".safetensors", setup.state.step);
-    const std::string path = (std::filesystem::path(options.checkpoint_dir) / name).string();
-    engine::Checkpoint checkpoint;
-    checkpoint.config = setup.state.config;
-    checkpoint.step = setup.state.step;
-    checkpoint.seed = setup.train.seed;
-    checkpoint.corpus_hash = setup.corpus_hash;
-    checkpoint.run_id = setup.run_id;
-    checkpoint.training = setup.train.ToMap();
-    checkpoint.tokenizer = setup.tokenizer->Serialize();
-    checkpoint.params = std::move(setup.state.params);
-    checkpoint.adam_m = std::move(setup.state.adam_m);
-    checkpoint.adam_v = std::move(setup.state.adam_v);
-    LANLM_RETURN_IF_ERROR(engine::SaveCheckpoint(path, checkpoint));
-    result.checkpoint = path;
+    LANLM_ASSIGN_OR_RETURN(result.checkpoint, engine::StepCheckpointPath(options.checkpoint_dir, setup.state.step));
+    LANLM_RETURN_IF_ERROR(engine::SaveTrainingCheckpoint(result.checkpoint, setup.state, setup.train,
+                                                         *setup.tokenizer, setup.corpus_hash, setup.run_id));
   }
   return result;
 }

@@ -11,6 +11,6 @@ namespace lanlm::coordinator {
 
 // Trains to options.steps (or --stop-after) on `threads` threads; writes a final checkpoint
 // into options.checkpoint_dir when set.
-StatusOr<RunResult> RunLocal(const CoordinatorOptions& options, bool steps_flag_set);
+StatusOr<RunResult> RunLocal(const CoordinatorOptions& options, const GivenFlags& given);
 
 }  // namespace lanlm::coordinator

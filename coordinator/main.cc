@@ -18,11 +18,10 @@
 #include "coordinator/local_run.h"
 #include "coordinator/serve_server.h"
 #include "coordinator/run_config.h"
+#include "coordinator/generate_service.h"
+#include "engine/base/hash.h"
 #include "engine/cli/flags.h"
 #include "protos/cluster_auth.h"
-#if LANLM_HAS_GENERATE
-#include "coordinator/generate_service.h"
-#endif
 
 int main(int argc, char** argv) {
   using namespace lanlm;
@@ -34,10 +33,8 @@ int main(int argc, char** argv) {
   bool local = false;
   FlagSet flags("lanlm-coordinator --corpus FILE --cluster-token-file FILE [flags]  |  --serve --checkpoint FILE");
   options.Register(flags);
-#if LANLM_HAS_GENERATE
   coordinator::GenerateServiceOptions generate_options;
   generate_options.RegisterFlags(flags);
-#endif
   flags.Bool("local", &local, "train in this process (engine LocalTrainer, --threads threads), no server: the "
              "single-process reference with the same flags and final line");
   const Status parsed = flags.Parse(std::vector<std::string>(argv + 1, argv + argc));
@@ -45,7 +42,6 @@ int main(int argc, char** argv) {
     std::cerr << "lanlm-coordinator: " << parsed.ToString() << "\n";
     return 2;
   }
-#if LANLM_HAS_GENERATE
   if (Status valid = generate_options.Validate(); !valid.ok()) {
     std::cerr << "lanlm-coordinator: " << valid.ToString() << "\n";
     return 2;
@@ -69,9 +65,6 @@ int main(int argc, char** argv) {
     extras.services.push_back(std::move(generate));
     return extras;
   };
-#else
-  const coordinator::ExtraServices extras = nullptr;  // no Generate service in this tree
-#endif
   if (flags.help_requested()) {
     std::cout << flags.Help();
     return 0;
@@ -88,16 +81,16 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (local) {
-    auto result = coordinator::RunLocal(options, flags.WasSet("steps"));
+    auto result = coordinator::RunLocal(options, flags.Given());
     if (!result.ok()) {
       std::cerr << "lanlm-coordinator: " << result.status().ToString() << "\n";
       return 1;
     }
-    std::printf("finished step=%" PRId64 " loss=%.4f checkpoint=%s fingerprint=%016" PRIx64 "\n", result->step,
-                result->loss, result->checkpoint.empty() ? "-" : result->checkpoint.c_str(), result->fingerprint);
+    std::printf("finished step=%" PRId64 " loss=%.4f checkpoint=%s fingerprint=%s\n", result->step, result->loss,
+                result->checkpoint.empty() ? "-" : result->checkpoint.c_str(), engine::Hex16(result->fingerprint).c_str());
     return 0;
   }
-  auto server = coordinator::TrainingServer::Start(options, flags.WasSet("steps"), /*handle_signals=*/true, extras);
+  auto server = coordinator::TrainingServer::Start(options, flags.Given(), /*handle_signals=*/true, extras);
   if (!server.ok()) {
     std::cerr << "lanlm-coordinator: " << server.status().ToString() << "\n";
     return server.status().code() == StatusCode::kInvalidArgument ? 2 : 1;
@@ -105,9 +98,9 @@ int main(int argc, char** argv) {
   spdlog::info("listening on port {}", (*server)->port());
   const coordinator::RunResult result = (*server)->Wait();
   // The same key=value shape as the last line of `lanlm train`, ending with the fingerprint.
-  std::printf("%s step=%" PRId64 " loss=%.4f checkpoint=%s fingerprint=%016" PRIx64 "\n",
-              result.finished ? "finished" : "stopped", result.step, result.loss,
-              result.checkpoint.empty() ? "-" : result.checkpoint.c_str(), result.fingerprint);
+  std::printf("%s step=%" PRId64 " loss=%.4f checkpoint=%s fingerprint=%s\n", result.finished ? "finished" : "stopped",
+              result.step, result.loss, result.checkpoint.empty() ? "-" : result.checkpoint.c_str(),
+              engine::Hex16(result.fingerprint).c_str());
   std::fflush(stdout);
   if (!result.error.empty()) {  // diverged, or the final checkpoint is lost: never exit 0
     std::cerr << "lanlm-coordinator: " << result.error << "\n";

@@ -1,6 +1,6 @@
 // CoordinatorOptions (every lanlm-coordinator flag with its default and help) and PrepareRun,
 // which turns them into what a training run needs: tokenizer, corpus, TrainOptions and the
-// initial (or resumed) TrainingState, built exactly as the single-process trainer builds them.
+// initial (or resumed) TrainingState, through the same training core as `lanlm train`.
 #pragma once
 
 #include <cstdint>
@@ -8,12 +8,10 @@
 #include <string>
 #include <vector>
 
-#include "engine/cli/flags.h"
 #include "engine/base/status.h"
-#include "engine/data/corpus.h"
-#include "engine/model/model_config.h"
-#include "engine/tokenizer/tokenizer.h"
+#include "engine/cli/flags.h"
 #include "engine/cli/train_flags.h"
+#include "engine/tokenizer/tokenizer.h"
 #include "engine/train/trainer.h"
 
 namespace lanlm::coordinator {
@@ -22,9 +20,6 @@ namespace lanlm::coordinator {
 // ...) with the same meaning and defaults as `lanlm train`, so both produce the same
 // fingerprint, and the coordinator's own.
 struct CoordinatorOptions : engine::TrainFlags {
-  // Data.
-  std::string corpus;           // UTF-8 text file
-  std::string tokenizer;        // tokenizer file; empty = train one on the corpus
   // Cluster.
   std::string listen = "0.0.0.0:50051";
   int min_workers = 1;
@@ -36,17 +31,12 @@ struct CoordinatorOptions : engine::TrainFlags {
   // Checkpoints.
   std::string checkpoint_dir;
   int64_t checkpoint_every = 0;  // steps; 0 = only at the end and on shutdown
-  std::string resume;
   // Serving only.
   bool serve = false;
   std::string checkpoint;
 
   void Register(FlagSet& flags);
 };
-
-// The named config (S or M) with the overrides applied and V = vocab_size
-// (engine::ModelConfigFromFlags).
-StatusOr<engine::ModelConfig> BuildModelConfig(const CoordinatorOptions& options, int vocab_size);
 
 // Everything a training run starts from.
 struct RunSetup {
@@ -59,11 +49,9 @@ struct RunSetup {
   std::string run_id;            // engine::NewRunId(), or the resumed checkpoint's
 };
 
-// TrainOptions from flags for a model of vocabulary vocab_size (engine::TrainOptionsFromFlags).
-StatusOr<engine::TrainOptions> MakeTrainOptions(const CoordinatorOptions& options, int vocab_size);
-// Loads or trains the tokenizer, loads the corpus, and initialises or resumes the state, as
-// `lanlm train` does. On --resume the checkpoint's config, tokenizer and training options
-// win; --steps, when set, moves the target step count and the schedule's end with it.
-StatusOr<RunSetup> PrepareRun(const CoordinatorOptions& options, bool steps_flag_set);
+// The training core (engine/cli/train_run.h) as `lanlm train` runs it: tokenizer, corpus and
+// the initial or resumed state under the same resume rule. given: the flags named on the
+// command line (FlagSet::Given()).
+StatusOr<RunSetup> PrepareRun(const CoordinatorOptions& options, const GivenFlags& given);
 
 }  // namespace lanlm::coordinator

@@ -1,10 +1,6 @@
 // Serving a checkpoint; see serve_server.h.
 #include "coordinator/serve_server.h"
 
-#include <cinttypes>
-#include <csignal>
-#include <cstdio>
-
 #include <spdlog/spdlog.h>
 
 #include "engine/io/checkpoint.h"
@@ -28,37 +24,21 @@ StatusOr<std::unique_ptr<ServeServer>> ServeServer::Start(const std::string& che
   self->stopped_ = self->stop_.get_future();
   self->pool_ = std::make_unique<engine::ThreadPool>(threads);
   self->snapshot_ = snapshot;
-  if (extra) self->extras_ = extra([snapshot] { return std::shared_ptr<const ParamSnapshot>(snapshot); }, *self->pool_);
-  char hex[17];
-  std::snprintf(hex, sizeof(hex), "%016" PRIx64,
-                engine::Fingerprint(snapshot->params.data(), static_cast<int64_t>(snapshot->params.size())));
-  const std::string fingerprint = hex;
-  self->status_service_ = std::make_unique<StatusService>([self, fingerprint](v1::GetStatusReply* reply) {
+  Extras extras;
+  if (extra) extras = extra([snapshot] { return std::shared_ptr<const ParamSnapshot>(snapshot); }, *self->pool_);
+  const std::string fingerprint =
+      engine::Hex16(engine::Fingerprint(snapshot->params.data(), static_cast<int64_t>(snapshot->params.size())));
+  auto status = [snapshot, fingerprint](v1::GetStatusReply* reply) {
     reply->set_mode("serving");
-    reply->set_step(self->snapshot_->version);
-    reply->set_model_config(self->snapshot_->config.ToString());
+    reply->set_step(snapshot->version);
+    reply->set_model_config(snapshot->config.ToString());
     reply->set_fingerprint(fingerprint);
-    if (self->extras_.fill_status) self->extras_.fill_status(reply);
-  });
-
-  grpc::ServerBuilder builder;
-  ConfigureBuilder(builder, self->extras_.max_receive_bytes);
-  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &self->port_);
-  builder.RegisterService(self->status_service_.get());
-  for (auto& service : self->extras_.services) builder.RegisterService(service.get());
-  self->server_ = builder.BuildAndStart();
-  if (!self->server_ || self->port_ == 0) return UnavailableError("cannot listen on --listen=" + listen);
-  self->work_ = std::make_unique<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>>(
-      self->io_.get_executor());
-  if (handle_signals) {
-    self->signals_ = std::make_unique<boost::asio::signal_set>(self->io_, SIGINT, SIGTERM);
-    self->signals_->async_wait([self](const boost::system::error_code& ec, int signal) {
-      if (!ec) self->Stop(signal == SIGINT ? "SIGINT" : "SIGTERM");
-    });
-  }
-  self->loop_ = std::thread([self] { self->io_.run(); });
+  };
+  std::function<void(const std::string&)> on_signal;
+  if (handle_signals) on_signal = [self](const std::string& signal) { self->Stop(signal); };
+  LANLM_RETURN_IF_ERROR(self->host_.Start(listen, {}, std::move(status), std::move(extras), std::move(on_signal)));
   spdlog::info("serving {} (step {}, model {}, fingerprint {}) on port {}", checkpoint, snapshot->version,
-               snapshot->config.ToString(), fingerprint, self->port_);
+               snapshot->config.ToString(), fingerprint, self->host_.port());
   return server;
 }
 
@@ -70,17 +50,12 @@ std::string ServeServer::Wait() {
   if (waited_) return "";
   waited_ = true;
   const std::string reason = stopped_.get();
-  if (extras_.before_shutdown) extras_.before_shutdown();
-  server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
-  if (signals_) signals_->cancel();
-  work_.reset();
-  io_.stop();
-  if (loop_.joinable()) loop_.join();
+  host_.Shutdown(std::chrono::seconds(2));
   return reason;
 }
 
 ServeServer::~ServeServer() {
-  if (!waited_ && loop_.joinable()) {
+  if (!waited_ && host_.port() != 0) {
     Stop("server destroyed");
     Wait();
   }

@@ -6,14 +6,11 @@
 #include <future>
 #include <memory>
 #include <string>
-#include <thread>
+#include <mutex>
 
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/signal_set.hpp>
-#include <grpcpp/grpcpp.h>
-
-#include "coordinator/coordinator_server.h"
+#include "coordinator/param_snapshot.h"
+#include "coordinator/server_host.h"
+#include "engine/base/thread_pool.h"
 
 namespace lanlm::coordinator {
 
@@ -22,7 +19,7 @@ class ServeServer {
   static StatusOr<std::unique_ptr<ServeServer>> Start(const std::string& checkpoint, const std::string& listen,
                                                       int threads, bool handle_signals, ExtraServices extra);
   ~ServeServer();
-  int port() const { return port_; }
+  int port() const { return host_.port(); }
   // Blocks until a signal or Stop(), then shuts the server down. Returns the stop reason.
   std::string Wait();
   void Stop(const std::string& reason);  // thread-safe
@@ -31,18 +28,11 @@ class ServeServer {
   ServeServer() = default;
   std::unique_ptr<engine::ThreadPool> pool_;
   std::shared_ptr<const ParamSnapshot> snapshot_;
-  boost::asio::io_context io_;
-  std::unique_ptr<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
-  std::unique_ptr<boost::asio::signal_set> signals_;
-  std::unique_ptr<StatusService> status_service_;
-  Extras extras_;
-  std::unique_ptr<grpc::Server> server_;
-  std::thread loop_;
+  ServerHost host_;
   std::promise<std::string> stop_;
   std::future<std::string> stopped_;
   std::once_flag stop_once_;
   bool waited_ = false;
-  int port_ = 0;
 };
 
 }  // namespace lanlm::coordinator

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <random>
 
+#include "engine/base/hash.h"
 #include "engine/base/random.h"
 
 namespace lanlm::coordinator {
@@ -47,10 +48,7 @@ StatusOr<std::shared_ptr<Session>> SessionManager::Create(const std::string& id,
     if (final_id.empty()) {
       if (id_key_ == 0) id_key_ = (static_cast<uint64_t>(std::random_device{}()) << 32) | std::random_device{}();
       do {
-        char buffer[24];
-        std::snprintf(buffer, sizeof(buffer), "s-%016llx",
-                      static_cast<unsigned long long>(engine::CounterRng::Bits(id_key_, next_id_++)));
-        final_id = buffer;
+        final_id = "s-" + engine::Hex16(engine::CounterRng::Bits(id_key_, next_id_++));
       } while (sessions_.count(final_id) > 0);
     }
   }

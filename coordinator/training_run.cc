@@ -4,13 +4,9 @@
 
 #include <spdlog/spdlog.h>
 
-#include <cinttypes>
-#include <cstdio>
-#include <filesystem>
-
-#include "engine/base/float_bits.h"
-#include "engine/io/checkpoint.h"
+#include "engine/base/hash.h"
 #include "engine/data/corpus.h"
+#include "engine/train/training_checkpoint.h"
 
 namespace lanlm::coordinator {
 namespace {
@@ -18,27 +14,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
-
-// Index of the first non-finite value in commit.shard_losses, or -1.
-int64_t FirstNonFiniteLoss(const v1::Commit& commit) {
-  for (int i = 0; i < commit.shard_losses_size(); ++i) {
-    if (!IsFiniteBits(commit.shard_losses(i))) return i;
-  }
-  return -1;
-}
-
-std::string Hex(uint64_t v) {
-  char buf[17];
-  std::snprintf(buf, sizeof(buf), "%016" PRIx64, v);
-  return buf;
-}
-
-std::shared_ptr<const v1::CoordinatorMessage> ShutdownMessage(const std::string& reason, bool finished) {
-  auto message = std::make_shared<v1::CoordinatorMessage>();
-  message->mutable_shutdown()->set_reason(reason);
-  message->mutable_shutdown()->set_finished(finished);
-  return message;
-}
 
 }  // namespace
 
@@ -72,36 +47,20 @@ int64_t TrainingRun::end_step() const {
 
 std::string TrainingRun::Who(const Connection& conn) const { return conn.worker_id + " (" + conn.name + ")"; }
 
-int64_t TrainingRun::KnownVersion(const std::string& cached_run, int64_t cached_version) const {
-  return cached_run == run_id_ ? cached_version : -1;  // another run's step numbers mean nothing here
-}
-
 void TrainingRun::Start() {
-  spdlog::info("training run {}: {} steps from step {}: model {} B={} S={} params={} corpus train tokens={}", run_id_,
-               options_.steps, state_.step, options_.model.ToString(), options_.micro_batch, options_.shards, state_.params.size(),
+  spdlog::info("training {} steps from step {}: model {} B={} S={} params={} corpus train tokens={}", options_.steps,
+               state_.step, options_.model.ToString(), options_.micro_batch, options_.shards, state_.params.size(),
                train_tokens_.size());
   running_ = true;
   if (state_.step >= end_step()) {
     End(true, "training finished");
     return;
   }
-  RebuildParamChunks();
+  PublishParams();
   BeginStep();
 }
 
-void TrainingRun::RebuildParamChunks() {
-  param_chunks_.clear();
-  param_chunk_bytes_ = 0;
-  for (v1::FloatChunk& chunk : protos::MakeChunks(state_.params.data(), static_cast<int64_t>(state_.params.size()))) {
-    auto message = std::make_shared<v1::CoordinatorMessage>();
-    v1::ParamChunk* param = message->mutable_param_chunk();
-    param->set_version(state_.step);
-    param->set_run_id(run_id_);
-    param_chunk_bytes_ += static_cast<int64_t>(chunk.data().size());
-    *param->mutable_chunk() = std::move(chunk);
-    param_chunks_.push_back(std::move(message));
-  }
-}
+void TrainingRun::PublishParams() { params_ = Snapshot(); }
 
 void TrainingRun::BeginStep() {
   leases_.StartStep(state_.step, options_.shards, settings_.shards_per_lease);
@@ -138,8 +97,8 @@ void TrainingRun::Dispatch() {
 void TrainingRun::IssueLease(int64_t connection, Connection& conn) {
   conn.wants_lease = false;
   if (conn.known_version != state_.step) {
-    for (const auto& chunk : param_chunks_) conn.link->Send(chunk);
-    bytes_out_ += param_chunk_bytes_;
+    conn.link->SendParams(params_);
+    bytes_out_ += static_cast<int64_t>(params_->params.size()) * 4;
     conn.known_version = state_.step;
   }
   const LeaseInfo lease = leases_.Issue(connection);
@@ -152,22 +111,20 @@ void TrainingRun::IssueLease(int64_t connection, Connection& conn) {
     LANLM_CHECK(sampled.ok(), sampled.ToString());  // PrepareRun checked the corpus length
   }
 
-  auto message = std::make_shared<v1::CoordinatorMessage>();
-  v1::Lease* out = message->mutable_lease();
-  out->set_step(lease.step);
-  out->set_shard(lease.shard);
-  out->set_lease_id(lease.lease_id);
+  engine::ShardLease out;
+  out.step = lease.step;
+  out.shard = lease.shard;
+  out.lease_id = lease.lease_id;
   const auto timeout = settings_.lease_timeout;
-  out->set_timeout_ms(timeout.count());
-  out->set_deadline_unix_ms(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                (std::chrono::system_clock::now() + timeout).time_since_epoch())
-                                .count());
-  out->set_micro_batch(B);
-  out->set_shard_count(static_cast<int32_t>(lease.count));
-  out->set_run_id(run_id_);
-  protos::TokensToProto(tokens.data(), static_cast<int64_t>(tokens.size()), out);
+  out.timeout_ms = timeout.count();
+  out.deadline_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             (std::chrono::system_clock::now() + timeout).time_since_epoch())
+                             .count();
+  out.micro_batch = B;
+  out.shard_count = static_cast<int>(lease.count);
   bytes_out_ += static_cast<int64_t>(tokens.size()) * 4;
-  conn.link->Send(std::move(message));
+  out.tokens = std::move(tokens);
+  conn.link->SendLease(std::move(out));
 
   auto timer = std::make_unique<boost::asio::steady_timer>(io_, timeout);
   const int64_t lease_id = lease.lease_id;
@@ -185,22 +142,17 @@ void TrainingRun::CancelTimer(int64_t lease_id) {
 }
 
 void TrainingRun::OnConnected(int64_t connection, std::shared_ptr<WorkerLink> link, const std::string& worker_id,
-                              const std::string& name, const std::string& cached_run, int64_t cached_version) {
+                              const std::string& name, int64_t cached_version) {
   if (ended_) {
-    link->Send(ShutdownMessage("training run is over", true));  // the worker closes (see End)
+    link->SendShutdown("training run is over", true);  // the worker closes (see End)
     return;
   }
   Connection& conn = connections_[connection];
   conn.link = std::move(link);
   conn.worker_id = worker_id;
   conn.name = name;
-  conn.known_version = KnownVersion(cached_run, cached_version);
-  if (cached_version >= 0 && conn.known_version < 0) {
-    spdlog::info("worker {} holds version {} of another run ({}); sending it this run's parameters", Who(conn),
-                 cached_version, cached_run.empty() ? "none" : cached_run.substr(0, 32));
-  }
-  spdlog::info("worker {} joined (cached version {}); {} connected", Who(conn), conn.known_version,
-               connections_.size());
+  conn.known_version = cached_version;
+  spdlog::info("worker {} joined (cached version {}); {} connected", Who(conn), cached_version, connections_.size());
   UpdateStatus();
   Dispatch();
 }
@@ -218,138 +170,22 @@ void TrainingRun::OnDisconnected(int64_t connection, const std::string& reason) 
   Dispatch();
 }
 
-void TrainingRun::OnMessage(int64_t connection, const v1::WorkerMessage& message) {
+void TrainingRun::OnLeaseRequest(int64_t connection, int64_t cached_version) {
   auto it = connections_.find(connection);
   if (it == connections_.end() || ended_) return;
   Connection& conn = it->second;
-  switch (message.kind_case()) {
-    case v1::WorkerMessage::kLeaseRequest:
-      conn.known_version =
-          KnownVersion(message.lease_request().cached_run_id(), message.lease_request().cached_version());
-      if (!conn.wants_lease) {
-        conn.wants_lease = true;
-        waiting_.push_back(connection);
-      }
-      Dispatch();
-      break;
-    case v1::WorkerMessage::kGradientChunk:
-      OnGradientChunk(connection, conn, message.gradient_chunk());
-      break;
-    case v1::WorkerMessage::kCommit:
-      OnCommit(connection, conn, message.commit());
-      break;
-    default:
-      conn.link->Close(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "unexpected message kind after Hello"));
-      break;
+  conn.known_version = cached_version;
+  if (!conn.wants_lease) {
+    conn.wants_lease = true;
+    waiting_.push_back(connection);
   }
-}
-
-void TrainingRun::FailLease(Connection& conn, int64_t lease_id, Status status) {
-  conn.gradients.erase(lease_id);
-  if (leases_.Release(lease_id, /*expired=*/false)) {
-    CancelTimer(lease_id);
-    ++reissued_;
-    spdlog::warn("step {}: lease {} of worker {} failed: {}; shard back in the queue", state_.step, lease_id, Who(conn),
-                 status.ToString());
-  }
-  // Bound what a misbehaving client can make us remember.
-  if (conn.failed.size() >= 64) conn.failed.erase(conn.failed.begin());
-  conn.failed[lease_id] = std::move(status);
   Dispatch();
 }
 
-void TrainingRun::OnGradientChunk(int64_t connection, Connection& conn, const v1::GradientChunk& chunk) {
-  const int64_t lease_id = chunk.lease_id();
-  bytes_in_ += static_cast<int64_t>(chunk.chunk().data().size());
-  if (conn.failed.count(lease_id)) return;
-  if (Status active = leases_.CheckActive(lease_id, connection); !active.ok()) {
-    if (conn.failed.size() >= 64) conn.failed.erase(conn.failed.begin());
-    conn.failed[lease_id] = std::move(active);
-    return;
-  }
-  auto [it, inserted] = conn.gradients.try_emplace(lease_id, parameter_count());
-  Status added = it->second.Add(chunk.chunk());
-  if (!added.ok()) FailLease(conn, lease_id, std::move(added));
-}
-
-void TrainingRun::SendResult(Connection& conn, int64_t lease_id, const Status& status) {
-  auto message = std::make_shared<v1::CoordinatorMessage>();
-  v1::CommitResult* result = message->mutable_commit_result();
-  result->set_lease_id(lease_id);
-  result->set_code(static_cast<int>(status.code()));
-  result->set_message(status.message());
-  conn.link->Send(std::move(message));
-}
-
-void TrainingRun::OnCommit(int64_t connection, Connection& conn, const v1::Commit& commit) {
-  const int64_t lease_id = commit.lease_id();
-  Status status = AcceptCommit(connection, conn, commit);
-  if (!status.ok()) {
-    spdlog::warn("step {}: commit of lease {} by worker {} rejected: {}", state_.step, lease_id, Who(conn),
-                 status.ToString());
-  }
-  SendResult(conn, lease_id, status);
-  if (!diverged_.empty()) {
-    End(false, "training diverged", diverged_);
-    return;
-  }
-  if (status.ok() && leases_.StepComplete()) FinishStep();
-}
-
-Status TrainingRun::AcceptCommit(int64_t connection, Connection& conn, const v1::Commit& commit) {
-  const int64_t lease_id = commit.lease_id();
-  if (auto it = conn.failed.find(lease_id); it != conn.failed.end()) {
-    Status status = std::move(it->second);
-    conn.failed.erase(it);
-    return status;
-  }
-  LANLM_RETURN_IF_ERROR(leases_.CheckActive(lease_id, connection));
-  auto it = conn.gradients.find(lease_id);
-  const int64_t received = it == conn.gradients.end() ? 0 : it->second.received();
-  Status bad;
-  if (commit.floats() != parameter_count()) {
-    bad = InvalidArgumentError("commit says the gradient has " + std::to_string(commit.floats()) +
-                               " floats, the model has " + std::to_string(parameter_count()));
-  } else if (received != parameter_count()) {
-    bad = InvalidArgumentError("gradient incomplete: " + std::to_string(received) + " of " +
-                               std::to_string(parameter_count()) + " floats received");
-  } else if (it->second.crc32c() != commit.crc32c()) {
-    bad = DataLossError("gradient CRC32C mismatch over the whole block");
-  } else if (!IsFiniteBits(commit.loss())) {
-    bad = InvalidArgumentError("shard loss is not finite");
-  } else if (const LeaseInfo* lease = leases_.Find(lease_id);
-             lease != nullptr && lease->count > 1 && commit.shard_losses_size() != lease->count) {
-    bad = InvalidArgumentError("commit has " + std::to_string(commit.shard_losses_size()) +
-                               " shard losses for a lease of " + std::to_string(lease->count) + " shards");
-  } else if (const int64_t at = FirstNonFiniteLoss(commit); at >= 0) {
-    bad = InvalidArgumentError("shard_losses[" + std::to_string(at) + "] is not finite");
-  } else if (const int64_t at = FirstNonFinite(it->second.block().data(), parameter_count()); at >= 0) {
-    bad = InvalidArgumentError("gradient element " + std::to_string(at) + " is not finite");
-  }
-  if (!bad.ok()) {
-    // A diverged model gives the same non-finite gradient on every try (the computation is
-    // deterministic): a second one for a shard stops the run instead of re-issuing forever.
-    const LeaseInfo* lease = leases_.Find(lease_id);
-    if (lease != nullptr && bad.message().find("not finite") != std::string::npos &&
-        ++nonfinite_[lease->shard] >= 2) {
-      diverged_ = "training diverged at step " + std::to_string(state_.step) + ": shard " +
-                  std::to_string(lease->shard) + " gave a non-finite result twice (" + bad.message() + ")";
-    }
-    FailLease(conn, lease_id, bad);
-    conn.failed.erase(lease_id);
-    return bad;
-  }
-  LANLM_ASSIGN_OR_RETURN(LeaseInfo lease, leases_.Complete(lease_id, connection));
-  CancelTimer(lease_id);
-  std::vector<float> grad = it->second.Take();
-  conn.gradients.erase(it);
-  const Status added = tree_.Add(lease.shard, lease.block, std::move(grad), pool_);
-  LANLM_CHECK(added.ok(), added.ToString());  // the lease table admits each shard once
-  for (int64_t i = 0; i < lease.count; ++i) {
-    shard_loss_[static_cast<size_t>(lease.shard + i)] = lease.count == 1 ? commit.loss() : commit.shard_losses(i);
-  }
-  compute_ms_ += commit.compute_ms();
-  return OkStatus();
+void TrainingRun::OnBadMessage(int64_t connection, const Status& status) {
+  auto it = connections_.find(connection);
+  if (it == connections_.end() || ended_) return;
+  it->second.link->Close(status);
 }
 
 void TrainingRun::OnLeaseDeadline(int64_t lease_id) {
@@ -405,41 +241,30 @@ void TrainingRun::FinishStep() {
     End(true, "training finished");
     return;
   }
-  RebuildParamChunks();
+  PublishParams();
   BeginStep();
 }
 
 Status TrainingRun::WriteCheckpoint() {
   if (settings_.checkpoint_dir.empty()) return OkStatus();
-  std::error_code ec;
-  std::filesystem::create_directories(settings_.checkpoint_dir, ec);
-  char name[64];
-  std::snprintf(name, sizeof(name), "step-%08" PRId64 ".safetensors", state_.step);
-  const std::string path = (std::filesystem::path(settings_.checkpoint_dir) / name).string();
-  engine::Checkpoint checkpoint;
-  checkpoint.config = state_.config;
-  checkpoint.step = state_.step;
-  checkpoint.seed = options_.seed;
-  checkpoint.corpus_hash = corpus_hash_;
-  checkpoint.run_id = run_id_;
-  checkpoint.training = options_.ToMap();
-  checkpoint.tokenizer = tokenizer_->Serialize();
-  checkpoint.params = state_.params;
-  checkpoint.adam_m = state_.adam_m;
-  checkpoint.adam_v = state_.adam_v;
-  const Status saved = engine::SaveCheckpoint(path, checkpoint);
+  // A copy: Snapshot() reads state_ from other threads meanwhile.
+  const engine::Checkpoint checkpoint =
+      engine::MakeTrainingCheckpoint(state_, options_, *tokenizer_, corpus_hash_, run_id_);
+  StatusOr<std::string> path = engine::StepCheckpointPath(settings_.checkpoint_dir, state_.step);
+  const Status saved = path.ok() ? engine::SaveCheckpoint(*path, checkpoint) : path.status();
   std::lock_guard<std::mutex> lock(status_mu_);
   if (!saved.ok()) {
     ++status_.checkpoint_failures;
     status_.checkpoint_error = "step " + std::to_string(state_.step) + ": " + saved.message();
     spdlog::error("step {}: checkpoint {} failed ({} failure(s) so far; retried after the next step): {}; last good "
                   "checkpoint: {}",
-                  state_.step, path, status_.checkpoint_failures, saved.ToString(), LastGood());
+                  state_.step, path.ok() ? *path : settings_.checkpoint_dir, status_.checkpoint_failures,
+                  saved.ToString(), LastGood());
     return saved;
   }
-  spdlog::info("step {}: checkpoint written to {}", state_.step, path);
-  last_checkpoint_ = path;
-  status_.last_checkpoint = path;
+  spdlog::info("step {}: checkpoint written to {}", state_.step, *path);
+  last_checkpoint_ = *path;
+  status_.last_checkpoint = *path;
   status_.checkpoint_error.clear();
   return OkStatus();
 }
@@ -472,8 +297,7 @@ void TrainingRun::End(bool finished, const std::string& reason, const std::strin
   // here would let this process exit while the Shutdown is still in the worker's receive
   // buffer: closing a socket with unread input sends a reset, the worker can lose the
   // message, and a worker told nothing reconnects to a coordinator that is gone.
-  const auto shutdown = ShutdownMessage(reason, finished);
-  for (auto& [id, conn] : connections_) conn.link->Send(shutdown);
+  for (auto& [id, conn] : connections_) conn.link->SendShutdown(reason, finished);
   connections_.clear();
   waiting_.clear();
   {
@@ -490,7 +314,7 @@ void TrainingRun::End(bool finished, const std::string& reason, const std::strin
   result.error = failure;
   if (!failure.empty()) spdlog::error("{}", failure);
   spdlog::info("{} at step {} loss={:.4f} fingerprint={}", finished ? "finished" : "stopped", result.step, result.loss,
-               Hex(result.fingerprint));
+               engine::Hex16(result.fingerprint));
   if (on_done_) on_done_(result);
 }
 

@@ -4,7 +4,9 @@
 // bit-identical to the single-process LocalTrainer. It re-issues leases whose deadline passes
 // or whose worker leaves, and applies each (step, shard) exactly once.
 // Threading: every method except status()/Snapshot()/accepting() runs on the one thread that
-// runs the io_context (the "loop"); gRPC reactors only post to it. Not the gRPC layer.
+// runs the io_context (the "loop"); gRPC reactors only post to it. Not the gRPC layer: it
+// speaks the plain step messages of engine/train/step_messages.h, and the Work stream
+// adapter (cluster_service.cc) turns them into lanlm.v1 messages (protos/convert).
 #pragma once
 
 #include <atomic>
@@ -20,15 +22,14 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <grpcpp/grpcpp.h>
 
 #include "coordinator/lease_table.h"
 #include "coordinator/param_snapshot.h"
 #include "coordinator/run_config.h"
-#include "engine/train/gradient_tree.h"
 #include "engine/base/thread_pool.h"
-#include "protos/cluster.pb.h"
-#include "protos/convert.h"
+#include "engine/io/float_chunks.h"
+#include "engine/train/gradient_tree.h"
+#include "engine/train/step_messages.h"
 
 namespace lanlm::coordinator {
 
@@ -37,9 +38,15 @@ namespace lanlm::coordinator {
 class WorkerLink {
  public:
   virtual ~WorkerLink() = default;
-  virtual void Send(std::shared_ptr<const v1::CoordinatorMessage> message) = 0;
+  // The parameters of version params->version (shared by every link; not to be modified).
+  virtual void SendParams(std::shared_ptr<const ParamSnapshot> params) = 0;
+  virtual void SendLease(engine::ShardLease lease) = 0;
+  // The answer to the commit of lease_id: OK (applied) or why not.
+  virtual void SendCommitResult(int64_t lease_id, const Status& status) = 0;
+  // finished: the run is complete (the worker may exit) rather than stopped.
+  virtual void SendShutdown(const std::string& reason, bool finished) = 0;
   // Ends the stream with `status` once the queued messages are written.
-  virtual void Close(grpc::Status status) = 0;
+  virtual void Close(const Status& status) = 0;
 };
 
 struct RunSettings {
@@ -88,11 +95,13 @@ class TrainingRun {
 
   // ---- loop thread ----
   void Start();
-  // cached_run/cached_version: the worker's parameter cache; a version of another run counts
-  // as none, so the worker gets this run's parameters.
   void OnConnected(int64_t connection, std::shared_ptr<WorkerLink> link, const std::string& worker_id,
-                   const std::string& name, const std::string& cached_run, int64_t cached_version);
-  void OnMessage(int64_t connection, const v1::WorkerMessage& message);
+                   const std::string& name, int64_t cached_version);
+  void OnLeaseRequest(int64_t connection, int64_t cached_version);
+  void OnGradientChunk(int64_t connection, engine::GradientChunk chunk);
+  void OnCommit(int64_t connection, const engine::ShardCommit& commit);
+  // A message the protocol does not allow here: closes the worker's stream with `status`.
+  void OnBadMessage(int64_t connection, const Status& status);
   void OnDisconnected(int64_t connection, const std::string& reason);
   // Graceful stop: abandons the step in progress, writes a checkpoint, tells every worker.
   void Stop(const std::string& reason);
@@ -108,18 +117,17 @@ class TrainingRun {
     std::shared_ptr<WorkerLink> link;
     std::string worker_id;
     std::string name;
-    int64_t known_version = -1;    // parameter version of run_id_ the worker holds (as far as we know)
+    int64_t known_version = -1;    // parameter version the worker holds (as far as we know)
     bool wants_lease = false;
-    std::map<int64_t, protos::ChunkAssembler> gradients;  // lease_id -> gradient so far
+    std::map<int64_t, engine::ChunkAssembler> gradients;  // lease_id -> gradient so far
     std::map<int64_t, Status> failed;                     // lease_id -> error to answer at commit
   };
 
   void BeginStep();
   void Dispatch();
   void IssueLease(int64_t connection, Connection& conn);
-  void OnGradientChunk(int64_t connection, Connection& conn, const v1::GradientChunk& chunk);
-  void OnCommit(int64_t connection, Connection& conn, const v1::Commit& commit);
-  Status AcceptCommit(int64_t connection, Connection& conn, const v1::Commit& commit);
+  Status AcceptCommit(int64_t connection, Connection& conn, const engine::ShardCommit& commit);
+  Status CheckCommit(const engine::ShardCommit& commit, engine::ChunkAssembler* gradient);
   void FailLease(Connection& conn, int64_t lease_id, Status status);
   void OnLeaseDeadline(int64_t lease_id);
   void CancelTimer(int64_t lease_id);
@@ -128,18 +136,17 @@ class TrainingRun {
   // error non-empty: the run failed (diverged): no checkpoint of the current state is written.
   void End(bool finished, const std::string& reason, const std::string& error = "");
   std::string LastGood() const;
-  void RebuildParamChunks();
+  void PublishParams();
   void SendResult(Connection& conn, int64_t lease_id, const Status& status);
   void UpdateStatus();
   std::string Who(const Connection& conn) const;
-  int64_t KnownVersion(const std::string& cached_run, int64_t cached_version) const;
   int64_t end_step() const;
 
   engine::TrainOptions options_;
   std::shared_ptr<const engine::BpeTokenizer> tokenizer_;
   std::vector<int32_t> train_tokens_;
   uint64_t corpus_hash_;
-  std::string run_id_;              // RunSetup::run_id; in every ParamChunk, Lease and checkpoint
+  std::string run_id_;              // RunSetup::run_id, written into every checkpoint
   engine::TrainingState state_;     // params written only on the loop, under params_mu_
   RunSettings settings_;
   boost::asio::io_context& io_;
@@ -150,8 +157,7 @@ class TrainingRun {
   engine::GradientTree tree_;
   std::vector<float> step_grad_;
   std::vector<float> shard_loss_;
-  std::vector<std::shared_ptr<const v1::CoordinatorMessage>> param_chunks_;  // of state_.step
-  int64_t param_chunk_bytes_ = 0;
+  std::shared_ptr<const ParamSnapshot> params_;  // of state_.step, as sent to workers
   std::map<int64_t, Connection> connections_;
   std::deque<int64_t> waiting_;     // connections that asked for a lease, in order
   std::map<int64_t, std::unique_ptr<boost::asio::steady_timer>> timers_;  // lease_id -> deadline

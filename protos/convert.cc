@@ -67,39 +67,6 @@ std::vector<v1::FloatChunk> MakeChunks(const float* block, int64_t n, int64_t ma
   return chunks;
 }
 
-ChunkAssembler::ChunkAssembler(int64_t expected_total, int64_t max_chunk_bytes)
-    : total_(expected_total), max_chunk_bytes_(max_chunk_bytes) {
-  LANLM_CHECK(expected_total >= 0, "negative block size");
-}
-
-Status ChunkAssembler::Add(const v1::FloatChunk& chunk) {
-  if (!status_.ok()) return status_;
-  const int64_t bytes = static_cast<int64_t>(chunk.data().size());
-  if (chunk.total() != total_) {
-    status_ = InvalidArgumentError("chunk total = " + std::to_string(chunk.total()) + " floats, expected " +
-                                   std::to_string(total_));
-  } else if (chunk.offset() != received_) {
-    status_ = InvalidArgumentError("chunk offset = " + std::to_string(chunk.offset()) + ", expected " +
-                                   std::to_string(received_) + " (chunks must arrive in order without gaps)");
-  } else if (bytes == 0 || bytes > max_chunk_bytes_ || bytes % 4 != 0) {
-    status_ =
-        InvalidArgumentError("chunk data = " + std::to_string(bytes) +
-                             " bytes; must be a positive multiple of 4 up to " + std::to_string(max_chunk_bytes_));
-  } else if (bytes / 4 > total_ - received_) {
-    status_ = InvalidArgumentError("chunk at offset " + std::to_string(chunk.offset()) + " with " +
-                                   std::to_string(bytes / 4) + " floats runs past total = " + std::to_string(total_));
-  } else if (engine::Crc32c(chunk.data().data(), chunk.data().size()) != chunk.crc32c()) {
-    status_ = DataLossError("chunk at offset " + std::to_string(chunk.offset()) + " fails its CRC32C check");
-  }
-  if (!status_.ok()) return status_;
-  if (block_.empty()) block_.resize(static_cast<size_t>(total_));
-  std::memcpy(block_.data() + received_, chunk.data().data(), static_cast<size_t>(bytes));
-  const uint32_t chunk_crc = chunk.crc32c();
-  crc_ = engine::Crc32c(&chunk_crc, 4, crc_);
-  received_ += bytes / 4;
-  return OkStatus();
-}
-
 uint32_t ChunksCrc32c(const std::vector<v1::FloatChunk>& chunks) {
   uint32_t crc = 0;
   for (const v1::FloatChunk& chunk : chunks) {
@@ -107,6 +74,44 @@ uint32_t ChunksCrc32c(const std::vector<v1::FloatChunk>& chunks) {
     crc = engine::Crc32c(&chunk_crc, 4, crc);
   }
   return crc;
+}
+
+void ToProto(const engine::FloatChunk& chunk, v1::FloatChunk* out) {
+  out->set_offset(chunk.offset);
+  out->set_total(chunk.total);
+  out->set_data(chunk.data);
+  out->set_crc32c(chunk.crc32c);
+}
+
+engine::FloatChunk FromProto(v1::FloatChunk&& message) {
+  engine::FloatChunk chunk;
+  chunk.offset = message.offset();
+  chunk.total = message.total();
+  chunk.data.swap(*message.mutable_data());  // no copy of the floats
+  chunk.crc32c = message.crc32c();
+  return chunk;
+}
+
+void ToProto(const engine::ShardLease& lease, v1::Lease* out) {
+  out->set_step(lease.step);
+  out->set_shard(lease.shard);
+  out->set_lease_id(lease.lease_id);
+  out->set_timeout_ms(lease.timeout_ms);
+  out->set_deadline_unix_ms(lease.deadline_unix_ms);
+  out->set_micro_batch(lease.micro_batch);
+  out->set_shard_count(lease.shard_count);
+  TokensToProto(lease.tokens.data(), static_cast<int64_t>(lease.tokens.size()), out);
+}
+
+engine::ShardCommit FromProto(const v1::Commit& message) {
+  engine::ShardCommit commit;
+  commit.lease_id = message.lease_id();
+  commit.floats = message.floats();
+  commit.crc32c = message.crc32c();
+  commit.loss = message.loss();
+  commit.shard_losses.assign(message.shard_losses().begin(), message.shard_losses().end());
+  commit.compute_ms = message.compute_ms();
+  return commit;
 }
 
 void TokensToProto(const int32_t* tokens, int64_t n, v1::Lease* lease) {

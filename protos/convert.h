@@ -1,6 +1,7 @@
 // The one place where engine types become wire messages and back (DESIGN.md §1, §6):
 // Status <-> grpc::Status, ModelConfig <-> message, float blocks <-> CRC-checked chunks,
-// and lease tokens. Everything read from a message is validated here before use.
+// the step messages (engine/train/step_messages.h: lease, gradient chunk, commit) and lease
+// tokens. Everything read from a message is validated here before use.
 // Not the place for protocol logic (leases, versions): that lives in coordinator/ and worker/.
 #pragma once
 
@@ -11,13 +12,15 @@
 #include <vector>
 
 #include "engine/base/status.h"
+#include "engine/io/float_chunks.h"
 #include "engine/model/model_config.h"
+#include "engine/train/step_messages.h"
 #include "protos/cluster.pb.h"
 
 namespace lanlm::protos {
 
 // Largest FloatChunk.data, bytes (DESIGN.md §6: chunks of at most 4 MiB).
-inline constexpr int64_t kMaxChunkBytes = int64_t{4} << 20;
+inline constexpr int64_t kMaxChunkBytes = engine::kMaxFloatChunkBytes;
 // gRPC message size limit for cluster channels: one chunk plus generous framing room.
 // Fixed, never unlimited.
 inline constexpr int kMaxMessageBytes = static_cast<int>(kMaxChunkBytes + (int64_t{256} << 10));
@@ -35,36 +38,21 @@ StatusOr<engine::ModelConfig> FromProto(const v1::ModelConfig& message);
 // each with its CRC32C. n = 0 gives no chunks.
 std::vector<v1::FloatChunk> MakeChunks(const float* block, int64_t n, int64_t max_chunk_bytes = kMaxChunkBytes);
 
-// Reassembles one float block from chunks that arrive in offset order, checking each chunk
-// before copying it. Keeps the commit checksum of the chunks seen (see ChunksCrc32c).
-// Not thread-safe.
-class ChunkAssembler {
+// Reassembles a float block from FloatChunk messages (engine::ChunkAssembler, which also
+// takes engine::FloatChunk).
+class ChunkAssembler : public engine::ChunkAssembler {
  public:
-  // expected_total: the block size the receiver expects, floats.
-  explicit ChunkAssembler(int64_t expected_total, int64_t max_chunk_bytes = kMaxChunkBytes);
-
-  // INVALID_ARGUMENT: total != expected_total, offset != floats received so far (gap,
-  // overlap or reordering), empty or oversized data, data length not a multiple of 4, or
-  // the chunk runs past total. DATA_LOSS: the chunk's CRC32C does not match its data.
-  // After any error the assembler stays failed (every later Add returns the first error).
-  Status Add(const v1::FloatChunk& chunk);
-
-  bool complete() const { return status_.ok() && received_ == total_; }
-  int64_t received() const { return received_; }
-  // ChunksCrc32c of the chunks accepted so far.
-  uint32_t crc32c() const { return crc_; }
-  // The block; valid once complete().
-  std::vector<float>& block() { return block_; }
-  std::vector<float> Take() { return std::move(block_); }
-
- private:
-  int64_t total_;
-  int64_t max_chunk_bytes_;
-  int64_t received_ = 0;
-  uint32_t crc_ = 0;
-  Status status_;
-  std::vector<float> block_;
+  using engine::ChunkAssembler::Add;
+  using engine::ChunkAssembler::ChunkAssembler;
+  Status Add(const v1::FloatChunk& chunk) { return Add(chunk.offset(), chunk.total(), chunk.data(), chunk.crc32c()); }
 };
+
+void ToProto(const engine::FloatChunk& chunk, v1::FloatChunk* out);
+// Takes the message's data without copying it.
+engine::FloatChunk FromProto(v1::FloatChunk&& message);
+void ToProto(const engine::ShardLease& lease, v1::Lease* out);
+// As sent; the step loop validates every field.
+engine::ShardCommit FromProto(const v1::Commit& message);
 
 // The checksum a Commit carries: CRC32C over the chunks' CRC32C values in order, each as 4
 // little-endian bytes. Every chunk's CRC covers its data, so this covers the whole block and

@@ -3,6 +3,7 @@
 #include "engine/base/hash.h"
 
 #include <array>
+#include <cstdio>
 #include <cstring>
 
 #if defined(__SSE4_2__)
@@ -88,6 +89,12 @@ uint64_t Fingerprint(const float* data, int64_t n) {
   h *= 0xd6e8feb86659fd93ull;
   h ^= h >> 32;
   return h;
+}
+
+std::string Hex16(uint64_t x) {
+  char buf[24];
+  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(x));
+  return buf;
 }
 
 }  // namespace lanlm::engine

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 namespace lanlm::engine {
 
@@ -25,5 +26,8 @@ bool Crc32cIsHardware();
 // 64-bit fingerprint of a float block's exact bytes: what trainers print as fingerprint=
 // (16 hex digits). Processes 8 bytes per step, so it is fast enough for every checkpoint.
 uint64_t Fingerprint(const float* data, int64_t n);
+
+// x as 16 lower-case hex digits, zero-padded: how fingerprints, hashes and ids are shown.
+std::string Hex16(uint64_t x);
 
 }  // namespace lanlm::engine

@@ -1,6 +1,6 @@
-// Status and StatusOr<T>: the one error convention of lanlm (STYLE.md).
-// Codes mirror gRPC's so services convert them in one place. Not for broken invariants:
-// those use LANLM_CHECK (engine/base/check.h).
+// engine/base/ owns what every other engine folder stands on: Status and StatusOr<T> (this file, the
+// one error convention of lanlm, STYLE.md; codes mirror gRPC's so services convert them in one place;
+// broken invariants use LANLM_CHECK, check.h), the thread pool, hashes and checksums, UTF-8, random.
 #pragma once
 
 #include <optional>

@@ -122,6 +122,14 @@ bool FlagSet::WasSet(const std::string& name) const {
   return false;
 }
 
+GivenFlags FlagSet::Given() const {
+  GivenFlags given;
+  for (const auto& f : flags_) {
+    if (f.was_set) given.insert(f.name);
+  }
+  return given;
+}
+
 Status FlagSet::Parse(const std::vector<std::string>& args) {
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];

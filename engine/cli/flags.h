@@ -5,12 +5,18 @@
 
 #include <cstdint>
 #include <functional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "engine/base/status.h"
 
 namespace lanlm {
+
+// The names (without --) of the flags given on a command line; what rules that treat a given
+// flag differently from a default (resume, --steps) read. Code that starts a run without a
+// command line (tests, in-process clusters) lists the names itself.
+using GivenFlags = std::set<std::string>;
 
 class FlagSet {
  public:
@@ -34,6 +40,8 @@ class FlagSet {
   bool help_requested() const { return help_requested_; }
   // True when the flag appeared on the command line.
   bool WasSet(const std::string& name) const;
+  // Every flag that appeared on the command line.
+  GivenFlags Given() const;
   std::string Help() const;
 
  private:

@@ -7,6 +7,7 @@
 
 #include "engine/base/check.h"
 #include "engine/base/float_bits.h"
+#include "engine/base/hash.h"
 
 namespace lanlm::engine {
 namespace {
@@ -123,10 +124,19 @@ class Checker {
 }  // namespace
 
 void RegisterTrainFlags(FlagSet& flags, TrainFlags* values) {
+  flags.String("corpus", &values->corpus, "UTF-8 text file to train on (required)");
+  flags.String("tokenizer", &values->tokenizer,
+               "use this tokenizer file (lanlm tokenizer train) instead of learning one from the corpus");
   Registrar registrar(flags);
   VisitTrainFlags(*values, registrar);
+  flags.String("resume", &values->resume,
+               "continue from this checkpoint: its model, tokenizer, seed and options; a flag that contradicts "
+               "it is an error");
   flags.Bool("allow-corpus-change", &values->allow_corpus_change,
              "with --resume: continue even if --corpus is not the text the checkpoint was trained on");
+  flags.Bool("override-checkpoint", &values->override_checkpoint,
+             "with --resume: --lr, --warmup, --weight-decay and --schedule replace the checkpoint's values "
+             "instead of contradicting them");
 }
 
 Status ValidateTrainFlags(const TrainFlags& values) {
@@ -189,16 +199,8 @@ Status ApplyResumeSteps(const TrainFlags& values, bool steps_set, int64_t checkp
 Status CheckResumeCorpus(const TrainFlags& values, uint64_t checkpoint_hash, uint64_t corpus_hash,
                          const std::string& corpus_path) {
   if (checkpoint_hash == 0 || checkpoint_hash == corpus_hash || values.allow_corpus_change) return OkStatus();
-  auto hex = [](uint64_t v) {
-    std::ostringstream out;
-    out << std::hex;
-    out.width(16);
-    out.fill('0');
-    out << v;
-    return out.str();
-  };
-  return FailedPreconditionError("--corpus " + corpus_path + " tokenizes to corpus hash " + hex(corpus_hash) +
-                                 ", but the checkpoint was trained on corpus hash " + hex(checkpoint_hash) +
+  return FailedPreconditionError("--corpus " + corpus_path + " tokenizes to corpus hash " + Hex16(corpus_hash) +
+                                 ", but the checkpoint was trained on corpus hash " + Hex16(checkpoint_hash) +
                                  "; resuming on another text is a different run (pass --allow-corpus-change to "
                                  "train on it anyway)");
 }

@@ -16,6 +16,9 @@ namespace lanlm::engine {
 
 // The values of the shared flags, defaults included.
 struct TrainFlags {
+  std::string corpus;        // --corpus: UTF-8 text to train on
+  std::string tokenizer;     // --tokenizer: tokenizer file; empty = learn one of --vocab-size from the corpus
+  std::string resume;        // --resume: checkpoint to continue from
   std::string config = "S";  // --config: named config S or M; the model's V is the tokenizer's size
   int vocab_size = 0;        // --vocab-size: tokenizer training vocabulary; 0 = the config's V
   int dim = 0, layers = 0, heads = 0, ffn_hidden = 0, context = 0;  // overrides; 0 = the config's
@@ -30,6 +33,7 @@ struct TrainFlags {
   std::string schedule = "cosine";
   double validation_fraction = 0.05;
   bool allow_corpus_change = false;  // --allow-corpus-change: resume on a text other than the checkpoint's
+  bool override_checkpoint = false;  // --override-checkpoint: resume with other optimizer flags (lr, ...)
 };
 
 // Registers every shared flag bound to *values (its current value is the default in --help).

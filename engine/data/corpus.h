@@ -1,6 +1,6 @@
-// Corpus: a tokenized text split into training and validation parts, and the data sampler:
-// shard contents are a pure function of (seed, step, shard index) (DESIGN.md §3), so resuming
-// needs no sampler state and any worker can build any shard.
+// engine/data/ owns training data. Corpus: a tokenized text split into training and validation parts, and
+// the data sampler: shard contents are a pure function of (seed, step, shard index) (DESIGN.md §3), so
+// resuming needs no sampler state and any worker can build any shard.
 #pragma once
 
 #include <cstdint>

@@ -1,8 +1,8 @@
-// The generation loop shared by `lanlm generate --checkpoint` and the Generate service:
-// stopping rules (length, EOS/PAD, stop strings, the seed's confidence rule), a text streamer
-// whose deltas are valid UTF-8 and never show any part of a stop string, and a session's
-// continuation state (KV cache, sampler counter, last sampled token). The service drives the
-// steps itself so it can batch them across sessions; RunGeneration drives one request alone.
+// engine/generate/ owns inference: the KV-cache decoder, sampling, and (this file) the generation loop
+// shared by `lanlm generate --checkpoint` and the Generate service: stopping rules (length, EOS/PAD, stop
+// strings, the seed's confidence rule), a text streamer whose deltas are valid UTF-8 and never show any part
+// of a stop string, and a session's continuation state (KV cache, sampler counter, last sampled token). The
+// service drives the steps itself to batch them across sessions; RunGeneration drives one request alone.
 #pragma once
 
 #include <cstdint>

@@ -1,9 +1,10 @@
-// Checkpoints: one safetensors file (8-byte little-endian header length, JSON header, raw
-// little-endian float32 data), DESIGN.md §5. Tensors use the names of parameters.h; AdamW
-// moments are "optim.m.<name>" and "optim.v.<name>". __metadata__ carries the format version,
-// model config, training options, step, seed, shards, tokenizer, corpus hash and run id (optional:
-// files written before them load with 0 / ""), parameter fingerprint, a CRC32C of the data section and one of the tensor table (names,
-// shapes, dtypes, offsets; optional on load: older files lack it, see table_checksummed). Writes are atomic (temp file, fsync, rename, fsync dir).
+// engine/io/ owns file formats and bytes on disk or wire: atomic files, float chunks, the JSON reader, and
+// checkpoints (this file): one safetensors file (8-byte LE header length, JSON header, raw LE float32 data),
+// DESIGN.md §5. Tensors use parameters.h names; AdamW moments are "optim.m.<name>" and "optim.v.<name>".
+// __metadata__: format version, config, training options, step, seed, shards, tokenizer, corpus hash and
+// run id (0 / "" if absent), fingerprint, a CRC32C of the data section and one of the tensor table (names,
+// shapes, dtypes, offsets; older files lack it, see table_checksummed). Writes are atomic (temp, fsync,
+// rename, fsync dir).
 #pragma once
 
 #include <cstdint>

@@ -1,7 +1,7 @@
-// Model: the training-time forward pass with activation caching (the seed's LayerCache) and
-// the full hand-written backward pass, for one micro-batch of B sequences of T tokens.
-// Parameters live outside (a block laid out by parameters.h); the Model owns only the rope
-// table and the activations, allocated once. Not thread-safe: one Model per training thread.
+// engine/model/ owns the model: its config (model_config.h), the parameter block layout (parameters.h)
+// and Model (this file): the training-time forward pass with activation caching and the hand-written
+// backward pass, for one micro-batch of B sequences of T tokens. Parameters live outside (parameters.h);
+// the Model owns only the rope table and the activations, allocated once. One Model per training thread.
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,6 @@
-// Matmul with weights stored [out, in] (torch.nn.Linear, DESIGN.md §2): y = x · Wᵀ.
-// Forward is parallel over output rows/columns; the weight gradient over weight rows, so
-// every output element is summed by one thread in a fixed order (bit-identical for any pool).
+// engine/ops/ owns the differentiable ops, each a forward+backward pair, and their kernels. Matmul (this
+// file, weights stored [out, in] as torch.nn.Linear, DESIGN.md §2): y = x · Wᵀ. Forward is parallel over
+// output rows/columns; the weight gradient over weight rows: one thread sums each output, bit-identical.
 #pragma once
 
 #include <cstdint>

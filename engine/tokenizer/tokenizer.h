@@ -1,9 +1,9 @@
-// BpeTokenizer: byte-pair encoding as in the seed brief and DESIGN.md §4.
-// Initial vocabulary: the special tokens, every character (UTF-8 code point) seen in training,
-// the same characters with the end-of-word marker "</w>" appended, "\n", and " ". Merges are
-// learned by pair frequency with incremental pair counts; encoding applies merges greedily by
-// rank; unknown characters become <unk>; decoding turns "</w>" into a space. Runs of spaces
-// that are not an end-of-word marker are words made of " " and can merge too. The exact
+// engine/tokenizer/ owns text <-> token ids: training, encoding, decoding and the tokenizer file format.
+// BpeTokenizer: byte-pair encoding as in the seed brief and DESIGN.md §4. Initial vocabulary: the special
+// tokens, every character (UTF-8 code point) seen in training, the same characters with the end-of-word
+// marker "</w>" appended, "\n", and " ". Merges are learned by pair frequency with incremental pair counts;
+// encoding applies merges greedily by rank; unknown characters become <unk>; decoding turns "</w>" into a
+// space. Runs of spaces that are not an end-of-word marker are words made of " " and can merge too. The exact
 // pre-tokenisation (Decode(Encode(t)) == t for text of known characters) is in tokenizer.cc.
 // Immutable after construction: thread-safe for concurrent Encode/Decode.
 #pragma once

@@ -1,6 +1,6 @@
-// Training steps shared by the single-process trainer (`lanlm train`) and the coordinator, so
-// both produce bit-identical parameters (DESIGN.md §3): shard gradients into zeroed buffers,
-// the GradientTree sum / S, elementwise clipping, AdamW, version = step + 1.
+// engine/train/ owns training: steps, AdamW, the gradient tree, checkpoint assembly, the step messages.
+// This file: the steps shared by `lanlm train` and the coordinator, bit-identical (DESIGN.md §3): shard
+// gradients into zeroed buffers, the GradientTree sum / S, elementwise clipping, AdamW, version = step + 1.
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,6 @@
 // Shared helpers of the offline command tests: run a command entry point in-process with
-// stdout/stderr captured, pull key=value fields out of its output, and a scratch folder.
+// stdout/stderr captured, pull key=value fields out of its output (scratch folders and the
+// Genesis text: tests/support).
 #pragma once
 
 #include <gtest/gtest.h>
@@ -14,6 +15,8 @@
 #include <vector>
 
 #include "client/commands.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/tiny.h"
 
 namespace lanlm::client::testing_util {
 
@@ -54,25 +57,7 @@ inline std::string Slurp(const std::string& path) {
   return ss.str();
 }
 
-inline std::string GenesisPath() { return LANLM_SOURCE_DIR "/tests/data/genesis.txt"; }
-
-// A fresh folder per test, removed at the end.
-class ScratchDir {
- public:
-  // Named after the running test, or `name` outside a test (SetUpTestSuite).
-  explicit ScratchDir(const std::string& name = "") {
-    const auto* info = testing::UnitTest::GetInstance()->current_test_info();
-    const std::string id = info != nullptr ? std::string(info->test_suite_name()) + "_" + info->name() : name;
-    path_ = (std::filesystem::path(testing::TempDir()) / ("lanlm_" + id + "_" + std::to_string(getpid()))).string();
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~ScratchDir() { std::filesystem::remove_all(path_); }
-  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using test_support::GenesisPath;
+using test_support::ScratchDir;
 
 }  // namespace lanlm::client::testing_util

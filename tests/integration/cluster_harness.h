@@ -21,27 +21,22 @@
 
 #include "coordinator/coordinator_server.h"
 #include "coordinator/run_config.h"
+#include "engine/base/hash.h"
 #include "engine/base/random.h"
 #include "engine/base/thread_pool.h"
 #include "engine/train/trainer.h"
 #include "protos/cluster.grpc.pb.h"
 #include "protos/cluster_auth.h"
 #include "protos/convert.h"
+#include "tests/support/temp_dir.h"
 #include "worker/worker.h"
 
 namespace lanlm::testing {
 
 inline constexpr char kTestToken[] = "test-cluster-token-0123";
 
-// A fresh folder under the test temp dir.
-inline std::string TempDir(const std::string& name) {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  std::filesystem::path dir = std::filesystem::path(::testing::TempDir()) / "lanlm_cluster" /
-                              (std::string(info->test_suite_name()) + "." + info->name() + "." + name);
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir.string();
-}
+using test_support::TestTempDir;
+inline std::string TempDir(const std::string& name) { return TestTempDir(name); }
 
 // ~12 KB of pseudo-English from a fixed word list, the same bytes on every run.
 inline std::string WriteCorpus(const std::string& dir) {
@@ -82,15 +77,11 @@ inline coordinator::CoordinatorOptions TinyOptions(const std::string& corpus, in
   return options;
 }
 
-inline std::string Hex(uint64_t v) {
-  char buf[17];
-  std::snprintf(buf, sizeof(buf), "%016" PRIx64, v);
-  return buf;
-}
+inline std::string Hex(uint64_t v) { return engine::Hex16(v); }
 
 // The single-process fingerprint after options.steps steps (engine LocalTrainer).
 inline uint64_t ReferenceFingerprint(const coordinator::CoordinatorOptions& options) {
-  auto setup = coordinator::PrepareRun(options, true);
+  auto setup = coordinator::PrepareRun(options, GivenFlags{"steps"});
   EXPECT_TRUE(setup.ok()) << setup.status().ToString();
   if (!setup.ok()) return 0;
   engine::ThreadPool pool(1);

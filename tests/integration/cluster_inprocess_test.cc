@@ -18,7 +18,7 @@ namespace {
 using coordinator::TrainingServer;
 
 std::unique_ptr<TrainingServer> StartServer(const coordinator::CoordinatorOptions& options) {
-  auto server = TrainingServer::Start(options, /*steps_flag_set=*/true, /*handle_signals=*/false);
+  auto server = TrainingServer::Start(options, GivenFlags{"steps"}, /*handle_signals=*/false);
   EXPECT_TRUE(server.ok()) << server.status().ToString();
   return server.ok() ? std::move(*server) : nullptr;
 }
@@ -80,7 +80,7 @@ TEST_F(ClusterTest, MultiShardLeasesMatchLocalTrainer) {
     EXPECT_EQ(accepted, 3 * ((7 + per_lease - 1) / per_lease));  // one commit per block
   }
   options.shards_per_lease = 3;
-  EXPECT_EQ(TrainingServer::Start(options, true, false).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(TrainingServer::Start(options, GivenFlags{"steps"}, false).status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST_F(ClusterTest, MultiShardCommitNeedsOneFiniteLossPerShard) {
@@ -286,7 +286,7 @@ TEST_F(ClusterTest, ResumeOnAnotherCorpusIsRefusedUnlessAllowed) {
   options.resume = checkpoint;
   options.steps = 3;
   options.checkpoint_dir.clear();
-  const auto refused = TrainingServer::Start(options, true, false);
+  const auto refused = TrainingServer::Start(options, GivenFlags{"steps"}, false);
   EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(refused.status().message().find("--allow-corpus-change"), std::string::npos) << refused.status().ToString();
   options.allow_corpus_change = true;
@@ -338,7 +338,7 @@ TEST_F(ClusterTest, SecondCoordinatorOnTheSamePortFailsToStart) {
   auto first = StartServer(options);
   ASSERT_TRUE(first);
   options.listen = "127.0.0.1:" + std::to_string(first->port());
-  auto second = TrainingServer::Start(options, true, false);
+  auto second = TrainingServer::Start(options, GivenFlags{"steps"}, false);
   EXPECT_EQ(second.status().code(), StatusCode::kUnavailable);
   first->Stop("test");
   first->Wait();

@@ -6,7 +6,7 @@
 #include <cstdlib>
 
 #include "tests/integration/cluster_harness.h"
-#include "tests/integration/process_util.h"
+#include "tests/support/process.h"
 
 namespace lanlm::testing {
 namespace {

@@ -5,7 +5,7 @@
 #include <filesystem>
 
 #include "tests/integration/cluster_harness.h"
-#include "tests/integration/process_util.h"
+#include "tests/support/process.h"
 
 namespace lanlm::testing {
 namespace {

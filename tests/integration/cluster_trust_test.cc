@@ -23,7 +23,7 @@ class ClusterTrustTest : public CorpusTest {};
 TEST_F(ClusterTrustTest, KeepRunningWorkerNeverReusesAnotherRunsParameters) {
   auto run_a = TinyOptions(corpus_, 1);
   run_a.seed = 1;
-  auto first = TrainingServer::Start(run_a, /*steps_flag_set=*/true, /*handle_signals=*/false);
+  auto first = TrainingServer::Start(run_a, GivenFlags{"steps"}, /*handle_signals=*/false);
   ASSERT_TRUE(first.ok()) << first.status().ToString();
   const int port = (*first)->port();
   WorkerGroup workers(port, 0, 1);
@@ -36,7 +36,7 @@ TEST_F(ClusterTrustTest, KeepRunningWorkerNeverReusesAnotherRunsParameters) {
   run_b.seed = 2;
   run_b.listen = "127.0.0.1:" + std::to_string(port);
   const uint64_t reference = ReferenceFingerprint(run_b);
-  auto second = TrainingServer::Start(run_b, true, false);
+  auto second = TrainingServer::Start(run_b, GivenFlags{"steps"}, false);
   ASSERT_TRUE(second.ok()) << second.status().ToString();
   const auto result_b = (*second)->Wait();
   workers.StopAll();
@@ -50,13 +50,13 @@ TEST_F(ClusterTrustTest, RunIdIsFreshPerRunAndKeptAcrossResume) {
   auto options = TinyOptions(corpus_, 2);
   options.stop_after = 1;
   options.checkpoint_dir = dir_ + "/ckpt";
-  auto a = coordinator::PrepareRun(options, true);
-  auto b = coordinator::PrepareRun(options, true);
+  auto a = coordinator::PrepareRun(options, GivenFlags{"steps"});
+  auto b = coordinator::PrepareRun(options, GivenFlags{"steps"});
   ASSERT_TRUE(a.ok() && b.ok());
   EXPECT_TRUE(engine::IsRunId(a->run_id)) << a->run_id;
   EXPECT_NE(a->run_id, b->run_id);
 
-  auto server = TrainingServer::Start(options, true, false);
+  auto server = TrainingServer::Start(options, GivenFlags{"steps"}, false);
   ASSERT_TRUE(server.ok()) << server.status().ToString();
   const std::string run_id = (*server)->run().run_id();
   WorkerGroup workers((*server)->port(), 1, 1);
@@ -66,7 +66,7 @@ TEST_F(ClusterTrustTest, RunIdIsFreshPerRunAndKeptAcrossResume) {
   ASSERT_TRUE(checkpoint.ok()) << checkpoint.status().ToString();
   EXPECT_EQ(checkpoint->run_id, run_id);
   options.resume = result.checkpoint;
-  auto resumed = coordinator::PrepareRun(options, true);
+  auto resumed = coordinator::PrepareRun(options, GivenFlags{"steps"});
   ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
   EXPECT_EQ(resumed->run_id, run_id);
   workers.StopAll();
@@ -74,7 +74,7 @@ TEST_F(ClusterTrustTest, RunIdIsFreshPerRunAndKeptAcrossResume) {
 
 TEST_F(ClusterTrustTest, JoinReplyCarriesTheRunId) {
   auto options = TinyOptions(corpus_, 1);
-  auto server = TrainingServer::Start(options, true, false);
+  auto server = TrainingServer::Start(options, GivenFlags{"steps"}, false);
   ASSERT_TRUE(server.ok()) << server.status().ToString();
   RawClient client((*server)->port());
   v1::JoinReply reply;
@@ -88,7 +88,7 @@ TEST_F(ClusterTrustTest, JoinReplyCarriesTheRunId) {
 // A worker id is bound to the one Work stream that first says Hello with it: a second stream
 // (another token holder) cannot speak for it.
 TEST_F(ClusterTrustTest, WorkerIdCannotBeClaimedTwice) {
-  auto server = TrainingServer::Start(TinyOptions(corpus_, 1000), true, false);
+  auto server = TrainingServer::Start(TinyOptions(corpus_, 1000), GivenFlags{"steps"}, false);
   ASSERT_TRUE(server.ok()) << server.status().ToString();
   RawClient owner((*server)->port());
   ASSERT_TRUE(owner.Connect());
@@ -117,7 +117,7 @@ TEST_F(ClusterTrustTest, OversizedPromptIsRefusedNamingTheFlag) {
     out.max_receive_bytes = static_cast<int>(generate_options.max_prompt_bytes + (64 << 10));
     return out;
   };
-  auto server = TrainingServer::Start(TinyOptions(corpus_, 1000), true, false, extras);
+  auto server = TrainingServer::Start(TinyOptions(corpus_, 1000), GivenFlags{"steps"}, false, extras);
   ASSERT_TRUE(server.ok()) << server.status().ToString();
   grpc::ChannelArguments args;
   args.SetMaxSendMessageSize(-1);
@@ -143,7 +143,7 @@ TEST_F(ClusterTrustTest, CheckpointDirThatIsNotAFolderIsRefusedBeforeTraining) {
   auto options = TinyOptions(corpus_, 2);
   options.checkpoint_dir = dir_ + "/a-file";
   std::ofstream(options.checkpoint_dir) << "x";
-  auto server = TrainingServer::Start(options, true, false);
+  auto server = TrainingServer::Start(options, GivenFlags{"steps"}, false);
   ASSERT_FALSE(server.ok());
   EXPECT_EQ(server.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(server.status().message().find("--checkpoint-dir " + options.checkpoint_dir), std::string::npos)
@@ -156,7 +156,7 @@ TEST_F(ClusterTrustTest, LostFinalCheckpointFailsTheRun) {
   auto options = TinyOptions(corpus_, 3);
   options.checkpoint_dir = dir_ + "/ckpt";
   options.checkpoint_every = 1;
-  auto server = TrainingServer::Start(options, true, false);
+  auto server = TrainingServer::Start(options, GivenFlags{"steps"}, false);
   ASSERT_TRUE(server.ok()) << server.status().ToString();
   std::filesystem::remove_all(options.checkpoint_dir);
   std::ofstream(options.checkpoint_dir) << "not a folder";
@@ -176,7 +176,7 @@ TEST_F(ClusterTrustTest, LostFinalCheckpointFailsTheRun) {
 // stops with an error, writes no checkpoint of the bad state and names the last good one.
 TEST_F(ClusterTrustTest, NonFiniteUpdateStopsTheRun) {
   auto options = TinyOptions(corpus_, 4);
-  auto setup = coordinator::PrepareRun(options, true);
+  auto setup = coordinator::PrepareRun(options, GivenFlags{"steps"});
   ASSERT_TRUE(setup.ok()) << setup.status().ToString();
   engine::Checkpoint bad;
   bad.config = setup->state.config;
@@ -191,7 +191,7 @@ TEST_F(ClusterTrustTest, NonFiniteUpdateStopsTheRun) {
   ASSERT_TRUE(engine::SaveCheckpoint(path, bad).ok());
   options.resume = path;
   options.checkpoint_dir = dir_ + "/ckpt";
-  auto server = TrainingServer::Start(options, true, false);
+  auto server = TrainingServer::Start(options, GivenFlags{"steps"}, false);
   ASSERT_TRUE(server.ok()) << server.status().ToString();
   WorkerGroup workers((*server)->port(), 1, 1);
   const auto result = (*server)->Wait();

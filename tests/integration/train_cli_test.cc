@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "tests/integration/process_util.h"
+#include "tests/support/process.h"
 
 namespace lanlm {
 namespace {
