@@ -153,7 +153,10 @@ class TrainCommand {
     while (spec_.state.step < end_step_) {
       if (Status s = Step(); !s.ok()) {
         progress_.Break();
-        return Fail(kCommand, s);
+        if (s.code() != StatusCode::kDataLoss) return Fail(kCommand, s);
+        // Diverged: the state is not saved; what --out holds (if anything) is the last good one.
+        return Fail(kCommand,
+                    s.message() + "; not saved: --out " + t_.out + " keeps the last checkpoint written (if any)");
       }
       if (g_stop_requested.load()) {
         interrupted = true;
@@ -203,7 +206,7 @@ class TrainCommand {
   }
 
   Status Save() {
-    return engine::SaveTrainingCheckpoint(t_.out, spec_.state, o_, *spec_.tokenizer, corpus_.hash);
+    return engine::SaveTrainingCheckpoint(t_.out, spec_.state, o_, *spec_.tokenizer, corpus_.hash, spec_.run_id);
   }
 
   // One optimizer step with its evaluation, progress line, CSV row and periodic checkpoint.

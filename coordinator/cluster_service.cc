@@ -17,6 +17,13 @@ using Reactor = grpc::ServerBidiReactor<v1::WorkerMessage, v1::CoordinatorMessag
 
 std::string Hex(uint64_t v) { return "0x" + engine::Hex16(v); }
 
+// "ipv4:10.0.0.5:41234" -> "ipv4:10.0.0.5" (a host keeps its address across connections, not
+// its port).
+std::string PeerHost(const std::string& peer) {
+  const size_t colon = peer.rfind(':');
+  return colon == std::string::npos || colon < peer.find(':') + 1 ? peer : peer.substr(0, colon);
+}
+
 // The write side of one stream: a queue with one write in flight, and exactly one Finish,
 // issued once the queue has drained. Detached when the reactor is done.
 // Converts the step loop's messages (engine/train/step_messages.h) into lanlm.v1 messages.
@@ -31,6 +38,7 @@ class StreamLink final : public WorkerLink {
   void SendLease(engine::ShardLease lease) override {
     auto message = std::make_shared<v1::CoordinatorMessage>();
     protos::ToProto(lease, message->mutable_lease());
+    message->mutable_lease()->set_run_id(service_.identity().run_id);
     Send(std::move(message));
   }
 
@@ -156,7 +164,7 @@ class WorkStream final : public Reactor {
       return false;
     }
     const v1::Hello& hello = in_.hello();
-    StatusOr<std::string> name = service_.JoinedName(hello.worker_id());
+    StatusOr<std::string> name = service_.ClaimWorkerId(hello.worker_id(), context_->peer());
     if (!name.ok()) {
       link_->Close(protos::ToGrpcStatus(name.status()));
       return false;
@@ -164,8 +172,9 @@ class WorkStream final : public Reactor {
     connection_ = service_.NextConnectionId();
     TrainingRun* run = &service_.run();
     std::shared_ptr<WorkerLink> link = link_;
+    const int64_t version = service_.CachedVersion(hello.cached_run_id(), hello.cached_version());
     boost::asio::post(service_.io(), [run, connection = connection_, link, id = hello.worker_id(), name = *name,
-                                      version = hello.cached_version()] {
+                                      version] {
       run->OnConnected(connection, link, id, name, version);
     });
     return true;
@@ -177,7 +186,9 @@ class WorkStream final : public Reactor {
     const int64_t connection = connection_;
     switch (in_.kind_case()) {
       case v1::WorkerMessage::kLeaseRequest:
-        boost::asio::post(service_.io(), [run, connection, version = in_.lease_request().cached_version()] {
+        boost::asio::post(service_.io(), [run, connection,
+                                          version = service_.CachedVersion(in_.lease_request().cached_run_id(),
+                                                                           in_.lease_request().cached_version())] {
           run->OnLeaseRequest(connection, version);
         });
         break;
@@ -232,6 +243,7 @@ std::vector<std::shared_ptr<const v1::CoordinatorMessage>> ClusterService::Param
       auto message = std::make_shared<v1::CoordinatorMessage>();
       v1::ParamChunk* param = message->mutable_param_chunk();
       param->set_version(params->version);
+      param->set_run_id(identity_.run_id);
       *param->mutable_chunk() = std::move(chunk);
       param_messages_.push_back(std::move(message));
     }
@@ -240,11 +252,29 @@ std::vector<std::shared_ptr<const v1::CoordinatorMessage>> ClusterService::Param
   return param_messages_;
 }
 
-StatusOr<std::string> ClusterService::JoinedName(const std::string& worker_id) const {
+int64_t ClusterService::CachedVersion(const std::string& cached_run, int64_t cached_version) const {
+  if (cached_run == identity_.run_id) return cached_version;
+  if (cached_version >= 0) {
+    spdlog::info("a worker holds version {} of another run ({}); it gets this run's parameters", cached_version,
+                 cached_run.empty() ? "none" : cached_run.substr(0, 32));
+  }
+  return -1;  // another run's step numbers mean nothing here
+}
+
+StatusOr<std::string> ClusterService::ClaimWorkerId(const std::string& worker_id, const std::string& peer) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = joined_.find(worker_id);
   if (it == joined_.end()) return NotFoundError("unknown worker_id '" + worker_id.substr(0, 64) + "'; call Join first");
-  return it->second;
+  Joined& joined = it->second;
+  if (joined.host != PeerHost(peer)) {
+    return Status(StatusCode::kPermissionDenied,
+                  "worker_id " + worker_id + " joined from " + joined.host + ", not from " + PeerHost(peer));
+  }
+  if (joined.claimed) {
+    return Status(StatusCode::kPermissionDenied, "worker_id " + worker_id + " already has a Work stream; call Join");
+  }
+  joined.claimed = true;
+  return joined.name;
 }
 
 grpc::ServerUnaryReactor* ClusterService::Join(grpc::CallbackServerContext* context, const v1::JoinRequest* request,
@@ -281,7 +311,8 @@ grpc::ServerUnaryReactor* ClusterService::Join(grpc::CallbackServerContext* cont
   {
     std::lock_guard<std::mutex> lock(mu_);
     worker_id = "w" + std::to_string(next_worker_++);
-    joined_[worker_id] = request->worker_name().empty() ? context->peer() : request->worker_name();
+    joined_[worker_id] = {request->worker_name().empty() ? context->peer() : request->worker_name(),
+                          PeerHost(context->peer())};
   }
   reply->set_worker_id(worker_id);
   protos::ToProto(identity_.config, reply->mutable_model_config());
@@ -293,6 +324,7 @@ grpc::ServerUnaryReactor* ClusterService::Join(grpc::CallbackServerContext* cont
   reply->set_lease_timeout_ms(identity_.lease_timeout_ms);
   reply->set_wire_format(static_cast<v1::WireFormat>(identity_.wire));
   if (identity_.local_steps > 0) protos::ToProto(identity_.adamw, identity_.local_steps, reply->mutable_inner());
+  reply->set_run_id(identity_.run_id);
   spdlog::info("join: worker {} = {} ({} threads) from {}", worker_id, request->worker_name(), request->threads(),
                context->peer());
   reactor->Finish(grpc::Status::OK);

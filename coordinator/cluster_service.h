@@ -30,6 +30,7 @@ struct ClusterIdentity {
   engine::WireFormat wire = engine::WireFormat::kFp32;
   int local_steps = 0;              // > 0: JoinReply.inner carries it and `adamw`
   engine::AdamWOptions adamw;
+  std::string run_id;  // RunSetup::run_id: ParamChunks, Leases and JoinReply carry it; workers key their cache by it
   std::string token;
 };
 
@@ -51,8 +52,14 @@ class ClusterService final : public v1::Cluster::CallbackService {
   // The ParamChunk messages of params, built once per snapshot and shared by every stream.
   std::vector<std::shared_ptr<const v1::CoordinatorMessage>> ParamMessages(
       const std::shared_ptr<const ParamSnapshot>& params);
-  // The name a worker gave at Join, or NOT_FOUND.
-  StatusOr<std::string> JoinedName(const std::string& worker_id) const;
+  // Binds worker_id to the Work stream of `peer` (grpc peer string) and returns the name the
+  // worker gave at Join. NOT_FOUND for an id never joined; PERMISSION_DENIED when the id
+  // joined from another host or already has a stream: a token holder cannot speak for
+  // another worker's id.
+  StatusOr<std::string> ClaimWorkerId(const std::string& worker_id, const std::string& peer);
+  // A worker's cached parameter version as this run sees it: -1 unless it is of this run
+  // (Hello/LeaseRequest cached_run_id == identity().run_id).
+  int64_t CachedVersion(const std::string& cached_run, int64_t cached_version) const;
 
  private:
   ClusterIdentity identity_;
@@ -61,7 +68,12 @@ class ClusterService final : public v1::Cluster::CallbackService {
   std::atomic<int64_t> next_connection_{1};
   mutable std::mutex mu_;
   int64_t next_worker_ = 1;                      // guarded by mu_
-  std::map<std::string, std::string> joined_;    // worker_id -> name; guarded by mu_
+  struct Joined {
+    std::string name;
+    std::string host;      // peer address without the port
+    bool claimed = false;  // a Work stream said Hello with this id
+  };
+  std::map<std::string, Joined> joined_;         // worker_id -> who joined; guarded by mu_
   std::shared_ptr<const ParamSnapshot> param_source_;                           // guarded by mu_
   std::vector<std::shared_ptr<const v1::CoordinatorMessage>> param_messages_;  // of param_source_
 

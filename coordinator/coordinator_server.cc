@@ -4,6 +4,7 @@
 #include <boost/asio/post.hpp>
 
 #include "engine/base/hash.h"
+#include "engine/io/atomic_file.h"
 #include "protos/cluster_auth.h"
 #include "protos/convert.h"
 
@@ -37,6 +38,9 @@ StatusOr<std::unique_ptr<TrainingServer>> TrainingServer::Start(const Coordinato
                                 std::to_string(protos::kMaxShardsPerLease) + "]");
   }
   LANLM_ASSIGN_OR_RETURN(const engine::WireFormat wire, engine::ParseWireFormat(options.wire));
+  if (!options.checkpoint_dir.empty()) {
+    LANLM_RETURN_IF_ERROR(engine::PrepareWritableDir(options.checkpoint_dir, "--checkpoint-dir"));
+  }
   LANLM_ASSIGN_OR_RETURN(RunSetup setup, PrepareRun(options, given));
   LANLM_RETURN_IF_ERROR(CheckLocalSteps(options, setup.train));
 
@@ -52,6 +56,7 @@ StatusOr<std::unique_ptr<TrainingServer>> TrainingServer::Start(const Coordinato
   identity.micro_batch = setup.train.micro_batch;
   identity.parameter_count = static_cast<int64_t>(setup.state.params.size());
   identity.lease_timeout_ms = options.lease_timeout_ms;
+  identity.run_id = setup.run_id;
   identity.token = std::move(token);
   identity.wire = wire;
   identity.local_steps = options.local_steps;
@@ -85,6 +90,9 @@ StatusOr<std::unique_ptr<TrainingServer>> TrainingServer::Start(const Coordinato
     reply->set_workers(status.workers);
     reply->set_model_config(config_text);
     reply->set_fingerprint(engine::Hex16(status.fingerprint));
+    reply->set_last_checkpoint(status.last_checkpoint);
+    reply->set_checkpoint_error(status.checkpoint_error);
+    reply->set_checkpoint_failures(status.checkpoint_failures);
   };
   std::function<void(const std::string&)> on_signal;
   if (handle_signals) on_signal = [run](const std::string& signal) { run->Stop(signal); };

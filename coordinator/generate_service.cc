@@ -87,7 +87,8 @@ class GenerateStream final : public grpc::ServerBidiReactor<GenerateRequest, Gen
                              public JobSink,
                              public std::enable_shared_from_this<GenerateStream> {
  public:
-  GenerateStream(std::shared_ptr<GenerateEngine> engine, uint64_t id) : engine_(std::move(engine)), id_(id) {}
+  GenerateStream(std::shared_ptr<GenerateEngine> engine, uint64_t id, grpc::CallbackServerContext* context)
+      : engine_(std::move(engine)), id_(id), context_(context) {}
 
   void Begin(bool accept) {
     self_ = shared_from_this();
@@ -102,6 +103,12 @@ class GenerateStream final : public grpc::ServerBidiReactor<GenerateRequest, Gen
   void OnReadDone(bool ok) override {
     std::lock_guard<std::mutex> lock(mu_);
     if (!ok) {
+      // A read fails on a clean half-close, but also when the client cancels, its deadline
+      // passes or its connection drops: only the first keeps the stream's idle sessions.
+      if (context_->IsCancelled()) {
+        AbortLocked();
+        return;
+      }
       half_closed_ = true;
       if (!job_) EndLocked(grpc::Status::OK);
       return;
@@ -129,12 +136,20 @@ class GenerateStream final : public grpc::ServerBidiReactor<GenerateRequest, Gen
     MaybeWriteLocked();
   }
 
+  // Also after Finish: a read that failed before the cancellation was visible looked like a
+  // half-close, and the stream ended "cleanly" although the client had gone.
   void OnCancel() override {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!finished_) AbortLocked();
+    AbortLocked();
   }
 
+  // The one release path's last check: a call that did not end cleanly frees its sessions;
+  // one that did leaves its idle sessions for continue_session (the TTL frees them).
   void OnDone() override {
+    if (context_->IsCancelled()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      AbortLocked();
+    }
     engine_->manager.Detach(id_);
     {
       std::lock_guard<std::mutex> lock(engine_->mu);
@@ -376,6 +391,7 @@ class GenerateStream final : public grpc::ServerBidiReactor<GenerateRequest, Gen
 
   const std::shared_ptr<GenerateEngine> engine_;
   const uint64_t id_;
+  grpc::CallbackServerContext* const context_;  // valid until OnDone returns
   std::shared_ptr<GenerateStream> self_;  // keeps the reactor alive until OnDone
   GenerateRequest request_;               // target of the one outstanding read
 
@@ -420,7 +436,7 @@ GenerateService::~GenerateService() { Shutdown(); }
 void GenerateService::Shutdown() { engine_->Shutdown(); }
 
 grpc::ServerBidiReactor<GenerateRequest, GenerateEvent>* GenerateService::Generate(
-    grpc::CallbackServerContext* /*context*/) {
+    grpc::CallbackServerContext* context) {
   bool accept = false;
   uint64_t id = 0;
   {
@@ -428,7 +444,7 @@ grpc::ServerBidiReactor<GenerateRequest, GenerateEvent>* GenerateService::Genera
     accept = !engine_->shutting_down;
     id = engine_->next_stream++;
   }
-  auto stream = std::make_shared<GenerateStream>(engine_, id);
+  auto stream = std::make_shared<GenerateStream>(engine_, id, context);
   if (accept) {
     std::lock_guard<std::mutex> lock(engine_->mu);
     engine_->streams.emplace(id, stream);

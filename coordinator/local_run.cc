@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "engine/io/atomic_file.h"
 #include "engine/train/training_checkpoint.h"
 
 namespace lanlm::coordinator {
@@ -16,6 +17,9 @@ StatusOr<RunResult> RunLocal(const CoordinatorOptions& options, const GivenFlags
   }
   if (options.wire != "fp32") {
     return InvalidArgumentError("--wire " + options.wire + " is for a cluster; --local sends nothing over a wire");
+  }
+  if (!options.checkpoint_dir.empty()) {
+    LANLM_RETURN_IF_ERROR(engine::PrepareWritableDir(options.checkpoint_dir, "--checkpoint-dir"));
   }
   LANLM_ASSIGN_OR_RETURN(RunSetup setup, PrepareRun(options, given));
   engine::ThreadPool pool(options.threads);
@@ -38,7 +42,7 @@ StatusOr<RunResult> RunLocal(const CoordinatorOptions& options, const GivenFlags
   if (!options.checkpoint_dir.empty()) {
     LANLM_ASSIGN_OR_RETURN(result.checkpoint, engine::StepCheckpointPath(options.checkpoint_dir, setup.state.step));
     LANLM_RETURN_IF_ERROR(engine::SaveTrainingCheckpoint(result.checkpoint, setup.state, setup.train,
-                                                         *setup.tokenizer, setup.corpus_hash));
+                                                         *setup.tokenizer, setup.corpus_hash, setup.run_id));
   }
   return result;
 }

@@ -1,8 +1,11 @@
 // lanlm-coordinator: trains over a cluster of lanlm-worker processes (or, with --serve, only
 // serves a checkpoint). Parses flags, starts the server, waits for the run to end and prints
 // the final `fingerprint=` line on stdout (logs go to stderr).
+#include <algorithm>
 #include <cinttypes>
+#include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -11,12 +14,14 @@
 
 #include "coordinator/coordinator_server.h"
 #include "coordinator/http_endpoint.h"
+#include "coordinator/library_logs.h"
 #include "coordinator/local_run.h"
 #include "coordinator/serve_server.h"
 #include "coordinator/run_config.h"
 #include "coordinator/generate_service.h"
 #include "engine/base/hash.h"
 #include "engine/cli/flags.h"
+#include "protos/cluster_auth.h"
 
 namespace {
 
@@ -49,6 +54,7 @@ int main(int argc, char** argv) {
     std::cerr << "lanlm-coordinator: " << parsed.ToString() << "\n";
     return 2;
   }
+  coordinator::RouteLibraryLogs();  // one spdlog line per protobuf/gRPC message, never a multi-line dump
   if (Status valid = generate_options.Validate(); !valid.ok()) {
     std::cerr << "lanlm-coordinator: " << valid.ToString() << "\n";
     return 2;
@@ -66,6 +72,10 @@ int main(int argc, char** argv) {
       reply->set_weight_format(weights);
     };
     extras.before_shutdown = [service] { service->Shutdown(); };
+    // A prompt above --generate-max-prompt-bytes must reach the service, which refuses it
+    // naming the flag, rather than gRPC's receive limit (64 KiB for the rest of the request).
+    extras.max_receive_bytes =
+        static_cast<int>(std::min<int64_t>(generate_options.max_prompt_bytes + (int64_t{64} << 10), INT32_MAX));
     extras.services.push_back(std::move(generate));
     return extras;
   };
@@ -73,6 +83,7 @@ int main(int argc, char** argv) {
     std::cout << flags.Help();
     return 0;
   }
+  if (const char* env = std::getenv(protos::kClusterTokenEnv)) options.cluster_token = env;
   if (options.serve) {
     auto server = coordinator::ServeServer::Start(options.checkpoint, options.listen, options.threads,
                                                   /*handle_signals=*/true, extras);
@@ -102,5 +113,10 @@ int main(int argc, char** argv) {
   auto http = ops_flags.Serve({(*server)->status_provider(), &(*server)->run().metrics()});
   if (!http.ok()) return 1;  // ~TrainingServer stops the run
   const coordinator::RunResult result = (*server)->Wait();
-  return PrintFinal(result.finished, result.step, result.loss, result.checkpoint, result.fingerprint);
+  const int final_status = PrintFinal(result.finished, result.step, result.loss, result.checkpoint, result.fingerprint);
+  if (!result.error.empty()) {  // diverged, or the final checkpoint is lost: never exit 0
+    std::cerr << "lanlm-coordinator: " << result.error << "\n";
+    return 1;
+  }
+  return final_status;
 }

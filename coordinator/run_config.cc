@@ -1,6 +1,8 @@
 // Coordinator flags and run preparation; see run_config.h.
 #include "coordinator/run_config.h"
 
+#include <spdlog/spdlog.h>
+
 #include "engine/cli/train_run.h"
 
 namespace lanlm::coordinator {
@@ -24,8 +26,8 @@ void CoordinatorOptions::Register(FlagSet& flags) {
             0, 100000);
   flags.Float("outer-lr", &outer_lr, "outer learning rate of --local-steps", 0.0, 10.0);
   flags.Float("outer-momentum", &outer_momentum, "outer Nesterov momentum of --local-steps", 0.0, 0.999999);
-  flags.String("cluster-token-file", &cluster_token_file, "file holding the cluster token (this or --cluster-token)");
-  flags.String("cluster-token", &cluster_token, "the cluster token itself (instead of a file)");
+  flags.String("cluster-token-file", &cluster_token_file,
+               "file holding the cluster token (or the environment variable LANLM_CLUSTER_TOKEN; never a flag)");
   flags.Int("threads", &threads, "threads of the coordinator's pool (optimizer); 0 = all cores", 0, 4096);
   flags.String("checkpoint-dir", &checkpoint_dir, "folder for checkpoints step-NNNNNNNN.safetensors (empty = none)");
   flags.Int("checkpoint-every", &checkpoint_every, "write a checkpoint every N steps (0 = at the end only)", 0,
@@ -43,6 +45,12 @@ StatusOr<RunSetup> PrepareRun(const CoordinatorOptions& options, const GivenFlag
   setup.state = std::move(spec.state);
   setup.corpus_tokens = static_cast<int64_t>(corpus.train.size() + corpus.validation.size());
   setup.corpus_hash = corpus.hash;
+  setup.run_id = spec.run_id;
+  if (spec.unchecked_table) {
+    spdlog::warn("checkpoint {} predates tensor-table checksums: its tensor layout is not verified (the "
+                 "checkpoints of this run will carry one)",
+                 options.resume);
+  }
   setup.train_tokens = std::move(corpus.train);
   return setup;
 }

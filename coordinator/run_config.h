@@ -30,7 +30,7 @@ struct CoordinatorOptions : engine::TrainFlags {
   float outer_lr = 0.7f;        // outer Nesterov step of --local-steps
   float outer_momentum = 0.9f;
   std::string cluster_token_file;
-  std::string cluster_token;
+  std::string cluster_token;    // from the environment (LANLM_CLUSTER_TOKEN), never a flag
   int threads = 0;              // optimizer pool; 0 = all cores
   // Checkpoints.
   std::string checkpoint_dir;
@@ -50,6 +50,7 @@ struct RunSetup {
   engine::TrainingState state;   // step 0, or the resumed checkpoint's step
   int64_t corpus_tokens = 0;
   uint64_t corpus_hash = 0;      // engine::Corpus::hash, recorded in checkpoints
+  std::string run_id;            // engine::NewRunId(), or the resumed checkpoint's
 };
 
 // The training core (engine/cli/train_run.h) as `lanlm train` runs it: tokenizer, corpus and

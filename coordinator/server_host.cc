@@ -4,6 +4,7 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include <algorithm>
 #include <csignal>
 
 #include "protos/convert.h"
@@ -21,7 +22,7 @@ Status ServerHost::Start(const std::string& listen, const std::vector<grpc::Serv
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.SetMaxReceiveMessageSize(protos::kMaxMessageBytes);
+  builder.SetMaxReceiveMessageSize(std::max(protos::kMaxMessageBytes, extras_.max_receive_bytes));
   builder.SetMaxSendMessageSize(protos::kMaxMessageBytes);
   // A second coordinator on the same port must fail to start, not silently share the
   // port's connections with the first (gRPC sets SO_REUSEPORT by default).

@@ -29,6 +29,10 @@ struct Extras {
   std::vector<std::unique_ptr<grpc::Service>> services;
   std::function<void(v1::GetStatusReply*)> fill_status;  // optional: adds e.g. sessions
   std::function<void()> before_shutdown;                  // optional: runs before Server::Shutdown
+  // Largest message an extra service must receive (e.g. a Generate prompt at
+  // --generate-max-prompt-bytes plus headroom); raises the server's receive limit above the
+  // cluster's, so the service itself refuses what is too big, naming its flag.
+  int max_receive_bytes = 0;
 };
 using ExtraServices = std::function<Extras(SnapshotSource, engine::ThreadPool&)>;
 

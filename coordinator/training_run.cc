@@ -24,6 +24,7 @@ TrainingRun::TrainingRun(RunSetup setup, RunSettings settings, boost::asio::io_c
       tokenizer_(std::move(setup.tokenizer)),
       train_tokens_(std::move(setup.train_tokens)),
       corpus_hash_(setup.corpus_hash),
+      run_id_(std::move(setup.run_id)),
       state_(std::move(setup.state)),
       settings_(std::move(settings)),
       io_(io),
@@ -72,6 +73,7 @@ void TrainingRun::PublishParams() { params_ = Snapshot(); }
 
 void TrainingRun::BeginStep() {
   leases_.StartStep(state_.step, options_.shards, settings_.shards_per_lease);
+  nonfinite_.clear();
   tree_.Reset();
   std::fill(shard_loss_.begin(), shard_loss_.end(), 0.0f);
   step_start_ = Clock::now();
@@ -215,6 +217,14 @@ void TrainingRun::FinishStep() {
   tree_.Finish(step_grad_.data(), pool_);
   const auto tree_end = Clock::now();
   const int64_t steps = RoundSteps();
+  float loss = 0.0f;
+  for (float l : shard_loss_) loss += l;
+  loss /= static_cast<float>(options_.shards);
+  if (Status finite = engine::CheckGradientFinite(state_.step, loss, step_grad_.data(), parameter_count());
+      !finite.ok()) {
+    End(false, "training diverged", finite.message());
+    return;
+  }
   {
     std::lock_guard<std::mutex> lock(params_mu_);
     if (settings_.local_steps > 0) {
@@ -228,10 +238,13 @@ void TrainingRun::FinishStep() {
       engine::ApplyUpdate(options_.adamw, step_grad_.data(), state_, pool_);
     }
   }
+  if (Status finite = engine::CheckParametersFinite(state_.step - 1, state_.params.data(), parameter_count());
+      !finite.ok()) {
+    End(false, "training diverged", finite.message());
+    return;
+  }
   const auto now = Clock::now();
-  float loss = 0.0f;
-  for (float l : shard_loss_) loss += l;
-  last_loss_ = loss / static_cast<float>(options_.shards);
+  last_loss_ = loss;
   const double wall = Seconds(now - step_start_);
   const double tokens =
       static_cast<double>(options_.shards) * options_.micro_batch * options_.model.context * static_cast<double>(steps);
@@ -249,8 +262,10 @@ void TrainingRun::FinishStep() {
                          .optimizer_s = Seconds(now - tree_end), .bytes_in = bytes_in_, .bytes_out = bytes_out_,
                          .reissued = reissued_, .workers = static_cast<int>(connections_.size())});
   const int64_t every = settings_.checkpoint_every;
-  if (every > 0 && state_.step / every != (state_.step - steps) / every && state_.step < end_step()) {
-    WriteCheckpoint();
+  const bool due = every > 0 && state_.step / every != (state_.step - steps) / every;
+  if ((due || checkpoint_pending_) && state_.step < end_step()) {
+    // A failed periodic checkpoint is retried after every step until one is written.
+    checkpoint_pending_ = !WriteCheckpoint().ok();
   }
   UpdateStatus();
   if (state_.step >= end_step()) {
@@ -261,23 +276,33 @@ void TrainingRun::FinishStep() {
   BeginStep();
 }
 
-std::string TrainingRun::WriteCheckpoint() {
-  if (settings_.checkpoint_dir.empty()) return "";
+Status TrainingRun::WriteCheckpoint() {
+  if (settings_.checkpoint_dir.empty()) return OkStatus();
   // A copy: Snapshot() reads state_ from other threads meanwhile.
-  const engine::Checkpoint checkpoint = engine::MakeTrainingCheckpoint(state_, options_, *tokenizer_, corpus_hash_);
+  const engine::Checkpoint checkpoint =
+      engine::MakeTrainingCheckpoint(state_, options_, *tokenizer_, corpus_hash_, run_id_);
   StatusOr<std::string> path = engine::StepCheckpointPath(settings_.checkpoint_dir, state_.step);
   const Status saved = path.ok() ? engine::SaveCheckpoint(*path, checkpoint) : path.status();
+  std::lock_guard<std::mutex> lock(status_mu_);
   if (!saved.ok()) {
-    spdlog::error("step {}: checkpoint {} failed: {}", state_.step, path.ok() ? *path : settings_.checkpoint_dir,
-                  saved.ToString());
+    ++status_.checkpoint_failures;
+    status_.checkpoint_error = "step " + std::to_string(state_.step) + ": " + saved.message();
+    spdlog::error("step {}: checkpoint {} failed ({} failure(s) so far; retried after the next step): {}; last good "
+                  "checkpoint: {}",
+                  state_.step, path.ok() ? *path : settings_.checkpoint_dir, status_.checkpoint_failures,
+                  saved.ToString(), LastGood());
     metrics_.CheckpointWritten(state_.step, path.ok() ? *path : settings_.checkpoint_dir, false);
-    return "";
+    return saved;
   }
   spdlog::info("step {}: checkpoint written to {}", state_.step, *path);
   last_checkpoint_ = *path;
+  status_.last_checkpoint = *path;
+  status_.checkpoint_error.clear();
   metrics_.CheckpointWritten(state_.step, *path, true);
-  return *path;
+  return OkStatus();
 }
+
+std::string TrainingRun::LastGood() const { return last_checkpoint_.empty() ? "none" : last_checkpoint_; }
 
 void TrainingRun::Stop(const std::string& reason) {
   if (ended_) return;
@@ -286,13 +311,20 @@ void TrainingRun::Stop(const std::string& reason) {
   End(false, reason);
 }
 
-void TrainingRun::End(bool finished, const std::string& reason) {
+void TrainingRun::End(bool finished, const std::string& reason, const std::string& error) {
   ended_ = true;
   running_ = false;
   accepting_ = false;
   for (auto& [id, timer] : timers_) timer->cancel();
   timers_.clear();
-  if (state_.step > 0 || !finished) WriteCheckpoint();
+  std::string failure = error.empty() ? "" : error + "; no checkpoint of this state was written; last good "
+                                                         "checkpoint: " + LastGood();
+  if (error.empty() && (state_.step > 0 || !finished)) {
+    if (Status saved = WriteCheckpoint(); !saved.ok()) {
+      failure = "the checkpoint of step " + std::to_string(state_.step) + " could not be written to --checkpoint-dir " +
+                settings_.checkpoint_dir + " (" + saved.message() + "); last good checkpoint: " + LastGood();
+    }
+  }
   // The stream stays open until the worker closes its side, which it does after reading the
   // Shutdown (TrainingServer::Wait cancels whatever is left after a grace period). Ending it
   // here would let this process exit while the Shutdown is still in the worker's receive
@@ -303,7 +335,7 @@ void TrainingRun::End(bool finished, const std::string& reason) {
   waiting_.clear();
   {
     std::lock_guard<std::mutex> lock(status_mu_);
-    status_.mode = "finished";
+    status_.mode = failure.empty() ? "finished" : "failed";
   }
   UpdateStatus();
   RunResult result;
@@ -312,6 +344,8 @@ void TrainingRun::End(bool finished, const std::string& reason) {
   result.loss = last_loss_;
   result.fingerprint = state_.Fingerprint();
   result.checkpoint = last_checkpoint_;
+  result.error = failure;
+  if (!failure.empty()) spdlog::error("{}", failure);
   spdlog::info("{} at step {} loss={:.4f} fingerprint={}", finished ? "finished" : "stopped", result.step, result.loss,
                engine::Hex16(result.fingerprint));
   if (on_done_) on_done_(result);

@@ -69,6 +69,8 @@ struct RunResult {
   float loss = 0.0f;                // mean shard loss of the last step
   uint64_t fingerprint = 0;         // engine TrainingState::Fingerprint
   std::string checkpoint;           // last checkpoint written ("" = none)
+  std::string error;                // non-empty: the run failed (diverged, or its final checkpoint was
+                                    // not written); names the folder and the last good checkpoint
 };
 
 // What ClusterStatus reports.
@@ -80,6 +82,9 @@ struct RunStatus {
   double tokens_per_second = 0.0;
   int workers = 0;
   uint64_t fingerprint = 0;
+  std::string last_checkpoint;      // newest checkpoint written ("" = none yet)
+  std::string checkpoint_error;     // why the newest checkpoint attempt failed ("" = it worked)
+  int64_t checkpoint_failures = 0;  // failed checkpoint writes so far (each retried next step)
 };
 
 class TrainingRun {
@@ -90,6 +95,7 @@ class TrainingRun {
 
   const engine::TrainOptions& options() const { return options_; }
   const engine::BpeTokenizer& tokenizer() const { return *tokenizer_; }
+  const std::string& run_id() const { return run_id_; }
   int64_t parameter_count() const { return static_cast<int64_t>(state_.params.size()); }
 
   // ---- loop thread ----
@@ -133,8 +139,10 @@ class TrainingRun {
   void OnLeaseDeadline(int64_t lease_id);
   void CancelTimer(int64_t lease_id);
   void FinishStep();
-  std::string WriteCheckpoint();
-  void End(bool finished, const std::string& reason);
+  Status WriteCheckpoint();
+  // error non-empty: the run failed (diverged): no checkpoint of the current state is written.
+  void End(bool finished, const std::string& reason, const std::string& error = "");
+  std::string LastGood() const;
   void PublishParams();
   void SendResult(Connection& conn, int64_t lease_id, const Status& status);
   void UpdateStatus();
@@ -147,6 +155,7 @@ class TrainingRun {
   std::shared_ptr<const engine::BpeTokenizer> tokenizer_;
   std::vector<int32_t> train_tokens_;
   uint64_t corpus_hash_;
+  std::string run_id_;              // RunSetup::run_id, written into every checkpoint
   engine::TrainingState state_;     // params written only on the loop, under params_mu_
   RunSettings settings_;
   boost::asio::io_context& io_;
@@ -177,6 +186,9 @@ class TrainingRun {
   double compute_ms_ = 0.0;
   float last_loss_ = 0.0f;
   std::string last_checkpoint_;
+  bool checkpoint_pending_ = false;  // a periodic checkpoint failed: retry after the next step
+  std::map<int64_t, int> nonfinite_;  // shard -> non-finite commits this step
+  std::string diverged_;              // set when a shard's gradient is non-finite twice
 
   mutable std::mutex params_mu_;
   mutable std::shared_ptr<const ParamSnapshot> snapshot_;  // guarded by params_mu_

@@ -65,6 +65,10 @@ void TrainingRun::OnCommit(int64_t connection, const engine::ShardCommit& commit
     metrics_.CommitRejected(status.code());
   }
   SendResult(conn, lease_id, status);
+  if (!diverged_.empty()) {
+    End(false, "training diverged", diverged_);
+    return;
+  }
   if (status.ok() && leases_.StepComplete()) FinishStep();
 }
 
@@ -107,6 +111,14 @@ Status TrainingRun::AcceptCommit(int64_t connection, Connection& conn, const eng
   auto it = conn.gradients.find(lease_id);
   Status bad = CheckCommit(commit, it == conn.gradients.end() ? nullptr : &it->second);
   if (!bad.ok()) {
+    // A diverged model gives the same non-finite gradient on every try (the computation is
+    // deterministic): a second one for a shard stops the run instead of re-issuing forever.
+    const LeaseInfo* lease = leases_.Find(lease_id);
+    if (lease != nullptr && bad.message().find("not finite") != std::string::npos &&
+        ++nonfinite_[lease->shard] >= 2) {
+      diverged_ = "training diverged at step " + std::to_string(state_.step) + ": shard " +
+                  std::to_string(lease->shard) + " gave a non-finite result twice (" + bad.message() + ")";
+    }
     FailLease(conn, lease_id, bad);
     conn.failed.erase(lease_id);
     return bad;

@@ -41,10 +41,11 @@ StatusOr<std::string> ReadClusterTokenFile(const std::string& path) {
 
 StatusOr<std::string> ResolveClusterToken(const std::string& token, const std::string& token_file) {
   if (token.empty() == token_file.empty()) {
-    return InvalidArgumentError("give exactly one of --cluster-token-file FILE or --cluster-token TOKEN");
+    return InvalidArgumentError(std::string("give exactly one of --cluster-token-file FILE or the environment variable ") +
+                                kClusterTokenEnv + " (a secret never goes on the command line)");
   }
   if (!token_file.empty()) return ReadClusterTokenFile(token_file);
-  LANLM_RETURN_IF_ERROR(ValidateToken(token, "--cluster-token"));
+  LANLM_RETURN_IF_ERROR(ValidateToken(token, kClusterTokenEnv));
   return token;
 }
 

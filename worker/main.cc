@@ -2,6 +2,7 @@
 // finished or SIGINT/SIGTERM arrives (Boost.Asio signal handling), reconnecting with
 // backoff whenever the coordinator goes away.
 #include <csignal>
+#include <cstdlib>
 #include <iostream>
 #include <string>
 #include <thread>
@@ -29,8 +30,8 @@ int main(int argc, char** argv) {
   FlagSet flags("lanlm-worker --coordinator HOST:PORT --cluster-token-file FILE [flags]");
   flags.String("coordinator", &options.coordinator, "coordinator address, host:port");
   flags.Int("threads", &threads, "threads computing gradients (0 = all cores)", 0, 4096);
-  flags.String("cluster-token-file", &token_file, "file holding the cluster token");
-  flags.String("cluster-token", &token, "the cluster token itself (instead of a file)");
+  flags.String("cluster-token-file", &token_file,
+               "file holding the cluster token (or the environment variable LANLM_CLUSTER_TOKEN; never a flag)");
   flags.String("name", &options.name, "name in the coordinator's logs (default host:pid)");
   flags.Uint64("expect-config-hash", &options.expect_config_hash,
                "refuse to join unless the model config hash matches (0 = accept any)");
@@ -52,6 +53,7 @@ int main(int argc, char** argv) {
     std::cerr << "lanlm-worker: " << logging.ToString() << "\n";
     return 2;
   }
+  if (const char* env = std::getenv(protos::kClusterTokenEnv)) token = env;
   StatusOr<std::string> resolved = protos::ResolveClusterToken(token, token_file);
   if (!resolved.ok()) {
     std::cerr << "lanlm-worker: " << resolved.status().ToString() << "\n";

@@ -6,6 +6,7 @@
 
 #include <cinttypes>
 
+#include "engine/io/checkpoint.h"
 #include "engine/train/gradient_tree.h"
 #include "engine/model/parameters.h"
 #include "engine/train/local_steps.h"
@@ -111,6 +112,15 @@ Status Worker::Configure(const v1::JoinReply& reply) {
   const auto wire = static_cast<engine::WireFormat>(reply.wire_format());
   if (wire != wire_) cached_version_ = -1;
   wire_ = wire;
+  if (!engine::IsRunId(reply.run_id())) {
+    return InvalidArgumentError("run_id \"" + reply.run_id().substr(0, 40) + "\" is not 32 lowercase hex digits");
+  }
+  if (reply.run_id() != cached_run_ && cached_version_ >= 0) {
+    spdlog::info("worker {}: the coordinator runs {}; dropping cached version {} of run {}", options_.name,
+                 reply.run_id(), cached_version_, cached_run_);
+    cached_version_ = -1;
+    cached_run_.clear();
+  }
   if (configured_ && config == config_ && reply.micro_batch() == micro_batch_) return OkStatus();
   config_ = config;
   micro_batch_ = reply.micro_batch();
@@ -119,6 +129,7 @@ Status Worker::Configure(const v1::JoinReply& reply) {
   params_.assign(static_cast<size_t>(parameter_count_), 0.0f);
   grad_.assign(static_cast<size_t>(parameter_count_), 0.0f);
   cached_version_ = -1;
+  cached_run_.clear();
   configured_ = true;
   return OkStatus();
 }
@@ -183,8 +194,10 @@ Worker::SessionEnd Worker::Session(Status* status, bool* made_progress) {
   v1::WorkerMessage hello;
   hello.mutable_hello()->set_worker_id(worker_id_);
   hello.mutable_hello()->set_cached_version(cached_version_);
+  hello.mutable_hello()->set_cached_run_id(cached_run_);
   v1::WorkerMessage ask;
   ask.mutable_lease_request()->set_cached_version(cached_version_);
+  ask.mutable_lease_request()->set_cached_run_id(cached_run_);
   // `writable` goes false when a write fails: the coordinator has ended the call (for example
   // right after the last step's commit). What it sent before that (the last CommitResult,
   // the Shutdown) is still in the stream, so keep reading until the end rather than
@@ -205,6 +218,11 @@ Worker::SessionEnd Worker::Session(Status* status, bool* made_progress) {
     switch (message.kind_case()) {
       case v1::CoordinatorMessage::kParamChunk: {
         const v1::ParamChunk& chunk = message.param_chunk();
+        if (chunk.run_id() != reply.run_id()) {
+          fail_locally(InvalidArgumentError("parameters of run " + chunk.run_id().substr(0, 40) +
+                                            " on a stream of run " + reply.run_id()));
+          break;
+        }
         if (!incoming || incoming_version != chunk.version() || chunk.chunk().offset() == 0) {
           incoming = std::make_unique<protos::ChunkAssembler>(parameter_count_, protos::kMaxChunkBytes, wire_);
           incoming_version = chunk.version();
@@ -220,6 +238,7 @@ Worker::SessionEnd Worker::Session(Status* status, bool* made_progress) {
         if (incoming->complete()) {
           params_ = incoming->Take();
           cached_version_ = incoming_version;
+          cached_run_ = chunk.run_id();
           incoming.reset();
         }
         break;
@@ -304,10 +323,11 @@ Status Worker::ComputeLease(const v1::Lease& lease, const std::vector<int32_t>& 
 }
 
 Status Worker::HandleLease(const v1::Lease& lease, Stream& stream, bool* writable) {
-  if (lease.step() != cached_version_) {
-    Status mismatch = FailedPreconditionError("lease " + std::to_string(lease.lease_id()) + " is for step " +
-                                              std::to_string(lease.step()) + " but the parameters here are version " +
-                                              std::to_string(cached_version_));
+  if (lease.step() != cached_version_ || lease.run_id() != cached_run_) {
+    Status mismatch = FailedPreconditionError(
+        "lease " + std::to_string(lease.lease_id()) + " is for step " + std::to_string(lease.step()) + " of run " +
+        lease.run_id().substr(0, 40) + " but the parameters here are version " + std::to_string(cached_version_) +
+        " of run " + (cached_run_.empty() ? "none" : cached_run_));
     cached_version_ = -1;  // ask for the parameters again after reconnecting
     return mismatch;
   }
@@ -354,6 +374,7 @@ Status Worker::HandleLease(const v1::Lease& lease, Stream& stream, bool* writabl
                 lease.shard(), shards, losses[0], compute_ms);
   v1::WorkerMessage ask;
   ask.mutable_lease_request()->set_cached_version(cached_version_);
+  ask.mutable_lease_request()->set_cached_run_id(cached_run_);
   if (!stream.Write(ask)) {
     *writable = false;
     return UnavailableError("stream broke while asking for a lease");

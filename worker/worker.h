@@ -91,6 +91,7 @@ class Worker {
   std::vector<float> params_;
   std::vector<float> grad_;
   int64_t cached_version_ = -1;
+  std::string cached_run_;  // run id of params_; a version of another run is never reused
 
   std::atomic<bool> stopping_{false};
   mutable std::mutex mu_;

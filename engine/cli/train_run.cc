@@ -79,6 +79,10 @@ StatusOr<TrainSpec> PrepareResume(const TrainFlags& values, const GivenFlags& gi
   spec.state = std::move(point.state);
   spec.resumed = true;
   spec.checkpoint_corpus_hash = point.corpus_hash;
+  // A checkpoint from before run ids continues as a new run: workers then fetch its
+  // parameters instead of trusting any cache.
+  spec.run_id = point.run_id.empty() ? NewRunId() : point.run_id;
+  spec.unchecked_table = !point.table_checksummed;
   return spec;
 }
 
@@ -98,6 +102,7 @@ StatusOr<TrainSpec> PrepareFresh(const TrainFlags& values, const GivenFlags& giv
   LANLM_ASSIGN_OR_RETURN(spec.train, TrainOptionsFromFlags(values, tokenizer->vocab_size()));
   spec.state = TrainingState::Init(spec.train.model, spec.train.seed, spec.train.init_std);
   spec.tokenizer = std::make_shared<const BpeTokenizer>(std::move(*tokenizer));
+  spec.run_id = NewRunId();
   return spec;
 }
 

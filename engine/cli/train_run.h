@@ -32,6 +32,8 @@ struct TrainSpec {
   bool resumed = false;
   uint64_t checkpoint_corpus_hash = 0;  // on resume: the text the checkpoint was trained on (0 = unknown)
   double tokenizer_seconds = -1.0;      // >= 0: a tokenizer was learned from the corpus, in this time
+  std::string run_id;                   // engine::NewRunId(), or the resumed checkpoint's (kept across resume)
+  bool unchecked_table = false;         // on resume: the checkpoint predates tensor-table checksums
 };
 
 // From flags (given: the names on the command line) to a TrainSpec: a fresh run (tokenizer from

@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 
 namespace lanlm::engine {
 namespace {
@@ -49,6 +50,24 @@ Status WriteAndSync(const std::string& temp, const std::vector<std::string_view>
 }  // namespace
 
 std::string TempPathFor(const std::string& path) { return path + ".tmp"; }
+
+Status PrepareWritableDir(const std::string& dir, const std::string& flag) {
+  auto refuse = [&](const std::string& why) {
+    return FailedPreconditionError(flag + " " + dir + ": " + why + "; no checkpoint could be written there");
+  };
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (!std::filesystem::is_directory(dir)) {
+    return refuse(ec ? "cannot create the folder (" + ec.message() + ")" : "exists and is not a folder");
+  }
+  // A probe of a few KiB: a full disk refuses it, as it would refuse a checkpoint.
+  const std::string probe = (std::filesystem::path(dir) / ".lanlm-write-probe").string();
+  const std::string block(4096, '\0');
+  Status written = WriteAndSync(probe, {block});
+  ::unlink(probe.c_str());
+  if (!written.ok()) return refuse("not writable (" + written.message() + ")");
+  return OkStatus();
+}
 
 Status WriteFileAtomically(const std::string& path, const std::vector<std::string_view>& pieces,
                            const std::function<void(const std::string&)>& before_rename) {

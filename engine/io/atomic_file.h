@@ -23,4 +23,10 @@ std::string TempPathFor(const std::string& path);
 Status WriteFileAtomically(const std::string& path, const std::vector<std::string_view>& pieces,
                            const std::function<void(const std::string&)>& before_rename = nullptr);
 
+// Creates folder `dir` (and its parents) when missing, then proves files can be written in it
+// by creating, syncing and removing a probe file: a run checks its checkpoint folder before
+// training rather than losing hours of work at the first checkpoint. FAILED_PRECONDITION
+// names `flag` and the folder (not a folder, read-only, full disk, ...).
+Status PrepareWritableDir(const std::string& dir, const std::string& flag);
+
 }  // namespace lanlm::engine

@@ -13,6 +13,7 @@
 #include <charconv>
 #include <cstdio>
 #include <cstring>
+#include <random>
 #include <set>
 
 #include "engine/io/atomic_file.h"
@@ -85,6 +86,37 @@ uint32_t MetadataCrc(const std::map<std::string, std::string>& meta) {
   return crc;
 }
 
+// One row of the tensor table, as TableCrc binds it.
+struct TableRow {
+  std::string name;
+  std::vector<int64_t> shape;
+  uint64_t begin = 0, end = 0;  // data_offsets
+  const TensorInfo* info = nullptr;  // when saving
+};
+
+// CRC32C over the tensor table in name order, each row as (u64 name length, name, "F32", u64
+// rank, u64 dims, u64 begin, u64 end): with tensors_crc32c in the checksummed metadata, a
+// swapped, moved or renamed tensor is refused even where its shape and size still fit.
+uint32_t TableCrc(std::vector<TableRow> rows) {
+  std::sort(rows.begin(), rows.end(), [](const TableRow& a, const TableRow& b) { return a.name < b.name; });
+  uint32_t crc = 0;
+  auto u64 = [&](uint64_t v) {
+    unsigned char b[8];
+    for (int i = 0; i < 8; ++i) b[i] = static_cast<unsigned char>(v >> (8 * i));
+    crc = Crc32c(b, 8, crc);
+  };
+  for (const TableRow& r : rows) {
+    u64(r.name.size());
+    crc = Crc32c(r.name.data(), r.name.size(), crc);
+    crc = Crc32c("F32", 3, crc);
+    u64(r.shape.size());
+    for (int64_t d : r.shape) u64(static_cast<uint64_t>(d));
+    u64(r.begin);
+    u64(r.end);
+  }
+  return crc;
+}
+
 Status ValidateForSave(const Checkpoint& c) {
   LANLM_RETURN_IF_ERROR(c.config.Validate());
   const auto n = static_cast<size_t>(ParameterCount(c.config));
@@ -97,6 +129,9 @@ Status ValidateForSave(const Checkpoint& c) {
                                 std::to_string(c.adam_v.size()) + " values, expected 0 or " + std::to_string(n));
   }
   if (c.step < 0) return InvalidArgumentError("step = " + std::to_string(c.step) + " is negative");
+  if (!c.run_id.empty() && !IsRunId(c.run_id)) {
+    return InvalidArgumentError("run_id \"" + c.run_id.substr(0, 40) + "\" is not 32 lowercase hex digits");
+  }
   if (!c.tokenizer.empty()) {  // never write a checkpoint that LoadCheckpoint would reject
     auto tokenizer = BpeTokenizer::Deserialize(c.tokenizer);
     if (!tokenizer.ok()) return InvalidArgumentError("tokenizer: " + tokenizer.status().message());
@@ -109,6 +144,18 @@ Status ValidateForSave(const Checkpoint& c) {
 }
 
 }  // namespace
+
+std::string NewRunId() {
+  std::random_device device;
+  std::string id;
+  for (int i = 0; i < 4; ++i) id += Hex(device(), 8);  // 4 x 32 bits
+  return id;
+}
+
+bool IsRunId(const std::string& s) {
+  return s.size() == 32 &&
+         std::all_of(s.begin(), s.end(), [](char ch) { return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'); });
+}
 
 // File layout: u64 little-endian N, then N bytes of JSON (space-padded so the data starts at
 // an 8-byte boundary), then the data section: parameters in ParameterTensors order, then
@@ -152,24 +199,28 @@ Status SaveCheckpoint(const std::string& path, const Checkpoint& c) {
   put("step", std::to_string(c.step));
   put("seed", std::to_string(c.seed));
   if (c.corpus_hash != 0) put("corpus_hash", Hex(c.corpus_hash, 16));
+  if (!c.run_id.empty()) put("run_id", c.run_id);
   put("tokenizer", c.tokenizer);
   put("fingerprint", Hex(Fingerprint(c.params.data(), n), 16));
   put("data_crc32c", Hex(crc, 8));
+  const std::vector<std::string> prefixes =
+      moments ? std::vector<std::string>{"", "optim.m.", "optim.v."} : std::vector<std::string>{""};
+  std::vector<TableRow> table;
+  for (size_t block = 0; block < prefixes.size(); ++block) {
+    for (const TensorInfo& t : tensors) {
+      const uint64_t begin =
+          4 * (static_cast<uint64_t>(block) * static_cast<uint64_t>(n) + static_cast<uint64_t>(t.offset));
+      table.push_back({prefixes[block] + t.name, t.shape, begin, begin + 4 * static_cast<uint64_t>(t.size), &t});
+    }
+  }
+  put("tensors_crc32c", Hex(TableCrc(table), 8));
   put("metadata_crc32c", Hex(MetadataCrc(meta), 8));
 
   JsonValue header = JsonValue::Object();
   JsonValue meta_json = JsonValue::Object();
   for (const auto& [k, v] : meta) meta_json.Set(k, JsonValue::String(v));
   header.Set("__metadata__", std::move(meta_json));
-  const std::vector<std::string> prefixes =
-      moments ? std::vector<std::string>{"", "optim.m.", "optim.v."} : std::vector<std::string>{""};
-  for (size_t block = 0; block < prefixes.size(); ++block) {
-    for (const TensorInfo& t : tensors) {
-      const uint64_t begin =
-          4 * (static_cast<uint64_t>(block) * static_cast<uint64_t>(n) + static_cast<uint64_t>(t.offset));
-      header.Set(prefixes[block] + t.name, TensorEntry(t, begin));
-    }
-  }
+  for (const TableRow& row : table) header.Set(row.name, TensorEntry(*row.info, row.begin));
   std::string json = header.Serialize();
   json.append((8 - json.size() % 8) % 8, ' ');
   unsigned char len[8];
@@ -222,6 +273,7 @@ class Reader {
     uint64_t begin = 0, end = 0;
     int64_t block_offset = 0;
     int block = 0;  // 0 params, 1 m, 2 v
+    std::vector<int64_t> shape;
   };
 
   static Status Error(const std::string& what) { return DataLossError(what); }
@@ -328,6 +380,10 @@ class Reader {
     if (meta->Find("corpus_hash") != nullptr) {
       LANLM_ASSIGN_OR_RETURN(c.corpus_hash, MetaHex(*meta, "corpus_hash", 16));
     }
+    if (meta->Find("run_id") != nullptr) {  // absent in files written before run ids
+      LANLM_ASSIGN_OR_RETURN(c.run_id, Meta(*meta, "run_id"));
+      if (!IsRunId(c.run_id)) return Error("metadata run_id = \"" + c.run_id.substr(0, 40) + "\" is not 32 hex digits");
+    }
     LANLM_ASSIGN_OR_RETURN(c.tokenizer, Meta(*meta, "tokenizer"));
     if (!c.tokenizer.empty()) {  // empty: a checkpoint without a tokenizer (tests, bare models)
       auto tokenizer = BpeTokenizer::Deserialize(c.tokenizer);
@@ -344,6 +400,7 @@ class Reader {
     }
 
     LANLM_ASSIGN_OR_RETURN(std::vector<Entry> entries, CheckTensors(header, m));
+    LANLM_ASSIGN_OR_RETURN(c.table_checksummed, CheckTable(*meta, entries));
     const int64_t n = ParameterCount(m);
     // Only now, with every size checked against the config and the file, allocate.
     c.params.resize(static_cast<size_t>(n));
@@ -373,6 +430,19 @@ class Reader {
       }
     }
     return c;
+  }
+
+  // Compares tensors_crc32c with the table read; false when the file (older) has none.
+  StatusOr<bool> CheckTable(const JsonValue& meta, const std::vector<Entry>& entries) {
+    if (meta.Find("tensors_crc32c") == nullptr) return false;
+    LANLM_ASSIGN_OR_RETURN(uint64_t table_crc, MetaHex(meta, "tensors_crc32c", 8));
+    std::vector<TableRow> rows;
+    for (const Entry& e : entries) rows.push_back({e.name, e.shape, e.begin, e.end});
+    if (const uint32_t actual = TableCrc(rows); actual != table_crc) {
+      return Error("tensor table checksum mismatch: tensors_crc32c = " + Hex(table_crc, 8) +
+                   " in the header, the table has " + Hex(actual, 8) + " (tensors moved, swapped or renamed)");
+    }
+    return true;
   }
 
   // Checks names, dtypes, shapes and offsets of every tensor entry against the config and the
@@ -435,7 +505,7 @@ class Reader {
                      std::to_string(data_size_) + "-byte data section (truncated file?)");
       }
       seen.insert(name);
-      entries.push_back({name, begin, end, t.offset, it->second.second});
+      entries.push_back({name, begin, end, t.offset, it->second.second, t.shape});
     }
     int with_moments = 0;
     for (const TensorInfo& t : tensors) {

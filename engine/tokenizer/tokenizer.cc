@@ -225,7 +225,7 @@ const std::string& BpeTokenizer::TokenText(int32_t id) const {
 
 uint64_t BpeTokenizer::Hash() const {
   const std::string s = Serialize();
-  return Fnv1a64(s.data(), s.size());
+  return Fnv1a64(s.data(), s.size() - kTokenizerChecksumLineBytes);  // without "crc32c XXXXXXXX\n"
 }
 
 }  // namespace lanlm::engine

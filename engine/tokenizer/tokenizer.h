@@ -24,6 +24,9 @@ inline constexpr int32_t kUnkId = 1;
 inline constexpr int32_t kBosId = 2;
 inline constexpr int32_t kEosId = 3;
 
+// Bytes of Serialize()'s last line, "crc32c XXXXXXXX\n".
+inline constexpr size_t kTokenizerChecksumLineBytes = 16;
+
 class BpeTokenizer {
  public:
   // Learns merges from `text` until the vocabulary holds `vocab_size` tokens (or no pair occurs
@@ -32,10 +35,14 @@ class BpeTokenizer {
   // above kMaxVocab. Deterministic: the same text and vocab_size give the same merges.
   static StatusOr<BpeTokenizer> Train(std::string_view text, int vocab_size);
 
-  // Text format (documented in tokenizer.cc): a header line and one token / merge per line.
+  // Text format (documented in tokenizer_io.cc): a header line, one token / merge per line,
+  // and a last line "crc32c XXXXXXXX" (CRC32C of everything before it).
   std::string Serialize() const;
-  // Validates everything; errors name the line and field at fault.
+  // Validates everything; errors name the line and field at fault. Data without the checksum
+  // line (written before it existed) still loads, with checksummed() false.
   static StatusOr<BpeTokenizer> Deserialize(std::string_view data);
+  // False when the data this tokenizer was read from had no checksum line.
+  bool checksummed() const { return checksummed_; }
   Status SaveToFile(const std::string& path) const;
   static StatusOr<BpeTokenizer> LoadFromFile(const std::string& path);
 
@@ -53,7 +60,8 @@ class BpeTokenizer {
   // Learned merges (can exceed vocab_size minus the base tokens when two merges join to the
   // same text).
   int merge_count() const { return static_cast<int>(merges_.size()); }
-  // Stable 64-bit hash of the serialised form (compared at cluster join).
+  // Stable 64-bit hash of the serialised form without its checksum line (compared at cluster
+  // join; unchanged since the line was added).
   uint64_t Hash() const;
 
  private:
@@ -86,6 +94,7 @@ class BpeTokenizer {
   std::unordered_map<std::string, int32_t> token_ids_;  // TokenKey -> id (non-special tokens)
   std::unordered_map<uint64_t, MergeInfo> merge_info_;  // PairKey(left, right) -> rank, result
   std::unordered_map<uint32_t, std::pair<int32_t, int32_t>> char_ids_;  // code point -> (piece, word-end), -1 if absent
+  bool checksummed_ = true;  // false: read from data without the checksum line
   int32_t newline_id_ = -1;
   int32_t space_id_ = -1;
 };

@@ -4,6 +4,10 @@
 //   lanlm-bpe version=1 tokens=N merges=M      header: N tokens, M merges
 //   <kind> <text>                              N lines, the token with id 0, 1, ..., N-1
 //   <left> <right>                             M lines, merges in rank order (decimal ids)
+//   crc32c XXXXXXXX                            CRC32C of all bytes before this line, 8 lowercase
+//                                              hex digits: a flipped bit or reordered merge is
+//                                              refused; data without this line (older files)
+//                                              still loads, with checksummed() false
 // kind: 's' special (ids 0-3 exactly: <pad> <unk> <bos> <eos>, and nowhere else), 'c' a piece
 // (no "</w>"), 'e' a word-end piece (its text followed by "</w>"). text is escaped so that a line
 // holds no space, tab, CR or line break: "\\" for a backslash, "\n", "\t", "\r", "\s" (space),
@@ -16,6 +20,7 @@
 #include <fstream>
 #include <vector>
 
+#include "engine/base/hash.h"
 #include "engine/io/atomic_file.h"
 #include "engine/model/model_config.h"
 #include "engine/tokenizer/tokenizer.h"
@@ -164,6 +169,7 @@ class LineReader {
  public:
   explicit LineReader(std::string_view data) : data_(data) {}
   int64_t line() const { return line_; }
+  size_t pos() const { return pos_; }
   size_t remaining() const { return data_.size() - pos_; }
   bool at_end() const { return pos_ >= data_.size(); }
   Status Error(const std::string& message) const {
@@ -189,6 +195,26 @@ class LineReader {
 
 bool AllSpaces(std::string_view s) { return s.find_first_not_of(' ') == std::string_view::npos; }
 
+// The last line, "crc32c XXXXXXXX": the CRC32C of data before it; then the data must end.
+Status CheckChecksumLine(std::string_view data, LineReader& reader) {
+  const size_t body = reader.pos();
+  LANLM_ASSIGN_OR_RETURN(const std::string_view line, reader.Next("checksum line"));
+  char expected[24];
+  std::snprintf(expected, sizeof(expected), "crc32c %08x", static_cast<unsigned>(Crc32c(data.data(), body, 0)));
+  if (line.substr(0, 7) != "crc32c ") {
+    return reader.Error("unexpected data after the last merge: " + Quote(line) + " (expected 'crc32c XXXXXXXX')");
+  }
+  if (line != expected) {
+    return reader.Error("checksum mismatch: the file says " + Quote(line) + ", its content has '" + expected +
+                        "' (corrupted file)");
+  }
+  if (!reader.at_end()) {
+    (void)reader.Next("");  // advances the line number to the extra line
+    return reader.Error("unexpected data after the checksum line");
+  }
+  return OkStatus();
+}
+
 }  // namespace
 
 std::string BpeTokenizer::Serialize() const {
@@ -206,6 +232,9 @@ std::string BpeTokenizer::Serialize() const {
     out += std::to_string(right);
     out += '\n';
   }
+  char line[32];
+  std::snprintf(line, sizeof(line), "crc32c %08x\n", static_cast<unsigned>(Crc32c(out.data(), out.size(), 0)));
+  out += line;
   return out;
 }
 
@@ -328,10 +357,8 @@ StatusOr<BpeTokenizer> BpeTokenizer::Deserialize(std::string_view data) {
     if (!inserted) return reader.Error(where + " repeats merge " + std::to_string(it->second));
     t.merges_.emplace_back(left, right);
   }
-  if (!reader.at_end()) {
-    (void)reader.Next("");  // advances the line number to the extra line
-    return reader.Error("unexpected data after the last merge");
-  }
+  t.checksummed_ = !reader.at_end();
+  if (t.checksummed_) LANLM_RETURN_IF_ERROR(CheckChecksumLine(data, reader));
   LANLM_RETURN_IF_ERROR(t.Build());
   return t;
 }

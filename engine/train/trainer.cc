@@ -12,6 +12,7 @@
 
 #include "engine/data/corpus.h"
 #include "engine/train/gradient_tree.h"
+#include "engine/base/float_bits.h"
 #include "engine/base/hash.h"
 #include "engine/model/parameters.h"
 
@@ -228,8 +229,31 @@ StatusOr<float> LocalTrainer::Step() {
     grad_ = std::vector<float>();
   }
   tree.Finish(step_grad_.data(), pool_);
+  const double loss = loss_sum / options_.shards;
+  LANLM_RETURN_IF_ERROR(CheckGradientFinite(state_.step, loss, step_grad_.data(), n));
   ApplyUpdate(options_.adamw, step_grad_.data(), state_, pool_);
-  return static_cast<float>(loss_sum / options_.shards);
+  LANLM_RETURN_IF_ERROR(CheckParametersFinite(state_.step - 1, state_.params.data(), n));
+  return static_cast<float>(loss);
+}
+
+Status CheckGradientFinite(int64_t step, double loss, const float* grad, int64_t n) {
+  if (!IsFiniteBits(static_cast<float>(loss))) {
+    return DataLossError("training diverged at step " + std::to_string(step) +
+                         ": the mean loss is not finite (NaN or Inf); the step was not applied");
+  }
+  if (const int64_t at = FirstNonFinite(grad, n); at >= 0) {
+    return DataLossError("training diverged at step " + std::to_string(step) + ": gradient element " +
+                         std::to_string(at) + " is not finite (NaN or Inf); the step was not applied");
+  }
+  return OkStatus();
+}
+
+Status CheckParametersFinite(int64_t step, const float* params, int64_t n) {
+  if (const int64_t at = FirstNonFinite(params, n); at >= 0) {
+    return DataLossError("training diverged at step " + std::to_string(step) + ": parameter " + std::to_string(at) +
+                         " is not finite after the AdamW update (corrupt optimizer state?)");
+  }
+  return OkStatus();
 }
 
 }  // namespace lanlm::engine

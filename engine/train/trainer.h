@@ -62,12 +62,20 @@ EvalResult EvaluateLoss(Model& model, const float* params, const std::vector<int
                         int64_t max_windows, ThreadPool& pool);
 
 // The single-process trainer: each step computes the S shards one after another on this pool.
+// Bit-pattern checks (-ffast-math folds std::isnan away) shared by every trainer, so a
+// diverged run stops with one clear error instead of training on NaNs. `step` is the step
+// being computed (the parameter version the gradient belongs to).
+Status CheckGradientFinite(int64_t step, double loss, const float* grad, int64_t n);
+Status CheckParametersFinite(int64_t step, const float* params, int64_t n);
+
 class LocalTrainer {
  public:
   LocalTrainer(const TrainOptions& options, const std::vector<int32_t>& train_tokens, TrainingState& state,
                ThreadPool& pool);
   // One optimizer step; returns the mean of the shard losses. FAILED_PRECONDITION when the
-  // corpus is too short for a window.
+  // corpus is too short for a window. DATA_LOSS when training diverged (CheckGradientFinite,
+  // CheckParametersFinite): a non-finite loss or gradient leaves the state at the last good
+  // step; non-finite parameters after the update leave it unusable (do not save it).
   StatusOr<float> Step();
   Model& model() { return model_; }
 

@@ -11,12 +11,13 @@ namespace {
 
 // The metadata every training checkpoint carries; the tensors are filled by the caller.
 Checkpoint CheckpointHeader(const TrainingState& state, const TrainOptions& options, const BpeTokenizer& tokenizer,
-                            uint64_t corpus_hash) {
+                            uint64_t corpus_hash, const std::string& run_id) {
   Checkpoint c;
   c.config = state.config;
   c.step = state.step;
   c.seed = options.seed;
   c.corpus_hash = corpus_hash;
+  c.run_id = run_id;
   c.training = options.ToMap();
   c.tokenizer = tokenizer.Serialize();
   return c;
@@ -31,8 +32,8 @@ void SwapTensors(Checkpoint& c, TrainingState& state) {
 }  // namespace
 
 Checkpoint MakeTrainingCheckpoint(const TrainingState& state, const TrainOptions& options,
-                                  const BpeTokenizer& tokenizer, uint64_t corpus_hash) {
-  Checkpoint c = CheckpointHeader(state, options, tokenizer, corpus_hash);
+                                  const BpeTokenizer& tokenizer, uint64_t corpus_hash, const std::string& run_id) {
+  Checkpoint c = CheckpointHeader(state, options, tokenizer, corpus_hash, run_id);
   c.params = state.params;
   c.adam_m = state.adam_m;
   c.adam_v = state.adam_v;
@@ -40,8 +41,8 @@ Checkpoint MakeTrainingCheckpoint(const TrainingState& state, const TrainOptions
 }
 
 Status SaveTrainingCheckpoint(const std::string& path, TrainingState& state, const TrainOptions& options,
-                              const BpeTokenizer& tokenizer, uint64_t corpus_hash) {
-  Checkpoint c = CheckpointHeader(state, options, tokenizer, corpus_hash);
+                              const BpeTokenizer& tokenizer, uint64_t corpus_hash, const std::string& run_id) {
+  Checkpoint c = CheckpointHeader(state, options, tokenizer, corpus_hash, run_id);
   SwapTensors(c, state);  // borrow the state's vectors for the write instead of copying them
   Status saved = SaveCheckpoint(path, c);
   SwapTensors(c, state);
@@ -80,6 +81,8 @@ StatusOr<ResumePoint> ResumePointFromCheckpoint(Checkpoint checkpoint, const std
   point.state.step = checkpoint.step;
   point.corpus_hash = checkpoint.corpus_hash;
   point.seed = checkpoint.seed;
+  point.run_id = checkpoint.run_id;
+  point.table_checksummed = checkpoint.table_checksummed;
   return point;
 }
 

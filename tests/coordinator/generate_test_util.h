@@ -140,6 +140,7 @@ class Stream {
   }
   bool Send(const lanlm::v1::GenerateRequest& request) { return rw_->Write(request); }
   bool Read(lanlm::v1::GenerateEvent* event) { return rw_->Read(event); }
+  bool HalfClose() { return rw_->WritesDone(); }
   // Reads until a done event (returned) or the end of the stream (nullopt-like: done unset).
   std::vector<lanlm::v1::GenerateEvent> ReadUntilDone() {
     std::vector<lanlm::v1::GenerateEvent> events;

@@ -350,6 +350,61 @@ TEST_F(CheckpointTest, RejectsBadConfigsEvenWithAValidMetadataChecksum) {
   EXPECT_NE(edit("step", "1e3").find("step"), std::string::npos);
 }
 
+// Issue 12: swapping the data offsets of two same-shape tensors (here two optimizer moments)
+// passes every other check; tensors_crc32c binds the table, so the swap is refused. A file
+// written before tensors_crc32c existed (and before run ids) still loads, unbound.
+TEST_F(CheckpointTest, TensorTableIsBoundByItsChecksum) {
+  auto h = ParseJson(header_);
+  ASSERT_TRUE(h.ok());
+  JsonValue swapped = *h;
+  const char* a = "optim.m.layers.0.attention.wq.weight";
+  const char* b = "optim.m.layers.0.attention.wk.weight";
+  JsonValue ea = *h->Find(a), eb = *h->Find(b);
+  ea.Set("data_offsets", *h->Find(b)->Find("data_offsets"));
+  eb.Set("data_offsets", *h->Find(a)->Find("data_offsets"));
+  swapped.Set(a, ea);
+  swapped.Set(b, eb);
+  EXPECT_NE(LoadError(WithHeader(swapped.Serialize())).find("tensor table checksum mismatch"), std::string::npos)
+      << LoadError(WithHeader(swapped.Serialize()));
+
+  // The same swap in an older file without tensors_crc32c goes unnoticed: that is why new
+  // files always carry it. The unswapped older file loads and says it is unbound.
+  auto legacy = [&](const JsonValue& header) {
+    JsonValue meta = *header.Find("__metadata__");
+    JsonValue trimmed = JsonValue::Object();
+    for (const auto& [k, v] : meta.members()) {
+      if (k != "tensors_crc32c" && k != "run_id") trimmed.Set(k, v);
+    }
+    trimmed.Set("metadata_crc32c", JsonValue::String(MetadataCrc(trimmed)));
+    JsonValue out = header;
+    out.Set("__metadata__", trimmed);
+    return WithHeader(out.Serialize());
+  };
+  const std::string path = dir_ + "/legacy.safetensors";
+  Spit(path, legacy(*h));
+  auto old = LoadCheckpoint(path);
+  ASSERT_TRUE(old.ok()) << old.status().ToString();
+  EXPECT_FALSE(old->table_checksummed);
+  EXPECT_EQ(old->run_id, "");
+  auto fresh = LoadCheckpoint(good_);
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_TRUE(fresh->table_checksummed);
+}
+
+TEST_F(CheckpointTest, RunIdRoundTripsAndIsValidated) {
+  Checkpoint c = MakeCheckpoint(true);
+  c.run_id = NewRunId();
+  EXPECT_TRUE(IsRunId(c.run_id)) << c.run_id;
+  EXPECT_NE(c.run_id, NewRunId());
+  const std::string path = dir_ + "/run.safetensors";
+  ASSERT_TRUE(SaveCheckpoint(path, c).ok());
+  auto loaded = LoadCheckpoint(path);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  EXPECT_EQ(loaded->run_id, c.run_id);
+  c.run_id = "not-hex";
+  EXPECT_EQ(SaveCheckpoint(path, c).code(), StatusCode::kInvalidArgument);
+}
+
 TEST_F(CheckpointTest, RejectsOverlappingOffsetsAndBadConfig) {
   // Point one tensor at another's bytes: an overlap (and a gap), rejected.
   auto h = ParseJson(header_);

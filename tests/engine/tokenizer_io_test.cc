@@ -36,7 +36,8 @@ TEST(TokenizerIoTest, SerializeDeserializeRoundTrip) {
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(back->Serialize(), data);
   EXPECT_EQ(back->Hash(), t.Hash());
-  EXPECT_EQ(t.Hash(), Fnv1a64(data.data(), data.size()));
+  EXPECT_EQ(t.Hash(), Fnv1a64(data.data(), data.size() - kTokenizerChecksumLineBytes));  // without the crc line
+  EXPECT_TRUE(back->checksummed());
   EXPECT_EQ(back->vocab_size(), t.vocab_size());
   for (const std::string& text : {std::string(kCorpus), std::string("the light of God\n"), std::string("\x01 xyz")}) {
     EXPECT_EQ(back->Encode(text), t.Encode(text));
@@ -87,7 +88,12 @@ TEST(TokenizerIoTest, SmallFileIsValid) {
   auto t = BpeTokenizer::Deserialize(kSmall);
   ASSERT_TRUE(t.ok()) << t.status().ToString();
   EXPECT_EQ(t->Encode("ab\nb "), (std::vector<int32_t>{10, 4, 9}));
-  EXPECT_EQ(t->Serialize(), kSmall);
+  EXPECT_FALSE(t->checksummed());  // written before the checksum line existed
+  const std::string again = t->Serialize();
+  EXPECT_EQ(again.substr(0, again.size() - kTokenizerChecksumLineBytes), kSmall);
+  auto checked = BpeTokenizer::Deserialize(again);
+  ASSERT_TRUE(checked.ok()) << checked.status().ToString();
+  EXPECT_TRUE(checked->checksummed());
 }
 
 TEST(TokenizerIoTest, RejectsMalformedDataNamingTheLine) {
@@ -127,9 +133,45 @@ TEST(TokenizerIoTest, RejectsMalformedDataNamingTheLine) {
   ExpectRejected(Replace(ok, "c \\s\n", "c \\t\n"), "no \" \" token");
 }
 
+// Issue 12: one flipped bit in a merge line, or two merges swapped, still parse as a valid
+// tokenizer with other token ids; the checksum line refuses both. Files written before the line
+// existed load, and say so.
+TEST(TokenizerIoTest, ChecksumRefusesFlippedBitsAndReorderedMerges) {
+  const BpeTokenizer t = Sample();
+  const std::string data = t.Serialize();
+  const size_t body = data.size() - kTokenizerChecksumLineBytes;
+  ASSERT_EQ(data.compare(body, 7, "crc32c "), 0);
+  int accepted = 0;
+  for (size_t i = data.find('\n') + 1; i < body; ++i) {
+    for (int bit = 0; bit < 8; bit += 3) {
+      std::string bad = data;
+      bad[i] = static_cast<char>(bad[i] ^ (1 << bit));
+      accepted += BpeTokenizer::Deserialize(bad).ok() ? 1 : 0;
+    }
+  }
+  EXPECT_EQ(accepted, 0);
+  // Swap the last two merge lines.
+  const size_t last = data.rfind('\n', body - 2) + 1;
+  const size_t before = data.rfind('\n', last - 2) + 1;
+  std::string swapped = data.substr(0, before) + data.substr(last, body - last) + data.substr(before, last - before) +
+                        data.substr(body);
+  ASSERT_EQ(swapped.size(), data.size());
+  const auto refused = BpeTokenizer::Deserialize(swapped);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("checksum mismatch"), std::string::npos) << refused.status().ToString();
+
+  const auto legacy = BpeTokenizer::Deserialize(data.substr(0, body));
+  ASSERT_TRUE(legacy.ok()) << legacy.status().ToString();
+  EXPECT_FALSE(legacy->checksummed());
+  EXPECT_EQ(legacy->Hash(), t.Hash());
+  EXPECT_EQ(legacy->Serialize(), data);  // written again, it carries the line
+}
+
 TEST(TokenizerIoTest, EveryTruncationIsRejected) {
   const std::string data = Sample().Serialize();
+  const size_t body = data.size() - kTokenizerChecksumLineBytes;
   for (size_t cut = 0; cut < data.size(); cut += 1 + cut / 64) {
+    if (cut == body) continue;  // a whole file without its checksum line: the older format
     const auto t = BpeTokenizer::Deserialize(data.substr(0, cut));
     EXPECT_FALSE(t.ok()) << "accepted a file cut at byte " << cut;
     if (!t.ok()) {

@@ -164,7 +164,9 @@ TEST(TokenizerTrainTest, MatchesNaiveReferenceTrainingAndEncoding) {
     const Reference r = ReferenceTrain(text, vocab_size);
     auto t = BpeTokenizer::Train(text, vocab_size);
     ASSERT_TRUE(t.ok()) << t.status().ToString();
-    ASSERT_EQ(t->Serialize(), ReferenceSerialize(r)) << "trial " << trial;
+    const std::string serialized = t->Serialize();  // the reference knows nothing of the checksum line
+    ASSERT_EQ(serialized.substr(0, serialized.size() - kTokenizerChecksumLineBytes), ReferenceSerialize(r))
+        << "trial " << trial;
     for (int k = 0; k < 5; ++k) {
       const std::string probe = RandomText(rng, rng() % 80, alphabets[trial % alphabets.size()]);
       EXPECT_EQ(t->Encode(probe), ReferenceEncode(r, probe)) << "trial " << trial << " probe '" << probe << "'";

@@ -5,7 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "engine/data/corpus.h"
@@ -211,6 +213,27 @@ TEST(TrainerTest, LocalTrainerReportsTooShortCorpus) {
   LocalTrainer trainer(o, train, state, pool);
   EXPECT_EQ(trainer.Step().status().code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(state.step, 0);
+}
+
+// -ffast-math folds std::isnan away; the trainer checks bit patterns and stops a diverged run.
+TEST(TrainerTest, LocalTrainerStopsOnNonFiniteLossOrParameters) {
+  const TrainOptions o = SmallRun();
+  const std::vector<int32_t> train = Corpus(2000, o.model.vocab_size, 1);
+  ThreadPool pool(1);
+  TrainingState nan_params = TrainingState::Init(o.model, o.seed, o.init_std);
+  std::fill(nan_params.params.begin(), nan_params.params.end(), std::numeric_limits<float>::quiet_NaN());
+  LocalTrainer a(o, train, nan_params, pool);
+  const auto nan_loss = a.Step();
+  EXPECT_EQ(nan_loss.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(nan_loss.status().message().find("diverged at step 0"), std::string::npos) << nan_loss.status().ToString();
+  EXPECT_EQ(nan_params.step, 0);  // nothing applied
+
+  TrainingState bad_moments = TrainingState::Init(o.model, o.seed, o.init_std);
+  std::fill(bad_moments.adam_v.begin(), bad_moments.adam_v.end(), -1.0f);  // a corrupt optimizer state
+  LocalTrainer b(o, train, bad_moments, pool);
+  const auto bad = b.Step();
+  EXPECT_EQ(bad.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(bad.status().message().find("not finite after the AdamW update"), std::string::npos) << bad.status().ToString();
 }
 
 TEST(TrainerTest, ValidateNamesTheField) {

@@ -101,6 +101,16 @@ inline uint64_t ReferenceFingerprint(const coordinator::CoordinatorOptions& opti
   return setup->state.Fingerprint();
 }
 
+// A test with a fresh folder dir_ holding WriteCorpus's corpus_.
+class CorpusTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = TempDir("run");
+    corpus_ = WriteCorpus(dir_);
+  }
+  std::string dir_, corpus_;
+};
+
 // Worker objects, each on its own thread with its own pool.
 class WorkerGroup {
  public:
@@ -109,7 +119,8 @@ class WorkerGroup {
   }
   ~WorkerGroup() { StopAll(); }
 
-  void Add(int port, int threads) {
+  // exit_when_finished = false: the worker outlives the run (lanlm-worker --keep-running).
+  void Add(int port, int threads, bool exit_when_finished = true) {
     auto entry = std::make_unique<Entry>();
     entry->pool = std::make_unique<engine::ThreadPool>(threads);
     worker::WorkerOptions options;
@@ -118,6 +129,7 @@ class WorkerGroup {
     options.name = "test-worker-" + std::to_string(entries_.size());
     options.min_backoff = std::chrono::milliseconds(20);
     options.max_backoff = std::chrono::milliseconds(200);
+    options.exit_when_finished = exit_when_finished;
     entry->worker = std::make_unique<worker::Worker>(options, *entry->pool);
     Entry* raw = entry.get();
     entry->thread = std::thread([raw] {
@@ -202,6 +214,7 @@ class RawClient {
   bool TakeLease(v1::Lease* lease) {
     v1::WorkerMessage ask;
     ask.mutable_lease_request()->set_cached_version(version_);
+    ask.mutable_lease_request()->set_cached_run_id(reply_.run_id());
     if (!stream_->Write(ask)) return false;
     v1::CoordinatorMessage message;
     while (stream_->Read(&message)) {

@@ -23,14 +23,7 @@ std::unique_ptr<TrainingServer> StartServer(const coordinator::CoordinatorOption
   return server.ok() ? std::move(*server) : nullptr;
 }
 
-class ClusterTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = TempDir("run");
-    corpus_ = WriteCorpus(dir_);
-  }
-  std::string dir_, corpus_;
-};
+class ClusterTest : public CorpusTest {};
 
 TEST_F(ClusterTest, OneWorkerMatchesLocalTrainer) {
   const auto options = TinyOptions(corpus_, 3);

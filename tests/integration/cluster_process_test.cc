@@ -91,6 +91,26 @@ class SlowClusterProcessTest : public ::testing::Test {
   std::vector<pid_t> pids_;
 };
 
+// Issue 12: a stop whose checkpoint cannot be written must not exit 0. The folder passes the
+// start-up probe, then turns into a file; SIGTERM's checkpoint fails and the process says where
+// and what the last good checkpoint is.
+TEST_F(SlowClusterProcessTest, SigtermWhoseCheckpointIsLostExitsNonZero) {
+  const std::string log = dir_ + "/lost.coordinator.log";
+  const std::string folder = dir_ + "/ckpt";
+  pid_t coordinator = 0;
+  const int port = StartCoordinator(RunFlags(corpus_, 1000, false), &coordinator, log,
+                                    {"--min-workers", "1", "--checkpoint-dir", folder});
+  ASSERT_GT(port, 0) << ReadAll(log);
+  std::filesystem::remove_all(folder);
+  std::ofstream(folder) << "not a folder";
+  kill(coordinator, SIGTERM);
+  EXPECT_EQ(Wait(coordinator, std::chrono::seconds(30)), 1) << ReadAll(log);
+  const std::string text = ReadAll(log);
+  EXPECT_NE(text.find("could not be written to --checkpoint-dir " + folder), std::string::npos) << text;
+  EXPECT_NE(text.find("last good checkpoint: none"), std::string::npos) << text;
+  EXPECT_NE(text.find("stopped step=0 loss=0.0000 checkpoint=-"), std::string::npos) << text;
+}
+
 TEST_F(SlowClusterProcessTest, LanlmTrainOneWorkerAndThreeWorkersAgree) {
   const auto flags = RunFlags(corpus_, 5, /*larger=*/false);
   std::string train_fingerprint;

@@ -77,8 +77,9 @@ class ResumeRuleTest : public ::testing::Test {
   }
   static std::string Cluster(const Args& extra, std::string* fingerprint = nullptr) {
     Args args = Resume(extra);
-    args.insert(args.end(), {"--listen", "127.0.0.1:0", "--cluster-token", kTestToken});
+    args.insert(args.end(), {"--listen", "127.0.0.1:0"});
     Parsed p = ParseCoordinator(args);
+    p.options.cluster_token = kTestToken;  // as main does from LANLM_CLUSTER_TOKEN (no flag holds a secret)
     auto server = coordinator::TrainingServer::Start(p.options, p.given, /*handle_signals=*/false);
     if (!server.ok()) return server.status().ToString();
     WorkerGroup workers((*server)->port(), 1, 1);

@@ -30,6 +30,7 @@ engine::ModelConfig TinyConfig() {
   return c;
 }
 constexpr int kB = 2;
+constexpr char kRunId[] = "0123456789abcdef0123456789abcdef";
 
 class FakeCoordinator final : public v1::Cluster::Service {
  public:
@@ -58,6 +59,7 @@ class FakeCoordinator final : public v1::Cluster::Service {
     reply->set_micro_batch(kB);
     reply->set_parameter_count(engine::ParameterCount(TinyConfig()));
     reply->set_max_chunk_bytes(protos::kMaxChunkBytes);
+    reply->set_run_id(kRunId);
     return grpc::Status::OK;
   }
 
@@ -65,18 +67,21 @@ class FakeCoordinator final : public v1::Cluster::Service {
                     grpc::ServerReaderWriter<v1::CoordinatorMessage, v1::WorkerMessage>* stream) override {
     v1::WorkerMessage in;
     EXPECT_TRUE(stream->Read(&in) && in.has_hello());
+    EXPECT_EQ(in.hello().cached_run_id(), "");  // a fresh worker holds no run's parameters
     EXPECT_TRUE(stream->Read(&in) && in.has_lease_request());
     v1::CoordinatorMessage out;
     // Parameters in small chunks (exercises reassembly), then one lease.
     for (auto& chunk : protos::MakeChunks(params.data(), static_cast<int64_t>(params.size()), 1024)) {
       out.Clear();
       out.mutable_param_chunk()->set_version(5);
+      out.mutable_param_chunk()->set_run_id(kRunId);
       *out.mutable_param_chunk()->mutable_chunk() = std::move(chunk);
       stream->Write(out);
     }
     out.Clear();
     v1::Lease* lease = out.mutable_lease();
     lease->set_step(5);
+    lease->set_run_id(kRunId);
     lease->set_shard(1);
     lease->set_lease_id(42);
     lease->set_micro_batch(kB);
