@@ -189,28 +189,14 @@ class LineReader {
 
 bool AllSpaces(std::string_view s) { return s.find_first_not_of(' ') == std::string_view::npos; }
 
-}  // namespace
+// The counts of the header line "lanlm-bpe version=1 tokens=N merges=M", checked against the
+// limits and against the bytes that follow (before anything is reserved).
+struct Counts {
+  int64_t tokens = 0;
+  int64_t merges = 0;
+};
 
-std::string BpeTokenizer::Serialize() const {
-  std::string out = std::string(kMagic) + " version=" + std::to_string(kFormatVersion) +
-                    " tokens=" + std::to_string(tokens_.size()) + " merges=" + std::to_string(merges_.size()) + "\n";
-  for (size_t i = 0; i < tokens_.size(); ++i) {
-    out += kinds_[i] == kSpecial ? 's' : kinds_[i] == kWordEnd ? 'e' : 'c';
-    out += ' ';
-    AppendEscaped(texts_[i], out);
-    out += '\n';
-  }
-  for (const auto& [left, right] : merges_) {
-    out += std::to_string(left);
-    out += ' ';
-    out += std::to_string(right);
-    out += '\n';
-  }
-  return out;
-}
-
-StatusOr<BpeTokenizer> BpeTokenizer::Deserialize(std::string_view data) {
-  LineReader reader(data);
+StatusOr<Counts> ReadHeader(LineReader& reader) {
   LANLM_ASSIGN_OR_RETURN(const std::string_view header, reader.Next("header"));
   std::vector<std::string_view> fields;
   for (size_t start = 0;;) {
@@ -251,12 +237,62 @@ StatusOr<BpeTokenizer> BpeTokenizer::Deserialize(std::string_view data) {
                         " need at least " + std::to_string(need) + " bytes, but only " +
                         std::to_string(reader.remaining()) + " follow the header");
   }
+  return Counts{n_tokens, n_merges};
+}
+
+// Checks the line "<kind> <text>" of a non-special token; sets text (unescaped) and word_end.
+Status ReadTokenLine(const LineReader& reader, std::string_view line, const std::string& where, std::string& text,
+                     bool* word_end) {
+  std::string error;
+  if (line.size() < 3 || line[1] != ' ') {
+    return reader.Error(where + ": expected '<kind> <text>', got " + Quote(line));
+  }
+  if (line[0] != 'c' && line[0] != 'e') {
+    return reader.Error(where + ", field 'kind' = " + Quote(line.substr(0, 1)) + " is not 'c' or 'e'" +
+                        (line[0] == 's' ? " (only ids 0-3 are special)" : ""));
+  }
+  *word_end = line[0] == 'e';
+  if (!Unescape(line.substr(2), text, error)) return reader.Error(where + ", field 'text': " + error);
+  if (!IsValidUtf8(text)) return reader.Error(where + ", field 'text' " + Quote(text) + " is not valid UTF-8");
+  const bool has_space = text.find(' ') != std::string::npos;
+  const bool has_newline = text.find('\n') != std::string::npos;
+  if ((has_space && (!AllSpaces(text) || *word_end)) || (has_newline && (text != "\n" || *word_end))) {
+    return reader.Error(where + ", field 'text' " + Quote(text) +
+                        ": spaces and line breaks only form 'c' tokens of their own");
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
+std::string BpeTokenizer::Serialize() const {
+  std::string out = std::string(kMagic) + " version=" + std::to_string(kFormatVersion) +
+                    " tokens=" + std::to_string(tokens_.size()) + " merges=" + std::to_string(merges_.size()) + "\n";
+  for (size_t i = 0; i < tokens_.size(); ++i) {
+    out += kinds_[i] == kSpecial ? 's' : kinds_[i] == kWordEnd ? 'e' : 'c';
+    out += ' ';
+    AppendEscaped(texts_[i], out);
+    out += '\n';
+  }
+  for (const auto& [left, right] : merges_) {
+    out += std::to_string(left);
+    out += ' ';
+    out += std::to_string(right);
+    out += '\n';
+  }
+  return out;
+}
+
+StatusOr<BpeTokenizer> BpeTokenizer::Deserialize(std::string_view data) {
+  LineReader reader(data);
+  LANLM_ASSIGN_OR_RETURN(const Counts counts, ReadHeader(reader));
+  const int64_t n_tokens = counts.tokens, n_merges = counts.merges;
 
   BpeTokenizer t;
   t.tokens_.reserve(static_cast<size_t>(n_tokens));
   t.texts_.reserve(static_cast<size_t>(n_tokens));
   t.kinds_.reserve(static_cast<size_t>(n_tokens));
-  std::string text, error;
+  std::string text;
   for (int64_t id = 0; id < n_tokens; ++id) {
     LANLM_ASSIGN_OR_RETURN(const std::string_view line, reader.Next("token " + std::to_string(id)));
     const std::string where = "token " + std::to_string(id);
@@ -269,22 +305,8 @@ StatusOr<BpeTokenizer> BpeTokenizer::Deserialize(std::string_view data) {
       t.kinds_.push_back(kSpecial);
       continue;
     }
-    if (line.size() < 3 || line[1] != ' ') {
-      return reader.Error(where + ": expected '<kind> <text>', got " + Quote(line));
-    }
-    if (line[0] != 'c' && line[0] != 'e') {
-      return reader.Error(where + ", field 'kind' = " + Quote(line.substr(0, 1)) + " is not 'c' or 'e'" +
-                          (line[0] == 's' ? " (only ids 0-3 are special)" : ""));
-    }
-    const bool word_end = line[0] == 'e';
-    if (!Unescape(line.substr(2), text, error)) return reader.Error(where + ", field 'text': " + error);
-    if (!IsValidUtf8(text)) return reader.Error(where + ", field 'text' " + Quote(text) + " is not valid UTF-8");
-    const bool has_space = text.find(' ') != std::string::npos;
-    const bool has_newline = text.find('\n') != std::string::npos;
-    if ((has_space && (!AllSpaces(text) || word_end)) || (has_newline && (text != "\n" || word_end))) {
-      return reader.Error(where + ", field 'text' " + Quote(text) +
-                          ": spaces and line breaks only form 'c' tokens of their own");
-    }
+    bool word_end = false;
+    LANLM_RETURN_IF_ERROR(ReadTokenLine(reader, line, where, text, &word_end));
     const auto found = t.token_ids_.find(TokenKey(text, word_end));
     if (found != t.token_ids_.end()) {
       return reader.Error(where + " duplicates token " + std::to_string(found->second) + " (line " +
