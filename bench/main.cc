@@ -2,8 +2,10 @@
 //   train:     one optimizer step (forward + backward + clip + AdamW) on one micro-batch of B
 //              random sequences; median step time after warm-up, tokens/s, GFLOP/s with
 //              FLOPs/token = 6 * (matmul params) + 12 * L * T * C (S: 6.39 M, M: 48.22 M).
-//   decode:    KV-cached greedy decoding at batch 1 of --tokens tokens from token 1 with random
-//              weights; median tokens/s over --runs runs after a warm-up run.
+//   decode:    KV-cached greedy decoding of --tokens tokens with random weights served in
+//              --weights format, by --sessions sessions stepping together (Decoder::FeedBatch;
+//              1 = Decoder::Feed at batch 1, from token 1); median aggregate tokens/s over
+//              --runs runs after a warm-up run.
 //   prefill:   one Decoder::Feed of a --tokens-token prompt into a KV cache holding --cached
 //              tokens (0: a new request; more: the next turn of a chat session); median
 //              prompt tokens/s over --runs runs.
@@ -21,6 +23,7 @@
 #include "engine/cli/flags.h"
 #include "engine/base/float_bits.h"
 #include "engine/generate/decoder.h"
+#include "engine/generate/serving_weights.h"
 #include "engine/model/model.h"
 #include "engine/model/parameters.h"
 #include "engine/base/random.h"
@@ -64,6 +67,8 @@ struct Options {
   int tokens = 200;
   int runs = 5;
   int vocab_size = 0;
+  int sessions = 1;
+  std::string weights = "fp32";
   std::string corpus;
   bool json = false;
   uint64_t seed = 1234;
@@ -134,23 +139,51 @@ int BenchTrain(const Options& o, const ModelConfig& c, ThreadPool& pool) {
   return 0;
 }
 
-int BenchDecode(const Options& o, const ModelConfig& c, ThreadPool& pool) {
-  std::vector<float> params(ParameterCount(c));
+// The random weights of the config in the --weights format; the fp32 block stays alive in
+// `params` (embedding and norms are read from it).
+ServingWeights Weights(const Options& o, const ModelConfig& c, std::vector<float>& params) {
+  params.assign(ParameterCount(c), 0.0f);
   InitParameters(c, o.seed, 0.02f, params.data());
+  auto format = ParseWeightFormat(o.weights);
+  LANLM_CHECK(format.ok(), format.status().ToString());
+  auto w = ServingWeights::Convert(c, params.data(), *format);
+  LANLM_CHECK(w.ok(), w.status().ToString());
+  return std::move(w).value();
+}
+
+std::string WeightsText(const ServingWeights& w) {
+  char text[128];
+  std::snprintf(text, sizeof(text), "weights=%s%s%s matrix_MB=%.1f", WeightFormatName(w.format()),
+                w.format() == WeightFormat::kQ8 ? " q8_kernel=" : "", w.format() == WeightFormat::kQ8 ? Q8KernelName() : "",
+                w.MatrixBytes() / 1e6);
+  return text;
+}
+
+int BenchDecode(const Options& o, const ModelConfig& c, ThreadPool& pool) {
+  std::vector<float> params;
+  const ServingWeights w = Weights(o, c, params);
+  const int S = o.sessions;
   Decoder decoder(c);
-  KvCache cache(c);
-  std::vector<float> logits(c.vocab_size);
+  std::vector<KvCache> caches(S, KvCache(c));
+  std::vector<KvCache*> ptrs;
+  for (KvCache& cache : caches) ptrs.push_back(&cache);
+  std::vector<float> logits(static_cast<size_t>(S) * c.vocab_size);
   const int n = std::min<int>(o.tokens, c.context);
-  std::vector<int32_t> generated;
+  std::vector<int32_t> generated;  // session 0's tokens
   auto run = [&](int count) {
-    cache.length = 0;
+    for (KvCache& cache : caches) cache.length = 0;
     generated.clear();
-    int32_t token = 1;
+    std::vector<int32_t> next(S);
+    for (int s = 0; s < S; ++s) next[s] = 1 + s;
     for (int i = 0; i < count; ++i) {
-      Status s = decoder.Feed(params.data(), &token, 1, cache, logits.data(), pool);
-      LANLM_CHECK(s.ok(), s.ToString());
-      token = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-      generated.push_back(token);
+      Status st = S == 1 ? decoder.Feed(w, next.data(), 1, caches[0], logits.data(), pool)
+                         : decoder.FeedBatch(w, ptrs, next.data(), logits.data(), pool);
+      LANLM_CHECK(st.ok(), st.ToString());
+      for (int s = 0; s < S; ++s) {
+        const float* row = logits.data() + static_cast<size_t>(s) * c.vocab_size;
+        next[s] = static_cast<int32_t>(std::max_element(row, row + c.vocab_size) - row);
+      }
+      generated.push_back(next[0]);
     }
   };
   run(8);  // warm-up
@@ -158,24 +191,25 @@ int BenchDecode(const Options& o, const ModelConfig& c, ThreadPool& pool) {
   for (int r = 0; r < o.runs; ++r) {
     const auto t0 = Clock::now();
     run(n);
-    rates.push_back(n / Seconds(t0, Clock::now()));
+    rates.push_back(static_cast<double>(S) * n / Seconds(t0, Clock::now()));
   }
   const double med = Median(rates);
   double flops = 0.0;
   for (int p = 0; p < n; ++p) flops += DecodeFlopsPerToken(c, p);
   const double gflops = flops / n * med / 1e9;
-  char text[256], json[256];
-  std::snprintf(text, sizeof(text), "batch=1 tokens=%d runs=%d min=%.1f max=%.1f first_tokens=%d,%d,%d,%d", n, o.runs,
-                *std::min_element(rates.begin(), rates.end()), *std::max_element(rates.begin(), rates.end()),
-                generated[0], generated[1], generated[2], generated[3]);
-  std::snprintf(json, sizeof(json), ",\"batch\":1,\"tokens\":%d,\"runs\":%d", n, o.runs);
+  char text[384], json[256];
+  std::snprintf(text, sizeof(text), "sessions=%d tokens=%d runs=%d min=%.1f max=%.1f first_tokens=%d,%d,%d,%d %s", S, n,
+                o.runs, *std::min_element(rates.begin(), rates.end()), *std::max_element(rates.begin(), rates.end()),
+                generated[0], generated[1], generated[2], generated[3], WeightsText(w).c_str());
+  std::snprintf(json, sizeof(json), ",\"sessions\":%d,\"tokens\":%d,\"runs\":%d,\"weights\":\"%s\"", S, n, o.runs,
+                WeightFormatName(w.format()));
   Report(o, pool.size(), med, gflops, text, json);
   return 0;
 }
 
 int BenchPrefill(const Options& o, const ModelConfig& c, ThreadPool& pool) {
-  std::vector<float> params(ParameterCount(c));
-  InitParameters(c, o.seed, 0.02f, params.data());
+  std::vector<float> params;
+  const ServingWeights w = Weights(o, c, params);
   Decoder decoder(c);
   KvCache cache(c);
   std::vector<float> logits(c.vocab_size);
@@ -184,12 +218,12 @@ int BenchPrefill(const Options& o, const ModelConfig& c, ThreadPool& pool) {
   std::vector<int32_t> prompt(static_cast<size_t>(cached + n));
   for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 7919 + 1) % c.vocab_size);
   if (cached > 0) {  // the earlier turns, once; each run rewinds to here
-    Status s = decoder.Feed(params.data(), prompt.data(), cached, cache, logits.data(), pool);
+    Status s = decoder.Feed(w, prompt.data(), cached, cache, logits.data(), pool);
     LANLM_CHECK(s.ok(), s.ToString());
   }
   auto run = [&] {
     cache.length = cached;
-    Status s = decoder.Feed(params.data(), prompt.data() + cached, n, cache, logits.data(), pool);
+    Status s = decoder.Feed(w, prompt.data() + cached, n, cache, logits.data(), pool);
     LANLM_CHECK(s.ok(), s.ToString());
   };
   run();  // warm-up
@@ -206,8 +240,9 @@ int BenchPrefill(const Options& o, const ModelConfig& c, ThreadPool& pool) {
   for (int p = cached; p < cached + n; ++p) flops += DecodeFlopsPerToken(c, p) - output;
   const double gflops = flops / n * med / 1e9;
   char text[256], json[256];
-  std::snprintf(text, sizeof(text), "prompt_tokens=%d cached=%d runs=%d min=%.1f max=%.1f", n, cached, o.runs,
-                *std::min_element(rates.begin(), rates.end()), *std::max_element(rates.begin(), rates.end()));
+  std::snprintf(text, sizeof(text), "prompt_tokens=%d cached=%d runs=%d min=%.1f max=%.1f %s", n, cached, o.runs,
+                *std::min_element(rates.begin(), rates.end()), *std::max_element(rates.begin(), rates.end()),
+                WeightsText(w).c_str());
   std::snprintf(json, sizeof(json), ",\"prompt_tokens\":%d,\"cached\":%d,\"runs\":%d", n, cached, o.runs);
   Report(o, pool.size(), med, gflops, text, json);
   return 0;
@@ -269,6 +304,8 @@ int Main(int argc, char** argv) {
             1 << 16);
   flags.Int("runs", &o.runs, "timed runs (decode, prefill, tokenizer encode)", 1, 1000);
   flags.Int("cached", &o.cached, "tokens already in the KV cache before the prompt (prefill)", 0, 1 << 16);
+  flags.String("weights", &o.weights, "served weight format for decode and prefill: fp32, bf16 or q8");
+  flags.Int("sessions", &o.sessions, "sessions decoding together (decode)", 1, 1024);
   flags.Int("vocab-size", &o.vocab_size, "tokenizer vocabulary (0 = the config's V)", 0, kMaxVocab);
   flags.String("corpus", &o.corpus, "text file for --mode tokenizer");
   flags.Bool("json", &o.json, "print one JSON object per result line");
@@ -288,6 +325,10 @@ int Main(int argc, char** argv) {
     return 2;
   }
   if (o.mode == "tokenizer") return BenchTokenizer(o, *config);
+  if (auto format = ParseWeightFormat(o.weights); !format.ok()) {
+    std::fprintf(stderr, "%s\n", format.status().ToString().c_str());
+    return 2;
+  }
   ThreadPool pool(o.threads);
   if (o.mode == "train") return BenchTrain(o, *config, pool);
   if (o.mode == "decode") return BenchDecode(o, *config, pool);

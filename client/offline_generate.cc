@@ -9,6 +9,7 @@
 #include "engine/io/checkpoint.h"
 #include "engine/generate/decoder.h"
 #include "engine/generate/generation.h"
+#include "engine/generate/serving_weights.h"
 #include "engine/base/thread_pool.h"
 #include "engine/tokenizer/tokenizer.h"
 
@@ -19,6 +20,7 @@ int RunGenerateOffline(const Args& args) {
   std::string prompt;
   std::string stop;
   int threads = 0;
+  std::string weights_name = "fp32";
   engine::SamplingOptions sampling;
   engine::StopOptions stopping;
   FlagSet flags("lanlm generate --checkpoint FILE --prompt TEXT [flags]: stream a generation from a checkpoint");
@@ -35,6 +37,7 @@ int RunGenerateOffline(const Args& args) {
   flags.Bool("stop-on-eos", &stopping.stop_on_eos, "stop at the end-of-sequence token");
   flags.String("stop", &stop, "stop when the text contains this string (never printed); empty = none");
   flags.Int("threads", &threads, "engine threads; 0 = all cores", 0, 1024);
+  flags.String("weights", &weights_name, "weight format to decode with: fp32, bf16 or q8 (converted on load)");
   const Status parsed = flags.Parse(args);
   if (!parsed.ok()) {
     std::fprintf(stderr, "lanlm generate: %s\n", parsed.message().c_str());
@@ -62,6 +65,16 @@ int RunGenerateOffline(const Args& args) {
     return 1;
   }
   const engine::ModelConfig& config = checkpoint->config;
+  auto format = engine::ParseWeightFormat(weights_name);
+  if (!format.ok()) {
+    std::fprintf(stderr, "lanlm generate: %s\n", format.status().ToString().c_str());
+    return 2;
+  }
+  auto weights = engine::ServingWeights::Convert(config, checkpoint->params.data(), *format);
+  if (!weights.ok()) {
+    std::fprintf(stderr, "lanlm generate: %s: %s\n", checkpoint_path.c_str(), weights.status().ToString().c_str());
+    return 1;
+  }
   const std::vector<int32_t> tokens = tokenizer->Encode(prompt);
   if (!flags.WasSet("max-new-tokens")) {
     const int64_t room = config.context - static_cast<int64_t>(tokens.size());
@@ -76,7 +89,7 @@ int RunGenerateOffline(const Args& args) {
   Clock::time_point first, last;
   int steps = 0;
   auto result = engine::RunGeneration(
-      decoder, checkpoint->params.data(), config, *tokenizer, state, tokens, sampling, stopping,
+      decoder, *weights, *tokenizer, state, tokens, sampling, stopping,
       [&](const engine::Generation::Step& step) {
         last = Clock::now();
         if (steps++ == 0) first = last;
@@ -93,10 +106,10 @@ int RunGenerateOffline(const Args& args) {
   using Seconds = std::chrono::duration<double>;
   const double decode_s = Seconds(last - first).count();
   const double rate = steps > 1 && decode_s > 0 ? (steps - 1) / decode_s : 0.0;
-  std::fprintf(stderr, "[%s] %d tokens (prompt %lld), first token %.3f s, %.1f tokens/s (step %lld, %s)\n",
+  std::fprintf(stderr, "[%s] %d tokens (prompt %lld), first token %.3f s, %.1f tokens/s (step %lld, %s, %s weights)\n",
                engine::FinishReasonName(result->finish), result->generated,
                static_cast<long long>(result->prompt_tokens), Seconds(first - start).count(), rate,
-               static_cast<long long>(checkpoint->step), config.ToString().c_str());
+               static_cast<long long>(checkpoint->step), config.ToString().c_str(), weights_name.c_str());
   return 0;
 }
 

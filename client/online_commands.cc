@@ -193,6 +193,7 @@ int RunStatus(const Args& args) {
   std::printf("sessions       %d (KV cache %.1f MiB)\n", r.sessions(),
               static_cast<double>(r.kv_cache_bytes()) / (1 << 20));
   std::printf("model          %s\n", r.model_config().c_str());
+  if (!r.weight_format().empty()) std::printf("weights        %s\n", r.weight_format().c_str());
   std::printf("fingerprint    %s\n", r.fingerprint().c_str());
   return 0;
 }

@@ -9,8 +9,12 @@ namespace lanlm::coordinator {
 using engine::FinishReason;
 
 DecodeScheduler::DecodeScheduler(engine::ThreadPool& pool, int threads, int max_batch,
-                                 std::function<void()> housekeeping, double period_s)
-    : pool_(pool), max_batch_(std::max(1, max_batch)), housekeeping_(std::move(housekeeping)), period_s_(period_s) {
+                                 std::function<void()> housekeeping, double period_s, engine::WeightFormat format)
+    : pool_(pool),
+      max_batch_(std::max(1, max_batch)),
+      housekeeping_(std::move(housekeeping)),
+      period_s_(period_s),
+      format_(format) {
   for (int i = 0; i < std::max(1, threads); ++i) threads_.emplace_back([this, i] { Loop(i); });
 }
 
@@ -108,6 +112,20 @@ void DecodeScheduler::Finish(const std::shared_ptr<GenerateJob>& job, FinishReas
   job->sink->OnJobDone(job, reason, tail, error);
 }
 
+StatusOr<std::shared_ptr<const engine::ServingWeights>> DecodeScheduler::WeightsFor(
+    const std::shared_ptr<const ParamSnapshot>& snapshot) {
+  std::lock_guard<std::mutex> lock(weights_mu_);
+  std::erase_if(converted_, [](const Converted& c) { return c.snapshot.expired(); });
+  for (const Converted& c : converted_) {
+    if (c.snapshot.lock() == snapshot) return c.weights;
+  }
+  LANLM_ASSIGN_OR_RETURN(engine::ServingWeights w,
+                         engine::ServingWeights::Convert(snapshot->config, snapshot->params.data(), format_));
+  auto shared = std::make_shared<const engine::ServingWeights>(std::move(w));
+  converted_.push_back({snapshot, shared});
+  return shared;
+}
+
 Status DecodeScheduler::Prefill(GenerateJob& job, engine::Decoder& decoder, float* logits) {
   const ParamSnapshot& snapshot = *job.session->snapshot;
   engine::DecodeState& state = job.session->state;
@@ -120,8 +138,8 @@ Status DecodeScheduler::Prefill(GenerateJob& job, engine::Decoder& decoder, floa
                          engine::Generation::PrefillTokens(state, prompt, job.stop, snapshot.config.context));
   job.cached_tokens = state.cache.length;
   job.prompt_tokens = static_cast<int64_t>(feed.size());
-  LANLM_RETURN_IF_ERROR(
-      decoder.Feed(snapshot.params.data(), feed.data(), job.prompt_tokens, state.cache, logits, pool_));
+  LANLM_ASSIGN_OR_RETURN(auto weights, WeightsFor(job.session->snapshot));
+  LANLM_RETURN_IF_ERROR(decoder.Feed(*weights, feed.data(), job.prompt_tokens, state.cache, logits, pool_));
   state.pending = -1;
   job.prefilled = true;
   job.generation = std::make_unique<engine::Generation>(*snapshot.tokenizer, job.sampling, job.stop);
@@ -174,12 +192,14 @@ void DecodeScheduler::Step(std::vector<std::shared_ptr<GenerateJob>>& jobs, Deco
   while (static_cast<int>(batch.size()) > largest &&
          !largest_batch_.compare_exchange_weak(largest, static_cast<int>(batch.size()))) {
   }
-  const float* params = batch.front()->session->snapshot->params.data();
-  Status status;
-  if (batch.size() == 1) {
+  // Prefill converted this snapshot's weights already (they live as long as its sessions).
+  auto weights = WeightsFor(batch.front()->session->snapshot);
+  Status status = weights.status();
+  if (!status.ok()) {
+  } else if (batch.size() == 1) {
     engine::DecodeState& state = batch.front()->session->state;
     const int32_t token = state.pending;
-    status = slot.decoder->Feed(params, &token, 1, state.cache, slot.logits.data(), pool_);
+    status = slot.decoder->Feed(**weights, &token, 1, state.cache, slot.logits.data(), pool_);
   } else {
     std::vector<engine::KvCache*> caches;
     std::vector<int32_t> tokens;
@@ -187,7 +207,7 @@ void DecodeScheduler::Step(std::vector<std::shared_ptr<GenerateJob>>& jobs, Deco
       caches.push_back(&job->session->state.cache);
       tokens.push_back(job->session->state.pending);
     }
-    status = slot.decoder->FeedBatch(params, caches, tokens.data(), slot.logits.data(), pool_);
+    status = slot.decoder->FeedBatch(**weights, caches, tokens.data(), slot.logits.data(), pool_);
   }
   if (!status.ok()) {
     // PrefillTokens reserved room for every token, so this is a server bug, not bad input.

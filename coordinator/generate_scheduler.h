@@ -17,6 +17,7 @@
 
 #include "coordinator/session_manager.h"
 #include "engine/generate/generation.h"
+#include "engine/generate/serving_weights.h"
 #include "engine/base/thread_pool.h"
 
 namespace lanlm::coordinator {
@@ -59,9 +60,10 @@ class JobSink {
 // Thread-safe.
 class DecodeScheduler {
  public:
-  // housekeeping runs on decode thread 0 about every period_s (session expiry).
+  // housekeeping runs on decode thread 0 about every period_s (session expiry). Decoding
+  // reads each snapshot's weights converted to `format` (once per snapshot, when first used).
   DecodeScheduler(engine::ThreadPool& pool, int threads, int max_batch, std::function<void()> housekeeping,
-                  double period_s);
+                  double period_s, engine::WeightFormat format = engine::WeightFormat::kF32);
   ~DecodeScheduler();  // Stop()
 
   void Enqueue(std::shared_ptr<GenerateJob> job);
@@ -88,11 +90,22 @@ class DecodeScheduler {
   void Emit(const std::shared_ptr<GenerateJob>& job, const float* logits, int vocab);
   void Finish(const std::shared_ptr<GenerateJob>& job, engine::FinishReason reason, const std::string& tail,
               const Status& error);
+  // The snapshot's weights in format_, converted on first use and kept while it lives.
+  StatusOr<std::shared_ptr<const engine::ServingWeights>> WeightsFor(
+      const std::shared_ptr<const ParamSnapshot>& snapshot);
 
   engine::ThreadPool& pool_;
   const int max_batch_;
   std::function<void()> housekeeping_;
   const double period_s_;
+  const engine::WeightFormat format_;
+
+  struct Converted {
+    std::weak_ptr<const ParamSnapshot> snapshot;
+    std::shared_ptr<const engine::ServingWeights> weights;
+  };
+  std::mutex weights_mu_;
+  std::vector<Converted> converted_;  // guarded by weights_mu_
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

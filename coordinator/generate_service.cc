@@ -32,6 +32,9 @@ void GenerateServiceOptions::RegisterFlags(FlagSet& flags) {
             4096);
   flags.Int("generate-max-queued-events", &max_queued_events, "unsent events per stream before its generation pauses",
             1, 1 << 20);
+  flags.String("weights", &weights,
+               "weight format Generate decodes with: fp32, bf16 or q8 (converted from the fp32 parameters once per "
+               "snapshot; checkpoints stay fp32)");
 }
 
 Status GenerateServiceOptions::Validate() const {
@@ -44,6 +47,7 @@ Status GenerateServiceOptions::Validate() const {
   LANLM_RETURN_IF_ERROR(positive("--generate-decode-threads", decode_threads));
   LANLM_RETURN_IF_ERROR(positive("--generate-max-batch", max_batch));
   LANLM_RETURN_IF_ERROR(positive("--generate-max-queued-events", max_queued_events));
+  LANLM_RETURN_IF_ERROR(engine::ParseWeightFormat(weights).status());
   if (!IsFiniteBits(static_cast<float>(session_ttl_s)) || session_ttl_s <= 0.0) {
     return InvalidArgumentError("--generate-session-ttl = " + std::to_string(session_ttl_s) + " must be > 0");
   }
@@ -61,7 +65,7 @@ class GenerateEngine {
         manager(SessionLimits{opts.max_sessions, opts.max_kv_mib << 20, opts.session_ttl_s}),
         scheduler(
             pool, opts.decode_threads, opts.max_batch, [this] { manager.ExpireIdle(Clock::now()); },
-            std::min(1.0, opts.session_ttl_s / 4)) {}
+            std::min(1.0, opts.session_ttl_s / 4), engine::ParseWeightFormat(opts.weights).value()) {}
 
   void Shutdown();
 
@@ -285,6 +289,7 @@ class GenerateStream final : public grpc::ServerBidiReactor<GenerateRequest, Gen
     opened->set_parameter_version(session->snapshot->version);
     opened->set_model_config(session->snapshot->config.ToString());
     opened->set_resumed(resumed);
+    opened->set_weight_format(engine_->options.weights);
     SendLocked(std::move(event));
     current_ = std::move(session);
     job_ = job;

@@ -32,10 +32,11 @@ struct GenerateServiceOptions {
   int decode_threads = 1;                // threads that run generation steps
   int max_batch = 32;                    // sessions per batched next-token step (1 = no batching)
   int max_queued_events = 64;            // per stream; decoding pauses while more are unsent
+  std::string weights = "fp32";          // served format: fp32, bf16 or q8 (converted once per snapshot)
 
   // --generate-max-sessions, --generate-max-kv-mib, --generate-session-ttl,
   // --generate-max-prompt-bytes, --generate-decode-threads, --generate-max-batch,
-  // --generate-max-queued-events.
+  // --generate-max-queued-events, --weights.
   void RegisterFlags(FlagSet& flags);
   Status Validate() const;
 };

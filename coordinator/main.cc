@@ -46,10 +46,11 @@ int main(int argc, char** argv) {
     coordinator::Extras extras;
     auto generate = std::make_unique<coordinator::GenerateService>(std::move(snapshots), generate_options, pool);
     coordinator::GenerateService* service = generate.get();
-    extras.fill_status = [service](v1::GetStatusReply* reply) {
+    extras.fill_status = [service, weights = generate_options.weights](v1::GetStatusReply* reply) {
       const coordinator::SessionStats stats = service->Stats();
       reply->set_sessions(stats.sessions);
       reply->set_kv_cache_bytes(stats.kv_bytes);
+      reply->set_weight_format(weights);
     };
     extras.before_shutdown = [service] { service->Shutdown(); };
     extras.services.push_back(std::move(generate));

@@ -1,30 +1,24 @@
-// KV-cached incremental forward. Feed computes all new positions of one session with
-// matmuls over n rows (prefill) and writes keys/values straight into the cache; FeedBatch
-// stacks one new token of many sessions into one set of matmuls, so the weights are read
-// once per layer for all of them. Attention runs per query against the cache.
+// KV-cached incremental forward over ServingWeights. Feed computes all new positions of one
+// session (one decoded token, or a prompt) and writes keys/values straight into the cache;
+// FeedBatch stacks one new token of many sessions into the same projections, so the weights
+// are read once per layer for all of them. The projections (decoder_steps.h) run as GEMV
+// blocks for few rows and as GEMMs for many; attention runs per query against the cache.
 #include "engine/generate/decoder.h"
 
 #include <algorithm>
 #include <cstring>
 #include <string>
 
+#include "engine/base/check.h"
 #include "engine/ops/attention.h"
-#include "engine/ops/elementwise.h"
 #include "engine/ops/embedding.h"
-#include "engine/ops/matmul.h"
 #include "engine/ops/rms_norm.h"
-#include "engine/ops/swiglu.h"
 #include "engine/model/parameters.h"
 
 namespace lanlm::engine {
 namespace {
 
-// A pool without threads, for ops called from inside another ParallelFor: its ParallelFor
-// always runs inline and touches no shared state, so concurrent use is safe.
-ThreadPool& InlinePool() {
-  static ThreadPool pool(1);
-  return pool;
-}
+using decode::InlinePool;
 
 Status CheckToken(int32_t token, int vocab) {
   if (token < 0 || token >= vocab) {
@@ -42,6 +36,57 @@ Status CheckCache(const KvCache& cache, const ModelConfig& config) {
   return OkStatus();
 }
 
+Status CheckWeights(const ServingWeights& w, const ModelConfig& config) {
+  if (w.config().ToString() != config.ToString()) {
+    return InvalidArgumentError("weights of config " + w.config().ToString() + " given to a decoder of " +
+                                config.ToString());
+  }
+  return OkStatus();
+}
+
+// Layout of the scratch for `rows` rows: x, xn, q, att, tmp, k, v (rows, C); a, b, g
+// (rows, F); rstd (rows); attention scores (rows, NH, T).
+struct Scratch {
+  float* x;
+  float* xn;
+  float* q;
+  float* att;
+  float* tmp;
+  float* k;
+  float* v;
+  float* a;
+  float* b;
+  float* g;
+  float* rstd;
+  float* scores;
+};
+
+Scratch CarveScratch(std::vector<float>& s, const ModelConfig& c, int64_t rows) {
+  const int64_t C = c.dim, F = c.ffn_hidden, T = c.context, NH = c.n_heads;
+  const int64_t need = rows * (7 * C + 3 * F + 1 + NH * T);
+  if (static_cast<int64_t>(s.size()) < need) s.resize(need);
+  float* p = s.data();
+  auto take = [&](int64_t n) {
+    float* r = p;
+    p += n;
+    return r;
+  };
+  Scratch out;
+  for (float** f : {&out.x, &out.xn, &out.q, &out.att, &out.tmp, &out.k, &out.v}) *f = take(rows * C);
+  for (float** f : {&out.a, &out.b, &out.g}) *f = take(rows * F);
+  out.rstd = take(rows);
+  out.scores = take(rows * NH * T);
+  return out;
+}
+
+// The feed-forward half of a block: x += W2 · SwiGLU(W1 · norm(x), W3 · norm(x)).
+void FeedForward(const ServingLayer& lw, const ModelConfig& c, int64_t n, Scratch& s, decode::Work& work,
+                 ThreadPool& pool) {
+  RmsNormForward(s.x, lw.ffn_norm, n, c.dim, c.norm_eps, s.xn, s.rstd, pool);
+  decode::GatedFfn(lw, s.xn, n, s.a, s.b, s.g, work, pool);
+  decode::AddLinear(lw.w2, s.g, n, s.x, s.tmp, work, pool);
+}
+
 }  // namespace
 
 KvCache::KvCache(const ModelConfig& config)
@@ -53,50 +98,29 @@ KvCache::KvCache(const ModelConfig& config)
 Decoder::Decoder(const ModelConfig& config)
     : config_(config), rope_(MakeRopeTable(config.context, config.head_dim(), config.rope_theta)) {}
 
-// Layout of scratch_ for `rows` rows: x, xn, q, att, tmp (rows, C); a, b, g (rows, F);
-// g (rows, F); rstd (rows); attention scores (rows, NH, T).
-namespace {
-struct Scratch {
-  float* x;
-  float* xn;
-  float* q;
-  float* att;
-  float* tmp;
-  float* a;
-  float* b;
-  float* g;
-  float* rstd;
-  float* scores;
-};
-
-Scratch CarveScratch(std::vector<float>& s, const ModelConfig& c, int64_t rows) {
-  const int64_t C = c.dim, F = c.ffn_hidden, T = c.context, NH = c.n_heads;
-  const int64_t need = rows * (5 * C + 3 * F + 1 + NH * T);
-  if (static_cast<int64_t>(s.size()) < need) s.resize(need);
-  float* p = s.data();
-  auto take = [&](int64_t n) {
-    float* r = p;
-    p += n;
-    return r;
-  };
-  Scratch out;
-  out.x = take(rows * C);
-  out.xn = take(rows * C);
-  out.q = take(rows * C);
-  out.att = take(rows * C);
-  out.tmp = take(rows * C);
-  out.a = take(rows * F);
-  out.b = take(rows * F);
-  out.g = take(rows * F);
-  out.rstd = take(rows);
-  out.scores = take(rows * NH * T);
-  return out;
+const ServingWeights& Decoder::View(const float* params) {
+  if (view_ == nullptr || view_->params() != params) {
+    auto w = ServingWeights::Convert(config_, params, WeightFormat::kF32);
+    LANLM_CHECK(w.ok(), w.status().ToString());
+    view_ = std::make_unique<ServingWeights>(std::move(w).value());
+  }
+  return *view_;
 }
-}  // namespace
 
 Status Decoder::Feed(const float* params, const int32_t* tokens, int64_t n, KvCache& cache, float* logits,
                      ThreadPool& pool) {
+  return Feed(View(params), tokens, n, cache, logits, pool);
+}
+
+Status Decoder::FeedBatch(const float* params, const std::vector<KvCache*>& caches, const int32_t* tokens,
+                          float* logits, ThreadPool& pool) {
+  return FeedBatch(View(params), caches, tokens, logits, pool);
+}
+
+Status Decoder::Feed(const ServingWeights& w, const int32_t* tokens, int64_t n, KvCache& cache, float* logits,
+                     ThreadPool& pool) {
   const ModelConfig& c = config_;
+  LANLM_RETURN_IF_ERROR(CheckWeights(w, c));
   LANLM_RETURN_IF_ERROR(CheckCache(cache, c));
   if (n <= 0) return InvalidArgumentError("token count n = " + std::to_string(n) + " must be positive");
   if (cache.length + n > cache.capacity) {
@@ -105,20 +129,17 @@ Status Decoder::Feed(const float* params, const int32_t* tokens, int64_t n, KvCa
   }
   for (int64_t i = 0; i < n; ++i) LANLM_RETURN_IF_ERROR(CheckToken(tokens[i], c.vocab_size));
 
-  const int64_t T = c.context, C = c.dim, F = c.ffn_hidden, V = c.vocab_size, NH = c.n_heads, D = c.head_dim();
+  const int64_t T = c.context, C = c.dim, NH = c.n_heads, D = c.head_dim();
   const int64_t pos = cache.length;
-  const ModelWeights w = BindWeights(c, const_cast<float*>(params));
   Scratch s = CarveScratch(scratch_, c, n);
 
-  EmbeddingForward(tokens, w.tok_embeddings, n, C, s.x, pool);
+  EmbeddingForward(tokens, w.tok_embeddings(), n, C, s.x, pool);
   for (int l = 0; l < c.n_layers; ++l) {
-    const LayerWeights& lw = w.layers[l];
+    const ServingLayer& lw = w.layers()[l];
     float* kc = cache.k.data() + l * T * C;
     float* vc = cache.v.data() + l * T * C;
     RmsNormForward(s.x, lw.attention_norm, n, C, c.norm_eps, s.xn, s.rstd, pool);
-    MatmulForward(s.xn, lw.wq, n, C, C, s.q, pool);
-    MatmulForward(s.xn, lw.wk, n, C, C, kc + pos * C, pool);
-    MatmulForward(s.xn, lw.wv, n, C, C, vc + pos * C, pool);
+    decode::ProjectQkv(lw, s.xn, n, s.q, kc + pos * C, vc + pos * C, work_, pool);
     RopeForward(s.q, rope_, n, n, pos, NH, s.q, pool);
     RopeForward(kc + pos * C, rope_, n, n, pos, NH, kc + pos * C, pool);
     if (n == 1) {
@@ -129,26 +150,20 @@ Status Decoder::Feed(const float* params, const int32_t* tokens, int64_t n, KvCa
       // probabilities, not needed later.
       AttentionPrefill(s.q, kc, vc, pos, n, NH, D, s.scores, s.att, pool);
     }
-    MatmulForward(s.att, lw.wo, n, C, C, s.tmp, pool);
-    AddInPlace(s.x, s.tmp, n * C, pool);
-    RmsNormForward(s.x, lw.ffn_norm, n, C, c.norm_eps, s.xn, s.rstd, pool);
-    MatmulForward(s.xn, lw.w1, n, C, F, s.a, pool);
-    MatmulForward(s.xn, lw.w3, n, C, F, s.b, pool);
-    SwiGluForward(s.a, s.b, n * F, s.g, pool);
-    MatmulForward(s.g, lw.w2, n, F, C, s.tmp, pool);
-    AddInPlace(s.x, s.tmp, n * C, pool);
+    decode::AddLinear(lw.wo, s.att, n, s.x, s.tmp, work_, pool);
+    FeedForward(lw, c, n, s, work_, pool);
   }
   // Only the last position's logits are needed.
-  const float* x_last = s.x + (n - 1) * C;
-  RmsNormForward(x_last, w.norm, 1, C, c.norm_eps, s.xn, s.rstd, pool);
-  MatmulForward(s.xn, w.output, 1, C, V, logits, pool);
+  RmsNormForward(s.x + (n - 1) * C, w.norm(), 1, C, c.norm_eps, s.xn, s.rstd, pool);
+  decode::Linear(w.output(), s.xn, 1, logits, work_, pool);
   cache.length += n;
   return OkStatus();
 }
 
-Status Decoder::FeedBatch(const float* params, const std::vector<KvCache*>& caches, const int32_t* tokens,
+Status Decoder::FeedBatch(const ServingWeights& w, const std::vector<KvCache*>& caches, const int32_t* tokens,
                           float* logits, ThreadPool& pool) {
   const ModelConfig& c = config_;
+  LANLM_RETURN_IF_ERROR(CheckWeights(w, c));
   const int64_t n = static_cast<int64_t>(caches.size());
   if (n == 0) return InvalidArgumentError("FeedBatch needs at least one session");
   for (int64_t i = 0; i < n; ++i) {
@@ -167,29 +182,21 @@ Status Decoder::FeedBatch(const float* params, const std::vector<KvCache*>& cach
     }
   }
 
-  const int64_t T = c.context, C = c.dim, F = c.ffn_hidden, V = c.vocab_size, NH = c.n_heads, D = c.head_dim();
-  const ModelWeights w = BindWeights(c, const_cast<float*>(params));
+  const int64_t T = c.context, C = c.dim, NH = c.n_heads, D = c.head_dim();
   Scratch s = CarveScratch(scratch_, c, n);
-  // Keys and values of the new rows are computed together, then copied into each cache.
-  float* knew = s.tmp;
-  float* vnew = s.att;
-
-  EmbeddingForward(tokens, w.tok_embeddings, n, C, s.x, pool);
+  EmbeddingForward(tokens, w.tok_embeddings(), n, C, s.x, pool);
   for (int l = 0; l < c.n_layers; ++l) {
-    const LayerWeights& lw = w.layers[l];
+    const ServingLayer& lw = w.layers()[l];
     RmsNormForward(s.x, lw.attention_norm, n, C, c.norm_eps, s.xn, s.rstd, pool);
-    MatmulForward(s.xn, lw.wq, n, C, C, s.q, pool);
-    MatmulForward(s.xn, lw.wk, n, C, C, knew, pool);
-    MatmulForward(s.xn, lw.wv, n, C, C, vnew, pool);
+    // Keys and values of the new rows are computed together, then copied into each cache.
+    decode::ProjectQkv(lw, s.xn, n, s.q, s.k, s.v, work_, pool);
     for (int64_t i = 0; i < n; ++i) {
       KvCache& cache = *caches[i];
       const int64_t pos = cache.length;
-      float* kc = cache.k.data() + (l * T + pos) * C;
       RopeForward(s.q + i * C, rope_, 1, 1, pos, NH, s.q + i * C, InlinePool());
-      RopeForward(knew + i * C, rope_, 1, 1, pos, NH, kc, InlinePool());
-      std::memcpy(cache.v.data() + (l * T + pos) * C, vnew + i * C, C * sizeof(float));
+      RopeForward(s.k + i * C, rope_, 1, 1, pos, NH, cache.k.data() + (l * T + pos) * C, InlinePool());
+      std::memcpy(cache.v.data() + (l * T + pos) * C, s.v + i * C, C * sizeof(float));
     }
-    // vnew (= s.att) is free again: attention output goes there.
     if (n == 1) {
       AttentionDecode(s.q, caches[0]->k.data() + l * T * C, caches[0]->v.data() + l * T * C, caches[0]->length + 1, NH,
                       D, s.att, s.scores, pool);
@@ -202,17 +209,11 @@ Status Decoder::FeedBatch(const float* params, const std::vector<KvCache*>& cach
         }
       });
     }
-    MatmulForward(s.att, lw.wo, n, C, C, s.tmp, pool);
-    AddInPlace(s.x, s.tmp, n * C, pool);
-    RmsNormForward(s.x, lw.ffn_norm, n, C, c.norm_eps, s.xn, s.rstd, pool);
-    MatmulForward(s.xn, lw.w1, n, C, F, s.a, pool);
-    MatmulForward(s.xn, lw.w3, n, C, F, s.b, pool);
-    SwiGluForward(s.a, s.b, n * F, s.g, pool);
-    MatmulForward(s.g, lw.w2, n, F, C, s.tmp, pool);
-    AddInPlace(s.x, s.tmp, n * C, pool);
+    decode::AddLinear(lw.wo, s.att, n, s.x, s.tmp, work_, pool);
+    FeedForward(lw, c, n, s, work_, pool);
   }
-  RmsNormForward(s.x, w.norm, n, C, c.norm_eps, s.xn, s.rstd, pool);
-  MatmulForward(s.xn, w.output, n, C, V, logits, pool);
+  RmsNormForward(s.x, w.norm(), n, C, c.norm_eps, s.xn, s.rstd, pool);
+  decode::Linear(w.output(), s.xn, n, logits, work_, pool);
   for (KvCache* cache : caches) cache->length += 1;
   return OkStatus();
 }

@@ -3,9 +3,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "engine/base/status.h"
+#include "engine/generate/decoder_steps.h"
+#include "engine/generate/serving_weights.h"
 #include "engine/model/model_config.h"
 #include "engine/ops/rope.h"
 #include "engine/base/thread_pool.h"
@@ -30,19 +33,29 @@ class Decoder {
 
   // Appends tokens[0, n) at positions cache.length... and writes the logits (V) after the
   // last one. OUT_OF_RANGE when cache.length + n exceeds the context (cache unchanged);
-  // INVALID_ARGUMENT for a token outside [0, V).
-  Status Feed(const float* params, const int32_t* tokens, int64_t n, KvCache& cache, float* logits,
+  // INVALID_ARGUMENT for a token outside [0, V) or weights of another config.
+  Status Feed(const ServingWeights& weights, const int32_t* tokens, int64_t n, KvCache& cache, float* logits,
               ThreadPool& pool);
 
   // One new token for each of caches.size() sessions at once (weights read once for all);
   // logits (n, V). Same errors as Feed, checked for all before any cache changes.
+  Status FeedBatch(const ServingWeights& weights, const std::vector<KvCache*>& caches, const int32_t* tokens,
+                   float* logits, ThreadPool& pool);
+
+  // The same on fp32 weights viewed in the parameter block (ParameterCount floats).
+  Status Feed(const float* params, const int32_t* tokens, int64_t n, KvCache& cache, float* logits,
+              ThreadPool& pool);
   Status FeedBatch(const float* params, const std::vector<KvCache*>& caches, const int32_t* tokens,
                    float* logits, ThreadPool& pool);
 
  private:
+  const ServingWeights& View(const float* params);  // fp32 views, rebuilt when params moves
+
   ModelConfig config_;
   RopeTable rope_;
   std::vector<float> scratch_;
+  decode::Work work_;
+  std::unique_ptr<ServingWeights> view_;
 };
 
 }  // namespace lanlm::engine

@@ -221,6 +221,17 @@ StatusOr<GenerationResult> RunGeneration(Decoder& decoder, const float* params, 
                                          const StopOptions& stop,
                                          const std::function<bool(const Generation::Step&)>& on_step,
                                          ThreadPool& pool) {
+  LANLM_ASSIGN_OR_RETURN(ServingWeights weights, ServingWeights::Convert(config, params, WeightFormat::kF32));
+  return RunGeneration(decoder, weights, tokenizer, state, prompt, sampling, stop, on_step, pool);
+}
+
+StatusOr<GenerationResult> RunGeneration(Decoder& decoder, const ServingWeights& weights,
+                                         const BpeTokenizer& tokenizer, DecodeState& state,
+                                         const std::vector<int32_t>& prompt, const SamplingOptions& sampling,
+                                         const StopOptions& stop,
+                                         const std::function<bool(const Generation::Step&)>& on_step,
+                                         ThreadPool& pool) {
+  const ModelConfig& config = weights.config();
   LANLM_RETURN_IF_ERROR(sampling.Validate());
   LANLM_RETURN_IF_ERROR(stop.Validate());
   LANLM_ASSIGN_OR_RETURN(std::vector<int32_t> feed, Generation::PrefillTokens(state, prompt, stop, config.context));
@@ -229,7 +240,7 @@ StatusOr<GenerationResult> RunGeneration(Decoder& decoder, const float* params, 
   result.prompt_tokens = static_cast<int64_t>(feed.size());
   std::vector<float> logits(static_cast<size_t>(config.vocab_size));
   LANLM_RETURN_IF_ERROR(
-      decoder.Feed(params, feed.data(), static_cast<int64_t>(feed.size()), state.cache, logits.data(), pool));
+      decoder.Feed(weights, feed.data(), static_cast<int64_t>(feed.size()), state.cache, logits.data(), pool));
   state.pending = -1;
   Generation generation(tokenizer, sampling, stop);
   while (true) {
@@ -241,7 +252,7 @@ StatusOr<GenerationResult> RunGeneration(Decoder& decoder, const float* params, 
       break;
     }
     const int32_t token = state.pending;
-    LANLM_RETURN_IF_ERROR(decoder.Feed(params, &token, 1, state.cache, logits.data(), pool));
+    LANLM_RETURN_IF_ERROR(decoder.Feed(weights, &token, 1, state.cache, logits.data(), pool));
     state.pending = -1;
   }
   result.finish = generation.finish();

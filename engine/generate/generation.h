@@ -121,6 +121,12 @@ struct GenerationResult {
 // Runs one request to its end on one session with Decoder::Feed: prompt tokens at once, then
 // one token per step. on_step sees every step (its text is the delta); returning false
 // cancels (finish kCancelled, the held-back text goes to the result only).
+StatusOr<GenerationResult> RunGeneration(Decoder& decoder, const ServingWeights& weights,
+                                         const BpeTokenizer& tokenizer, DecodeState& state,
+                                         const std::vector<int32_t>& prompt, const SamplingOptions& sampling,
+                                         const StopOptions& stop,
+                                         const std::function<bool(const Generation::Step&)>& on_step, ThreadPool& pool);
+// The same on fp32 weights viewed in the parameter block of `config`.
 StatusOr<GenerationResult> RunGeneration(Decoder& decoder, const float* params, const ModelConfig& config,
                                          const BpeTokenizer& tokenizer, DecodeState& state,
                                          const std::vector<int32_t>& prompt, const SamplingOptions& sampling,

@@ -103,6 +103,49 @@ TEST(GenerateServiceTest, MatchesEngineGeneration) {
   EXPECT_EQ(got.text, r->text);
 }
 
+// --weights q8: the opened event names the format and the tokens are those of the engine's
+// generation on the q8 weights (converted by the service from the fp32 snapshot).
+TEST(GenerateServiceTest, ServesTheChosenWeightFormat) {
+  GenerateServiceOptions options;
+  options.weights = "q8";
+  ASSERT_TRUE(options.Validate().ok());
+  TestServer server(options);
+  Stream s(*server.stub);
+  ASSERT_TRUE(s.Send(Start("the dog", 20, 4)));
+  const Collected got = Collect(s.ReadUntilDone());
+  ASSERT_TRUE(s.Finish().ok());
+  EXPECT_EQ(got.opened.weight_format(), "q8");
+
+  auto snapshot = TinySnapshot(5, 1);
+  auto weights = engine::ServingWeights::Convert(snapshot->config, snapshot->params.data(), engine::WeightFormat::kQ8);
+  ASSERT_TRUE(weights.ok());
+  engine::ThreadPool pool(1);
+  engine::Decoder decoder(snapshot->config);
+  engine::DecodeState state(snapshot->config);
+  engine::SamplingOptions sampling;
+  sampling.temperature = 1.0f;
+  sampling.top_k = 0;
+  sampling.top_p = 1.0f;
+  sampling.seed = 4;
+  engine::StopOptions stop;
+  stop.max_new_tokens = 20;
+  stop.stop_on_eos = false;
+  stop.confidence_threshold = 0.0f;
+  std::vector<int32_t> ids;
+  auto r = engine::RunGeneration(
+      decoder, *weights, *snapshot->tokenizer, state, snapshot->tokenizer->Encode("the dog"), sampling, stop,
+      [&](const engine::Generation::Step& st) {
+        ids.push_back(st.token);
+        return true;
+      },
+      pool);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(got.ids, ids);
+
+  options.weights = "int4";
+  EXPECT_EQ(options.Validate().message(), "--weights = 'int4' is not one of: fp32, bf16, q8");
+}
+
 // Concurrent streams are advanced together (Decoder::FeedBatch); each still gets exactly the
 // tokens it would get alone.
 TEST(GenerateServiceTest, BatchedStreamsMatchSingleStreams) {

@@ -1,0 +1,136 @@
+// Decoder projections on GEMV blocks or GEMMs; see decoder_steps.h.
+#include "engine/generate/decoder_steps.h"
+
+#include <algorithm>
+
+#include "engine/ops/elementwise.h"
+#include "engine/ops/matmul.h"
+#include "engine/ops/simd.h"
+#include "engine/ops/swiglu.h"
+
+namespace lanlm::engine::decode {
+
+ThreadPool& InlinePool() {
+  static ThreadPool pool(1);
+  return pool;
+}
+
+namespace {
+
+bool UseGemm(const WeightMatrix& w, int64_t n) {
+  return n >= (w.format == WeightFormat::kF32 ? kGemvMaxRows : kWidenRows);
+}
+
+// The activation rows as the matrix's kernel reads them (q8: quantized per group into work).
+GemvInput Prepare(const WeightMatrix& w, const float* x, int64_t n, Work& work) {
+  GemvInput in;
+  in.x = x;
+  in.n = n;
+  if (w.format == WeightFormat::kQ8) {
+    if (static_cast<int64_t>(work.xq.size()) < n * w.cols) work.xq.resize(n * w.cols);
+    if (static_cast<int64_t>(work.xs.size()) < n * w.cols / kQ8Group) work.xs.resize(n * w.cols / kQ8Group);
+    QuantizeQ8(x, n * w.cols, work.xq.data(), work.xs.data());
+    in.xq = work.xq.data();
+    in.xs = work.xs.data();
+  }
+  return in;
+}
+
+// The fp32 values of w: w.f32 itself, or w widened into work.widened (parallel over blocks).
+const float* Widened(const WeightMatrix& w, Work& work, ThreadPool& pool) {
+  if (w.format == WeightFormat::kF32) return w.f32;
+  float* dst = simd::Scratch(work.widened, w.rows * w.cols);
+  pool.ParallelFor(w.blocks(), 4 * kGemvRows * w.cols, [&](int64_t begin, int64_t end) {
+    const int64_t r0 = begin * kGemvRows, r1 = std::min(w.rows, end * kGemvRows);
+    const int64_t i0 = r0 * w.cols, n = (r1 - r0) * w.cols;
+    if (w.format == WeightFormat::kBf16) {
+      for (int64_t i = 0; i < n; ++i) dst[i0 + i] = Bf16ToFloat(w.bf16[i0 + i]);
+    } else {
+      DequantizeQ8(w.q8 + i0, w.scale + i0 / kQ8Group, n, dst + i0);
+    }
+  });
+  return dst;
+}
+
+int64_t BlockCost(const WeightMatrix& w, int64_t n) { return 2 * kGemvRows * w.cols * n; }
+
+}  // namespace
+
+void Linear(const WeightMatrix& w, const float* x, int64_t n, float* y, Work& work, ThreadPool& pool) {
+  if (UseGemm(w, n)) {
+    MatmulForward(x, Widened(w, work, pool), n, w.cols, w.rows, y, pool);
+    return;
+  }
+  const GemvInput in = Prepare(w, x, n, work);
+  pool.ParallelFor(w.blocks(), BlockCost(w, n), [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) GemvBlock(w, in, b, y, w.rows);
+  });
+}
+
+void ProjectQkv(const ServingLayer& l, const float* xn, int64_t n, float* q, float* k, float* v, Work& work,
+                ThreadPool& pool) {
+  if (UseGemm(l.wq, n)) {
+    Linear(l.wq, xn, n, q, work, pool);
+    Linear(l.wk, xn, n, k, work, pool);
+    Linear(l.wv, xn, n, v, work, pool);
+    return;
+  }
+  // wq, wk and wv share shape and format, so one quantized input serves all three.
+  const GemvInput in = Prepare(l.wq, xn, n, work);
+  const int64_t nb = l.wq.blocks();
+  pool.ParallelFor(3 * nb, BlockCost(l.wq, n), [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      if (b < nb) {
+        GemvBlock(l.wq, in, b, q, l.wq.rows);
+      } else if (b < 2 * nb) {
+        GemvBlock(l.wk, in, b - nb, k, l.wk.rows);
+      } else {
+        GemvBlock(l.wv, in, b - 2 * nb, v, l.wv.rows);
+      }
+    }
+  });
+}
+
+void AddLinear(const WeightMatrix& w, const float* in, int64_t n, float* x, float* tmp, Work& work,
+               ThreadPool& pool) {
+  if (UseGemm(w, n)) {
+    Linear(w, in, n, tmp, work, pool);
+    AddInPlace(x, tmp, n * w.rows, pool);
+    return;
+  }
+  const GemvInput gin = Prepare(w, in, n, work);
+  pool.ParallelFor(w.blocks(), BlockCost(w, n), [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      GemvBlock(w, gin, b, tmp, w.rows);
+      const int64_t o0 = b * kGemvRows, o1 = std::min(w.rows, o0 + kGemvRows);
+      for (int64_t r = 0; r < n; ++r) {
+        for (int64_t o = o0; o < o1; ++o) x[r * w.rows + o] += tmp[r * w.rows + o];
+      }
+    }
+  });
+}
+
+void GatedFfn(const ServingLayer& l, const float* xn, int64_t n, float* a, float* b, float* g, Work& work,
+              ThreadPool& pool) {
+  const int64_t F = l.w1.rows;
+  if (UseGemm(l.w1, n)) {
+    Linear(l.w1, xn, n, a, work, pool);
+    Linear(l.w3, xn, n, b, work, pool);
+    SwiGluForward(a, b, n * F, g, pool);
+    return;
+  }
+  const GemvInput in = Prepare(l.w1, xn, n, work);
+  pool.ParallelFor(l.w1.blocks(), 2 * BlockCost(l.w1, n), [&](int64_t begin, int64_t end) {
+    for (int64_t blk = begin; blk < end; ++blk) {
+      GemvBlock(l.w1, in, blk, a, F);
+      GemvBlock(l.w3, in, blk, b, F);
+      const int64_t o0 = blk * kGemvRows, m = std::min(F, o0 + kGemvRows) - o0;
+      for (int64_t r = 0; r < n; ++r) {
+        const int64_t at = r * F + o0;
+        SwiGluForward(a + at, b + at, m, g + at, InlinePool());
+      }
+    }
+  });
+}
+
+}  // namespace lanlm::engine::decode

@@ -1,0 +1,49 @@
+// Internal to engine/generate: the projections of Decoder over ServingWeights. Below
+// kGemvMaxRows activation rows (one decoded token, a batch of sessions, a short prompt) they
+// run on GEMV blocks (gemv.h) with the surrounding elementwise work fused into the same
+// ParallelFor: Q, K and V in one pass, W1 and W3 with the SwiGLU gate in another, Wo and W2
+// with their residual add, so a decoded token wakes the pool five times per layer. From
+// kGemvMaxRows rows on they run as GEMMs (matmul.h) on fp32 weights, widened once per call
+// for bf16 and q8. Every element's arithmetic is fixed by the shapes: bit-identical for any
+// thread count.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "engine/base/thread_pool.h"
+#include "engine/generate/serving_weights.h"
+
+namespace lanlm::engine::decode {
+
+// At and above this many rows, fp32 projections use the packed GEMM; bf16 and q8 ones widen
+// the matrix first, which pays from kWidenRows rows on.
+inline constexpr int64_t kGemvMaxRows = 16;
+inline constexpr int64_t kWidenRows = 64;
+
+// Scratch of one Decoder: int8 activations and their scales for q8, fp32 widened matrices.
+struct Work {
+  std::vector<int8_t> xq;
+  std::vector<float> xs;
+  std::vector<float> widened;
+};
+
+// A pool without threads, for ops called from inside another ParallelFor: its ParallelFor
+// always runs inline and touches no shared state, so concurrent use is safe.
+ThreadPool& InlinePool();
+
+// y (n, w.rows) = x (n, w.cols) · wᵀ.
+void Linear(const WeightMatrix& w, const float* x, int64_t n, float* y, Work& work, ThreadPool& pool);
+
+// q, k, v (n, C) = xn (n, C) · {wq, wk, wv}ᵀ.
+void ProjectQkv(const ServingLayer& l, const float* xn, int64_t n, float* q, float* k, float* v, Work& work,
+                ThreadPool& pool);
+
+// x (n, w.rows) += in (n, w.cols) · wᵀ; tmp (n, w.rows) is scratch.
+void AddLinear(const WeightMatrix& w, const float* in, int64_t n, float* x, float* tmp, Work& work, ThreadPool& pool);
+
+// g (n, F) = SiLU(xn · w1ᵀ) ⊙ (xn · w3ᵀ); a, b (n, F) are scratch.
+void GatedFfn(const ServingLayer& l, const float* xn, int64_t n, float* a, float* b, float* g, Work& work,
+              ThreadPool& pool);
+
+}  // namespace lanlm::engine::decode

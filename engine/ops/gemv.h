@@ -1,0 +1,76 @@
+// Decoding matrix-vector products over weights in a serving format (fp32, bf16 or q8), stored
+// [out, in] like every lanlm matrix. Work is cut into blocks of kGemvRows weight rows fixed by
+// the shape; a block reads its rows once and multiplies them with every activation row given
+// (batched decoding), so a caller's ParallelFor over blocks is bit-identical for any thread
+// count. Each row's arithmetic is the same whichever block slot it sits in.
+//
+// Formats (the layout of llama2.c's runq / GGUF Q8_0 for q8):
+//   fp32: w (rows, in) floats.
+//   bf16: w (rows, in) upper 16 bits of the fp32 value, rounded to nearest even; widened to
+//         fp32 exactly in the kernel, so bf16 results equal fp32 results on the widened weights
+//         bit for bit.
+//   q8:   per row, in / 32 groups of 32 int8 in [-127, 127] with one fp32 scale each
+//         (w ≈ q * scale, scale = max|w| / 127). The activation is quantized the same way on
+//         the fly (Q8Activation) and each group's product is summed in integers.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+namespace lanlm::engine {
+
+enum class WeightFormat { kF32, kBf16, kQ8 };
+const char* WeightFormatName(WeightFormat format);  // "fp32", "bf16", "q8"
+
+inline constexpr int64_t kGemvRows = 4;   // weight rows per block
+inline constexpr int64_t kQ8Group = 32;   // q8 values per scale
+
+struct WeightMatrix {
+  WeightFormat format = WeightFormat::kF32;
+  int64_t rows = 0;  // out
+  int64_t cols = 0;  // in (a multiple of kQ8Group for q8)
+  const float* f32 = nullptr;      // fp32: (rows, cols)
+  const uint16_t* bf16 = nullptr;  // bf16: (rows, cols)
+  const int8_t* q8 = nullptr;      // q8: (rows, cols)
+  const float* scale = nullptr;    // q8: (rows, cols / kQ8Group)
+  int64_t blocks() const { return (rows + kGemvRows - 1) / kGemvRows; }
+};
+
+// Activation rows prepared for one matrix shape: the fp32 values and, for q8 weights, their
+// per-group int8 quantization. n rows of `cols` values each.
+struct GemvInput {
+  const float* x = nullptr;     // (n, cols)
+  const int8_t* xq = nullptr;   // (n, cols), q8 only
+  const float* xs = nullptr;    // (n, cols / kQ8Group), q8 only
+  int64_t n = 0;
+};
+
+// y[r * ldy + o] = w[o, :] · x[r, :] for the rows o of `block` and every activation row r.
+void GemvBlock(const WeightMatrix& w, const GemvInput& x, int64_t block, float* y, int64_t ldy);
+
+// q8 blocks: GemvBlock's q8 case, the best kernel this build has (AVX2 where compiled in),
+// and the plain C++ reference every fast q8 kernel equals bit for bit. Both define a row's
+// result the same way: for each group g, eight exact integer partial sums p[l] of four
+// consecutive products (l < 8); lane l accumulates fma(float(p[l]), ws[g] * xs[g]) in group
+// order; the eight lanes are summed pairwise (l + 4, then + 2, then + 1).
+void GemvBlockQ8(const WeightMatrix& w, const GemvInput& x, int64_t block, float* y, int64_t ldy);
+void GemvBlockQ8Reference(const WeightMatrix& w, const GemvInput& x, int64_t block, float* y, int64_t ldy);
+// Which q8 kernel GemvBlock uses in this build ("avx2" or "generic").
+const char* Q8KernelName();
+
+// bf16 conversion: round to nearest even (NaN stays NaN), and the exact widening.
+uint16_t FloatToBf16(float x);
+inline float Bf16ToFloat(uint16_t h) {  // inline: widening loops over whole matrices vectorise
+  const uint32_t u = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &u, sizeof(f));
+  return f;
+}
+
+// Quantizes n values (n a multiple of kQ8Group) into q (n) and scale (n / kQ8Group):
+// scale = max|x| / 127 per group, q = round(x / scale) (0 for an all-zero group).
+void QuantizeQ8(const float* x, int64_t n, int8_t* q, float* scale);
+void DequantizeQ8(const int8_t* q, const float* scale, int64_t n, float* x);
+
+}  // namespace lanlm::engine

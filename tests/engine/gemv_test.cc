@@ -1,0 +1,145 @@
+// Decoding GEMV kernels (gemv.h): fp32 and bf16 against a double-precision reference, bf16
+// equal to fp32 on the widened weights bit for bit, q8 quantization error bounds per group,
+// the fast q8 kernel equal to the plain C++ reference bit for bit, and every block slot and
+// batch row computing the same bits.
+#include "engine/ops/gemv.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "engine/base/random.h"
+
+namespace lanlm::engine {
+namespace {
+
+std::vector<float> Random(int64_t n, uint64_t seed, float scale) {
+  std::vector<float> v(n);
+  for (int64_t i = 0; i < n; ++i) v[i] = scale * static_cast<float>(2.0 * CounterRng::Uniform(seed, i) - 1.0);
+  return v;
+}
+
+struct Q8 {
+  std::vector<int8_t> q;
+  std::vector<float> s;
+};
+Q8 Quantize(const std::vector<float>& x) {
+  Q8 out{std::vector<int8_t>(x.size()), std::vector<float>(x.size() / kQ8Group)};
+  QuantizeQ8(x.data(), static_cast<int64_t>(x.size()), out.q.data(), out.s.data());
+  return out;
+}
+
+// y (n, rows) over all blocks.
+std::vector<float> RunBlocks(const WeightMatrix& w, const GemvInput& in, bool reference = false) {
+  std::vector<float> y(in.n * w.rows, -1.0f);
+  for (int64_t b = 0; b < w.blocks(); ++b) {
+    if (reference) {
+      GemvBlockQ8Reference(w, in, b, y.data(), w.rows);
+    } else {
+      GemvBlock(w, in, b, y.data(), w.rows);
+    }
+  }
+  return y;
+}
+
+TEST(GemvTest, Fp32AndBf16MatchDoubleReferenceAndBf16EqualsFp32OnWidenedWeights) {
+  for (int64_t cols : {5, 8, 37, 64, 288}) {
+    const int64_t rows = 11, n = 3;
+    const auto wf = Random(rows * cols, 1 + cols, 1.0f);
+    const auto x = Random(n * cols, 2 + cols, 1.0f);
+    std::vector<uint16_t> wb(wf.size());
+    std::vector<float> widened(wf.size());
+    for (size_t i = 0; i < wf.size(); ++i) {
+      wb[i] = FloatToBf16(wf[i]);
+      widened[i] = Bf16ToFloat(wb[i]);
+      ASSERT_LE(std::abs(widened[i] - wf[i]), std::abs(wf[i]) * (1.0f / 256.0f)) << i;  // 8 mantissa bits
+    }
+    WeightMatrix m{WeightFormat::kF32, rows, cols, wf.data()};
+    const GemvInput in{x.data(), nullptr, nullptr, n};
+    const auto y = RunBlocks(m, in);
+    for (int64_t r = 0; r < n; ++r) {
+      for (int64_t o = 0; o < rows; ++o) {
+        double want = 0.0, mag = 0.0;
+        for (int64_t i = 0; i < cols; ++i) {
+          want += double{wf[o * cols + i]} * x[r * cols + i];
+          mag += std::abs(double{wf[o * cols + i]} * x[r * cols + i]);
+        }
+        EXPECT_NEAR(y[r * rows + o], want, 1e-6 * mag + 1e-7) << cols << " " << r << " " << o;
+      }
+    }
+    m.format = WeightFormat::kBf16;
+    m.bf16 = wb.data();
+    const auto yb = RunBlocks(m, in);
+    const WeightMatrix mw{WeightFormat::kF32, rows, cols, widened.data()};
+    const auto yw = RunBlocks(mw, in);
+    EXPECT_EQ(0, std::memcmp(yb.data(), yw.data(), yb.size() * sizeof(float))) << cols;
+  }
+}
+
+TEST(GemvTest, EachRowGetsTheSameBitsInAnySlotOrBatch) {
+  const int64_t rows = 9, cols = 96;
+  const auto w = Random(rows * cols, 3, 1.0f);
+  const auto x = Random(2 * cols, 4, 1.0f);
+  const Q8 wq = Quantize(w), xq = Quantize(x);
+  for (WeightFormat f : {WeightFormat::kF32, WeightFormat::kQ8}) {
+    WeightMatrix m{f, rows, cols, w.data(), nullptr, wq.q.data(), wq.s.data()};
+    const auto both = RunBlocks(m, {x.data(), xq.q.data(), xq.s.data(), 2});
+    const auto second = RunBlocks(m, {x.data() + cols, xq.q.data() + cols, xq.s.data() + cols / kQ8Group, 1});
+    EXPECT_EQ(0, std::memcmp(both.data() + rows, second.data(), rows * sizeof(float)));
+    // Row 5 alone (a one-row matrix) equals row 5 inside a block of four.
+    WeightMatrix one{f, 1, cols, w.data() + 5 * cols, nullptr, wq.q.data() + 5 * cols,
+                     wq.s.data() + 5 * cols / kQ8Group};
+    const auto alone = RunBlocks(one, {x.data(), xq.q.data(), xq.s.data(), 1});
+    EXPECT_EQ(0, std::memcmp(&alone[0], &both[5], sizeof(float))) << WeightFormatName(f);
+  }
+}
+
+TEST(GemvTest, Q8QuantizeDequantizeErrorIsAtMostHalfAScalePerGroup) {
+  auto x = Random(4 * kQ8Group, 5, 3.0f);
+  for (int64_t i = kQ8Group; i < 2 * kQ8Group; ++i) x[i] = 0.0f;  // an all-zero group
+  x[2 * kQ8Group + 7] = 1e4f;                                   // an outlier only hurts its group
+  const Q8 q = Quantize(x);
+  std::vector<float> back(x.size());
+  DequantizeQ8(q.q.data(), q.s.data(), static_cast<int64_t>(x.size()), back.data());
+  for (int64_t g = 0; g < 4; ++g) {
+    float max_abs = 0.0f;
+    for (int64_t i = 0; i < kQ8Group; ++i) max_abs = std::max(max_abs, std::abs(x[g * kQ8Group + i]));
+    EXPECT_FLOAT_EQ(q.s[g], max_abs / 127.0f);
+    for (int64_t i = 0; i < kQ8Group; ++i) {
+      const int64_t at = g * kQ8Group + i;
+      EXPECT_LE(std::abs(back[at] - x[at]), 0.5f * q.s[g] * (1.0f + 1e-6f)) << at;
+      EXPECT_GE(q.q[at], -127);
+    }
+  }
+  EXPECT_EQ(back[kQ8Group + 3], 0.0f);
+  EXPECT_LE(std::abs(back[3 * kQ8Group + 1] - x[3 * kQ8Group + 1]), 3.0f / 254.0f * (1.0f + 1e-6f));
+}
+
+TEST(GemvTest, FastQ8KernelEqualsReferenceBitForBit) {
+  for (int64_t cols : {32, 96, 288, 768}) {
+    const int64_t rows = 7, n = 3;
+    const auto w = Random(rows * cols, 6 + cols, 0.1f);
+    const auto x = Random(n * cols, 7 + cols, 2.0f);
+    const Q8 wq = Quantize(w), xq = Quantize(x);
+    const WeightMatrix m{WeightFormat::kQ8, rows, cols, nullptr, nullptr, wq.q.data(), wq.s.data()};
+    const GemvInput in{x.data(), xq.q.data(), xq.s.data(), n};
+    const auto fast = RunBlocks(m, in), ref = RunBlocks(m, in, /*reference=*/true);
+    EXPECT_EQ(0, std::memcmp(fast.data(), ref.data(), fast.size() * sizeof(float))) << cols << " " << Q8KernelName();
+    // And the reference is the dot product of the dequantized values (to rounding).
+    for (int64_t o = 0; o < rows; ++o) {
+      double want = 0.0, mag = 0.0;
+      for (int64_t i = 0; i < cols; ++i) {
+        const double a = static_cast<double>(wq.q[o * cols + i]) * wq.s[(o * cols + i) / kQ8Group];
+        const double b = static_cast<double>(xq.q[i]) * xq.s[i / kQ8Group];
+        want += a * b;
+        mag += std::abs(a * b);
+      }
+      EXPECT_NEAR(ref[o], want, 1e-6 * mag) << cols << " " << o;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace lanlm::engine

@@ -1,0 +1,182 @@
+// Serving weight formats (serving_weights.h) through the Decoder: each format's decoding
+// equals the fp32 training forward on its dequantized weights (bf16: to fp32 rounding, it
+// multiplies the widened weights exactly; q8: to the error of quantizing the activations),
+// its KV-cached decoding equals its own full-prompt Feed, 1 thread == N threads bit for bit,
+// and bad format names or unconvertible models get clear errors.
+#include "engine/generate/serving_weights.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "engine/generate/decoder.h"
+#include "engine/model/model.h"
+#include "engine/model/parameters.h"
+#include "engine/base/random.h"
+
+namespace lanlm::engine {
+namespace {
+
+ModelConfig Config(int context = 12) {
+  ModelConfig c;
+  c.vocab_size = 50;
+  c.dim = 64;
+  c.n_layers = 2;
+  c.n_heads = 4;
+  c.ffn_hidden = 96;
+  c.context = context;
+  return c;
+}
+
+std::vector<float> Params(const ModelConfig& c, uint64_t seed) {
+  std::vector<float> p(ParameterCount(c));
+  InitParameters(c, seed, 0.2f, p.data());
+  return p;
+}
+
+std::vector<int32_t> Tokens(const ModelConfig& c, uint64_t seed) {
+  std::vector<int32_t> t(c.context + 1);
+  for (size_t i = 0; i < t.size(); ++i) t[i] = static_cast<int32_t>(CounterRng::Below(seed, i, c.vocab_size));
+  return t;
+}
+
+std::vector<float> FullLogits(const ModelConfig& c, const std::vector<float>& params,
+                              const std::vector<int32_t>& tokens) {
+  ThreadPool pool(1);
+  Model model(c, 1);
+  model.Forward(params.data(), tokens.data(), 1, pool);
+  return std::vector<float>(model.logits(), model.logits() + static_cast<size_t>(c.context) * c.vocab_size);
+}
+
+// Largest |got - want| over a row, relative to the row's largest |want|.
+float RelativeError(const float* got, const float* want, int n) {
+  float scale = 0.0f, err = 0.0f;
+  for (int i = 0; i < n; ++i) scale = std::max(scale, std::abs(want[i]));
+  for (int i = 0; i < n; ++i) err = std::max(err, std::abs(got[i] - want[i]));
+  return err / scale;
+}
+
+// Logits after every position, token by token.
+std::vector<float> Decode(const ServingWeights& w, const std::vector<int32_t>& tokens, int threads) {
+  const ModelConfig& c = w.config();
+  ThreadPool pool(threads);
+  Decoder decoder(c);
+  KvCache cache(c);
+  std::vector<float> out(static_cast<size_t>(c.context) * c.vocab_size);
+  for (int t = 0; t < c.context; ++t) {
+    Status s = decoder.Feed(w, &tokens[t], 1, cache, &out[static_cast<size_t>(t) * c.vocab_size], pool);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+  }
+  return out;
+}
+
+TEST(ServingWeightsTest, EachFormatDecodesLikeTheFp32ForwardOnItsDequantizedWeights) {
+  const ModelConfig c = Config();
+  const auto params = Params(c, 1);
+  const auto tokens = Tokens(c, 2);
+  // bf16 runs the widened weights exactly, so only fp32 summation order differs; q8 also
+  // quantizes every activation to 8 bits per group, which in this small random model (weights
+  // of std 0.2) moves logits by up to ~6% of the largest one. Quality on a trained model is
+  // measured as perplexity (BENCHMARKS.md).
+  for (auto [format, tolerance] : {std::pair{WeightFormat::kF32, 1e-5f}, {WeightFormat::kBf16, 1e-5f},
+                                   {WeightFormat::kQ8, 0.1f}}) {
+    auto w = ServingWeights::Convert(c, params.data(), format);
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+    const auto full = FullLogits(c, w->Dequantized(), tokens);
+    const auto got = Decode(*w, tokens, 2);
+    for (int t = 0; t < c.context; ++t) {
+      const size_t at = static_cast<size_t>(t) * c.vocab_size;
+      EXPECT_LE(RelativeError(&got[at], &full[at], c.vocab_size), tolerance)
+          << WeightFormatName(format) << " position " << t;
+    }
+  }
+}
+
+TEST(ServingWeightsTest, CachedDecodingEqualsOwnFullPromptAndThreadsAgreeBitForBit) {
+  const ModelConfig c = Config(72);  // a 72-token prompt runs as GEMMs on widened weights
+  const auto params = Params(c, 3);
+  const auto tokens = Tokens(c, 4);
+  for (WeightFormat format : {WeightFormat::kF32, WeightFormat::kBf16, WeightFormat::kQ8}) {
+    auto w = ServingWeights::Convert(c, params.data(), format);
+    ASSERT_TRUE(w.ok());
+    const auto one = Decode(*w, tokens, 1);
+    for (int threads : {2, 3}) {
+      const auto many = Decode(*w, tokens, threads);
+      EXPECT_EQ(0, std::memcmp(one.data(), many.data(), one.size() * sizeof(float)))
+          << WeightFormatName(format) << " threads " << threads;
+    }
+    // The whole prompt in one Feed (attention and projections over many rows) gives the last
+    // position's logits of token-by-token decoding.
+    ThreadPool pool(2);
+    Decoder decoder(c);
+    KvCache cache(c);
+    std::vector<float> logits(c.vocab_size);
+    ASSERT_TRUE(decoder.Feed(*w, tokens.data(), c.context, cache, logits.data(), pool).ok());
+    const size_t last = static_cast<size_t>(c.context - 1) * c.vocab_size;
+    EXPECT_LE(RelativeError(logits.data(), &one[last], c.vocab_size), format == WeightFormat::kQ8 ? 0.1f : 1e-5f)
+        << WeightFormatName(format);
+  }
+}
+
+TEST(ServingWeightsTest, BatchedSessionsEqualSingleSessionDecoding) {
+  const ModelConfig c = Config();
+  const auto params = Params(c, 5);
+  const auto tokens = Tokens(c, 6);
+  for (WeightFormat format : {WeightFormat::kBf16, WeightFormat::kQ8}) {
+    auto w = ServingWeights::Convert(c, params.data(), format);
+    ASSERT_TRUE(w.ok());
+    const auto single = Decode(*w, tokens, 1);
+    ThreadPool pool(2);
+    Decoder decoder(c);
+    std::vector<KvCache> caches(3, KvCache(c));
+    std::vector<float> logits(3 * c.vocab_size);
+    for (int t = 0; t < c.context; ++t) {
+      const int32_t next[] = {tokens[t], tokens[t], tokens[t]};
+      ASSERT_TRUE(decoder.FeedBatch(*w, {&caches[0], &caches[1], &caches[2]}, next, logits.data(), pool).ok());
+      for (int s = 0; s < 3; ++s) {
+        EXPECT_EQ(0, std::memcmp(&logits[s * c.vocab_size], &single[static_cast<size_t>(t) * c.vocab_size],
+                                 c.vocab_size * sizeof(float)))
+            << WeightFormatName(format) << " session " << s << " position " << t;
+      }
+    }
+  }
+}
+
+TEST(ServingWeightsTest, BadFormatsAndUnconvertibleModelsGetClearErrors) {
+  auto bad = ParseWeightFormat("int4");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(bad.status().message(), "--weights = 'int4' is not one of: fp32, bf16, q8");
+  ASSERT_TRUE(ParseWeightFormat("q8").ok());
+  EXPECT_EQ(*ParseWeightFormat("bf16"), WeightFormat::kBf16);
+
+  ModelConfig c = Config();
+  c.ffn_hidden = 40;  // not a multiple of 32
+  auto params = Params(c, 7);
+  auto q8 = ServingWeights::Convert(c, params.data(), WeightFormat::kQ8);
+  ASSERT_FALSE(q8.ok());
+  EXPECT_NE(q8.status().message().find("ffn_hidden = 40"), std::string::npos) << q8.status().message();
+  EXPECT_TRUE(ServingWeights::Convert(c, params.data(), WeightFormat::kBf16).ok());
+
+  const ModelConfig good = Config();
+  params = Params(good, 8);
+  params[ParameterCount(good) - 3] = std::numeric_limits<float>::infinity();  // in output.weight
+  auto inf = ServingWeights::Convert(good, params.data(), WeightFormat::kBf16);
+  ASSERT_FALSE(inf.ok());
+  EXPECT_NE(inf.status().message().find("output.weight"), std::string::npos) << inf.status().message();
+}
+
+TEST(ServingWeightsTest, MatrixBytesFollowTheFormat) {
+  const ModelConfig c = Config();
+  const auto params = Params(c, 9);
+  const int64_t n = 2 * (4 * 64 * 64 + 3 * 64 * 96) + 50 * 64;
+  EXPECT_EQ(ServingWeights::Convert(c, params.data(), WeightFormat::kF32)->MatrixBytes(), 4 * n);
+  EXPECT_EQ(ServingWeights::Convert(c, params.data(), WeightFormat::kBf16)->MatrixBytes(), 2 * n);
+  EXPECT_EQ(ServingWeights::Convert(c, params.data(), WeightFormat::kQ8)->MatrixBytes(), n + n / 32 * 4);
+}
+
+}  // namespace
+}  // namespace lanlm::engine
