@@ -1,9 +1,11 @@
 // `lanlm generate --server`, `lanlm chat` and `lanlm status`: the commands that talk to a
 // running lanlm-coordinator (client_generate.h). Text goes to stdout as it arrives; finish
 // reasons, speeds and errors go to stderr, errors as one line.
+#include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <string>
+#include <thread>
 
 #include "client/client_generate.h"
 #include "client/commands.h"
@@ -161,20 +163,10 @@ int RunChat(const Args& args) {
   return 0;
 }
 
-int RunStatus(const Args& args) {
-  std::string server = "localhost:50051";
-  double deadline_s = 10.0;
-  FlagSet flags("lanlm status --server ADDR: training step, loss, workers and sessions of a cluster");
-  flags.String("server", &server, "address of lanlm-coordinator (host:port)");
-  flags.Double("deadline", &deadline_s, "seconds the call may take at most", 0.001, 1e6);
-  if (int code = ParseFlags(flags, args, "status"); code >= 0) return code;
-  GenerateClient client(server, deadline_s);
-  auto reply = client.GetStatus();
-  if (!reply.ok()) {
-    std::fprintf(stderr, "lanlm status: %s\n", DescribeError(reply.status(), server).c_str());
-    return 1;
-  }
-  const auto& r = *reply;
+namespace {
+
+// The status snapshot as aligned lines.
+void PrintStatus(const v1::GetStatusReply& r) {
   std::printf("mode           %s\n", r.mode().c_str());
   if (r.mode() == "serving") {
     // A checkpoint served on its own: no run, so no progress, loss or workers to show.
@@ -195,7 +187,41 @@ int RunStatus(const Args& args) {
   std::printf("model          %s\n", r.model_config().c_str());
   if (!r.weight_format().empty()) std::printf("weights        %s\n", r.weight_format().c_str());
   std::printf("fingerprint    %s\n", r.fingerprint().c_str());
-  return 0;
+}
+
+}  // namespace
+
+int RunStatus(const Args& args) {
+  std::string server = "localhost:50051";
+  double deadline_s = 10.0;
+  double watch_s = 0.0;
+  FlagSet flags("lanlm status --server ADDR [--watch SECONDS]: training step, loss, workers and sessions of a cluster");
+  flags.String("server", &server, "address of lanlm-coordinator (host:port)");
+  flags.Double("deadline", &deadline_s, "seconds the call may take at most", 0.001, 1e6);
+  flags.Double("watch", &watch_s, "redraw every SECONDS until interrupted (Ctrl-C); 0 = print once", 0.0, 86400.0);
+  if (int code = ParseFlags(flags, args, "status"); code >= 0) return code;
+  GenerateClient client(server, deadline_s);
+  while (true) {
+    auto reply = client.GetStatus();
+    if (watch_s <= 0.0) {
+      if (!reply.ok()) {
+        std::fprintf(stderr, "lanlm status: %s\n", DescribeError(reply.status(), server).c_str());
+        return 1;
+      }
+      PrintStatus(*reply);
+      return 0;
+    }
+    // Watching: home the cursor and clear the screen (ANSI), then draw; a coordinator that
+    // is down or restarting shows as an error line until it answers again.
+    std::printf("\033[H\033[2Jlanlm status --server %s   (every %g s, Ctrl-C to quit)\n\n", server.c_str(), watch_s);
+    if (reply.ok()) {
+      PrintStatus(*reply);
+    } else {
+      std::printf("unreachable: %s\n", DescribeError(reply.status(), server).c_str());
+    }
+    std::fflush(stdout);
+    std::this_thread::sleep_for(std::chrono::duration<double>(watch_s));
+  }
 }
 
 }  // namespace lanlm::client

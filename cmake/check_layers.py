@@ -5,6 +5,7 @@ forbidden arrow.
   engine/       -> the C++ standard library, the POSIX file calls and CPU intrinsics it lists
                    below, and engine/ itself; nlohmann/json only in engine/io/ (file formats)
   protos/       -> not coordinator/, worker/, client/, bench/
+  ops/          -> not protos/, coordinator/, worker/, client/, bench/
   coordinator/  -> not worker/, client/, bench/
   worker/       -> not coordinator/, client/, bench/
   client/       -> not coordinator/, worker/, bench/
@@ -33,6 +34,7 @@ ENGINE_IO_ONLY = {"nlohmann/json.hpp"}
 
 FORBIDDEN = {
     "protos": ("coordinator/", "worker/", "client/", "bench/"),
+    "ops": ("protos/", "coordinator/", "worker/", "client/", "bench/"),
     "coordinator": ("worker/", "client/", "bench/"),
     "worker": ("coordinator/", "client/", "bench/"),
     "client": ("coordinator/", "worker/", "bench/"),

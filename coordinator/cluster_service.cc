@@ -228,7 +228,7 @@ std::vector<std::shared_ptr<const v1::CoordinatorMessage>> ClusterService::Param
   if (param_source_ != params) {
     param_messages_.clear();
     const auto n = static_cast<int64_t>(params->params.size());
-    for (v1::FloatChunk& chunk : protos::MakeChunks(params->params.data(), n)) {
+    for (v1::FloatChunk& chunk : protos::MakeChunks(params->params.data(), n, protos::kMaxChunkBytes, identity_.wire)) {
       auto message = std::make_shared<v1::CoordinatorMessage>();
       v1::ParamChunk* param = message->mutable_param_chunk();
       param->set_version(params->version);
@@ -291,6 +291,8 @@ grpc::ServerUnaryReactor* ClusterService::Join(grpc::CallbackServerContext* cont
   reply->set_parameter_count(identity_.parameter_count);
   reply->set_max_chunk_bytes(protos::kMaxChunkBytes);
   reply->set_lease_timeout_ms(identity_.lease_timeout_ms);
+  reply->set_wire_format(static_cast<v1::WireFormat>(identity_.wire));
+  if (identity_.local_steps > 0) protos::ToProto(identity_.adamw, identity_.local_steps, reply->mutable_inner());
   spdlog::info("join: worker {} = {} ({} threads) from {}", worker_id, request->worker_name(), request->threads(),
                context->peer());
   reactor->Finish(grpc::Status::OK);

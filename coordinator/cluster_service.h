@@ -27,6 +27,9 @@ struct ClusterIdentity {
   int micro_batch = 0;
   int64_t parameter_count = 0;
   int64_t lease_timeout_ms = 0;
+  engine::WireFormat wire = engine::WireFormat::kFp32;
+  int local_steps = 0;              // > 0: JoinReply.inner carries it and `adamw`
+  engine::AdamWOptions adamw;
   std::string token;
 };
 

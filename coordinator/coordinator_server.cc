@@ -9,6 +9,24 @@
 
 namespace lanlm::coordinator {
 
+namespace {
+
+// A local-steps lease carries H x K shards of tokens in one message (cluster.proto Lease).
+Status CheckLocalSteps(const CoordinatorOptions& options, const engine::TrainOptions& train) {
+  if (options.local_steps == 0) return OkStatus();
+  const int64_t shards = std::min(options.shards_per_lease, train.shards);
+  const int64_t tokens = int64_t{options.local_steps} * shards * train.micro_batch * (train.model.context + 1);
+  if (tokens * 4 > protos::kMaxChunkBytes) {
+    return InvalidArgumentError("--local-steps " + std::to_string(options.local_steps) + " x " +
+                                std::to_string(shards) + " shards per lease x B x (T+1) = " + std::to_string(tokens) +
+                                " tokens per lease, more than " + std::to_string(protos::kMaxChunkBytes / 4) +
+                                " (one message); use fewer local steps or --shards-per-lease");
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
 StatusOr<std::unique_ptr<TrainingServer>> TrainingServer::Start(const CoordinatorOptions& options, const GivenFlags& given,
                                                                 bool handle_signals, ExtraServices extra) {
   LANLM_ASSIGN_OR_RETURN(std::string token,
@@ -18,7 +36,9 @@ StatusOr<std::unique_ptr<TrainingServer>> TrainingServer::Start(const Coordinato
     return InvalidArgumentError("--shards-per-lease " + std::to_string(per_lease) + " is not a power of two in [1, " +
                                 std::to_string(protos::kMaxShardsPerLease) + "]");
   }
+  LANLM_ASSIGN_OR_RETURN(const engine::WireFormat wire, engine::ParseWireFormat(options.wire));
   LANLM_ASSIGN_OR_RETURN(RunSetup setup, PrepareRun(options, given));
+  LANLM_RETURN_IF_ERROR(CheckLocalSteps(options, setup.train));
 
   std::unique_ptr<TrainingServer> server(new TrainingServer());
   TrainingServer* self = server.get();
@@ -33,6 +53,9 @@ StatusOr<std::unique_ptr<TrainingServer>> TrainingServer::Start(const Coordinato
   identity.parameter_count = static_cast<int64_t>(setup.state.params.size());
   identity.lease_timeout_ms = options.lease_timeout_ms;
   identity.token = std::move(token);
+  identity.wire = wire;
+  identity.local_steps = options.local_steps;
+  identity.adamw = setup.train.adamw;
 
   RunSettings settings;
   settings.min_workers = options.min_workers;
@@ -41,6 +64,10 @@ StatusOr<std::unique_ptr<TrainingServer>> TrainingServer::Start(const Coordinato
   settings.checkpoint_dir = options.checkpoint_dir;
   settings.checkpoint_every = options.checkpoint_every;
   settings.stop_after = options.stop_after;
+  settings.wire = wire;
+  settings.local_steps = options.local_steps;
+  settings.outer_lr = options.outer_lr;
+  settings.outer_momentum = options.outer_momentum;
   self->run_ = std::make_unique<TrainingRun>(std::move(setup), settings, self->host_.io(), *self->pool_,
                                              [self](const RunResult& result) { self->done_.set_value(result); });
   self->cluster_service_ = std::make_unique<ClusterService>(std::move(identity), self->host_.io(), *self->run_);

@@ -29,6 +29,7 @@ class TrainingServer {
 
   int port() const { return host_.port(); }
   TrainingRun& run() { return *run_; }
+  const StatusService::Provider& status_provider() const { return host_.status_provider(); }
   // Blocks until the run ends (finished or stopped), then shuts the server down.
   RunResult Wait();
   // Thread-safe graceful stop (what SIGTERM does).

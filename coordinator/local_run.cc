@@ -10,6 +10,13 @@
 namespace lanlm::coordinator {
 
 StatusOr<RunResult> RunLocal(const CoordinatorOptions& options, const GivenFlags& given) {
+  if (options.local_steps > 0) {
+    return InvalidArgumentError("--local-steps " + std::to_string(options.local_steps) +
+                                " is for a cluster; --local trains synchronously");
+  }
+  if (options.wire != "fp32") {
+    return InvalidArgumentError("--wire " + options.wire + " is for a cluster; --local sends nothing over a wire");
+  }
   LANLM_ASSIGN_OR_RETURN(RunSetup setup, PrepareRun(options, given));
   engine::ThreadPool pool(options.threads);
   engine::LocalTrainer trainer(setup.train, setup.train_tokens, setup.state, pool);

@@ -7,10 +7,10 @@
 #include <string>
 #include <vector>
 
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "coordinator/coordinator_server.h"
+#include "coordinator/http_endpoint.h"
 #include "coordinator/local_run.h"
 #include "coordinator/serve_server.h"
 #include "coordinator/run_config.h"
@@ -18,20 +18,33 @@
 #include "engine/base/hash.h"
 #include "engine/cli/flags.h"
 
+namespace {
+
+// The final line, the same key=value shape as the last line of `lanlm train`, ending with the
+// fingerprint (on stdout; logs go to stderr).
+int PrintFinal(bool finished, int64_t step, float loss, const std::string& checkpoint, uint64_t fingerprint) {
+  std::printf("%s step=%" PRId64 " loss=%.4f checkpoint=%s fingerprint=%s\n", finished ? "finished" : "stopped", step,
+              loss, checkpoint.empty() ? "-" : checkpoint.c_str(), lanlm::engine::Hex16(fingerprint).c_str());
+  std::fflush(stdout);
+  return 0;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   using namespace lanlm;
-  spdlog::set_default_logger(spdlog::stderr_color_mt("coordinator"));
-  spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ coordinator: %v");
-
+  coordinator::OpsFlags ops_flags;  // --http-listen, --log-format, --log-level
   coordinator::CoordinatorOptions options;
   bool local = false;
   FlagSet flags("lanlm-coordinator --corpus FILE --cluster-token-file FILE [flags]  |  --serve --checkpoint FILE");
   options.Register(flags);
+  ops_flags.Register(flags);
   coordinator::GenerateServiceOptions generate_options;
   generate_options.RegisterFlags(flags);
   flags.Bool("local", &local, "train in this process (engine LocalTrainer, --threads threads), no server: the "
              "single-process reference with the same flags and final line");
-  const Status parsed = flags.Parse(std::vector<std::string>(argv + 1, argv + argc));
+  Status parsed = flags.Parse(std::vector<std::string>(argv + 1, argv + argc));
+  if (parsed.ok()) parsed = ops_flags.Apply();
   if (!parsed.ok()) {
     std::cerr << "lanlm-coordinator: " << parsed.ToString() << "\n";
     return 2;
@@ -67,6 +80,8 @@ int main(int argc, char** argv) {
       std::cerr << "lanlm-coordinator: " << server.status().ToString() << "\n";
       return server.status().code() == StatusCode::kInvalidArgument ? 2 : 1;
     }
+    auto http = ops_flags.Serve({(*server)->status_provider(), nullptr});
+    if (!http.ok()) return 1;
     spdlog::info("stopping: {}", (*server)->Wait());
     return 0;
   }
@@ -76,9 +91,7 @@ int main(int argc, char** argv) {
       std::cerr << "lanlm-coordinator: " << result.status().ToString() << "\n";
       return 1;
     }
-    std::printf("finished step=%" PRId64 " loss=%.4f checkpoint=%s fingerprint=%s\n", result->step, result->loss,
-                result->checkpoint.empty() ? "-" : result->checkpoint.c_str(), engine::Hex16(result->fingerprint).c_str());
-    return 0;
+    return PrintFinal(true, result->step, result->loss, result->checkpoint, result->fingerprint);
   }
   auto server = coordinator::TrainingServer::Start(options, flags.Given(), /*handle_signals=*/true, extras);
   if (!server.ok()) {
@@ -86,11 +99,8 @@ int main(int argc, char** argv) {
     return server.status().code() == StatusCode::kInvalidArgument ? 2 : 1;
   }
   spdlog::info("listening on port {}", (*server)->port());
+  auto http = ops_flags.Serve({(*server)->status_provider(), &(*server)->run().metrics()});
+  if (!http.ok()) return 1;  // ~TrainingServer stops the run
   const coordinator::RunResult result = (*server)->Wait();
-  // The same key=value shape as the last line of `lanlm train`, ending with the fingerprint.
-  std::printf("%s step=%" PRId64 " loss=%.4f checkpoint=%s fingerprint=%s\n", result.finished ? "finished" : "stopped",
-              result.step, result.loss, result.checkpoint.empty() ? "-" : result.checkpoint.c_str(),
-              engine::Hex16(result.fingerprint).c_str());
-  std::fflush(stdout);
-  return 0;
+  return PrintFinal(result.finished, result.step, result.loss, result.checkpoint, result.fingerprint);
 }

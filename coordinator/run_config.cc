@@ -15,6 +15,15 @@ void CoordinatorOptions::Register(FlagSet& flags) {
             "shards per lease, a power of two: the worker computes them and sends one pre-summed gradient "
             "(less upload per step; parameters stay bit-identical)",
             1, 64);
+  flags.String("wire", &wire,
+              "fp32 | bf16: how parameters and gradients travel (bf16 halves the bytes; master weights, "
+              "optimizer and gradient sums stay fp32; bit-identical within a mode, not across modes)");
+  flags.Int("local-steps", &local_steps,
+            "H > 0: low-communication rounds (DiLoCo): each lease block runs H inner AdamW steps on its own "
+            "shards and returns its parameter change; one outer Nesterov step per round (0 = synchronous)",
+            0, 100000);
+  flags.Float("outer-lr", &outer_lr, "outer learning rate of --local-steps", 0.0, 10.0);
+  flags.Float("outer-momentum", &outer_momentum, "outer Nesterov momentum of --local-steps", 0.0, 0.999999);
   flags.String("cluster-token-file", &cluster_token_file, "file holding the cluster token (this or --cluster-token)");
   flags.String("cluster-token", &cluster_token, "the cluster token itself (instead of a file)");
   flags.Int("threads", &threads, "threads of the coordinator's pool (optimizer); 0 = all cores", 0, 4096);

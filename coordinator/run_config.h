@@ -25,6 +25,10 @@ struct CoordinatorOptions : engine::TrainFlags {
   int min_workers = 1;
   int64_t lease_timeout_ms = 120000;
   int shards_per_lease = 1;     // a power of two: shards a worker computes and pre-sums per lease
+  std::string wire = "fp32";    // parameters and gradients on the wire: fp32 | bf16
+  int local_steps = 0;          // H > 0: DiLoCo rounds of H inner steps per lease (0 = synchronous)
+  float outer_lr = 0.7f;        // outer Nesterov step of --local-steps
+  float outer_momentum = 0.9f;
   std::string cluster_token_file;
   std::string cluster_token;
   int threads = 0;              // optimizer pool; 0 = all cores

@@ -20,6 +20,7 @@ class ServeServer {
                                                       int threads, bool handle_signals, ExtraServices extra);
   ~ServeServer();
   int port() const { return host_.port(); }
+  const StatusService::Provider& status_provider() const { return host_.status_provider(); }
   // Blocks until a signal or Stop(), then shuts the server down. Returns the stop reason.
   std::string Wait();
   void Stop(const std::string& reason);  // thread-safe

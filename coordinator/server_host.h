@@ -42,6 +42,8 @@ class ServerHost {
   // The loop's io_context: the mode posts its work here (also before Start).
   boost::asio::io_context& io() { return io_; }
   int port() const { return port_; }
+  // The ClusterStatus snapshot function (after Start), shared with the HTTP endpoint.
+  const StatusService::Provider& status_provider() const { return status_service_->provider(); }
 
   // Binds listen and serves `services` (owned by the caller, which keeps them alive until
   // Shutdown), ClusterStatus (status, then extras.fill_status) and the extras' services; then

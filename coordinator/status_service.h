@@ -21,6 +21,9 @@ class StatusService final : public v1::ClusterStatus::CallbackService {
     return reactor;
   }
 
+  // The snapshot function, shared with the HTTP endpoint (coordinator/http_endpoint.h).
+  const Provider& provider() const { return provider_; }
+
  private:
   Provider provider_;
 };

@@ -6,6 +6,7 @@
 
 #include "engine/base/hash.h"
 #include "engine/data/corpus.h"
+#include "engine/train/local_steps.h"
 #include "engine/train/training_checkpoint.h"
 
 namespace lanlm::coordinator {
@@ -30,14 +31,22 @@ TrainingRun::TrainingRun(RunSetup setup, RunSettings settings, boost::asio::io_c
       on_done_(std::move(on_done)),
       tree_(options_.shards, static_cast<int64_t>(state_.params.size())),
       step_grad_(state_.params.size()),
-      shard_loss_(static_cast<size_t>(options_.shards)) {
+      shard_loss_(static_cast<size_t>(options_.shards)),
+      outer_m_(settings_.local_steps > 0 ? state_.params.size() : 0, 0.0f) {
   status_.total_steps = end_step();
   status_.step = state_.step;
   status_.fingerprint = state_.Fingerprint();
+  if (Status opened = metrics_.OpenHistory(settings_.checkpoint_dir, state_.step); !opened.ok()) {
+    spdlog::warn("run history: {}", opened.ToString());
+  }
 }
 
 TrainingRun::~TrainingRun() {
   for (auto& [id, timer] : timers_) timer->cancel();
+}
+
+int64_t TrainingRun::RoundSteps() const {
+  return settings_.local_steps > 0 ? std::min<int64_t>(settings_.local_steps, end_step() - state_.step) : 1;
 }
 
 int64_t TrainingRun::end_step() const {
@@ -47,9 +56,9 @@ int64_t TrainingRun::end_step() const {
 std::string TrainingRun::Who(const Connection& conn) const { return conn.worker_id + " (" + conn.name + ")"; }
 
 void TrainingRun::Start() {
-  spdlog::info("training {} steps from step {}: model {} B={} S={} params={} corpus train tokens={}", options_.steps,
-               state_.step, options_.model.ToString(), options_.micro_batch, options_.shards, state_.params.size(),
-               train_tokens_.size());
+  spdlog::info("training {} steps from step {}: model {} B={} S={} params={} corpus train tokens={} wire={}",
+               options_.steps, state_.step, options_.model.ToString(), options_.micro_batch, options_.shards,
+               state_.params.size(), train_tokens_.size(), engine::WireName(static_cast<int>(settings_.wire)));
   running_ = true;
   if (state_.step >= end_step()) {
     End(true, "training finished");
@@ -96,16 +105,18 @@ void TrainingRun::IssueLease(int64_t connection, Connection& conn) {
   conn.wants_lease = false;
   if (conn.known_version != state_.step) {
     conn.link->SendParams(params_);
-    bytes_out_ += static_cast<int64_t>(params_->params.size()) * 4;
+    bytes_out_ += static_cast<int64_t>(params_->params.size()) * engine::WireBytes(static_cast<int>(settings_.wire));
     conn.known_version = state_.step;
   }
   const LeaseInfo lease = leases_.Issue(connection);
+  metrics_.LeaseIssued(lease.lease_id, conn.worker_id);
   const int T = options_.model.context, B = options_.micro_batch;
-  const int64_t per_shard = int64_t{B} * (T + 1);
-  std::vector<int32_t> tokens(static_cast<size_t>(lease.count * per_shard));
-  for (int64_t i = 0; i < lease.count; ++i) {
-    const Status sampled = engine::SampleShard(train_tokens_, options_.seed, lease.step, lease.shard + i, B, T,
-                                               tokens.data() + i * per_shard);
+  const int64_t per_shard = int64_t{B} * (T + 1), steps = RoundSteps();
+  // (steps, count, B, T+1): a local-steps round carries every inner step's block.
+  std::vector<int32_t> tokens(static_cast<size_t>(steps * lease.count * per_shard));
+  for (int64_t i = 0; i < steps * lease.count; ++i) {
+    const Status sampled = engine::SampleShard(train_tokens_, options_.seed, lease.step + i / lease.count,
+                                               lease.shard + i % lease.count, B, T, tokens.data() + i * per_shard);
     LANLM_CHECK(sampled.ok(), sampled.ToString());  // PrepareRun checked the corpus length
   }
 
@@ -120,6 +131,7 @@ void TrainingRun::IssueLease(int64_t connection, Connection& conn) {
                              .count();
   out.micro_batch = B;
   out.shard_count = static_cast<int>(lease.count);
+  if (settings_.local_steps > 0) out.local_steps = static_cast<int>(steps);
   bytes_out_ += static_cast<int64_t>(tokens.size()) * 4;
   out.tokens = std::move(tokens);
   conn.link->SendLease(std::move(out));
@@ -151,6 +163,7 @@ void TrainingRun::OnConnected(int64_t connection, std::shared_ptr<WorkerLink> li
   conn.name = name;
   conn.known_version = cached_version;
   spdlog::info("worker {} joined (cached version {}); {} connected", Who(conn), cached_version, connections_.size());
+  metrics_.WorkerJoined(worker_id, name);
   UpdateStatus();
   Dispatch();
 }
@@ -163,6 +176,7 @@ void TrainingRun::OnDisconnected(int64_t connection, const std::string& reason) 
   reissued_ += static_cast<int64_t>(released.size());
   spdlog::info("worker {} left: {}; {} lease(s) back in the queue; {} connected", Who(it->second), reason,
                released.size(), connections_.size() - 1);
+  metrics_.WorkerLeft(it->second.worker_id);
   connections_.erase(it);
   UpdateStatus();
   Dispatch();
@@ -199,26 +213,43 @@ void TrainingRun::OnLeaseDeadline(int64_t lease_id) {
 void TrainingRun::FinishStep() {
   const auto optimizer_start = Clock::now();
   tree_.Finish(step_grad_.data(), pool_);
+  const auto tree_end = Clock::now();
+  const int64_t steps = RoundSteps();
   {
     std::lock_guard<std::mutex> lock(params_mu_);
-    engine::ApplyUpdate(options_.adamw, step_grad_.data(), state_, pool_);
+    if (settings_.local_steps > 0) {
+      // Finish gave sum / S; the outer step wants the mean over the ceil(S/K) replicas.
+      const int64_t replicas = (options_.shards + settings_.shards_per_lease - 1) / settings_.shards_per_lease;
+      const float scale = static_cast<float>(options_.shards) / static_cast<float>(replicas);
+      engine::OuterNesterovStep(settings_.outer_lr, settings_.outer_momentum, step_grad_.data(), scale,
+                                state_.params.data(), outer_m_.data(), parameter_count(), pool_);
+      state_.step += steps;
+    } else {
+      engine::ApplyUpdate(options_.adamw, step_grad_.data(), state_, pool_);
+    }
   }
   const auto now = Clock::now();
   float loss = 0.0f;
   for (float l : shard_loss_) loss += l;
   last_loss_ = loss / static_cast<float>(options_.shards);
   const double wall = Seconds(now - step_start_);
-  const double tokens = static_cast<double>(options_.shards) * options_.micro_batch * options_.model.context;
+  const double tokens =
+      static_cast<double>(options_.shards) * options_.micro_batch * options_.model.context * static_cast<double>(steps);
   spdlog::info(
       "step {}/{} loss={:.4f} tok/s={:.0f} workers={} bytes_out={} bytes_in={} reissued={} wall_ms={:.1f} "
-      "compute_ms={:.1f} optimizer_ms={:.1f}",
+      "compute_ms={:.1f} optimizer_ms={:.1f} tokens={:.0f}",
       state_.step, options_.steps, last_loss_, tokens / wall, connections_.size(), bytes_out_, bytes_in_, reissued_,
-      wall * 1e3, compute_ms_, Seconds(now - optimizer_start) * 1e3);
+      wall * 1e3, compute_ms_, Seconds(now - optimizer_start) * 1e3, tokens);
   {
     std::lock_guard<std::mutex> lock(status_mu_);
     status_.tokens_per_second = tokens / wall;
   }
-  if (settings_.checkpoint_every > 0 && state_.step % settings_.checkpoint_every == 0 && state_.step < end_step()) {
+  metrics_.StepFinished({.step = state_.step, .step_tokens = static_cast<int64_t>(tokens), .loss = last_loss_,
+                         .step_s = wall, .tree_s = Seconds(tree_end - optimizer_start),
+                         .optimizer_s = Seconds(now - tree_end), .bytes_in = bytes_in_, .bytes_out = bytes_out_,
+                         .reissued = reissued_, .workers = static_cast<int>(connections_.size())});
+  const int64_t every = settings_.checkpoint_every;
+  if (every > 0 && state_.step / every != (state_.step - steps) / every && state_.step < end_step()) {
     WriteCheckpoint();
   }
   UpdateStatus();
@@ -239,10 +270,12 @@ std::string TrainingRun::WriteCheckpoint() {
   if (!saved.ok()) {
     spdlog::error("step {}: checkpoint {} failed: {}", state_.step, path.ok() ? *path : settings_.checkpoint_dir,
                   saved.ToString());
+    metrics_.CheckpointWritten(state_.step, path.ok() ? *path : settings_.checkpoint_dir, false);
     return "";
   }
   spdlog::info("step {}: checkpoint written to {}", state_.step, *path);
   last_checkpoint_ = *path;
+  metrics_.CheckpointWritten(state_.step, *path, true);
   return *path;
 }
 

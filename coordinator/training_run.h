@@ -25,6 +25,7 @@
 
 #include "coordinator/lease_table.h"
 #include "coordinator/param_snapshot.h"
+#include "coordinator/run_metrics.h"
 #include "coordinator/run_config.h"
 #include "engine/base/thread_pool.h"
 #include "engine/io/float_chunks.h"
@@ -56,6 +57,10 @@ struct RunSettings {
   std::string checkpoint_dir;       // empty = no checkpoints
   int64_t checkpoint_every = 0;     // steps; 0 = only at the end and on shutdown
   int64_t stop_after = 0;           // end at this step, keeping the schedule (0 = run to options.steps)
+  engine::WireFormat wire = engine::WireFormat::kFp32;  // encoding of parameter and gradient chunks
+  int local_steps = 0;              // H > 0: DiLoCo rounds (engine/train/local_steps.h)
+  float outer_lr = 0.7f;
+  float outer_momentum = 0.9f;
 };
 
 struct RunResult {
@@ -105,6 +110,8 @@ class TrainingRun {
   // The newest parameters (copied once per version, on demand).
   std::shared_ptr<const ParamSnapshot> Snapshot() const;
   bool accepting() const { return accepting_.load(); }
+  // Counters, worker table and step history for /metrics and the dashboard.
+  const RunMetrics& metrics() const { return metrics_; }
 
  private:
   struct Connection {
@@ -133,6 +140,8 @@ class TrainingRun {
   void UpdateStatus();
   std::string Who(const Connection& conn) const;
   int64_t end_step() const;
+  // Global steps the current round covers: 1, or min(H, steps left) with --local-steps H.
+  int64_t RoundSteps() const;
 
   engine::TrainOptions options_;
   std::shared_ptr<const engine::BpeTokenizer> tokenizer_;
@@ -149,6 +158,9 @@ class TrainingRun {
   std::vector<float> step_grad_;
   std::vector<float> shard_loss_;
   std::shared_ptr<const ParamSnapshot> params_;  // of state_.step, as sent to workers
+  // Outer Nesterov momentum of --local-steps (empty otherwise). Not in checkpoints: a resumed
+  // local-steps run restarts it from zero (state_.adam_m/adam_v are unused in that mode).
+  std::vector<float> outer_m_;
   std::map<int64_t, Connection> connections_;
   std::deque<int64_t> waiting_;     // connections that asked for a lease, in order
   std::map<int64_t, std::unique_ptr<boost::asio::steady_timer>> timers_;  // lease_id -> deadline
@@ -170,6 +182,7 @@ class TrainingRun {
   mutable std::shared_ptr<const ParamSnapshot> snapshot_;  // guarded by params_mu_
   mutable std::mutex status_mu_;
   RunStatus status_;                                       // guarded by status_mu_
+  RunMetrics metrics_;                                     // thread-safe
 };
 
 }  // namespace lanlm::coordinator

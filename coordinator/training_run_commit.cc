@@ -44,7 +44,7 @@ void TrainingRun::OnGradientChunk(int64_t connection, engine::GradientChunk chun
     conn.failed[lease_id] = std::move(active);
     return;
   }
-  auto [it, inserted] = conn.gradients.try_emplace(lease_id, parameter_count());
+  auto [it, inserted] = conn.gradients.try_emplace(lease_id, parameter_count(), engine::kMaxFloatChunkBytes, settings_.wire);
   Status added = it->second.Add(chunk.chunk);
   if (!added.ok()) FailLease(conn, lease_id, std::move(added));
 }
@@ -62,6 +62,7 @@ void TrainingRun::OnCommit(int64_t connection, const engine::ShardCommit& commit
   if (!status.ok()) {
     spdlog::warn("step {}: commit of lease {} by worker {} rejected: {}", state_.step, lease_id, Who(conn),
                  status.ToString());
+    metrics_.CommitRejected(status.code());
   }
   SendResult(conn, lease_id, status);
   if (status.ok() && leases_.StepComplete()) FinishStep();
@@ -121,6 +122,8 @@ Status TrainingRun::AcceptCommit(int64_t connection, Connection& conn, const eng
         lease.count == 1 ? commit.loss : commit.shard_losses[static_cast<size_t>(i)];
   }
   compute_ms_ += commit.compute_ms;
+  metrics_.LeaseCommitted(lease_id, conn.worker_id, lease.count * options_.micro_batch * options_.model.context,
+                          commit.compute_ms);
   return OkStatus();
 }
 

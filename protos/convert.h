@@ -14,6 +14,7 @@
 #include "engine/base/status.h"
 #include "engine/io/float_chunks.h"
 #include "engine/model/model_config.h"
+#include "engine/train/optimizer.h"
 #include "engine/train/step_messages.h"
 #include "protos/cluster.pb.h"
 
@@ -34,9 +35,11 @@ void ToProto(const engine::ModelConfig& config, v1::ModelConfig* out);
 // INVALID_ARGUMENT (from ModelConfig::Validate) when the message is not a valid config.
 StatusOr<engine::ModelConfig> FromProto(const v1::ModelConfig& message);
 
-// Splits block[0, n) into FloatChunks of at most max_chunk_bytes (a positive multiple of 4),
+// Splits block[0, n) into FloatChunks in `format` (engine/io/float_chunks.h: fp32, or bf16
+// rounded to nearest even) of at most max_chunk_bytes (a positive multiple of 4) of data,
 // each with its CRC32C. n = 0 gives no chunks.
-std::vector<v1::FloatChunk> MakeChunks(const float* block, int64_t n, int64_t max_chunk_bytes = kMaxChunkBytes);
+std::vector<v1::FloatChunk> MakeChunks(const float* block, int64_t n, int64_t max_chunk_bytes = kMaxChunkBytes,
+                                       engine::WireFormat format = engine::WireFormat::kFp32);
 
 // Reassembles a float block from FloatChunk messages (engine::ChunkAssembler, which also
 // takes engine::FloatChunk).
@@ -44,8 +47,16 @@ class ChunkAssembler : public engine::ChunkAssembler {
  public:
   using engine::ChunkAssembler::Add;
   using engine::ChunkAssembler::ChunkAssembler;
-  Status Add(const v1::FloatChunk& chunk) { return Add(chunk.offset(), chunk.total(), chunk.data(), chunk.crc32c()); }
+  Status Add(const v1::FloatChunk& chunk) {
+    return Add(chunk.offset(), chunk.total(), chunk.data(), chunk.crc32c(), static_cast<int>(chunk.format()));
+  }
 };
+
+// The run's AdamW for local-steps rounds (InnerOptimizer), both ways. FromProto validates
+// (AdamWOptions::Validate, 1 <= local_steps <= kMaxLocalSteps): INVALID_ARGUMENT otherwise.
+inline constexpr int kMaxLocalSteps = 100000;
+void ToProto(const engine::AdamWOptions& adamw, int local_steps, v1::InnerOptimizer* out);
+StatusOr<engine::AdamWOptions> FromProto(const v1::InnerOptimizer& message);
 
 void ToProto(const engine::FloatChunk& chunk, v1::FloatChunk* out);
 // Takes the message's data without copying it.
@@ -66,8 +77,9 @@ inline constexpr int kMaxShardsPerLease = 64;
 // The number of shards a Lease covers (shard_count, where 0 means 1; a clipped last block
 // need not be a power of two); INVALID_ARGUMENT when it is outside [1, kMaxShardsPerLease].
 StatusOr<int> LeaseShardCount(const v1::Lease& lease);
-// Validates a Lease's tokens for a model: count == shards * micro_batch * (context + 1) and
-// every id in [0, vocab_size); INVALID_ARGUMENT naming the first offending value.
+// Validates a Lease's tokens for a model: count == max(1, local_steps) * shards * micro_batch
+// * (context + 1), local_steps in [0, kMaxLocalSteps], and every id in [0, vocab_size);
+// INVALID_ARGUMENT naming the first offending value.
 StatusOr<std::vector<int32_t>> TokensFromProto(const v1::Lease& lease, const engine::ModelConfig& config,
                                                int micro_batch);
 

@@ -9,23 +9,23 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "engine/cli/flags.h"
 #include "engine/base/thread_pool.h"
+#include "ops/logging.h"
 #include "protos/cluster_auth.h"
+#include "worker/http_metrics.h"
 #include "worker/worker.h"
 
 int main(int argc, char** argv) {
   using namespace lanlm;
-  spdlog::set_default_logger(spdlog::stderr_color_mt("worker"));
-  spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
-
   worker::WorkerOptions options;
   int threads = 0;
   std::string token_file, token;
   bool keep_running = false;
+  std::string http_listen;
+  ops::LogOptions log_options;
   FlagSet flags("lanlm-worker --coordinator HOST:PORT --cluster-token-file FILE [flags]");
   flags.String("coordinator", &options.coordinator, "coordinator address, host:port");
   flags.Int("threads", &threads, "threads computing gradients (0 = all cores)", 0, 4096);
@@ -37,6 +37,8 @@ int main(int argc, char** argv) {
   flags.Uint64("expect-tokenizer-hash", &options.expect_tokenizer_hash,
                "refuse to join unless the tokenizer hash matches (0 = accept any)");
   flags.Bool("keep-running", &keep_running, "stay up and wait for a next run after a run finishes");
+  flags.String("http-listen", &http_listen, "serve /metrics, /healthz and /readyz on host:port; empty = off");
+  log_options.Register(flags);
   const Status parsed = flags.Parse(std::vector<std::string>(argv + 1, argv + argc));
   if (!parsed.ok()) {
     std::cerr << "lanlm-worker: " << parsed.ToString() << "\n";
@@ -45,6 +47,10 @@ int main(int argc, char** argv) {
   if (flags.help_requested()) {
     std::cout << flags.Help();
     return 0;
+  }
+  if (Status logging = ops::ConfigureLogging("worker", "%Y-%m-%d %H:%M:%S.%e %^%l%$ %v", log_options); !logging.ok()) {
+    std::cerr << "lanlm-worker: " << logging.ToString() << "\n";
+    return 2;
   }
   StatusOr<std::string> resolved = protos::ResolveClusterToken(token, token_file);
   if (!resolved.ok()) {
@@ -60,6 +66,16 @@ int main(int argc, char** argv) {
 
   engine::ThreadPool pool(threads);
   worker::Worker worker(options, pool);
+  std::unique_ptr<ops::HttpServer> http;
+  if (!http_listen.empty()) {
+    auto started = worker::StartWorkerHttp(http_listen, [&worker] { return worker.stats(); }, options.name, pool.size());
+    if (!started.ok()) {
+      std::cerr << "lanlm-worker: " << started.status().ToString() << "\n";
+      return started.status().code() == StatusCode::kInvalidArgument ? 2 : 1;
+    }
+    http = std::move(*started);
+    spdlog::info("worker {}: HTTP endpoint (metrics) on port {}", options.name, http->port());
+  }
   boost::asio::io_context io;
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int signal) {
@@ -72,6 +88,7 @@ int main(int argc, char** argv) {
   signals.cancel();
   io.stop();
   signal_thread.join();
+  http.reset();
   const worker::WorkerStats stats = worker.stats();
   spdlog::info("worker {}: exiting after {} leases ({} accepted, {} rejected)", options.name, stats.leases,
                stats.accepted, stats.rejected);

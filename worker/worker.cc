@@ -8,6 +8,7 @@
 
 #include "engine/train/gradient_tree.h"
 #include "engine/model/parameters.h"
+#include "engine/train/local_steps.h"
 #include "engine/train/trainer.h"
 #include "protos/cluster_auth.h"
 #include "protos/convert.h"
@@ -97,6 +98,19 @@ Status Worker::Configure(const v1::JoinReply& reply) {
       reply.max_chunk_bytes() % 4 != 0) {
     return InvalidArgumentError("max_chunk_bytes = " + std::to_string(reply.max_chunk_bytes()) + " is invalid");
   }
+  if (engine::WireBytes(reply.wire_format()) == 0) {
+    return InvalidArgumentError("wire_format = " + std::to_string(reply.wire_format()) +
+                                " is unknown here (this worker speaks fp32 and bf16)");
+  }
+  inner_.reset();
+  if (reply.has_inner()) {
+    LANLM_ASSIGN_OR_RETURN(engine::AdamWOptions inner, protos::FromProto(reply.inner()));
+    inner_ = std::move(inner);
+  }
+  // Parameters cached under another wire format were rounded differently: never mix them.
+  const auto wire = static_cast<engine::WireFormat>(reply.wire_format());
+  if (wire != wire_) cached_version_ = -1;
+  wire_ = wire;
   if (configured_ && config == config_ && reply.micro_batch() == micro_batch_) return OkStatus();
   config_ = config;
   micro_batch_ = reply.micro_batch();
@@ -153,8 +167,9 @@ Worker::SessionEnd Worker::Session(Status* status, bool* made_progress) {
     std::lock_guard<std::mutex> lock(mu_);
     ++stats_.sessions;
   }
-  spdlog::info("worker {}: joined {} as {} (model {}, B={}, {} params, cached version {})", options_.name,
-               options_.coordinator, worker_id_, config_.ToString(), micro_batch_, parameter_count_, cached_version_);
+  spdlog::info("worker {}: joined {} as {} (model {}, B={}, {} params, wire {}, cached version {})", options_.name,
+               options_.coordinator, worker_id_, config_.ToString(), micro_batch_, parameter_count_,
+               engine::WireName(static_cast<int>(wire_)), cached_version_);
 
   // Work stream.
   grpc::ClientContext context;
@@ -191,7 +206,7 @@ Worker::SessionEnd Worker::Session(Status* status, bool* made_progress) {
       case v1::CoordinatorMessage::kParamChunk: {
         const v1::ParamChunk& chunk = message.param_chunk();
         if (!incoming || incoming_version != chunk.version() || chunk.chunk().offset() == 0) {
-          incoming = std::make_unique<protos::ChunkAssembler>(parameter_count_);
+          incoming = std::make_unique<protos::ChunkAssembler>(parameter_count_, protos::kMaxChunkBytes, wire_);
           incoming_version = chunk.version();
         }
         if (Status added = incoming->Add(chunk.chunk()); !added.ok()) {
@@ -259,6 +274,35 @@ Worker::SessionEnd Worker::Session(Status* status, bool* made_progress) {
   return SessionEnd::kRetry;
 }
 
+Status Worker::ComputeLease(const v1::Lease& lease, const std::vector<int32_t>& tokens, int shards, float* losses) {
+  if (lease.local_steps() > 0) {
+    if (!inner_) {
+      return InvalidArgumentError("lease " + std::to_string(lease.lease_id()) + " has local_steps = " +
+                                  std::to_string(lease.local_steps()) + " but the run sent no inner optimizer");
+    }
+    // A DiLoCo round: grad_ receives the parameter difference in place of a gradient.
+    return engine::RunLocalSteps(*inner_, lease.step(), lease.local_steps(), shards, *model_, micro_batch_,
+                                 params_.data(), tokens.data(), grad_.data(), losses, pool_,
+                                 [this] { return stopping_.load(); });
+  }
+  if (shards == 1) {
+    losses[0] = engine::ComputeShardGradient(*model_, params_.data(), tokens.data(), micro_batch_, grad_.data(), pool_);
+    return OkStatus();
+  }
+  // One gradient per shard, then their tree sum: the node the coordinator's GradientTree
+  // would have built from them, bit for bit.
+  const int64_t per_shard = int64_t{micro_batch_} * (config_.context + 1);
+  std::vector<std::vector<float>> block(static_cast<size_t>(shards));
+  for (int i = 0; i < shards && !stopping_; ++i) {
+    block[i].resize(static_cast<size_t>(parameter_count_));
+    losses[i] = engine::ComputeShardGradient(*model_, params_.data(), tokens.data() + i * per_shard, micro_batch_,
+                                             block[i].data(), pool_);
+  }
+  if (stopping_) return CancelledError("stopping");
+  grad_ = engine::GradientTree::SumBlock(std::move(block), pool_);
+  return OkStatus();
+}
+
 Status Worker::HandleLease(const v1::Lease& lease, Stream& stream, bool* writable) {
   if (lease.step() != cached_version_) {
     Status mismatch = FailedPreconditionError("lease " + std::to_string(lease.lease_id()) + " is for step " +
@@ -269,27 +313,13 @@ Status Worker::HandleLease(const v1::Lease& lease, Stream& stream, bool* writabl
   }
   LANLM_ASSIGN_OR_RETURN(std::vector<int32_t> tokens, protos::TokensFromProto(lease, config_, micro_batch_));
   LANLM_ASSIGN_OR_RETURN(const int shards, protos::LeaseShardCount(lease));
-  const int64_t per_shard = int64_t{micro_batch_} * (config_.context + 1);
   const auto start = Clock::now();
   std::vector<float> losses(static_cast<size_t>(shards));
-  if (shards == 1) {
-    losses[0] = engine::ComputeShardGradient(*model_, params_.data(), tokens.data(), micro_batch_, grad_.data(), pool_);
-  } else {
-    // One gradient per shard, then their tree sum: the node the coordinator's GradientTree
-    // would have built from them, bit for bit.
-    std::vector<std::vector<float>> block(static_cast<size_t>(shards));
-    for (int i = 0; i < shards && !stopping_; ++i) {
-      block[i].resize(static_cast<size_t>(parameter_count_));
-      losses[i] = engine::ComputeShardGradient(*model_, params_.data(), tokens.data() + i * per_shard, micro_batch_,
-                                               block[i].data(), pool_);
-    }
-    if (stopping_) return CancelledError("stopping");
-    grad_ = engine::GradientTree::SumBlock(std::move(block), pool_);
-  }
+  LANLM_RETURN_IF_ERROR(ComputeLease(lease, tokens, shards, losses.data()));
   const double compute_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
   if (stopping_) return CancelledError("stopping");
 
-  std::vector<v1::FloatChunk> chunks = protos::MakeChunks(grad_.data(), parameter_count_);
+  std::vector<v1::FloatChunk> chunks = protos::MakeChunks(grad_.data(), parameter_count_, protos::kMaxChunkBytes, wire_);
   const uint32_t commit_crc = protos::ChunksCrc32c(chunks);
   v1::WorkerMessage out;
   for (v1::FloatChunk& chunk : chunks) {
@@ -318,7 +348,7 @@ Status Worker::HandleLease(const v1::Lease& lease, Stream& stream, bool* writabl
   {
     std::lock_guard<std::mutex> lock(mu_);
     ++stats_.leases;
-    stats_.gradient_bytes += parameter_count_ * 4;
+    stats_.gradient_bytes += parameter_count_ * engine::WireBytes(static_cast<int>(wire_));
   }
   spdlog::debug("worker {}: step {} shards {}+{} loss={:.4f} compute_ms={:.1f}", options_.name, lease.step(),
                 lease.shard(), shards, losses[0], compute_ms);

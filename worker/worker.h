@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,8 @@
 #include "engine/model/model.h"
 #include "engine/model/model_config.h"
 #include "engine/base/thread_pool.h"
+#include "engine/io/float_chunks.h"
+#include "engine/train/optimizer.h"
 #include "protos/cluster.grpc.pb.h"
 
 namespace lanlm::worker {
@@ -66,6 +69,9 @@ class Worker {
   enum class SessionEnd { kFinished, kStopped, kRetry, kFatal };
   SessionEnd Session(Status* status, bool* made_progress);
   Status Configure(const v1::JoinReply& reply);
+  // Fills grad_ (the block's gradient, or a local-steps round's parameter difference) and
+  // losses[shards].
+  Status ComputeLease(const v1::Lease& lease, const std::vector<int32_t>& tokens, int shards, float* losses);
   // Computes and sends one lease's gradient; sets *writable = false when a write fails.
   Status HandleLease(const v1::Lease& lease,
                      grpc::ClientReaderWriter<v1::WorkerMessage, v1::CoordinatorMessage>& stream, bool* writable);
@@ -79,6 +85,8 @@ class Worker {
   bool configured_ = false;
   int micro_batch_ = 0;
   int64_t parameter_count_ = 0;
+  engine::WireFormat wire_ = engine::WireFormat::kFp32;  // the run's (JoinReply.wire_format)
+  std::optional<engine::AdamWOptions> inner_;   // the run's AdamW for local-steps leases
   std::unique_ptr<engine::Model> model_;
   std::vector<float> params_;
   std::vector<float> grad_;

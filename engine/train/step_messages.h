@@ -20,7 +20,8 @@ struct ShardLease {
   int64_t deadline_unix_ms = 0;  // the same deadline on the wall clock (informational)
   int micro_batch = 0;           // B
   int shard_count = 1;
-  std::vector<int32_t> tokens;   // (shard_count, B, T+1) token ids, row-major
+  int local_steps = 0;           // 0: synchronous; H > 0: a DiLoCo round (engine/train/local_steps.h)
+  std::vector<int32_t> tokens;   // (max(1, local_steps), shard_count, B, T+1) token ids, row-major
 };
 
 // One chunk of the gradient of a lease.

@@ -38,6 +38,13 @@ inline constexpr char kTestToken[] = "test-cluster-token-0123";
 using test_support::TestTempDir;
 inline std::string TempDir(const std::string& name) { return TestTempDir(name); }
 
+// dir/token holding kTestToken, for --cluster-token-file.
+inline std::string WriteTokenFile(const std::string& dir) {
+  const std::string path = dir + "/token";
+  std::ofstream(path) << kTestToken << "\n";
+  return path;
+}
+
 // ~12 KB of pseudo-English from a fixed word list, the same bytes on every run.
 inline std::string WriteCorpus(const std::string& dir) {
   static const char* kWords[] = {"the", "lord", "said", "unto", "moses", "and", "he", "went", "into", "land",
@@ -200,7 +207,8 @@ class RawClient {
     while (stream_->Read(&message)) {
       if (message.has_param_chunk()) {
         if (message.param_chunk().chunk().offset() == 0) {
-          incoming_ = std::make_unique<protos::ChunkAssembler>(reply_.parameter_count());
+          incoming_ = std::make_unique<protos::ChunkAssembler>(reply_.parameter_count(), protos::kMaxChunkBytes,
+                                                               static_cast<engine::WireFormat>(reply_.wire_format()));
         }
         if (!incoming_->Add(message.param_chunk().chunk()).ok()) return false;
         if (incoming_->complete()) {

@@ -2,7 +2,10 @@
 // CRC32C checks (against the engine's Crc32c as the independent reference), lease tokens.
 #include "protos/convert.h"
 
+#include <bit>
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <numeric>
 
 #include <gtest/gtest.h>
@@ -149,6 +152,99 @@ TEST(ConvertTest, MalformedChunksAreInvalidArgument) {
     past.set_total(10);
     EXPECT_EQ(assembler.Add(past).code(), StatusCode::kInvalidArgument);
   }
+}
+
+using engine::FromBf16;
+using engine::ToBf16;
+
+// The naive reference: of the two bf16 values around x (truncation and the next one up in
+// magnitude), the nearer in double precision; a tie goes to the even one.
+uint16_t NaiveBf16(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  const uint16_t lo = static_cast<uint16_t>(u >> 16), hi = static_cast<uint16_t>(lo + 1);
+  const double dlo = std::fabs(static_cast<double>(x) - FromBf16(lo));
+  const double dhi = std::fabs(static_cast<double>(x) - FromBf16(hi));
+  if (dlo != dhi) return dlo < dhi ? lo : hi;
+  return (lo & 1) == 0 ? lo : hi;
+}
+
+TEST(ConvertTest, Bf16RoundsToNearestEven) {
+  auto bits = [](uint32_t u) { return std::bit_cast<float>(u); };
+  EXPECT_EQ(ToBf16(1.0f), 0x3f80);
+  EXPECT_EQ(ToBf16(bits(0x3f808000u)), 0x3f80);  // tie, even below
+  EXPECT_EQ(ToBf16(bits(0x3f818000u)), 0x3f82);  // tie, even above
+  EXPECT_EQ(ToBf16(bits(0x3f808001u)), 0x3f81);  // just past the tie
+  EXPECT_EQ(ToBf16(bits(0xbf807fffu)), 0xbf80);  // negative, just below the tie
+  EXPECT_EQ(ToBf16(bits(0x7f7fffffu)), 0x7f80);  // the largest float rounds to +inf
+  EXPECT_EQ(ToBf16(-std::numeric_limits<float>::infinity()), 0xff80);
+  EXPECT_EQ(ToBf16(bits(0x00000001u)), 0x0000);  // the smallest subnormal rounds to zero
+  const uint16_t nan = ToBf16(bits(0x7f800001u));  // a NaN whose payload is all in the low half
+  EXPECT_EQ(nan & 0x7f80, 0x7f80);
+  EXPECT_NE(nan & 0x007f, 0) << "a NaN must not become infinity";
+  uint64_t state = 12345;
+  for (int i = 0; i < 200000; ++i) {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    const uint32_t u = static_cast<uint32_t>(state >> 32);
+    if ((u & 0x7f800000u) == 0x7f800000u || (u & 0x7fffffffu) >= 0x7f7f8000u) continue;  // no NaN/Inf/overflow
+    ASSERT_EQ(ToBf16(bits(u)), NaiveBf16(bits(u))) << std::hex << u;
+    const uint16_t h = static_cast<uint16_t>(u >> 16);
+    ASSERT_EQ(std::bit_cast<uint32_t>(FromBf16(h)), uint32_t{h} << 16);  // widening is exact
+  }
+}
+
+TEST(ConvertTest, Bf16ChunksHalveTheBytesAndReassembleRounded) {
+  const std::vector<float> block = Ramp(1001);
+  const auto chunks = MakeChunks(block.data(), 1001, 64, engine::WireFormat::kBf16);  // 32 floats per chunk
+  ASSERT_EQ(chunks.size(), 32u);
+  int64_t bytes = 0;
+  for (const auto& chunk : chunks) {
+    EXPECT_EQ(chunk.format(), v1::WIRE_FORMAT_BF16);
+    EXPECT_EQ(chunk.crc32c(), engine::Crc32c(chunk.data().data(), chunk.data().size()));
+    bytes += static_cast<int64_t>(chunk.data().size());
+  }
+  EXPECT_EQ(bytes, 1001 * 2);
+  ChunkAssembler assembler(1001, 64, engine::WireFormat::kBf16);
+  for (const auto& chunk : chunks) ASSERT_TRUE(assembler.Add(chunk).ok());
+  ASSERT_TRUE(assembler.complete());
+  EXPECT_EQ(assembler.crc32c(), ChunksCrc32c(chunks));
+  const std::vector<float> out = assembler.Take();
+  for (size_t i = 0; i < block.size(); ++i) ASSERT_EQ(out[i], FromBf16(ToBf16(block[i]))) << i;
+
+  // The largest bf16 chunk still carries at most max_chunk_bytes.
+  const int64_t n = kMaxChunkBytes / 2 + 1;
+  std::vector<float> big(static_cast<size_t>(n), 0.5f);
+  const auto two = MakeChunks(big.data(), n, kMaxChunkBytes, engine::WireFormat::kBf16);
+  ASSERT_EQ(two.size(), 2u);
+  EXPECT_EQ(static_cast<int64_t>(two[0].data().size()), kMaxChunkBytes);
+}
+
+TEST(ConvertTest, ChunkOfAnotherWireFormatIsRefusedNamingBoth) {
+  const std::vector<float> block = Ramp(40);
+  const auto half = MakeChunks(block.data(), 40, 64, engine::WireFormat::kBf16);
+  ChunkAssembler fp32(40, 64);
+  const Status mixed = fp32.Add(half[0]);
+  EXPECT_EQ(mixed.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(mixed.message().find("bf16"), std::string::npos) << mixed.ToString();
+  EXPECT_NE(mixed.message().find("fp32"), std::string::npos) << mixed.ToString();
+  ChunkAssembler bf16(40, 64, engine::WireFormat::kBf16);
+  EXPECT_EQ(bf16.Add(MakeChunks(block.data(), 40, 64)[0]).code(), StatusCode::kInvalidArgument);
+  ChunkAssembler odd(40, 64, engine::WireFormat::kBf16);
+  v1::FloatChunk three = half[0];
+  three.set_data(three.data().substr(0, 3));  // not a whole number of bf16 values
+  three.set_crc32c(engine::Crc32c(three.data().data(), 3));
+  EXPECT_EQ(odd.Add(three).code(), StatusCode::kInvalidArgument);
+  v1::FloatChunk unknown = half[0];
+  unknown.set_format(static_cast<v1::WireFormat>(7));
+  ChunkAssembler other(40, 64, engine::WireFormat::kBf16);
+  const Status seven = other.Add(unknown);
+  EXPECT_NE(seven.message().find("wire format 7"), std::string::npos) << seven.ToString();
+
+  EXPECT_EQ(*engine::ParseWireFormat("fp32"), engine::WireFormat::kFp32);
+  EXPECT_EQ(*engine::ParseWireFormat("bf16"), engine::WireFormat::kBf16);
+  const auto fp16 = engine::ParseWireFormat("fp16");
+  EXPECT_EQ(fp16.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(fp16.status().message().find("'fp16'"), std::string::npos) << fp16.status().ToString();
 }
 
 TEST(ConvertTest, LeaseTokensAreValidated) {

@@ -62,6 +62,15 @@ inline int WaitExit(pid_t pid, std::chrono::milliseconds timeout) {
   }
 }
 
+// SIGKILLs and reaps every process in pids (a test's teardown) and empties it.
+inline void KillAll(std::vector<pid_t>& pids) {
+  for (pid_t pid : pids) {
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+  }
+  pids.clear();
+}
+
 // Polls a log file until it contains needle (true) or the timeout passes (false).
 inline bool WaitForLog(const std::string& path, const std::string& needle, std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
