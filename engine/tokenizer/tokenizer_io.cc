@@ -169,9 +169,9 @@ class LineReader {
  public:
   explicit LineReader(std::string_view data) : data_(data) {}
   int64_t line() const { return line_; }
-  size_t pos() const { return pos_; }
   size_t remaining() const { return data_.size() - pos_; }
   bool at_end() const { return pos_ >= data_.size(); }
+  size_t pos() const { return pos_; }
   Status Error(const std::string& message) const {
     return InvalidArgumentError("tokenizer line " + std::to_string(line_) + ": " + message);
   }
@@ -194,6 +194,80 @@ class LineReader {
 };
 
 bool AllSpaces(std::string_view s) { return s.find_first_not_of(' ') == std::string_view::npos; }
+
+// The counts of the header line "lanlm-bpe version=1 tokens=N merges=M", checked against the
+// limits and against the bytes that follow (before anything is reserved).
+struct Counts {
+  int64_t tokens = 0;
+  int64_t merges = 0;
+};
+
+StatusOr<Counts> ReadHeader(LineReader& reader) {
+  LANLM_ASSIGN_OR_RETURN(const std::string_view header, reader.Next("header"));
+  std::vector<std::string_view> fields;
+  for (size_t start = 0;;) {
+    const size_t space = header.find(' ', start);
+    fields.push_back(header.substr(start, space == std::string_view::npos ? space : space - start));
+    if (space == std::string_view::npos || fields.size() > 4) break;
+    start = space + 1;
+  }
+  if (fields.size() != 4 || fields[0] != kMagic) {
+    return reader.Error("expected the header 'lanlm-bpe version=1 tokens=N merges=M', got " + Quote(header));
+  }
+  const char* const names[3] = {"version=", "tokens=", "merges="};
+  const int64_t maxima[3] = {1 << 20, kMaxVocab, kMaxMerges};
+  int64_t values[3] = {0, 0, 0};
+  for (int f = 0; f < 3; ++f) {
+    const std::string_view field = fields[f + 1];
+    const std::string name(names[f], std::char_traits<char>::length(names[f]) - 1);
+    if (field.substr(0, name.size() + 1) != names[f]) {
+      return reader.Error("field " + std::to_string(f + 2) + " must be '" + names[f] + "...', got " + Quote(field));
+    }
+    if (!ParseCount(field.substr(name.size() + 1), maxima[f], &values[f])) {
+      return reader.Error("field '" + name + "' = " + Quote(field.substr(name.size() + 1)) +
+                          " is not an integer in [0, " + std::to_string(maxima[f]) + "]");
+    }
+  }
+  const int64_t version = values[0], n_tokens = values[1], n_merges = values[2];
+  if (version != kFormatVersion) {
+    return reader.Error("field 'version' = " + std::to_string(version) + " is not supported (expected " +
+                        std::to_string(kFormatVersion) + ")");
+  }
+  if (n_tokens < 6)
+    return reader.Error("field 'tokens' = " + std::to_string(n_tokens) + " is below 6 (4 special, \\n, space)");
+  // Every token line takes at least 4 bytes ("c x\n"), every merge line 4 ("4 5\n"): counts
+  // that the remaining data cannot hold are rejected before anything is reserved.
+  const auto need = static_cast<uint64_t>(n_tokens) * 4 + static_cast<uint64_t>(n_merges) * 4;
+  if (need > reader.remaining()) {
+    return reader.Error("tokens = " + std::to_string(n_tokens) + " and merges = " + std::to_string(n_merges) +
+                        " need at least " + std::to_string(need) + " bytes, but only " +
+                        std::to_string(reader.remaining()) + " follow the header");
+  }
+  return Counts{n_tokens, n_merges};
+}
+
+// Checks the line "<kind> <text>" of a non-special token; sets text (unescaped) and word_end.
+Status ReadTokenLine(const LineReader& reader, std::string_view line, const std::string& where, std::string& text,
+                     bool* word_end) {
+  std::string error;
+  if (line.size() < 3 || line[1] != ' ') {
+    return reader.Error(where + ": expected '<kind> <text>', got " + Quote(line));
+  }
+  if (line[0] != 'c' && line[0] != 'e') {
+    return reader.Error(where + ", field 'kind' = " + Quote(line.substr(0, 1)) + " is not 'c' or 'e'" +
+                        (line[0] == 's' ? " (only ids 0-3 are special)" : ""));
+  }
+  *word_end = line[0] == 'e';
+  if (!Unescape(line.substr(2), text, error)) return reader.Error(where + ", field 'text': " + error);
+  if (!IsValidUtf8(text)) return reader.Error(where + ", field 'text' " + Quote(text) + " is not valid UTF-8");
+  const bool has_space = text.find(' ') != std::string::npos;
+  const bool has_newline = text.find('\n') != std::string::npos;
+  if ((has_space && (!AllSpaces(text) || *word_end)) || (has_newline && (text != "\n" || *word_end))) {
+    return reader.Error(where + ", field 'text' " + Quote(text) +
+                        ": spaces and line breaks only form 'c' tokens of their own");
+  }
+  return OkStatus();
+}
 
 // The last line, "crc32c XXXXXXXX": the CRC32C of data before it; then the data must end.
 Status CheckChecksumLine(std::string_view data, LineReader& reader) {
@@ -240,52 +314,14 @@ std::string BpeTokenizer::Serialize() const {
 
 StatusOr<BpeTokenizer> BpeTokenizer::Deserialize(std::string_view data) {
   LineReader reader(data);
-  LANLM_ASSIGN_OR_RETURN(const std::string_view header, reader.Next("header"));
-  std::vector<std::string_view> fields;
-  for (size_t start = 0;;) {
-    const size_t space = header.find(' ', start);
-    fields.push_back(header.substr(start, space == std::string_view::npos ? space : space - start));
-    if (space == std::string_view::npos || fields.size() > 4) break;
-    start = space + 1;
-  }
-  if (fields.size() != 4 || fields[0] != kMagic) {
-    return reader.Error("expected the header 'lanlm-bpe version=1 tokens=N merges=M', got " + Quote(header));
-  }
-  const char* const names[3] = {"version=", "tokens=", "merges="};
-  const int64_t maxima[3] = {1 << 20, kMaxVocab, kMaxMerges};
-  int64_t values[3] = {0, 0, 0};
-  for (int f = 0; f < 3; ++f) {
-    const std::string_view field = fields[f + 1];
-    const std::string name(names[f], std::char_traits<char>::length(names[f]) - 1);
-    if (field.substr(0, name.size() + 1) != names[f]) {
-      return reader.Error("field " + std::to_string(f + 2) + " must be '" + names[f] + "...', got " + Quote(field));
-    }
-    if (!ParseCount(field.substr(name.size() + 1), maxima[f], &values[f])) {
-      return reader.Error("field '" + name + "' = " + Quote(field.substr(name.size() + 1)) +
-                          " is not an integer in [0, " + std::to_string(maxima[f]) + "]");
-    }
-  }
-  const int64_t version = values[0], n_tokens = values[1], n_merges = values[2];
-  if (version != kFormatVersion) {
-    return reader.Error("field 'version' = " + std::to_string(version) + " is not supported (expected " +
-                        std::to_string(kFormatVersion) + ")");
-  }
-  if (n_tokens < 6)
-    return reader.Error("field 'tokens' = " + std::to_string(n_tokens) + " is below 6 (4 special, \\n, space)");
-  // Every token line takes at least 4 bytes ("c x\n"), every merge line 4 ("4 5\n"): counts
-  // that the remaining data cannot hold are rejected before anything is reserved.
-  const auto need = static_cast<uint64_t>(n_tokens) * 4 + static_cast<uint64_t>(n_merges) * 4;
-  if (need > reader.remaining()) {
-    return reader.Error("tokens = " + std::to_string(n_tokens) + " and merges = " + std::to_string(n_merges) +
-                        " need at least " + std::to_string(need) + " bytes, but only " +
-                        std::to_string(reader.remaining()) + " follow the header");
-  }
+  LANLM_ASSIGN_OR_RETURN(const Counts counts, ReadHeader(reader));
+  const int64_t n_tokens = counts.tokens, n_merges = counts.merges;
 
   BpeTokenizer t;
   t.tokens_.reserve(static_cast<size_t>(n_tokens));
   t.texts_.reserve(static_cast<size_t>(n_tokens));
   t.kinds_.reserve(static_cast<size_t>(n_tokens));
-  std::string text, error;
+  std::string text;
   for (int64_t id = 0; id < n_tokens; ++id) {
     LANLM_ASSIGN_OR_RETURN(const std::string_view line, reader.Next("token " + std::to_string(id)));
     const std::string where = "token " + std::to_string(id);
@@ -298,22 +334,8 @@ StatusOr<BpeTokenizer> BpeTokenizer::Deserialize(std::string_view data) {
       t.kinds_.push_back(kSpecial);
       continue;
     }
-    if (line.size() < 3 || line[1] != ' ') {
-      return reader.Error(where + ": expected '<kind> <text>', got " + Quote(line));
-    }
-    if (line[0] != 'c' && line[0] != 'e') {
-      return reader.Error(where + ", field 'kind' = " + Quote(line.substr(0, 1)) + " is not 'c' or 'e'" +
-                          (line[0] == 's' ? " (only ids 0-3 are special)" : ""));
-    }
-    const bool word_end = line[0] == 'e';
-    if (!Unescape(line.substr(2), text, error)) return reader.Error(where + ", field 'text': " + error);
-    if (!IsValidUtf8(text)) return reader.Error(where + ", field 'text' " + Quote(text) + " is not valid UTF-8");
-    const bool has_space = text.find(' ') != std::string::npos;
-    const bool has_newline = text.find('\n') != std::string::npos;
-    if ((has_space && (!AllSpaces(text) || word_end)) || (has_newline && (text != "\n" || word_end))) {
-      return reader.Error(where + ", field 'text' " + Quote(text) +
-                          ": spaces and line breaks only form 'c' tokens of their own");
-    }
+    bool word_end = false;
+    LANLM_RETURN_IF_ERROR(ReadTokenLine(reader, line, where, text, &word_end));
     const auto found = t.token_ids_.find(TokenKey(text, word_end));
     if (found != t.token_ids_.end()) {
       return reader.Error(where + " duplicates token " + std::to_string(found->second) + " (line " +

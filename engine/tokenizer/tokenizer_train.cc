@@ -40,6 +40,19 @@ uint64_t PairOf(int32_t left, int32_t right) {
   return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
 }
 
+// Pre-tokenises text into table (distinct words, newlines left out); returns each word's count.
+std::vector<int64_t> CollectWords(std::string_view text, PieceTable& table) {
+  std::vector<int64_t> freqs;
+  ForEachPiece(text, [&](PieceKind kind, std::string_view piece, bool word_end) {
+    if (kind == PieceKind::kNewline) return;
+    bool inserted = false;
+    const uint32_t index = table.Insert(piece, word_end, &inserted);
+    if (inserted) freqs.push_back(0);
+    ++freqs[index];
+  });
+  return freqs;
+}
+
 // Every code point (but ' ') in the table's words, sorted.
 std::vector<uint32_t> Alphabet(const PieceTable& table) {
   std::unordered_set<uint32_t> seen;
@@ -162,14 +175,7 @@ StatusOr<BpeTokenizer> BpeTokenizer::Train(std::string_view text, int vocab_size
   }
   // 1. Distinct words ([1]: followed by a consumed space, so their last symbol is "</w>").
   PieceTable table;
-  std::vector<int64_t> freqs;
-  ForEachPiece(text, [&](PieceKind kind, std::string_view piece, bool word_end) {
-    if (kind == PieceKind::kNewline) return;
-    bool inserted = false;
-    const uint32_t index = table.Insert(piece, word_end, &inserted);
-    if (inserted) freqs.push_back(0);
-    ++freqs[index];
-  });
+  const std::vector<int64_t> freqs = CollectWords(text, table);
 
   // 2. Alphabet and base vocabulary.
   const std::vector<uint32_t> alphabet = Alphabet(table);
