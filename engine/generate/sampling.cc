@@ -8,10 +8,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <functional>
 
 #include "engine/base/float_bits.h"
+#include "engine/base/number_text.h"
 #include "engine/model/model_config.h"
 #include "engine/base/random.h"
 
@@ -20,12 +20,6 @@ namespace {
 
 constexpr float kMaxTemperature = 100.0f;
 constexpr uint64_t kSamplingDomain = 0x73616d706c696e67ull;  // "sampling": separates this stream
-
-std::string Num(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%g", v);
-  return buf;
-}
 
 // exp(x) for x <= 0, exactly 0 far below the float range (also for x = -inf).
 float ExpNonPositive(double x) { return x < -745.0 ? 0.0f : static_cast<float>(std::exp(x)); }
@@ -73,7 +67,7 @@ int SupportSize(const float* w, float* sorted, int vocab, int n, float top_p) {
 
 Status SamplingOptions::Validate() const {
   if (!IsFiniteBits(temperature) || !(temperature >= 0.0f && temperature <= kMaxTemperature)) {
-    return InvalidArgumentError("temperature = " + Num(temperature) + " is outside [0, " + Num(kMaxTemperature) + "]");
+    return InvalidArgumentError("temperature = " + NumberText(temperature) + " is outside [0, " + NumberText(kMaxTemperature) + "]");
   }
   if (top_k < 0) return InvalidArgumentError("top_k = " + std::to_string(top_k) + " is below 0 (0 = no limit)");
   if (top_k > kMaxVocab) {
@@ -81,7 +75,7 @@ Status SamplingOptions::Validate() const {
                                 " exceeds kMaxVocab = " + std::to_string(kMaxVocab));
   }
   if (!IsFiniteBits(top_p) || !(top_p > 0.0f && top_p <= 1.0f)) {
-    return InvalidArgumentError("top_p = " + Num(top_p) + " is outside (0, 1]");
+    return InvalidArgumentError("top_p = " + NumberText(top_p) + " is outside (0, 1]");
   }
   return OkStatus();
 }

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "engine/base/hash.h"
+#include "engine/base/number_text.h"
 
 namespace lanlm::engine::checkpoint_format {
 
@@ -15,9 +16,7 @@ std::string Hex(uint64_t x, int digits) {
 }
 
 std::string FloatText(float x) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%.9g", static_cast<double>(x));  // 9 digits round-trip a float
-  return buf;
+  return NumberText(x, 9);  // 9 digits round-trip a float
 }
 
 std::string ShapeText(const std::vector<int64_t>& shape) {
