@@ -1,10 +1,11 @@
 // The HTTP endpoints of real lanlm-coordinator and lanlm-worker processes over real sockets:
 // /metrics passes `promtool check metrics` (skipped with a message when promtool is absent),
-// /healthz and /readyz answer, /api/status lists both workers, the dashboard and uPlot are
-// served, --log-format json writes JSON lines, and the step history in the checkpoint
+// /healthz and /readyz answer, /api/status lists both workers, a generation and a refused
+// request show in the lanlm_generate_* families, the dashboard and uPlot are served, --log-format json writes JSON lines, and the step history in the checkpoint
 // directory survives a --resume. Slow (seconds): ctest label "slow".
 #include <filesystem>
 
+#include "client/client_generate.h"
 #include "tests/integration/cluster_harness.h"
 #include "tests/support/process.h"
 #include "tests/ops/http_client.h"
@@ -83,12 +84,27 @@ TEST_F(SlowHttpMetricsTest, ScrapesARunningClusterAndKeepsHistoryAcrossResume) {
   });
   EXPECT_NE(status.find("\"workers_connected\":2"), std::string::npos) << status;
   EXPECT_EQ(HttpGet(http, "/readyz").status, 200);
+  client::GenerateClient generate(target, 30.0);
+  client::GenerateCall call;
+  call.prompt = "In the beginning";
+  call.max_new_tokens = 4;
+  call.stop_on_eos = false;
+  call.confidence_threshold = 0.0f;
+  call.close_after = true;
+  auto generated = generate.Generate(call);
+  ASSERT_TRUE(generated.ok()) << generated.status().ToString();
+  call.top_p = 2.0f;
+  EXPECT_EQ(generate.Generate(call).status().code(), StatusCode::kInvalidArgument);
   const HttpResult metrics = HttpGet(http, "/metrics");
   ASSERT_EQ(metrics.status, 200) << metrics.error;
   EXPECT_EQ(metrics.content_type, "text/plain; version=0.0.4; charset=utf-8");
   for (const char* name : {"lanlm_training_tokens_total ", "lanlm_step_phase_seconds_total{phase=\"transfer\"} ",
                            "lanlm_workers_connected 2", "lanlm_worker_tokens_total{worker=",
-                           "lanlm_leases_issued_total ", "lanlm_generate_sessions "}) {
+                           "lanlm_leases_issued_total ", "lanlm_generate_sessions ",
+                           "lanlm_generate_sessions_opened_total 1\n", "lanlm_generate_tokens_total 4\n",
+                           "lanlm_generate_time_to_first_token_seconds_count 1\n",
+                           "lanlm_generate_token_latency_seconds_bucket{le=\"+Inf\"} 3\n",
+                           "lanlm_generate_streams_finished_total{code=\"INVALID_ARGUMENT\"} 1\n"}) {
     EXPECT_NE(metrics.body.find(name), std::string::npos) << name << "\n" << metrics.body;
   }
   const HttpResult worker_metrics = HttpGet(worker_http, "/metrics");
