@@ -31,8 +31,6 @@ constexpr const char* kCommand = "train";
 struct TrainCommandFlags : engine::TrainFlags {
   int threads = engine::DefaultThreadCount();
   std::string out;
-  int64_t eval_every = 100;
-  int64_t eval_windows = 16;
   int64_t checkpoint_every = 0;
   int64_t log_every = 10;
   std::string loss_csv;
@@ -71,10 +69,6 @@ void RegisterFlags(FlagSet& f, TrainCommandFlags& t) {
   engine::RegisterTrainFlags(f, &t);
   f.Int("threads", &t.threads, "compute threads (results are bit-identical for any count)", 1, 1024);
   f.String("out", &t.out, "checkpoint file to write (required; replaced atomically)");
-  f.Int("eval-every", &t.eval_every, "validation loss every N steps and at the end (0 = only at the end)", 0,
-        int64_t{1} << 40);
-  f.Int("eval-windows", &t.eval_windows, "validation windows of T+1 tokens per evaluation (0 = the whole split)", 0,
-        int64_t{1} << 40);
   f.Int("checkpoint-every", &t.checkpoint_every, "also write --out every N steps (0 = only at the end)", 0,
         int64_t{1} << 40);
   f.Int("log-every", &t.log_every, "when stdout is not a terminal, print a progress line every N steps", 1,

@@ -55,6 +55,10 @@ void RenderRun(ops::MetricsText& m, const RunMetrics& metrics) {
   }
   m.Counter("lanlm_workers_joined_total", "Worker streams opened.", static_cast<double>(t.workers_joined));
   m.Counter("lanlm_workers_left_total", "Worker streams that ended.", static_cast<double>(t.workers_left));
+  m.Counter("lanlm_validation_runs_total", "Validation-loss evaluations by this process (--eval-every).",
+            static_cast<double>(t.validations));
+  m.Counter("lanlm_validation_seconds_total", "Wall time of those evaluations (the loop runs them while the "
+            "workers compute the next step).", t.validation_s);
   m.Counter("lanlm_checkpoints_written_total", "Checkpoints written by this process.", static_cast<double>(t.checkpoints));
   m.Counter("lanlm_checkpoint_failures_total", "Checkpoints that could not be written.",
             static_cast<double>(t.checkpoint_failures));

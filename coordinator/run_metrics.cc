@@ -124,6 +124,9 @@ Status RunMetrics::OpenHistory(const std::string& checkpoint_dir, int64_t resume
     totals_.last = history_.back();
     totals_.tokens = history_.back().tokens;
   }
+  for (const StepRecord& record : history_) {
+    if (record.validation_loss > 0.0f) totals_.validation_loss = record.validation_loss;
+  }
   checkpoints_ = ScanCheckpoints(checkpoint_dir);
   return OkStatus();
 }
@@ -197,6 +200,7 @@ void RunMetrics::StepFinished(const StepEnd& end) {
   r.step = end.step;
   r.tokens = totals_.tokens + end.step_tokens;
   r.loss = end.loss;
+  r.validation_loss = end.validation_loss;
   r.tokens_per_second = end.step_s > 0.0 ? static_cast<double>(end.step_tokens) / end.step_s : 0.0;
   const double contributors = std::max<double>(1.0, static_cast<double>(step_workers_.size()));
   r.step_s = end.step_s;
@@ -214,6 +218,11 @@ void RunMetrics::StepFinished(const StepEnd& end) {
   step_compute_s_ = step_transfer_s_ = 0.0;
 
   ++totals_.steps;
+  if (r.validation_loss > 0.0f) {
+    ++totals_.validations;
+    totals_.validation_s += end.validation_s;
+    totals_.validation_loss = r.validation_loss;
+  }
   totals_.tokens = r.tokens;
   totals_.bytes_in += r.bytes_in;
   totals_.bytes_out += r.bytes_out;

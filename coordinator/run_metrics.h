@@ -41,6 +41,8 @@ struct StepEnd {
   double step_s = 0.0, tree_s = 0.0, optimizer_s = 0.0;
   int64_t bytes_in = 0, bytes_out = 0, reissued = 0;
   int workers = 0;
+  float validation_loss = 0.0f;  // nats; 0 = not evaluated at this step
+  double validation_s = 0.0;     // the evaluation's wall time
 };
 
 struct WorkerRecord {
@@ -68,6 +70,9 @@ struct MetricTotals {
   double step_s = 0.0, compute_s = 0.0, transfer_s = 0.0, waiting_s = 0.0, tree_s = 0.0, optimizer_s = 0.0;
   int64_t workers_joined = 0, workers_left = 0;
   int64_t checkpoints = 0, checkpoint_failures = 0;
+  int64_t validations = 0;            // evaluations by this process
+  double validation_s = 0.0;          // their wall time
+  float validation_loss = 0.0f;       // the newest evaluated (history included); 0 = none yet
   StepRecord last;                    // the newest step (step 0 when none yet)
 };
 
