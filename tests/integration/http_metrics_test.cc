@@ -44,7 +44,8 @@ class SlowHttpMetricsTest : public ::testing::Test {
             "--corpus", corpus_, "--config", "S", "--vocab-size", "96", "--layers", "2", "--dim", "32",
             "--heads", "2", "--ffn-hidden", "64", "--context", "16", "--micro-batch", "2", "--shards", "4",
             "--steps", std::to_string(steps), "--min-workers", "2", "--checkpoint-dir", dir_ + "/ck",
-            "--checkpoint-every", "5", "--http-listen", "127.0.0.1:" + std::to_string(http_port)};
+            "--checkpoint-every", "5", "--eval-every", "2", "--eval-windows", "2",
+            "--http-listen", "127.0.0.1:" + std::to_string(http_port)};
   }
   // Polls url until pred(body) holds; returns the last body.
   std::string PollUntil(int port, const std::string& target, const std::function<bool(const std::string&)>& pred) {
@@ -80,7 +81,7 @@ TEST_F(SlowHttpMetricsTest, ScrapesARunningClusterAndKeepsHistoryAcrossResume) {
 
   const std::string status = PollUntil(http, "/api/status", [](const std::string& body) {
     return body.find("\"name\":\"alpha\"") != std::string::npos && body.find("\"name\":\"beta\"") != std::string::npos &&
-           body.find("\"step\":0,") == std::string::npos;
+           body.find("\"step\":0,") == std::string::npos && body.find("\"validation_loss\":0,") == std::string::npos;
   });
   EXPECT_NE(status.find("\"workers_connected\":2"), std::string::npos) << status;
   EXPECT_EQ(HttpGet(http, "/readyz").status, 200);
@@ -100,7 +101,8 @@ TEST_F(SlowHttpMetricsTest, ScrapesARunningClusterAndKeepsHistoryAcrossResume) {
   EXPECT_EQ(metrics.content_type, "text/plain; version=0.0.4; charset=utf-8");
   for (const char* name : {"lanlm_training_tokens_total ", "lanlm_step_phase_seconds_total{phase=\"transfer\"} ",
                            "lanlm_workers_connected 2", "lanlm_worker_tokens_total{worker=",
-                           "lanlm_leases_issued_total ", "lanlm_generate_sessions ",
+                           "lanlm_leases_issued_total ", "lanlm_generate_sessions ", "lanlm_validation_loss ",
+                           "lanlm_validation_runs_total ",
                            "lanlm_generate_sessions_opened_total 1\n", "lanlm_generate_tokens_total 4\n",
                            "lanlm_generate_time_to_first_token_seconds_count 1\n",
                            "lanlm_generate_token_latency_seconds_bucket{le=\"+Inf\"} 3\n",
@@ -125,6 +127,14 @@ TEST_F(SlowHttpMetricsTest, ScrapesARunningClusterAndKeepsHistoryAcrossResume) {
   const std::string history = ReadAll(dir_ + "/ck/history.jsonl");
   const int64_t lines = std::count(history.begin(), history.end(), '\n');
   EXPECT_GE(lines, 1);
+  // --eval-every 2: the row of step 2 carries a validation loss, the row of step 1 none.
+  const auto row = [&history](int step) {
+    const size_t at = history.find("{\"step\":" + std::to_string(step) + ",");
+    return at == std::string::npos ? std::string() : history.substr(at, history.find('\n', at) - at);
+  };
+  EXPECT_NE(row(1).find("\"validation_loss\":0,"), std::string::npos) << history;
+  EXPECT_EQ(row(2).find("\"validation_loss\":0,"), std::string::npos) << history;
+  EXPECT_NE(row(2).find("\"validation_loss\":"), std::string::npos) << history;
 
   // A resumed coordinator serves the earlier steps from the checkpoint directory at once.
   std::vector<std::string> resume = CoordinatorArgs(100000, http);
