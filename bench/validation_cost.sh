@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Cost of the coordinator's validation loss (BENCHMARKS.md, "Validation loss in the coordinator"): config S, 2 workers x 1 thread, coordinator --threads 1,
-# Run from the repository root after building lanlm-coordinator and lanlm-worker in ./build (B=dir to change).
-# --eval-every 1 (every step) vs 0 (only at the end), alternated rounds. Prints per-run median
-# step wall_ms (steps 2..N-1) and the eval_ms of each evaluation.
+# Cost of the coordinator's validation loss (BENCHMARKS.md, "Validation loss in the coordinator"):
+# config S, 2 workers x 1 thread, coordinator --threads 1, --eval-every 1 (every step) vs 0 (only at
+# the end), alternated rounds. Prints per run the median step wall_ms (steps 2..9) and eval_ms.
+# Run from the repository root after building lanlm-coordinator and lanlm-worker in ./build
+# (B=DIR for another build folder).
 set -euo pipefail
 b=${B:-build}; d=$(mktemp -d); trap 'rm -rf "$d"' EXIT
 c=tests/data/genesis.txt
