@@ -38,7 +38,7 @@ fork=()
 [[ "${LANLM_FUZZ_JOBS:-1}" -gt 1 ]] && fork=(-fork="$LANLM_FUZZ_JOBS")
 log=build-fuzz/fuzz-$target.log
 set +e
-"build-fuzz/fuzz_$target" "$scratch" "fuzz/corpus/$target" -max_total_time="$seconds" -timeout=25 \
+"build-fuzz/fuzz/fuzz_$target" "$scratch" "fuzz/corpus/$target" -max_total_time="$seconds" -timeout=25 \
   -rss_limit_mb=2048 -print_final_stats=1 "${fork[@]}" -artifact_prefix="$artifacts/" >"$log" 2>&1
 status=$?
 set -e

@@ -1,6 +1,6 @@
 // Writes the committed seed corpora (fuzz/corpus/<target>/): one valid example of each input
 // a target reads, so fuzzing starts from the accepting paths. Rerun after a format change:
-//   build-fuzz/fuzz_seeds fuzz/corpus
+//   build-fuzz/fuzz/fuzz_seeds fuzz/corpus
 // The JSON seeds are hand-written files, not made here.
 #include <cstdint>
 #include <cstdio>
