@@ -7,8 +7,10 @@
 // id). The last byte's low bit picks how the client leaves: half-close (its sessions stay and
 // the harness closes them afterwards) or cancel mid-stream (when the cancel ended the call,
 // the service must have freed every session by itself; checked).
+#include <google/protobuf/stubs/logging.h>
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -131,6 +133,11 @@ void CloseAll(Harness& h, const std::set<std::string>& ids) {
 
 }  // namespace
 
+extern "C" int LLVMFuzzerInitialize(int* /*argc*/, char*** /*argv*/) {
+  google::protobuf::SetLogHandler(nullptr);  // parse errors of fuzzed bytes are expected, not news
+  return 0;
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   Harness& h = TheHarness();
@@ -141,20 +148,27 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
     auto stream = h.stub->Generate(&context);
+    // Reads on their own thread, as a real client does: the in-process transport hands a
+    // message over only when the other side reads, so write-all-then-read would deadlock.
+    std::atomic<int> events{0};
+    std::thread reader([&] {
+      GenerateEvent event;
+      while (stream->Read(&event)) {
+        if (event.has_token()) LANLM_CHECK(event.token().id() >= 0, "negative token id");
+        events.fetch_add(1);
+      }
+    });
     for (const GenerateRequest& request : requests) {
       if (!stream->Write(request)) break;
     }
-    GenerateEvent event;
     if (cancel) {
-      // Leave in the middle: read what came so far (at most one event), then cancel.
-      stream->Read(&event);
+      // Leave in the middle: after the first event (or 50 ms), cancel the call.
+      for (int i = 0; i < 50 && events.load() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
       context.TryCancel();
     } else {
       stream->WritesDone();
     }
-    while (stream->Read(&event)) {
-      if (event.has_token()) LANLM_CHECK(event.token().id() >= 0, "negative token id");
-    }
+    reader.join();
     status = stream->Finish();
     LANLM_CHECK(status.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED, "a Generate stream hung for 20 s");
     LANLM_CHECK(status.ok() || !status.error_message().empty() || cancel,
