@@ -48,14 +48,7 @@ mkdir -p "$run"
 token_file="$run/cluster-token"
 (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$token_file")
 
-pids=()
-cleanup() {
-  trap - EXIT INT TERM
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-trap 'echo; echo "local-cluster: stopping"; exit 130' INT TERM
+source deploy/children.sh local-cluster stopping
 
 "$coordinator" --corpus "$corpus" --config S --listen "127.0.0.1:$port" \
   --cluster-token-file "$token_file" --min-workers "$workers" --checkpoint-dir "$run/checkpoints" \

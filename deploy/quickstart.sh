@@ -32,14 +32,7 @@ echo "== 3/5 corpus (data/kjv.txt)"
 bash deploy/fetch-corpus.sh
 echo "data/kjv.txt: $(wc -c < data/kjv.txt) bytes"
 
-pids=()
-cleanup() {
-  trap - EXIT INT TERM
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-trap 'echo; echo "quickstart: interrupted, stopping"; exit 130' INT TERM
+source deploy/children.sh quickstart "interrupted, stopping"
 
 echo "== 4/5 training: coordinator + 2 workers on localhost, config S, $steps steps"
 out=$(mktemp)

@@ -15,10 +15,7 @@
 namespace lanlm::client {
 namespace {
 
-using testing_util::CommandResult;
-using testing_util::Field;
-using testing_util::RunCommand;
-using testing_util::ScratchDir;
+using namespace testing_util;  // tests/client/offline_test_util.h
 
 class EvalTest : public testing::Test {
  protected:

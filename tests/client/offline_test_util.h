@@ -50,14 +50,9 @@ inline std::string Field(const std::string& text, const std::string& key) {
   return found;
 }
 
-inline std::string Slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 using test_support::GenesisPath;
+using test_support::Slurp;
 using test_support::ScratchDir;
 
 }  // namespace lanlm::client::testing_util

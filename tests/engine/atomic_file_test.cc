@@ -7,28 +7,18 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
+
+#include "tests/support/temp_dir.h"
 
 namespace lanlm::engine {
 namespace {
 
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::string TestDir(const std::string& name) {
-  auto dir = std::filesystem::path(testing::TempDir()) / ("lanlm_atomic_" + name + "_" + std::to_string(getpid()));
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir.string();
-}
+using test_support::ScratchDir;
+using test_support::Slurp;
 
 TEST(AtomicFileTest, WritesConcatenationAndReplaces) {
-  const std::string path = TestDir("write") + "/f.bin";
+  ScratchDir dir;
+  const std::string path = dir / "f.bin";
   ASSERT_TRUE(WriteFileAtomically(path, {"ab", std::string_view("c\0d", 3), ""}).ok());
   EXPECT_EQ(Slurp(path), std::string("abc\0d", 5));
   ASSERT_TRUE(WriteFileAtomically(path, {"new"}).ok());
@@ -37,14 +27,16 @@ TEST(AtomicFileTest, WritesConcatenationAndReplaces) {
 }
 
 TEST(AtomicFileTest, MissingFolderFailsCleanly) {
-  const std::string path = TestDir("missing") + "/no/such/dir/f.bin";
+  ScratchDir dir;
+  const std::string path = dir / "no/such/dir/f.bin";
   Status s = WriteFileAtomically(path, {"x"});
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find(TempPathFor(path)), std::string::npos) << s.message();
 }
 
 TEST(AtomicFileTest, CrashBeforeRenameKeepsOldFile) {
-  const std::string path = TestDir("crash") + "/f.bin";
+  ScratchDir dir;
+  const std::string path = dir / "f.bin";
   ASSERT_TRUE(WriteFileAtomically(path, {"old contents"}).ok());
   const pid_t pid = fork();
   ASSERT_GE(pid, 0);

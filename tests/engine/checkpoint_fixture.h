@@ -7,10 +7,8 @@
 
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <limits>
 #include <map>
-#include <sstream>
 
 #include "engine/base/hash.h"
 #include "engine/io/checkpoint.h"
@@ -21,6 +19,9 @@
 #include "tests/support/tiny.h"
 
 namespace lanlm::engine::checkpoint_testing {
+
+using test_support::Slurp;
+using test_support::Spit;
 
 // A real tokenizer whose serialised text holds quotes, a backslash, a tab and non-ASCII
 // characters, so the JSON escaping of the metadata is exercised.
@@ -58,17 +59,7 @@ inline Checkpoint MakeCheckpoint(bool moments) {
   return c;
 }
 
-inline std::string Slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
-inline void Spit(const std::string& path, const std::string& data) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << data;
-}
 
 // An independent implementation of the metadata checksum (CRC32C over key-sorted,
 // length-prefixed keys and values, skipping metadata_crc32c).

@@ -10,23 +10,20 @@
 #include <limits>
 
 #include "engine/base/hash.h"
+#include "tests/support/temp_dir.h"
 
 namespace lanlm::engine {
 namespace {
 
 class CorpusTest : public testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = (std::filesystem::path(testing::TempDir()) / ("lanlm_corpus_" + std::to_string(getpid()))).string();
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
   std::string Write(const std::string& name, const std::string& data) {
     const std::string path = dir_ + "/" + name;
     std::ofstream(path, std::ios::binary) << data;
     return path;
   }
-  std::string dir_;
+  test_support::ScratchDir scratch_;
+  const std::string dir_ = scratch_.path();
 };
 
 TEST_F(CorpusTest, ReadTextFileErrors) {

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "tests/support/temp_dir.h"
 #include "tests/support/tiny.h"
@@ -37,6 +38,18 @@ std::string TestTempDir(const std::string& name) {
   return dir.string();
 }
 
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void Spit(const std::string& path, const std::string& data) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << data;
+}
+
 std::string WriteTinyCorpus(const std::string& dir) {
   const std::string path = dir + "/tiny_corpus.txt";
   std::string text;
@@ -54,17 +67,6 @@ void ApplyTinyTrainFlags(engine::TrainFlags& o) {
   o.context = 8;
   o.micro_batch = 2;
   o.steps = 3;
-}
-
-engine::ModelConfig TinyConfig(const TinySizes& sizes) {
-  engine::ModelConfig c;
-  c.vocab_size = sizes.vocab;
-  c.dim = sizes.dim;
-  c.n_layers = sizes.layers;
-  c.n_heads = sizes.heads;
-  c.ffn_hidden = sizes.ffn;
-  c.context = sizes.context;
-  return c;
 }
 
 std::string GenesisPath() { return LANLM_SOURCE_DIR "/tests/data/genesis.txt"; }

@@ -1,5 +1,6 @@
 // Temporary folders for tests: ScratchDir (a fresh folder per test, removed at the end) and
-// TestTempDir (a fresh folder named after the running test that stays for inspection).
+// TestTempDir (a fresh folder named after the running test that stays for inspection); Slurp
+// and Spit read and write the files in them.
 #pragma once
 
 #include <string>
@@ -23,5 +24,10 @@ class ScratchDir {
 
 // <gtest temp dir>/lanlm_tests/<suite>.<test>.<name>, emptied first; kept after the test.
 std::string TestTempDir(const std::string& name);
+
+// The bytes of the file at path ("" when it cannot be read).
+std::string Slurp(const std::string& path);
+// Replaces the file at path with data.
+void Spit(const std::string& path, const std::string& data);
 
 }  // namespace lanlm::test_support

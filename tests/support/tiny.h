@@ -28,8 +28,18 @@ struct TinySizes {
   int ffn = 12;
   int context = 8;
 };
-// The ModelConfig of those sizes (norm_eps and rope_theta at their defaults).
-engine::ModelConfig TinyConfig(const TinySizes& sizes = {});
+// The ModelConfig of those sizes (norm_eps and rope_theta at their defaults). Inline, so the
+// tools under tests/ that do not link lanlm_test_support (the Generate test server) can use it.
+inline engine::ModelConfig TinyConfig(const TinySizes& sizes = {}) {
+  engine::ModelConfig c;
+  c.vocab_size = sizes.vocab;
+  c.dim = sizes.dim;
+  c.n_layers = sizes.layers;
+  c.n_heads = sizes.heads;
+  c.ffn_hidden = sizes.ffn;
+  c.context = sizes.context;
+  return c;
+}
 
 // tests/data/genesis.txt in the source tree.
 std::string GenesisPath();
