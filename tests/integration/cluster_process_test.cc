@@ -135,7 +135,7 @@ TEST_F(SlowClusterProcessTest, LanlmTrainOneWorkerAndThreeWorkersAgree) {
   }
   ASSERT_EQ(train_fingerprint.size(), 16u);
   {  // lanlm-coordinator --local: LocalTrainer in its own process, 2 threads
-    std::vector<std::string> argv = {kCoordinator, "--local", "--threads", "2"};
+    std::vector<std::string> argv = {kCoordinator, "--local", "--threads", "2", "--checkpoint-dir", dir_ + "/local"};
     argv.insert(argv.end(), flags.begin(), flags.end());
     const std::string log = dir_ + "/local.log";
     const pid_t pid = Spawn(argv, log);
@@ -155,9 +155,14 @@ TEST_F(SlowClusterProcessTest, LanlmTrainOneWorkerAndThreeWorkersAgree) {
     return out;
   };
   const auto local = rows(dir_ + "/train.jsonl"), cluster = rows(dir_ + "/three/history.jsonl");
+  const auto coordinator_local = rows(dir_ + "/local/history.jsonl");  // --local writes it too
   ASSERT_EQ(local.size(), 5u);
   ASSERT_EQ(cluster.size(), 5u);
+  ASSERT_EQ(coordinator_local.size(), 5u);
   for (size_t i = 0; i < 5; ++i) {
+    EXPECT_EQ(coordinator_local[i].tokens, local[i].tokens);
+    EXPECT_EQ(coordinator_local[i].loss, local[i].loss);  // the same LocalTrainer
+    EXPECT_EQ(coordinator_local[i].validation_loss, local[i].validation_loss);
     EXPECT_EQ(local[i].step, cluster[i].step);
     EXPECT_EQ(local[i].tokens, cluster[i].tokens);
     EXPECT_NEAR(local[i].loss, cluster[i].loss, 1e-5f);  // float vs double mean of the shard losses
