@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# deploy/check.sh's race pass (docs/TESTING.md): builds the engine, coordinator and worker test
+# deploy/check.sh's race pass (docs/TESTING.md): builds the engine, coordinator, worker and integration test
 # binaries with ThreadSanitizer (-DLANLM_TSAN=ON: -O1 -g -fsanitize=thread, no LTO) in
 # build-tsan/ and runs the coordinator, worker and Generate tests, the engine's threaded
 # tests (the unit ones; Slow* stay out to keep the pass to a few minutes on 2 cores) and
