@@ -11,7 +11,7 @@ set -euo pipefail
 packages=(
   cmake ninja-build g++ pkg-config git
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libboost-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
+  libboost-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev nlohmann-json3-dev
   python3 python3-grpcio python3-protobuf
   bible-kjv iproute2 procps
   prometheus chromium systemd
