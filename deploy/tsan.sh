@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# deploy/check.sh's race pass (docs/TESTING.md): builds the engine, coordinator and worker test
+# deploy/check.sh's race pass (docs/TESTING.md): builds the engine, coordinator, worker and integration test
 # binaries with ThreadSanitizer (-DLANLM_TSAN=ON: -O1 -g -fsanitize=thread, no LTO) in
-# build-tsan/ and runs the coordinator, worker and Generate tests and the engine's threaded
-# tests (the unit ones; Slow* stay out to keep the pass to a few minutes on 2 cores). Any
+# build-tsan/ and runs the coordinator, worker and Generate tests, the engine's threaded
+# tests (the unit ones; Slow* stay out to keep the pass to a few minutes on 2 cores) and
+# three in-process cluster tests. Any
 # TSan report fails the pass (exit code 66). deploy/tsan.supp holds the suppressions, each
 # one inside the uninstrumented gRPC/protobuf libraries, with its reason.
 #   LANLM_TSAN_FILTER  overrides the engine tests' --gtest_filter
@@ -12,7 +13,8 @@ jobs=$(nproc)
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
 cmake -S . -B build-tsan "${generator[@]}" -DCMAKE_BUILD_TYPE=Debug -DLANLM_TSAN=ON -DLANLM_WERROR=ON >/dev/null
-cmake --build build-tsan -j"$jobs" --target lanlm_engine_tests lanlm_coordinator_tests lanlm_worker_tests
+cmake --build build-tsan -j"$jobs" --target lanlm_engine_tests lanlm_coordinator_tests lanlm_worker_tests \
+  lanlm_integration_tests
 
 # history_size=4: deeper per-thread history so both stacks of a report resolve.
 export TSAN_OPTIONS="suppressions=$PWD/deploy/tsan.supp exitcode=66 halt_on_error=0 second_deadlock_stack=1 history_size=4 ${TSAN_OPTIONS:-}"
@@ -38,4 +40,7 @@ run() {
 run lanlm_coordinator_tests '-Slow*'
 run lanlm_worker_tests '-Slow*'
 run lanlm_engine_tests "$engine_filter:-Slow*"
+# A coordinator and in-process workers training together (step loop, Work streams, leases,
+# bad input, a broken stream); the multi-worker ones take minutes under TSan and stay out.
+run lanlm_integration_tests ClusterTest.OneWorkerMatchesLocalTrainer:ClusterTest.BadInputGetsItsCodeAndTrainingGoesOn:ClusterTest.BrokenStreamReturnsItsLeaseAtOnce
 exit $status

@@ -15,16 +15,21 @@
 
 namespace {
 
-// A private folder, on /dev/shm when there is one (no disk writes per input).
+// A private folder, on /dev/shm when there is one (no disk writes per input). The path is
+// never destroyed: the exit handler that removes the folder runs after static destructors.
 const std::string& FilePath() {
-  static const std::string path = [] {
-    std::string tmpl = access("/dev/shm", W_OK) == 0 ? "/dev/shm/lanlm-fuzz-XXXXXX" : "/tmp/lanlm-fuzz-XXXXXX";
-    LANLM_CHECK(mkdtemp(tmpl.data()) != nullptr, "mkdtemp failed");
-    const std::string dir = tmpl;
-    std::atexit([] { std::remove(FilePath().c_str()); rmdir(FilePath().substr(0, FilePath().rfind('/')).c_str()); });
-    return dir + "/input.safetensors";
+  static const std::string* path = [] {
+    std::string dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm/lanlm-fuzz-XXXXXX" : "/tmp/lanlm-fuzz-XXXXXX";
+    LANLM_CHECK(mkdtemp(dir.data()) != nullptr, "mkdtemp failed");
+    auto* file = new std::string(dir + "/input.safetensors");
+    static const std::string* folder = new std::string(dir);
+    std::atexit([] {
+      std::remove(FilePath().c_str());
+      rmdir(folder->c_str());
+    });
+    return file;
   }();
-  return path;
+  return *path;
 }
 
 }  // namespace
