@@ -3,31 +3,46 @@
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <csignal>
+#include <mutex>
 
 #include "protos/convert.h"
 
 namespace lanlm::coordinator {
 
-Status ServerHost::Start(const std::string& listen, const std::vector<grpc::Service*>& services,
-                         StatusService::Provider status, Extras extras,
+Status ServerHost::Start(const std::string& listen, const HostSecurity& security,
+                         const std::vector<grpc::Service*>& services, StatusService::Provider status, Extras extras,
                          std::function<void(const std::string&)> on_signal) {
   extras_ = std::move(extras);
-  status_service_ = std::make_unique<StatusService>([this, status = std::move(status)](v1::GetStatusReply* reply) {
-    status(reply);
-    if (extras_.fill_status) extras_.fill_status(reply);
-  });
+  status_service_ = std::make_unique<StatusService>(
+      [this, status = std::move(status)](v1::GetStatusReply* reply) {
+        status(reply);
+        if (extras_.fill_status) extras_.fill_status(reply);
+      },
+      security.client_tokens);
   grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  // gRPC's reflection plugin is process-wide once registered: only a --reflection process
+  // registers it.
+  static std::once_flag reflection_once;
+  if (security.reflection)
+    std::call_once(reflection_once, [] { grpc::reflection::InitProtoReflectionServerBuilderPlugin(); });
+  if (!security.credentials && !protos::IsLoopbackAddress(listen)) {
+    spdlog::warn(
+        "--listen={} serves in plaintext beyond this host: tokens and parameters cross the network "
+        "readable; give --tls-cert/--tls-key (deploy/make-certs.sh)",
+        listen);
+  }
   grpc::ServerBuilder builder;
   builder.SetMaxReceiveMessageSize(std::max(protos::kMaxMessageBytes, extras_.max_receive_bytes));
   builder.SetMaxSendMessageSize(protos::kMaxMessageBytes);
   // A second coordinator on the same port must fail to start, not silently share the
   // port's connections with the first (gRPC sets SO_REUSEPORT by default).
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port_);
+  builder.AddListeningPort(listen, security.credentials ? security.credentials : grpc::InsecureServerCredentials(),
+                           &port_);
   for (grpc::Service* service : services) builder.RegisterService(service);
   builder.RegisterService(status_service_.get());
   for (auto& service : extras_.services) builder.RegisterService(service.get());

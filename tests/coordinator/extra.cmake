@@ -25,7 +25,7 @@ if(TARGET lanlm_coordinator)
     add_test(NAME GeneratePythonExample
              COMMAND ${LANLM_PYTHON3} ${PROJECT_SOURCE_DIR}/tests/coordinator/generate_example_test.py
                      $<TARGET_FILE:lanlm_generate_test_server> ${PROJECT_SOURCE_DIR}/client/examples/generate.py
-                     ${py_out})
+                     ${py_out} ${PROJECT_SOURCE_DIR}/deploy/make-certs.sh)
     set_tests_properties(GeneratePythonExample PROPERTIES LABELS unit TIMEOUT 120)
   endif()
 endif()
