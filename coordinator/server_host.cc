@@ -3,15 +3,28 @@
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/impl/server_builder_option.h>
+#include <grpcpp/impl/server_builder_plugin.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <csignal>
-#include <mutex>
 
 #include "protos/convert.h"
 
 namespace lanlm::coordinator {
+namespace {
+
+// Removes gRPC's reflection plugin from one server's builder.
+class WithoutReflection final : public grpc::ServerBuilderOption {
+ public:
+  void UpdateArguments(grpc::ChannelArguments* /*args*/) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins) override {
+    std::erase_if(*plugins, [](const auto& plugin) { return plugin->name() == "proto_server_reflection"; });
+  }
+};
+
+}  // namespace
 
 Status ServerHost::Start(const std::string& listen, const HostSecurity& security,
                          const std::vector<grpc::Service*>& services, StatusService::Provider status, Extras extras,
@@ -24,11 +37,9 @@ Status ServerHost::Start(const std::string& listen, const HostSecurity& security
       },
       security.client_tokens);
   grpc::EnableDefaultHealthCheckService(true);
-  // gRPC's reflection plugin is process-wide once registered: only a --reflection process
-  // registers it.
-  static std::once_flag reflection_once;
-  if (security.reflection)
-    std::call_once(reflection_once, [] { grpc::reflection::InitProtoReflectionServerBuilderPlugin(); });
+  // gRPC's reflection plugin joins every server of the process (libgrpc++_reflection registers
+  // it when loaded); without --reflection this server's builder drops it.
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   if (!security.credentials && !protos::IsLoopbackAddress(listen)) {
     spdlog::warn(
         "--listen={} serves in plaintext beyond this host: tokens and parameters cross the network "
@@ -36,6 +47,7 @@ Status ServerHost::Start(const std::string& listen, const HostSecurity& security
         listen);
   }
   grpc::ServerBuilder builder;
+  if (!security.reflection) builder.SetOption(std::make_unique<WithoutReflection>());
   builder.SetMaxReceiveMessageSize(std::max(protos::kMaxMessageBytes, extras_.max_receive_bytes));
   builder.SetMaxSendMessageSize(protos::kMaxMessageBytes);
   // A second coordinator on the same port must fail to start, not silently share the

@@ -12,6 +12,7 @@ packages=(
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libboost-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
   python3 python3-grpcio python3-protobuf
+  libssl-dev openssl
   bible-kjv iproute2 procps
   prometheus chromium systemd
 )
