@@ -172,6 +172,20 @@ bool IsClosedBeforeHttp2(const grpc::Status& status) {
          m.find("Socket closed") != std::string::npos;
 }
 
+Status TlsRefusal(const grpc::Status& status, const std::string& address, const ClientTlsOptions& tls,
+                  int* closed_in_a_row) {
+  std::string what;
+  if (IsTlsFailure(status)) {
+    what = "failed";
+  } else if (IsClosedBeforeHttp2(status) && ++*closed_in_a_row >= kMaxClosedBeforeHttp2) {
+    what = "refused by the server " + std::to_string(*closed_in_a_row) + " times in a row";
+  } else {
+    return OkStatus();
+  }
+  return UnavailableError("TLS handshake with " + address + " " + what + " (" + TlsHint(tls) +
+                          "): " + status.error_message());
+}
+
 std::string TlsHint(const ClientTlsOptions& tls) {
   if (!tls.enabled()) return "this side dials in plaintext: if the server serves TLS, give --tls-ca";
   std::string hint = "check that --tls-ca signed the server's certificate and that it names the host dialled";

@@ -65,4 +65,14 @@ bool IsClosedBeforeHttp2(const grpc::Status& status);
 // The hint for either failure, from the dialling side's TLS options.
 std::string TlsHint(const ClientTlsOptions& tls);
 
+// Joins in a row closed before HTTP/2 after which a worker takes it for a refused handshake
+// rather than a coordinator that was just stopping.
+inline constexpr int kMaxClosedBeforeHttp2 = 3;
+
+// For a failed call to `address`: UNAVAILABLE "TLS handshake with ADDRESS failed (what to
+// check): ..." when IsTlsFailure, or when IsClosedBeforeHttp2 for the kMaxClosedBeforeHttp2-th
+// time in a row (*closed_in_a_row counts; the caller zeroes it after a success); else OK.
+Status TlsRefusal(const grpc::Status& status, const std::string& address, const ClientTlsOptions& tls,
+                  int* closed_in_a_row);
+
 }  // namespace lanlm::protos

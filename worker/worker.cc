@@ -171,17 +171,9 @@ Worker::SessionEnd Worker::Session(Status* status, bool* made_progress) {
     if (stopping_) return SessionEnd::kStopped;
     if (!joined.ok()) {
       *status = protos::FromGrpcStatus(joined);
-      if (protos::IsTlsFailure(joined)) {
-        *status = UnavailableError("TLS handshake with " + options_.coordinator + " failed (" +
-                                   protos::TlsHint(options_.tls) + "): " + joined.error_message());
-        return SessionEnd::kFatal;
-      }
-      // The coordinator closed the connection before HTTP/2: it refused this worker's TLS
-      // (or plaintext). A few tries tell that from a coordinator that was just stopping.
-      if (protos::IsClosedBeforeHttp2(joined) && ++closed_before_http2_ >= kMaxClosedBeforeHttp2) {
-        *status = UnavailableError("TLS handshake with " + options_.coordinator + " refused by the coordinator " +
-                                   std::to_string(closed_before_http2_) + " times in a row (" +
-                                   protos::TlsHint(options_.tls) + "): " + joined.error_message());
+      Status tls = protos::TlsRefusal(joined, options_.coordinator, options_.tls, &closed_before_http2_);
+      if (!tls.ok()) {
+        *status = std::move(tls);  // the same credentials cannot succeed later
         return SessionEnd::kFatal;
       }
       return Fatal(joined.error_code()) ? SessionEnd::kFatal : SessionEnd::kRetry;

@@ -96,10 +96,7 @@ class Worker {
   int64_t cached_version_ = -1;
   std::string cached_run_;  // run id of params_; a version of another run is never reused
 
-  // Joins in a row that the coordinator closed before HTTP/2 (protos::IsClosedBeforeHttp2);
-  // at kMaxClosedBeforeHttp2 the worker gives up (its TLS is refused).
-  static constexpr int kMaxClosedBeforeHttp2 = 3;
-  int closed_before_http2_ = 0;
+  int closed_before_http2_ = 0;  // Joins in a row closed before HTTP/2 (protos::TlsRefusal)
 
   std::atomic<bool> stopping_{false};
   mutable std::mutex mu_;

@@ -3,7 +3,7 @@
 // exit 2 in one line before anything listens; an mTLS cluster trains to the plaintext
 // fingerprint; wrong credentials are refused in one line and the worker gives up; tokens
 // guard ClusterStatus while health stays open; reflection only with --reflection; Join bytes
-// that do not parse get INVALID_ARGUMENT. Skipped without openssl.
+// that do not parse get INVALID_ARGUMENT; plaintext beyond loopback warns. Skipped without openssl.
 #include <cstdlib>
 #include <filesystem>
 
@@ -233,8 +233,12 @@ TEST_F(SlowClusterTlsTest, TokensHealthReflectionAndMalformedJoin) {
   EXPECT_NE(join.status.error_message().find("malformed lanlm.v1.JoinRequest"), std::string::npos)
       << join.status.error_message();
 
-  const int plain_port = StartCoordinator(RunFlags(corpus_, 100000), "no-reflection", &without);
+  // Plaintext on every interface: served, with a one-line warning (the later --listen wins).
+  const int plain_port =
+      StartCoordinator(Concat(RunFlags(corpus_, 100000), {"--listen", "0.0.0.0:0"}), "no-reflection", &without);
   ASSERT_GT(plain_port, 0);
+  const std::string plain_log = ReadAll(dir_ + "/no-reflection.log");
+  EXPECT_NE(plain_log.find("--listen=0.0.0.0:0 serves in plaintext beyond this host"), std::string::npos) << plain_log;
   auto plain = grpc::CreateChannel("127.0.0.1:" + std::to_string(plain_port), grpc::InsecureChannelCredentials());
   EXPECT_EQ(RawCall(plain, reflection, {list_services}).status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
   const std::string log = ReadAll(dir_ + "/tokens.log");

@@ -35,6 +35,13 @@ TEST(TlsTest, FailedCallsAreClassified) {
   EXPECT_TRUE(IsClosedBeforeHttp2({unavailable, closed}));
   EXPECT_FALSE(IsClosedBeforeHttp2({unavailable, "Socket closed"}));  // a call cut after the connection was up
   EXPECT_FALSE(IsClosedBeforeHttp2({unavailable, "failed to connect to all addresses; Connection refused"}));
+  // A worker gives up on the third close in a row, not on the first.
+  int closed_in_a_row = 0;
+  EXPECT_TRUE(TlsRefusal({unavailable, closed}, "h:1", {}, &closed_in_a_row).ok());
+  EXPECT_TRUE(TlsRefusal({unavailable, closed}, "h:1", {}, &closed_in_a_row).ok());
+  const Status third = TlsRefusal({unavailable, closed}, "h:1", {}, &closed_in_a_row);
+  EXPECT_NE(third.message().find("TLS handshake with h:1 refused by the server 3 times in a row"), std::string::npos)
+      << third.ToString();
   ClientTlsOptions plain;
   EXPECT_NE(TlsHint(plain).find("give --tls-ca"), std::string::npos);
   ClientTlsOptions no_cert;
