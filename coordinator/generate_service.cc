@@ -122,6 +122,7 @@ Status GenerateStream::StartLocked(const lanlm::v1::StartRequest& start) {
   if (!snapshot || !snapshot->tokenizer) return UnavailableError("no parameters to generate from yet");
   LANLM_ASSIGN_OR_RETURN(std::shared_ptr<Session> session,
                          engine_->manager.Create(start.session_id(), std::move(snapshot), id_, client_));
+  engine_->metrics->SessionOpened();
   RunLocked(std::move(session), start.prompt(), sampling, stop, !start.stopping().has_max_new_tokens(), false);
   return OkStatus();
 }
@@ -140,6 +141,7 @@ Status GenerateStream::ContinueLocked(const lanlm::v1::ContinueRequest& next) {
 void GenerateStream::RunLocked(std::shared_ptr<Session> session, const std::string& prompt,
                                const engine::SamplingOptions& sampling, const engine::StopOptions& stop,
                                bool default_max_new_tokens, bool resumed) {
+  engine_->metrics->GenerationStarted();
   auto job = std::make_shared<GenerateJob>();
   job->received = Clock::now();
   job->session = session;
@@ -177,8 +179,9 @@ Status GenerateStream::CloseLocked(const lanlm::v1::CloseRequest& close) {
   return OkStatus();
 }
 
-GenerateService::GenerateService(SnapshotSource snapshots, GenerateServiceOptions options, engine::ThreadPool& pool)
-    : engine_(std::make_shared<GenerateEngine>(std::move(snapshots), options, pool)) {}
+GenerateService::GenerateService(SnapshotSource snapshots, GenerateServiceOptions options, engine::ThreadPool& pool,
+                                 std::shared_ptr<GenerateMetrics> metrics)
+    : engine_(std::make_shared<GenerateEngine>(std::move(snapshots), options, pool, std::move(metrics))) {}
 
 GenerateService::~GenerateService() { Shutdown(); }
 
@@ -212,5 +215,7 @@ SessionStats GenerateService::Stats() const {
   stats.largest_batch = engine_->scheduler.largest_batch();
   return stats;
 }
+
+const GenerateMetrics& GenerateService::metrics() const { return *engine_->metrics; }
 
 }  // namespace lanlm::coordinator

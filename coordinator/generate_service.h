@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "coordinator/generate_metrics.h"
 #include "coordinator/param_snapshot.h"
 #include "engine/base/status.h"
 #include "engine/base/thread_pool.h"
@@ -64,7 +65,9 @@ class GenerateEngine;  // generate_stream.h: sessions, decode threads, stream re
 // raw (bytes in, bytes out; generate_stream.h says why); clients see the usual typed service.
 class GenerateService final : public lanlm::v1::Generate::WithRawCallbackMethod_Generate<lanlm::v1::Generate::Service> {
  public:
-  GenerateService(SnapshotSource snapshots, GenerateServiceOptions options, engine::ThreadPool& pool);
+  // metrics: where sessions, tokens, latencies and stream ends are counted (null: its own).
+  GenerateService(SnapshotSource snapshots, GenerateServiceOptions options, engine::ThreadPool& pool,
+                  std::shared_ptr<GenerateMetrics> metrics = nullptr);
   ~GenerateService() override;  // calls Shutdown()
   GenerateService(const GenerateService&) = delete;
   GenerateService& operator=(const GenerateService&) = delete;
@@ -72,6 +75,7 @@ class GenerateService final : public lanlm::v1::Generate::WithRawCallbackMethod_
   grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Generate(grpc::CallbackServerContext* context) override;
 
   SessionStats Stats() const;
+  const GenerateMetrics& metrics() const;
 
   // Ends every running generation (Done with EVICTED), finishes every open stream with
   // UNAVAILABLE, frees all sessions and joins the decode threads. New streams get UNAVAILABLE.

@@ -14,13 +14,15 @@ using engine::FinishReason;
 using lanlm::v1::GenerateEvent;
 using lanlm::v1::GenerateRequest;
 
-GenerateEngine::GenerateEngine(SnapshotSource source, const GenerateServiceOptions& opts, engine::ThreadPool& pool)
+GenerateEngine::GenerateEngine(SnapshotSource source, const GenerateServiceOptions& opts, engine::ThreadPool& pool,
+                               std::shared_ptr<GenerateMetrics> recorder)
     : snapshots(std::move(source)),
       options(opts),
+      metrics(recorder ? std::move(recorder) : std::make_shared<GenerateMetrics>()),
       manager(SessionLimits{opts.max_sessions, opts.PerClientCap(), opts.max_kv_mib << 20, opts.session_ttl_s}),
       scheduler(
           pool, opts.decode_threads, opts.max_batch, [this] { manager.ExpireIdle(Clock::now()); },
-          std::min(1.0, opts.session_ttl_s / 4), engine::ParseWeightFormat(opts.weights).value()) {}
+          std::min(1.0, opts.session_ttl_s / 4), engine::ParseWeightFormat(opts.weights).value(), metrics.get()) {}
 
 void GenerateEngine::Shutdown() {
   std::vector<std::shared_ptr<GenerateStream>> live;
@@ -208,6 +210,7 @@ void GenerateStream::EndWhenIdleLocked(grpc::Status status, FinishReason reason)
 
 void GenerateStream::EndLocked(grpc::Status status) {
   if (end_status_) return;
+  engine_->metrics->StreamFinished(static_cast<StatusCode>(status.error_code()));
   end_status_ = std::move(status);
   if (cancelled_) queue_.clear();
   MaybeWriteLocked();

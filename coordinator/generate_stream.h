@@ -27,7 +27,8 @@ class GenerateStream;
 // Shared by the service object and every stream (which may outlive the service object).
 class GenerateEngine {
  public:
-  GenerateEngine(SnapshotSource source, const GenerateServiceOptions& opts, engine::ThreadPool& pool);
+  GenerateEngine(SnapshotSource source, const GenerateServiceOptions& opts, engine::ThreadPool& pool,
+                 std::shared_ptr<GenerateMetrics> recorder);
 
   // Evicts every running generation, ends every open stream, frees all sessions and joins the
   // decode threads; see GenerateService::Shutdown.
@@ -35,6 +36,7 @@ class GenerateEngine {
 
   const SnapshotSource snapshots;
   const GenerateServiceOptions options;
+  const std::shared_ptr<GenerateMetrics> metrics;
   SessionManager manager;
 
   std::mutex mu;
