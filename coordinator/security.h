@@ -27,7 +27,7 @@ struct SecurityOptions {
 };
 
 struct HostSecurity {
-  std::shared_ptr<grpc::ServerCredentials> credentials;  // null: plaintext
+  std::shared_ptr<grpc::ServerCredentials> credentials;  // null: plaintext (as InsecureServerCredentials)
   bool tls = false;
   std::shared_ptr<const protos::ClientTokens> client_tokens;  // null: Generate and ClusterStatus are open
   bool reflection = false;

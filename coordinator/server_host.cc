@@ -40,7 +40,7 @@ Status ServerHost::Start(const std::string& listen, const HostSecurity& security
   // gRPC's reflection plugin joins every server of the process (libgrpc++_reflection registers
   // it when loaded); without --reflection this server's builder drops it.
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  if (!security.credentials && !protos::IsLoopbackAddress(listen)) {
+  if (!security.tls && !protos::IsLoopbackAddress(listen)) {
     spdlog::warn(
         "--listen={} serves in plaintext beyond this host: tokens and parameters cross the network "
         "readable; give --tls-cert/--tls-key (deploy/make-certs.sh)",

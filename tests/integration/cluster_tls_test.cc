@@ -70,9 +70,10 @@ class TlsFixture : public ::testing::Test {
     return code;
   }
   // Starts a coordinator on a port the kernel picks; returns the port (0 on failure).
-  int StartCoordinator(const std::vector<std::string>& extra, const std::string& name, pid_t* pid) {
+  int StartCoordinator(const std::vector<std::string>& extra, const std::string& name, pid_t* pid,
+                       const std::string& listen = "127.0.0.1:0") {
     const std::string log = dir_ + "/" + name + ".log";
-    *pid = Spawn(Concat({kCoordinator, "--listen", "127.0.0.1:0", "--cluster-token-file", token_file_}, extra), log);
+    *pid = Spawn(Concat({kCoordinator, "--listen", listen, "--cluster-token-file", token_file_}, extra), log);
     pids_.push_back(*pid);
     return LoggedPort(log, std::chrono::seconds(60));
   }
@@ -233,9 +234,8 @@ TEST_F(SlowClusterTlsTest, TokensHealthReflectionAndMalformedJoin) {
   EXPECT_NE(join.status.error_message().find("malformed lanlm.v1.JoinRequest"), std::string::npos)
       << join.status.error_message();
 
-  // Plaintext on every interface: served, with a one-line warning (the later --listen wins).
-  const int plain_port =
-      StartCoordinator(Concat(RunFlags(corpus_, 100000), {"--listen", "0.0.0.0:0"}), "no-reflection", &without);
+  // Plaintext on every interface: served, with a one-line warning.
+  const int plain_port = StartCoordinator(RunFlags(corpus_, 100000), "no-reflection", &without, "0.0.0.0:0");
   ASSERT_GT(plain_port, 0);
   const std::string plain_log = ReadAll(dir_ + "/no-reflection.log");
   EXPECT_NE(plain_log.find("--listen=0.0.0.0:0 serves in plaintext beyond this host"), std::string::npos) << plain_log;
