@@ -13,6 +13,7 @@
 #include "engine/base/hash.h"
 #include "engine/model/model.h"
 #include "engine/train/trainer.h"
+#include "tests/support/temp_dir.h"
 #include "tests/support/tiny.h"
 
 namespace lanlm::coordinator {
@@ -20,7 +21,7 @@ namespace {
 
 RunSetup TinySetup(int64_t steps) {
   CoordinatorOptions o;
-  o.corpus = test_support::WriteTinyCorpus(::testing::TempDir());
+  o.corpus = test_support::WriteTinyCorpus(test_support::TestTempDir("corpus"));
   test_support::ApplyTinyTrainFlags(o);
   o.shards = 3;
   o.steps = steps;
