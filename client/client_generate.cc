@@ -5,6 +5,7 @@
 
 #include <chrono>
 
+#include "protos/client_auth.h"
 #include "protos/convert.h"
 #include "protos/generate.grpc.pb.h"
 #include "protos/generate_convert.h"
@@ -44,9 +45,23 @@ void FillParams(const GenerateCall& call, Params* request) {
 }  // namespace
 
 GenerateClient::GenerateClient(const std::string& address, double deadline_s)
-    : address_(address),
-      deadline_s_(deadline_s),
-      channel_(grpc::CreateChannel(address, grpc::InsecureChannelCredentials())) {}
+    : GenerateClient(address, deadline_s, grpc::CreateChannel(address, grpc::InsecureChannelCredentials()), "") {}
+
+GenerateClient::GenerateClient(const std::string& address, double deadline_s, std::shared_ptr<grpc::Channel> channel,
+                               std::string token)
+    : address_(address), deadline_s_(deadline_s), channel_(std::move(channel)), token_(std::move(token)) {}
+
+StatusOr<std::unique_ptr<GenerateClient>> GenerateClient::Connect(const std::string& address, double deadline_s,
+                                                                  const protos::ClientTlsOptions& tls,
+                                                                  const std::string& token) {
+  LANLM_ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> channel, protos::MakeChannel(address, tls));
+  return std::unique_ptr<GenerateClient>(new GenerateClient(address, deadline_s, std::move(channel), token));
+}
+
+void GenerateClient::Prepare(grpc::ClientContext& context) const {
+  SetDeadline(context, deadline_s_);
+  protos::AttachBearerToken(context, token_);
+}
 
 GenerateClient::~GenerateClient() = default;
 
@@ -54,7 +69,7 @@ StatusOr<GenerateOutcome> GenerateClient::Generate(const GenerateCall& call,
                                                    const std::function<void(const std::string&)>& on_text) {
   lanlm::v1::Generate::Stub stub(channel_);
   grpc::ClientContext context;
-  SetDeadline(context, deadline_s_);
+  Prepare(context);
   auto stream = stub.Generate(&context);
   lanlm::v1::GenerateRequest request;
   if (call.resume) {
@@ -118,7 +133,7 @@ StatusOr<GenerateOutcome> GenerateClient::Generate(const GenerateCall& call,
 Status GenerateClient::Close(const std::string& session_id) {
   lanlm::v1::Generate::Stub stub(channel_);
   grpc::ClientContext context;
-  SetDeadline(context, deadline_s_);
+  Prepare(context);
   auto stream = stub.Generate(&context);
   lanlm::v1::GenerateRequest request;
   request.mutable_close()->set_session_id(session_id);
@@ -137,17 +152,26 @@ Status GenerateClient::Close(const std::string& session_id) {
 StatusOr<lanlm::v1::GetStatusReply> GenerateClient::GetStatus() {
   lanlm::v1::ClusterStatus::Stub stub(channel_);
   grpc::ClientContext context;
-  SetDeadline(context, deadline_s_);
+  Prepare(context);
   lanlm::v1::GetStatusReply reply;
   const Status status = protos::FromGrpcStatus(stub.GetStatus(&context, lanlm::v1::GetStatusRequest(), &reply));
   if (!status.ok()) return status;
   return reply;
 }
 
-std::string DescribeError(const Status& status, const std::string& address) {
+std::string DescribeError(const Status& status, const std::string& address, const protos::ClientTlsOptions& tls) {
   if (status.code() == StatusCode::kUnavailable || status.code() == StatusCode::kDeadlineExceeded) {
-    return "cannot reach lanlm-coordinator at " + address + " (" + StatusCodeName(status.code()) + ": " +
-           status.message() + ")";
+    const std::string what = "cannot reach lanlm-coordinator at " + address + " (" + StatusCodeName(status.code()) +
+                             ": " + status.message() + ")";
+    const grpc::Status raw(grpc::StatusCode::UNAVAILABLE, status.message());
+    if (protos::IsTlsFailure(raw)) return what + "; the TLS handshake failed: " + protos::TlsHint(tls);
+    if (protos::IsClosedBeforeHttp2(raw)) {
+      return what +
+             "; the server closed the connection before HTTP/2, as a TLS server does to a plaintext client "
+             "or to a certificate it refuses: " +
+             protos::TlsHint(tls);
+    }
+    return what;
   }
   return status.ToString();
 }

@@ -13,9 +13,11 @@
 
 #include "engine/base/status.h"
 #include "protos/status.pb.h"
+#include "protos/tls.h"
 
 namespace grpc {
 class Channel;
+class ClientContext;
 }
 
 namespace lanlm::client {
@@ -53,8 +55,13 @@ struct GenerateOutcome {
 
 class GenerateClient {
  public:
-  // deadline_s bounds every call (a whole generation stream, a status query).
+  // deadline_s bounds every call (a whole generation stream, a status query). Plaintext, no token.
   GenerateClient(const std::string& address, double deadline_s);
+  // Over TLS when tls.enabled(); every call carries `token` (protos/client_auth.h) when it is
+  // non-empty. INVALID_ARGUMENT naming the flag and file for a bad TLS file.
+  static StatusOr<std::unique_ptr<GenerateClient>> Connect(const std::string& address, double deadline_s,
+                                                           const protos::ClientTlsOptions& tls,
+                                                           const std::string& token);
   ~GenerateClient();
 
   // One start or continue; on_text sees each text delta as it arrives. gRPC errors come back
@@ -68,13 +75,19 @@ class GenerateClient {
   const std::string& address() const { return address_; }
 
  private:
+  GenerateClient(const std::string& address, double deadline_s, std::shared_ptr<grpc::Channel> channel,
+                 std::string token);
+  void Prepare(grpc::ClientContext& context) const;  // deadline and token
+
   std::string address_;
   double deadline_s_;
   std::shared_ptr<grpc::Channel> channel_;
+  std::string token_;
 };
 
 // One clear line for a failed call: "cannot reach lanlm-coordinator at ADDR (...)" for
-// UNAVAILABLE / DEADLINE_EXCEEDED, else "CODE: message".
-std::string DescribeError(const Status& status, const std::string& address);
+// UNAVAILABLE / DEADLINE_EXCEEDED (with what to check when TLS failed, from the client's `tls`
+// options), else "CODE: message".
+std::string DescribeError(const Status& status, const std::string& address, const protos::ClientTlsOptions& tls = {});
 
 }  // namespace lanlm::client

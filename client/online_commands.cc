@@ -10,14 +10,44 @@
 #include "client/client_generate.h"
 #include "client/commands.h"
 #include "engine/cli/flags.h"
+#include "protos/client_auth.h"
+#include "protos/tls.h"
 
 namespace lanlm::client {
 namespace {
 
-// Flags shared by generate and chat.
-struct SamplingFlags {
+// How generate, chat and status reach the server: address, deadline, TLS, client token.
+struct ServerFlags {
   std::string server = "localhost:50051";
   double deadline_s = 600.0;
+  protos::ClientTlsOptions tls;
+  std::string token_file;
+
+  void Register(FlagSet& flags, const char* deadline_help) {
+    flags.String("server", &server, "address of lanlm-coordinator (host:port)");
+    flags.Double("deadline", &deadline_s, deadline_help, 0.001, 1e7);
+    tls.Register(flags);
+    flags.String("token-file", &token_file,
+                 std::string("file holding the client token the server's --client-token-file accepts (or the "
+                             "environment variable ") +
+                     protos::kClientTokenEnv + ")");
+  }
+
+  // The client, or one line on stderr and null (bad TLS or token file).
+  std::unique_ptr<GenerateClient> Connect(const char* command) const {
+    StatusOr<std::string> token = protos::ResolveClientToken(token_file);
+    StatusOr<std::unique_ptr<GenerateClient>> client =
+        token.ok() ? GenerateClient::Connect(server, deadline_s, tls, *token) : token.status();
+    if (!client.ok()) {
+      std::fprintf(stderr, "lanlm %s: %s\n", command, client.status().ToString().c_str());
+      return nullptr;
+    }
+    return std::move(*client);
+  }
+};
+
+// Flags shared by generate and chat.
+struct SamplingFlags : ServerFlags {
   float temperature = 0.8f;
   int top_k = 40;
   float top_p = 0.95f;
@@ -28,8 +58,7 @@ struct SamplingFlags {
   float confidence_threshold = 0.15f;
 
   void Register(FlagSet& flags) {
-    flags.String("server", &server, "address of lanlm-coordinator (host:port)");
-    flags.Double("deadline", &deadline_s, "seconds each call may take at most", 0.001, 1e7);
+    ServerFlags::Register(flags, "seconds each call may take at most");
     flags.Float("temperature", &temperature, "sampling temperature; 0 = greedy", 0.0, 1000.0);
     flags.Int("top-k", &top_k, "sample among the k most likely tokens; 0 = all", 0, 1 << 20);
     flags.Float("top-p", &top_p, "sample within this probability mass (0, 1]", 1e-6, 1.0);
@@ -104,7 +133,9 @@ int RunGenerateOnline(const Args& args) {
     std::fprintf(stderr, "lanlm generate: --continue needs --session\n");
     return 2;
   }
-  GenerateClient client(sampling.server, sampling.deadline_s);
+  std::unique_ptr<GenerateClient> connected = sampling.Connect("generate");
+  if (!connected) return 2;
+  GenerateClient& client = *connected;
   GenerateCall call = sampling.Call();
   call.prompt = prompt;
   call.session_id = session;
@@ -112,7 +143,8 @@ int RunGenerateOnline(const Args& args) {
   call.close_after = !keep;
   auto outcome = client.Generate(call, PrintText);
   if (!outcome.ok()) {
-    std::fprintf(stderr, "\nlanlm generate: %s\n", DescribeError(outcome.status(), sampling.server).c_str());
+    std::fprintf(stderr, "\nlanlm generate: %s\n",
+                 DescribeError(outcome.status(), sampling.server, sampling.tls).c_str());
     return 1;
   }
   std::fputc('\n', stdout);
@@ -128,7 +160,9 @@ int RunChat(const Args& args) {
   sampling.Register(flags);
   flags.String("session", &session, "session id to continue (empty = start a new one)");
   if (int code = ParseFlags(flags, args, "chat"); code >= 0) return code;
-  GenerateClient client(sampling.server, sampling.deadline_s);
+  std::unique_ptr<GenerateClient> connected = sampling.Connect("chat");
+  if (!connected) return 2;
+  GenerateClient& client = *connected;
   std::fprintf(stderr, "lanlm chat: one line per turn; the model continues your text. Ctrl-D or /quit ends.\n");
   bool have_session = !session.empty();
   std::string line;
@@ -141,7 +175,8 @@ int RunChat(const Args& args) {
     call.resume = have_session;
     auto outcome = client.Generate(call, PrintText);
     if (!outcome.ok()) {
-      std::fprintf(stderr, "\nlanlm chat: %s\n", DescribeError(outcome.status(), sampling.server).c_str());
+      std::fprintf(stderr, "\nlanlm chat: %s\n",
+                   DescribeError(outcome.status(), sampling.server, sampling.tls).c_str());
       if (outcome.status().code() == StatusCode::kOutOfRange) {
         std::fprintf(stderr, "lanlm chat: the session's context is full; starting a new session\n");
         if (have_session) (void)client.Close(session);
@@ -158,7 +193,8 @@ int RunChat(const Args& args) {
   }
   if (have_session) {
     const Status closed = client.Close(session);
-    if (!closed.ok()) std::fprintf(stderr, "lanlm chat: %s\n", DescribeError(closed, sampling.server).c_str());
+    if (!closed.ok())
+      std::fprintf(stderr, "lanlm chat: %s\n", DescribeError(closed, sampling.server, sampling.tls).c_str());
   }
   return 0;
 }
@@ -192,20 +228,22 @@ void PrintStatus(const v1::GetStatusReply& r) {
 }  // namespace
 
 int RunStatus(const Args& args) {
-  std::string server = "localhost:50051";
-  double deadline_s = 10.0;
+  ServerFlags connection;
+  connection.deadline_s = 10.0;
   double watch_s = 0.0;
   FlagSet flags("lanlm status --server ADDR [--watch SECONDS]: training step, loss, workers and sessions of a cluster");
-  flags.String("server", &server, "address of lanlm-coordinator (host:port)");
-  flags.Double("deadline", &deadline_s, "seconds the call may take at most", 0.001, 1e6);
+  connection.Register(flags, "seconds the call may take at most");
   flags.Double("watch", &watch_s, "redraw every SECONDS until interrupted (Ctrl-C); 0 = print once", 0.0, 86400.0);
   if (int code = ParseFlags(flags, args, "status"); code >= 0) return code;
-  GenerateClient client(server, deadline_s);
+  std::unique_ptr<GenerateClient> connected = connection.Connect("status");
+  if (!connected) return 2;
+  GenerateClient& client = *connected;
+  const std::string& server = connection.server;
   while (true) {
     auto reply = client.GetStatus();
     if (watch_s <= 0.0) {
       if (!reply.ok()) {
-        std::fprintf(stderr, "lanlm status: %s\n", DescribeError(reply.status(), server).c_str());
+        std::fprintf(stderr, "lanlm status: %s\n", DescribeError(reply.status(), server, connection.tls).c_str());
         return 1;
       }
       PrintStatus(*reply);
@@ -217,7 +255,7 @@ int RunStatus(const Args& args) {
     if (reply.ok()) {
       PrintStatus(*reply);
     } else {
-      std::printf("unreachable: %s\n", DescribeError(reply.status(), server).c_str());
+      std::printf("unreachable: %s\n", DescribeError(reply.status(), server, connection.tls).c_str());
     }
     std::fflush(stdout);
     std::this_thread::sleep_for(std::chrono::duration<double>(watch_s));

@@ -1,14 +1,15 @@
 // Join and the Work stream reactor; see cluster_service.h.
 #include "coordinator/cluster_service.h"
 
-#include <deque>
+#include <spdlog/spdlog.h>
 
 #include <boost/asio/post.hpp>
-#include <spdlog/spdlog.h>
+#include <deque>
 
 #include "engine/base/hash.h"
 #include "protos/cluster_auth.h"
 #include "protos/convert.h"
+#include "protos/raw_message.h"
 
 namespace lanlm::coordinator {
 namespace {
@@ -285,35 +286,44 @@ StatusOr<std::string> ClusterService::ClaimWorkerId(const std::string& worker_id
   return joined.name;
 }
 
-grpc::ServerUnaryReactor* ClusterService::Join(grpc::CallbackServerContext* context, const v1::JoinRequest* request,
-                                               v1::JoinReply* reply) {
+grpc::ServerUnaryReactor* ClusterService::Join(grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+                                               grpc::ByteBuffer* reply) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  auto fail = [&](const Status& status) {
+  v1::JoinRequest parsed;
+  v1::JoinReply answer;
+  grpc::ByteBuffer bytes(*request);
+  Status status = protos::CheckClusterToken(*context, identity_.token);
+  if (status.ok()) status = protos::ParseRaw(bytes, &parsed);
+  if (status.ok()) status = Admit(context, &parsed, &answer);
+  if (!status.ok()) {
     spdlog::warn("join refused ({}): {}", context->peer(), status.ToString());
     reactor->Finish(protos::ToGrpcStatus(status));
-    return reactor;
-  };
-  if (Status auth = protos::CheckClusterToken(*context, identity_.token); !auth.ok()) return fail(auth);
+  } else {
+    reactor->Finish(protos::SerializeRaw(answer, reply));
+  }
+  return reactor;
+}
+
+Status ClusterService::Admit(grpc::CallbackServerContext* context, const v1::JoinRequest* request,
+                             v1::JoinReply* reply) {
   if (request->protocol_version() != v1::PROTOCOL_VERSION_CURRENT) {
-    return fail(FailedPreconditionError("protocol version " + std::to_string(request->protocol_version()) +
-                                        " (worker) != " + std::to_string(v1::PROTOCOL_VERSION_CURRENT) +
-                                        " (coordinator)"));
+    return FailedPreconditionError("protocol version " + std::to_string(request->protocol_version()) +
+                                   " (worker) != " + std::to_string(v1::PROTOCOL_VERSION_CURRENT) + " (coordinator)");
   }
   if (request->model_config_hash() != 0 && request->model_config_hash() != identity_.config_hash) {
-    return fail(FailedPreconditionError("model config hash " + Hex(request->model_config_hash()) + " (worker) != " +
-                                        Hex(identity_.config_hash) + " (coordinator, " +
-                                        identity_.config.ToString() + ")"));
+    return FailedPreconditionError("model config hash " + Hex(request->model_config_hash()) + " (worker) != " +
+                                   Hex(identity_.config_hash) + " (coordinator, " + identity_.config.ToString() + ")");
   }
   if (request->tokenizer_hash() != 0 && request->tokenizer_hash() != identity_.tokenizer_hash) {
-    return fail(FailedPreconditionError("tokenizer hash " + Hex(request->tokenizer_hash()) + " (worker) != " +
-                                        Hex(identity_.tokenizer_hash) + " (coordinator)"));
+    return FailedPreconditionError("tokenizer hash " + Hex(request->tokenizer_hash()) +
+                                   " (worker) != " + Hex(identity_.tokenizer_hash) + " (coordinator)");
   }
   if (request->worker_name().size() > 128) {
-    return fail(InvalidArgumentError("worker_name has " + std::to_string(request->worker_name().size()) +
-                                     " bytes, more than 128"));
+    return InvalidArgumentError("worker_name has " + std::to_string(request->worker_name().size()) +
+                                " bytes, more than 128");
   }
-  if (request->threads() < 0) return fail(InvalidArgumentError("threads = " + std::to_string(request->threads()) + " < 0"));
-  if (!run_.accepting()) return fail(UnavailableError("coordinator is shutting down"));
+  if (request->threads() < 0) return InvalidArgumentError("threads = " + std::to_string(request->threads()) + " < 0");
+  if (!run_.accepting()) return UnavailableError("coordinator is shutting down");
 
   std::string worker_id;
   {
@@ -335,8 +345,7 @@ grpc::ServerUnaryReactor* ClusterService::Join(grpc::CallbackServerContext* cont
   reply->set_run_id(identity_.run_id);
   spdlog::info("join: worker {} = {} ({} threads) from {}", worker_id, request->worker_name(), request->threads(),
                context->peer());
-  reactor->Finish(grpc::Status::OK);
-  return reactor;
+  return OkStatus();
 }
 
 grpc::ServerBidiReactor<v1::WorkerMessage, v1::CoordinatorMessage>* ClusterService::Work(

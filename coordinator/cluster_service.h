@@ -34,13 +34,16 @@ struct ClusterIdentity {
   std::string token;
 };
 
-class ClusterService final : public v1::Cluster::CallbackService {
+// Join is registered raw (bytes in and out, protos/raw_message.h) so that a request that does
+// not parse gets INVALID_ARGUMENT naming its type.
+class ClusterService final
+    : public v1::Cluster::WithRawCallbackMethod_Join<v1::Cluster::WithCallbackMethod_Work<v1::Cluster::Service>> {
  public:
   // run is used only through posts to io; both must outlive the server.
   ClusterService(ClusterIdentity identity, boost::asio::io_context& io, TrainingRun& run);
 
-  grpc::ServerUnaryReactor* Join(grpc::CallbackServerContext* context, const v1::JoinRequest* request,
-                                 v1::JoinReply* reply) override;
+  grpc::ServerUnaryReactor* Join(grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+                                 grpc::ByteBuffer* reply) override;
   grpc::ServerBidiReactor<v1::WorkerMessage, v1::CoordinatorMessage>* Work(
       grpc::CallbackServerContext* context) override;
 
@@ -62,6 +65,9 @@ class ClusterService final : public v1::Cluster::CallbackService {
   int64_t CachedVersion(const std::string& cached_run, int64_t cached_version) const;
 
  private:
+  // Join's checks and answer, once the token is checked and the request parsed.
+  Status Admit(grpc::CallbackServerContext* context, const v1::JoinRequest* request, v1::JoinReply* reply);
+
   ClusterIdentity identity_;
   boost::asio::io_context& io_;
   TrainingRun& run_;
@@ -76,7 +82,6 @@ class ClusterService final : public v1::Cluster::CallbackService {
   std::map<std::string, Joined> joined_;         // worker_id -> who joined; guarded by mu_
   std::shared_ptr<const ParamSnapshot> param_source_;                           // guarded by mu_
   std::vector<std::shared_ptr<const v1::CoordinatorMessage>> param_messages_;  // of param_source_
-
 };
 
 }  // namespace lanlm::coordinator

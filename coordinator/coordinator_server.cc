@@ -28,8 +28,9 @@ Status CheckLocalSteps(const CoordinatorOptions& options, const engine::TrainOpt
 
 }  // namespace
 
-StatusOr<std::unique_ptr<TrainingServer>> TrainingServer::Start(const CoordinatorOptions& options, const GivenFlags& given,
-                                                                bool handle_signals, ExtraServices extra) {
+StatusOr<std::unique_ptr<TrainingServer>> TrainingServer::Start(const CoordinatorOptions& options,
+                                                                const GivenFlags& given, bool handle_signals,
+                                                                ExtraServices extra, const HostSecurity& security) {
   LANLM_ASSIGN_OR_RETURN(std::string token,
                          protos::ResolveClusterToken(options.cluster_token, options.cluster_token_file));
   const int per_lease = options.shards_per_lease;
@@ -99,7 +100,7 @@ StatusOr<std::unique_ptr<TrainingServer>> TrainingServer::Start(const Coordinato
   };
   std::function<void(const std::string&)> on_signal;
   if (handle_signals) on_signal = [run](const std::string& signal) { run->Stop(signal); };
-  LANLM_RETURN_IF_ERROR(self->host_.Start(options.listen, {self->cluster_service_.get()}, std::move(status),
+  LANLM_RETURN_IF_ERROR(self->host_.Start(options.listen, security, {self->cluster_service_.get()}, std::move(status),
                                           std::move(extras), std::move(on_signal)));
   boost::asio::post(self->host_.io(), [run] { run->Start(); });
   return server;

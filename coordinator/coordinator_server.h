@@ -23,8 +23,10 @@ class TrainingServer {
  public:
   // Prepares the run, binds options.listen and starts training. handle_signals installs
   // SIGINT/SIGTERM handlers that stop the run gracefully (main only; tests leave it off).
+  // security: LoadSecurity(options.security) (default: plaintext, open).
   static StatusOr<std::unique_ptr<TrainingServer>> Start(const CoordinatorOptions& options, const GivenFlags& given,
-                                                         bool handle_signals, ExtraServices extra = nullptr);
+                                                         bool handle_signals, ExtraServices extra = nullptr,
+                                                         const HostSecurity& security = {});
   ~TrainingServer();
 
   int port() const { return host_.port(); }

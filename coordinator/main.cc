@@ -59,6 +59,13 @@ int main(int argc, char** argv) {
     std::cerr << "lanlm-coordinator: " << valid.ToString() << "\n";
     return 2;
   }
+  // Every TLS and token file is read and checked here, before anything listens.
+  StatusOr<coordinator::HostSecurity> security = coordinator::LoadSecurity(options.security);
+  if (!security.ok()) {
+    std::cerr << "lanlm-coordinator: " << security.status().ToString() << "\n";
+    return 2;
+  }
+  generate_options.client_tokens = security->client_tokens;
   // Generate reads the newest parameter snapshot and shares the process's engine pool; its
   // metrics outlive it and are read by the HTTP endpoint.
   const auto generate_metrics = std::make_shared<coordinator::GenerateMetrics>();
@@ -89,7 +96,7 @@ int main(int argc, char** argv) {
   if (const char* env = std::getenv(protos::kClusterTokenEnv)) options.cluster_token = env;
   if (options.serve) {
     auto server = coordinator::ServeServer::Start(options.checkpoint, options.listen, options.threads,
-                                                  /*handle_signals=*/true, extras);
+                                                  /*handle_signals=*/true, extras, *security);
     if (!server.ok()) {
       std::cerr << "lanlm-coordinator: " << server.status().ToString() << "\n";
       return server.status().code() == StatusCode::kInvalidArgument ? 2 : 1;
@@ -107,7 +114,7 @@ int main(int argc, char** argv) {
     }
     return PrintFinal(true, result->step, result->loss, result->checkpoint, result->fingerprint);
   }
-  auto server = coordinator::TrainingServer::Start(options, flags.Given(), /*handle_signals=*/true, extras);
+  auto server = coordinator::TrainingServer::Start(options, flags.Given(), /*handle_signals=*/true, extras, *security);
   if (!server.ok()) {
     std::cerr << "lanlm-coordinator: " << server.status().ToString() << "\n";
     return server.status().code() == StatusCode::kInvalidArgument ? 2 : 1;

@@ -28,6 +28,7 @@ void CoordinatorOptions::Register(FlagSet& flags) {
   flags.Float("outer-momentum", &outer_momentum, "outer Nesterov momentum of --local-steps", 0.0, 0.999999);
   flags.String("cluster-token-file", &cluster_token_file,
                "file holding the cluster token (or the environment variable LANLM_CLUSTER_TOKEN; never a flag)");
+  security.Register(flags);
   flags.Int("threads", &threads, "threads of the coordinator's pool (optimizer); 0 = all cores", 0, 4096);
   flags.String("checkpoint-dir", &checkpoint_dir, "folder for checkpoints step-NNNNNNNN.safetensors (empty = none)");
   flags.Int("checkpoint-every", &checkpoint_every, "write a checkpoint every N steps (0 = at the end only)", 0,

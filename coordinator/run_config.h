@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "coordinator/security.h"
 #include "engine/base/status.h"
 #include "engine/cli/flags.h"
 #include "engine/cli/train_flags.h"
@@ -32,6 +33,7 @@ struct CoordinatorOptions : engine::TrainFlags {
   std::string cluster_token_file;
   std::string cluster_token;    // from the environment (LANLM_CLUSTER_TOKEN), never a flag
   int threads = 0;              // optimizer pool; 0 = all cores
+  SecurityOptions security;     // TLS, client tokens, reflection (both modes)
   // Checkpoints.
   std::string checkpoint_dir;
   int64_t checkpoint_every = 0;  // steps; 0 = only at the end and on shutdown

@@ -9,7 +9,8 @@
 namespace lanlm::coordinator {
 
 StatusOr<std::unique_ptr<ServeServer>> ServeServer::Start(const std::string& checkpoint, const std::string& listen,
-                                                          int threads, bool handle_signals, ExtraServices extra) {
+                                                          int threads, bool handle_signals, ExtraServices extra,
+                                                          const HostSecurity& security) {
   if (checkpoint.empty()) return InvalidArgumentError("--serve needs --checkpoint FILE");
   LANLM_ASSIGN_OR_RETURN(engine::Checkpoint loaded, engine::LoadCheckpoint(checkpoint));
   LANLM_ASSIGN_OR_RETURN(engine::BpeTokenizer tokenizer, engine::BpeTokenizer::Deserialize(loaded.tokenizer));
@@ -36,7 +37,8 @@ StatusOr<std::unique_ptr<ServeServer>> ServeServer::Start(const std::string& che
   };
   std::function<void(const std::string&)> on_signal;
   if (handle_signals) on_signal = [self](const std::string& signal) { self->Stop(signal); };
-  LANLM_RETURN_IF_ERROR(self->host_.Start(listen, {}, std::move(status), std::move(extras), std::move(on_signal)));
+  LANLM_RETURN_IF_ERROR(
+      self->host_.Start(listen, security, {}, std::move(status), std::move(extras), std::move(on_signal)));
   spdlog::info("serving {} (step {}, model {}, fingerprint {}) on port {}", checkpoint, snapshot->version,
                snapshot->config.ToString(), fingerprint, self->host_.port());
   return server;

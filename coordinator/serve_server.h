@@ -17,7 +17,8 @@ namespace lanlm::coordinator {
 class ServeServer {
  public:
   static StatusOr<std::unique_ptr<ServeServer>> Start(const std::string& checkpoint, const std::string& listen,
-                                                      int threads, bool handle_signals, ExtraServices extra);
+                                                      int threads, bool handle_signals, ExtraServices extra,
+                                                      const HostSecurity& security = {});
   ~ServeServer();
   int port() const { return host_.port(); }
   const StatusService::Provider& status_provider() const { return host_.status_provider(); }

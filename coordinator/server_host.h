@@ -1,9 +1,15 @@
 // ServerHost: what both coordinator modes (TrainingServer, ServeServer) run in: one gRPC server
-// (health, reflection, message size limits, no port sharing) hosting the mode's services, the
+// (health, reflection with --reflection, TLS and client tokens per HostSecurity, message size
+// limits, no port sharing) hosting the mode's services, the
 // ClusterStatus service and the extras (Generate), and one Boost.Asio loop thread with optional
 // SIGINT/SIGTERM handling. The one place the coordinator builds and stops a server.
 #pragma once
 
+#include <grpcpp/grpcpp.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -11,12 +17,8 @@
 #include <thread>
 #include <vector>
 
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/signal_set.hpp>
-#include <grpcpp/grpcpp.h>
-
 #include "coordinator/param_snapshot.h"
+#include "coordinator/security.h"
 #include "coordinator/status_service.h"
 #include "engine/base/status.h"
 #include "engine/base/thread_pool.h"
@@ -52,9 +54,11 @@ class ServerHost {
   // Binds listen and serves `services` (owned by the caller, which keeps them alive until
   // Shutdown), ClusterStatus (status, then extras.fill_status) and the extras' services; then
   // starts the loop thread. on_signal (null: no handlers) runs on the loop with "SIGINT" or
-  // "SIGTERM". UNAVAILABLE naming the address when it cannot listen.
-  Status Start(const std::string& listen, const std::vector<grpc::Service*>& services, StatusService::Provider status,
-               Extras extras, std::function<void(const std::string&)> on_signal);
+  // "SIGTERM". security: credentials (null = plaintext, with a warning unless listen is
+  // loopback), ClusterStatus's client tokens, reflection. UNAVAILABLE naming the address when
+  // it cannot listen.
+  Status Start(const std::string& listen, const HostSecurity& security, const std::vector<grpc::Service*>& services,
+               StatusService::Provider status, Extras extras, std::function<void(const std::string&)> on_signal);
 
   // Runs extras.before_shutdown, shuts the server down (in-flight calls get `grace`, then are
   // cancelled), stops and joins the loop. Idempotent.

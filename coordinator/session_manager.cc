@@ -33,7 +33,7 @@ Status ValidateSessionId(const std::string& id) {
 
 StatusOr<std::shared_ptr<Session>> SessionManager::Create(const std::string& id,
                                                           std::shared_ptr<const ParamSnapshot> snapshot,
-                                                          uint64_t stream) {
+                                                          uint64_t stream, const std::string& client) {
   LANLM_RETURN_IF_ERROR(ValidateSessionId(id));
   const int64_t bytes = SessionKvBytes(snapshot->config);
   std::string final_id = id;
@@ -57,6 +57,7 @@ StatusOr<std::shared_ptr<Session>> SessionManager::Create(const std::string& id,
   if (sessions_.count(final_id) > 0) {
     return Status(StatusCode::kAlreadyExists, "session " + final_id + " is already open");
   }
+  LANLM_RETURN_IF_ERROR(MakeClientRoomLocked(client));
   MakeRoomLocked(bytes);
   if (static_cast<int>(sessions_.size()) >= limits_.max_sessions) {
     return ResourceExhaustedError("live sessions = " + std::to_string(sessions_.size()) +
@@ -67,6 +68,7 @@ StatusOr<std::shared_ptr<Session>> SessionManager::Create(const std::string& id,
         "KV-cache memory " + std::to_string(kv_bytes_) + " + " + std::to_string(bytes) +
         " bytes would exceed --generate-max-kv-mib = " + std::to_string(limits_.max_kv_bytes >> 20) + " MiB");
   }
+  session->client = client;
   session->owner = stream;
   session->busy = true;
   session->last_used = Clock::now();
@@ -75,10 +77,13 @@ StatusOr<std::shared_ptr<Session>> SessionManager::Create(const std::string& id,
   return session;
 }
 
-StatusOr<std::shared_ptr<Session>> SessionManager::Acquire(const std::string& id, uint64_t stream) {
+StatusOr<std::shared_ptr<Session>> SessionManager::Acquire(const std::string& id, uint64_t stream,
+                                                           const std::string& client) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = sessions_.find(id);
-  if (it == sessions_.end()) return NotFoundError("session " + id + " is unknown, closed or expired");
+  // Another client's session answers as an unknown one: ids are not a way to probe others.
+  if (it == sessions_.end() || it->second->client != client)
+    return NotFoundError("session " + id + " is unknown, closed or expired");
   const std::shared_ptr<Session>& session = it->second;
   if (session->busy) return FailedPreconditionError("session " + id + " is generating on another request");
   session->owner = stream;
@@ -124,10 +129,11 @@ void SessionManager::Release(const std::shared_ptr<Session>& session, FinishReas
   ReleaseLocked(session, reason);
 }
 
-Status SessionManager::ReleaseById(const std::string& id, FinishReason reason) {
+Status SessionManager::ReleaseById(const std::string& id, FinishReason reason, const std::string& client) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = sessions_.find(id);
-  if (it == sessions_.end()) return NotFoundError("session " + id + " is unknown, closed or expired");
+  if (it == sessions_.end() || it->second->client != client)
+    return NotFoundError("session " + id + " is unknown, closed or expired");
   std::shared_ptr<Session> session = it->second;
   ReleaseLocked(session, reason);
   return OkStatus();
@@ -179,6 +185,26 @@ void SessionManager::MakeRoomLocked(int64_t bytes) {
     }
     if (!oldest) return;
     ReleaseLocked(oldest, FinishReason::kEvicted);
+  }
+}
+
+Status SessionManager::MakeClientRoomLocked(const std::string& client) {
+  while (true) {
+    int held = 0;
+    std::shared_ptr<Session> oldest_idle;
+    for (const auto& [id, session] : sessions_) {
+      if (session->client != client) continue;
+      ++held;
+      if (session->busy || session->owner != 0) continue;
+      if (!oldest_idle || session->last_used < oldest_idle->last_used) oldest_idle = session;
+    }
+    if (held < limits_.max_per_client) return OkStatus();
+    if (!oldest_idle) {
+      return ResourceExhaustedError("this client holds " + std::to_string(held) +
+                                    " live sessions, the most --generate-max-sessions-per-client = " +
+                                    std::to_string(limits_.max_per_client) + " allows; close one first");
+    }
+    ReleaseLocked(oldest_idle, FinishReason::kEvicted);
   }
 }
 

@@ -3,21 +3,37 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 
+#include "coordinator/security.h"
+#include "protos/convert.h"
+#include "protos/raw_message.h"
 #include "protos/status.grpc.pb.h"
 
 namespace lanlm::coordinator {
 
-class StatusService final : public v1::ClusterStatus::CallbackService {
+// GetStatus is registered raw (protos/raw_message.h): a request that does not parse gets
+// INVALID_ARGUMENT naming its type.
+class StatusService final : public v1::ClusterStatus::WithRawCallbackMethod_GetStatus<v1::ClusterStatus::Service> {
  public:
   using Provider = std::function<void(v1::GetStatusReply*)>;
-  explicit StatusService(Provider provider) : provider_(std::move(provider)) {}
+  // tokens: null = open; else every call must carry one (coordinator/security.h).
+  explicit StatusService(Provider provider, std::shared_ptr<const protos::ClientTokens> tokens = nullptr)
+      : provider_(std::move(provider)), tokens_(std::move(tokens)) {}
 
-  grpc::ServerUnaryReactor* GetStatus(grpc::CallbackServerContext* context, const v1::GetStatusRequest* request,
-                                      v1::GetStatusReply* reply) override {
-    provider_(reply);
+  grpc::ServerUnaryReactor* GetStatus(grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+                                      grpc::ByteBuffer* reply) override {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    reactor->Finish(grpc::Status::OK);
+    grpc::Status status = CheckClientToken(tokens_.get(), *context);
+    v1::GetStatusRequest parsed;
+    grpc::ByteBuffer bytes(*request);
+    if (status.ok()) status = protos::ToGrpcStatus(protos::ParseRaw(bytes, &parsed));
+    if (status.ok()) {
+      v1::GetStatusReply answer;
+      provider_(&answer);
+      status = protos::SerializeRaw(answer, reply);
+    }
+    reactor->Finish(status);
     return reactor;
   }
 
@@ -26,6 +42,7 @@ class StatusService final : public v1::ClusterStatus::CallbackService {
 
  private:
   Provider provider_;
+  std::shared_ptr<const protos::ClientTokens> tokens_;
 };
 
 }  // namespace lanlm::coordinator

@@ -13,6 +13,7 @@ packages=(
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libboost-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev nlohmann-json3-dev
   python3 python3-grpcio python3-protobuf
+  libssl-dev openssl
   bible-kjv iproute2 procps
   prometheus chromium systemd
   clang libclang-rt-14-dev llvm

@@ -49,6 +49,15 @@ StatusOr<std::string> ResolveClusterToken(const std::string& token, const std::s
   return token;
 }
 
+bool ConstantTimeEquals(const std::string& a, const std::string& b) {
+  // Constant-time in the content (the length is not secret).
+  unsigned diff = a.size() == b.size() ? 0u : 1u;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    diff |= static_cast<unsigned>(static_cast<unsigned char>(a[i]) ^ static_cast<unsigned char>(b[i]));
+  }
+  return diff == 0;
+}
+
 void AttachClusterToken(grpc::ClientContext& context, const std::string& token) {
   context.AddMetadata(kTokenMetadataKey, token);
 }
@@ -57,14 +66,9 @@ Status CheckClusterToken(const grpc::CallbackServerContext& context, const std::
   const auto& metadata = context.client_metadata();
   auto it = metadata.find(kTokenMetadataKey);
   if (it == metadata.end()) return UnauthenticatedError("missing cluster token (metadata lanlm-cluster-token)");
-  const grpc::string_ref got = it->second;
-  // Constant-time in the token's content (the length is not secret).
-  unsigned diff = got.size() == expected.size() ? 0u : 1u;
-  for (size_t i = 0; i < got.size() && i < expected.size(); ++i) {
-    diff |= static_cast<unsigned>(static_cast<unsigned char>(got.data()[i]) ^
-                                  static_cast<unsigned char>(expected[i]));
+  if (!ConstantTimeEquals(std::string(it->second.data(), it->second.size()), expected)) {
+    return UnauthenticatedError("wrong cluster token");
   }
-  if (diff != 0) return UnauthenticatedError("wrong cluster token");
   return OkStatus();
 }
 

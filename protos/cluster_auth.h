@@ -23,6 +23,9 @@ StatusOr<std::string> ReadClusterTokenFile(const std::string& path);
 // non-empty; validates as above.
 StatusOr<std::string> ResolveClusterToken(const std::string& token, const std::string& token_file);
 
+// a == b, in time that depends on their lengths only, never on where they differ.
+bool ConstantTimeEquals(const std::string& a, const std::string& b);
+
 // Adds the token to a client call's metadata.
 void AttachClusterToken(grpc::ClientContext& context, const std::string& token);
 // OK when the call carries `expected`; UNAUTHENTICATED otherwise (the message never echoes

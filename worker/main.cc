@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   ops::LogOptions log_options;
   FlagSet flags("lanlm-worker --coordinator HOST:PORT --cluster-token-file FILE [flags]");
   flags.String("coordinator", &options.coordinator, "coordinator address, host:port");
+  options.tls.Register(flags);
   flags.Int("threads", &threads, "threads computing gradients (0 = all cores)", 0, 4096);
   flags.String("cluster-token-file", &token_file,
                "file holding the cluster token (or the environment variable LANLM_CLUSTER_TOKEN; never a flag)");

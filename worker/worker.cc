@@ -33,6 +33,7 @@ bool Fatal(grpc::StatusCode code) {
 Status WorkerOptions::Validate() const {
   if (coordinator.empty()) return InvalidArgumentError("--coordinator ADDR is required");
   if (token.empty()) return InvalidArgumentError("a cluster token is required (--cluster-token-file FILE)");
+  LANLM_RETURN_IF_ERROR(protos::MakeChannel(coordinator, tls).status());  // reads and checks the PEM files
   if (min_backoff.count() <= 0 || max_backoff < min_backoff) {
     return InvalidArgumentError("backoff must satisfy 0 < min <= max");
   }
@@ -135,8 +136,12 @@ Worker::SessionEnd Worker::Session(Status* status, bool* made_progress) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(protos::kMaxMessageBytes);
   args.SetMaxSendMessageSize(protos::kMaxMessageBytes);
-  auto channel = grpc::CreateCustomChannel(options_.coordinator, grpc::InsecureChannelCredentials(), args);
-  auto stub = v1::Cluster::NewStub(channel);
+  StatusOr<std::shared_ptr<grpc::Channel>> channel = protos::MakeChannel(options_.coordinator, options_.tls, args);
+  if (!channel.ok()) {
+    *status = channel.status();
+    return SessionEnd::kFatal;
+  }
+  auto stub = v1::Cluster::NewStub(*channel);
 
   // Join.
   v1::JoinReply reply;
@@ -163,6 +168,11 @@ Worker::SessionEnd Worker::Session(Status* status, bool* made_progress) {
     if (stopping_) return SessionEnd::kStopped;
     if (!joined.ok()) {
       *status = protos::FromGrpcStatus(joined);
+      Status tls = protos::TlsRefusal(joined, options_.coordinator, options_.tls, &closed_before_http2_);
+      if (!tls.ok()) {
+        *status = std::move(tls);  // the same credentials cannot succeed later
+        return SessionEnd::kFatal;
+      }
       return Fatal(joined.error_code()) ? SessionEnd::kFatal : SessionEnd::kRetry;
     }
   }
@@ -171,6 +181,7 @@ Worker::SessionEnd Worker::Session(Status* status, bool* made_progress) {
     return SessionEnd::kFatal;
   }
   worker_id_ = reply.worker_id();
+  closed_before_http2_ = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
     ++stats_.sessions;

@@ -18,18 +18,20 @@
 #include <vector>
 
 #include "engine/base/status.h"
-#include "engine/model/model.h"
-#include "engine/model/model_config.h"
 #include "engine/base/thread_pool.h"
 #include "engine/io/float_chunks.h"
+#include "engine/model/model.h"
+#include "engine/model/model_config.h"
 #include "engine/train/optimizer.h"
 #include "protos/cluster.grpc.pb.h"
+#include "protos/tls.h"
 
 namespace lanlm::worker {
 
 struct WorkerOptions {
   std::string coordinator = "localhost:50051";  // host:port
   std::string token;                            // cluster token (required)
+  protos::ClientTlsOptions tls;                 // --tls-ca/--tls-cert/--tls-key; empty = plaintext
   std::string name;                             // for the coordinator's logs; default host:pid
   uint64_t expect_config_hash = 0;              // 0 = accept the coordinator's model config
   uint64_t expect_tokenizer_hash = 0;           // 0 = accept the coordinator's tokenizer
@@ -58,7 +60,8 @@ class Worker {
 
   // Serves until Stop() or (with exit_when_finished) the coordinator's "finished" shutdown;
   // returns OK then. Returns an error without retrying when the coordinator refuses the
-  // worker for good (UNAUTHENTICATED, FAILED_PRECONDITION at Join). Call once.
+  // worker for good (UNAUTHENTICATED, FAILED_PRECONDITION at Join, a failed TLS handshake:
+  // the same credentials cannot succeed later). Call once.
   Status Run();
   // Thread-safe; makes Run return soon (an in-progress gradient is abandoned after it ends).
   void Stop();
@@ -99,6 +102,8 @@ class Worker {
   std::vector<float> grad_;
   int64_t cached_version_ = -1;
   std::string cached_run_;  // run id of params_; a version of another run is never reused
+
+  int closed_before_http2_ = 0;  // Joins in a row closed before HTTP/2 (protos::TlsRefusal)
 
   std::atomic<bool> stopping_{false};
   mutable std::mutex mu_;

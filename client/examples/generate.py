@@ -9,9 +9,13 @@ An example of using the service from outside C++. Generate the Python code first
         --prompt "In the beginning"
 
 (Debian 12: python3-grpcio, python3-protobuf, protobuf-compiler, protobuf-compiler-grpc.)
+Over TLS give --tls-ca ca.crt (and --tls-cert/--tls-key where the server requires client
+certificates, deploy/make-certs.sh); a server with --client-token-file needs --token-file FILE
+or LANLM_CLIENT_TOKEN.
 Text goes to stdout as it arrives; the finish reason, token counts and speed go to stderr.
 """
 import argparse
+import os
 import queue
 import sys
 
@@ -21,7 +25,35 @@ import generate_pb2
 import generate_pb2_grpc
 
 
-def generate(server, prompt, max_new_tokens, temperature, seed, stop, deadline_s, out=sys.stdout):
+def read_file(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def open_channel(server, tls_ca="", tls_cert="", tls_key="", server_name=""):
+    """A plaintext channel, or TLS (mutual with a client certificate) like lanlm --tls-*."""
+    if not tls_ca and not tls_cert:
+        return grpc.insecure_channel(server)
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=read_file(tls_ca) if tls_ca else None,
+        private_key=read_file(tls_key) if tls_key else None,
+        certificate_chain=read_file(tls_cert) if tls_cert else None)
+    options = [("grpc.ssl_target_name_override", server_name)] if server_name else []
+    return grpc.secure_channel(server, credentials, options=options)
+
+
+def client_token(token_file):
+    """The first token of token_file (as lanlm --token-file reads it), else LANLM_CLIENT_TOKEN."""
+    if token_file:
+        for line in read_file(token_file).decode().splitlines():
+            if line.strip() and not line.strip().startswith("#"):
+                return line.strip()
+        raise ValueError(f"--token-file {token_file}: holds no token")
+    return os.environ.get("LANLM_CLIENT_TOKEN", "").strip()
+
+
+def generate(server, prompt, max_new_tokens, temperature, seed, stop, deadline_s, out=sys.stdout, channel=None,
+             token=""):
     """Runs one start request on a new session, closes the session, returns the Done event."""
     requests = queue.Queue()
     start = generate_pb2.StartRequest(prompt=prompt)
@@ -41,9 +73,10 @@ def generate(server, prompt, max_new_tokens, temperature, seed, stop, deadline_s
 
     done = None
     text = []
-    with grpc.insecure_channel(server) as channel:
+    metadata = [("authorization", "Bearer " + token)] if token else None
+    with channel or grpc.insecure_channel(server) as channel:
         stub = generate_pb2_grpc.GenerateStub(channel)
-        for event in stub.Generate(request_iterator(), timeout=deadline_s):
+        for event in stub.Generate(request_iterator(), timeout=deadline_s, metadata=metadata):
             kind = event.WhichOneof("event")
             if kind == "opened":
                 print(f"session {event.opened.session_id} pinned to parameter version "
@@ -72,10 +105,19 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--stop", action="append", default=[])
     parser.add_argument("--deadline", type=float, default=300.0, help="seconds")
+    parser.add_argument("--tls-ca", default="", help="dial over TLS, trusting this PEM CA")
+    parser.add_argument("--tls-cert", default="", help="PEM client certificate (mutual TLS)")
+    parser.add_argument("--tls-key", default="", help="PEM private key of --tls-cert")
+    parser.add_argument("--tls-server-name", default="", help="expect this name in the server's certificate")
+    parser.add_argument("--token-file", default="", help="client token file (else LANLM_CLIENT_TOKEN)")
     args = parser.parse_args()
     try:
+        channel = open_channel(args.server, args.tls_ca, args.tls_cert, args.tls_key, args.tls_server_name)
         done, _ = generate(args.server, args.prompt, args.max_new_tokens, args.temperature, args.seed,
-                           args.stop, args.deadline)
+                           args.stop, args.deadline, channel=channel, token=client_token(args.token_file))
+    except (OSError, ValueError) as error:
+        print(f"generate.py: {error}", file=sys.stderr)
+        return 2
     except grpc.RpcError as error:
         print(f"generate.py: {error.code().name}: {error.details()}", file=sys.stderr)
         return 1

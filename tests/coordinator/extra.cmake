@@ -6,7 +6,7 @@ if(TARGET lanlm_coordinator)
 
   add_executable(lanlm_generate_bench ${PROJECT_SOURCE_DIR}/tests/coordinator/tools/generate_bench.cc)
   target_include_directories(lanlm_generate_bench PRIVATE ${PROJECT_SOURCE_DIR})
-  target_link_libraries(lanlm_generate_bench PRIVATE lanlm_coordinator)
+  target_link_libraries(lanlm_generate_bench PRIVATE lanlm_coordinator lanlm_test_support)
 
   # Python code from the same proto, generated into the build tree.
   find_program(LANLM_GRPC_PYTHON_PLUGIN grpc_python_plugin)
@@ -25,7 +25,7 @@ if(TARGET lanlm_coordinator)
     add_test(NAME GeneratePythonExample
              COMMAND ${LANLM_PYTHON3} ${PROJECT_SOURCE_DIR}/tests/coordinator/generate_example_test.py
                      $<TARGET_FILE:lanlm_generate_test_server> ${PROJECT_SOURCE_DIR}/client/examples/generate.py
-                     ${py_out})
+                     ${py_out} ${PROJECT_SOURCE_DIR}/deploy/make-certs.sh)
     set_tests_properties(GeneratePythonExample PROPERTIES LABELS unit TIMEOUT 120)
   endif()
 endif()

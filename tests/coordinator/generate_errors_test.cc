@@ -102,6 +102,7 @@ TEST(GenerateErrorsTest, OutOfRangeNamesBothNumbers) {
 TEST(GenerateErrorsTest, LimitsAnswerResourceExhausted) {
   GenerateServiceOptions options;
   options.max_sessions = 2;
+  options.max_sessions_per_client = 3;  // the global cap, not the per-client one (every stream here is 127.0.0.1)
   options.max_prompt_bytes = 100;
   TestServer server(options);
   EXPECT_EQ(SendOne(server, Start(std::string(101, 'a'), 2)).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);

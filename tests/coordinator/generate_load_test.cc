@@ -15,6 +15,7 @@ using namespace lanlm::coordinator::testing;
 TEST(SlowGenerateLoadTest, ThirtyTwoStreamsWithAbruptDisconnects) {
   GenerateServiceOptions options;
   options.max_batch = 32;
+  options.max_sessions_per_client = 64;  // every stream is one client (127.0.0.1)
   TestServer server(options, SlowSnapshot());
   constexpr int kStreams = 32;
   constexpr int kTokens = 100;

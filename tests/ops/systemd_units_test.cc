@@ -55,10 +55,12 @@ TEST(SystemdUnitsTest, VerifyPassesWithoutWarnings) {
 TEST(SystemdUnitsTest, UnitsAreHardenedAndRestartOnFailure) {
   for (const char* unit : {"lanlm-coordinator.service", "lanlm-worker@.service"}) {
     const std::string text = Read(kUnits / unit);
-    for (const char* line : {"DynamicUser=yes", "NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes",
-                             "PrivateTmp=yes", "Restart=on-failure", "CapabilityBoundingSet=\n",
-                             "LoadCredential=cluster-token:/etc/lanlm/cluster-token",
-                             "\"$$CREDENTIALS_DIRECTORY/cluster-token\"", "--log-format json"}) {
+    for (const char* line :
+         {"DynamicUser=yes", "NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
+          "Restart=on-failure", "CapabilityBoundingSet=\n", "LoadCredential=cluster-token:/etc/lanlm/cluster-token",
+          "\"$$CREDENTIALS_DIRECTORY/cluster-token\"", "--log-format json",
+          // TLS by default (issue 12): certificates from deploy/make-certs.sh as credentials
+          "LoadCredential=tls-ca:/etc/lanlm/tls/ca.crt", "--tls-key \"$$CREDENTIALS_DIRECTORY/tls-key\""}) {
       EXPECT_NE(text.find(line), std::string::npos) << unit << " lacks " << line;
     }
   }

@@ -92,6 +92,8 @@ int main(int argc, char** argv) {
     std::fputs(parsed.ok() ? flags.Help().c_str() : (parsed.message() + "\n").c_str(), stderr);
     return parsed.ok() ? 0 : 2;
   }
+  // One process's sessions are one client: unless told otherwise, let it use them all.
+  if (options.max_sessions_per_client == 0) options.max_sessions_per_client = options.max_sessions;
   auto config = engine::NamedConfig(config_name);
   if (!config.ok()) {
     std::fprintf(stderr, "%s\n", config.status().ToString().c_str());
