@@ -32,6 +32,7 @@ struct TrainFlags {
   float weight_decay = 0.01f;
   std::string schedule = "cosine";
   double validation_fraction = 0.05;
+  std::string precision = "fp32";    // --precision: arithmetic of the large matmuls (fp32 or bf16)
   bool allow_corpus_change = false;  // --allow-corpus-change: resume on a text other than the checkpoint's
   bool override_checkpoint = false;  // --override-checkpoint: resume with other optimizer flags (lr, ...)
 };
@@ -51,6 +52,10 @@ StatusOr<ModelConfig> ModelConfigFromFlags(const TrainFlags& values, int vocab_s
 // The TrainOptions of a fresh run of a model with vocabulary vocab_size (adamw.total_steps =
 // steps), validated.
 StatusOr<TrainOptions> TrainOptionsFromFlags(const TrainFlags& values, int vocab_size);
+
+// --precision's value: INVALID_ARGUMENT for a name other than fp32/bf16, FAILED_PRECONDITION for
+// bf16 on a CPU that cannot compute its contract exactly.
+Status ParsePrecisionFlag(const std::string& value, Precision* out);
 
 // The vocabulary to train a tokenizer to: --vocab-size, or the named config's V. Needs
 // validated values.

@@ -85,6 +85,16 @@ void GemmFor(Precision precision, Operand a, Operand b, int64_t M, int64_t N, in
 bool Bf16Supported() { return gemm_bf16::Supported(); }
 const char* Bf16KernelPath() { return gemm_bf16::KernelName(gemm_bf16::ActiveKernel()); }
 
+bool SelectBf16Kernel(std::string_view name) {
+  using gemm_bf16::Kernel;
+  if (name == "auto") {
+    return gemm_bf16::ForceKernel(gemm_bf16::NativeAvailable() ? Kernel::kNative : Kernel::kEmulated);
+  }
+  if (name == "native") return gemm_bf16::ForceKernel(Kernel::kNative);
+  if (name == "emulated") return gemm_bf16::ForceKernel(Kernel::kEmulated);
+  return false;
+}
+
 void MatmulForward(const float* x, const float* w, int64_t rows, int64_t in, int64_t out, float* y, ThreadPool& pool,
                    Precision precision) {
   if (rows <= 0 || out <= 0) return;

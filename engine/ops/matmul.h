@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string_view>
 
 #include "engine/base/thread_pool.h"
 #include "engine/ops/bf16.h"
@@ -26,5 +27,8 @@ void MatmulBackward(const float* dy, const float* x, const float* w, int64_t row
 // the name of the bf16 kernel it runs ("avx512bf16", "emulated-avx2-fma", ...).
 bool Bf16Supported();
 const char* Bf16KernelPath();
+// Benchmarks and tests: "auto" (native where the CPU has AVX512_BF16), "native" or "emulated".
+// false (nothing changed) for another name, or "native" on a CPU without AVX512_BF16.
+bool SelectBf16Kernel(std::string_view name);
 
 }  // namespace lanlm::engine
