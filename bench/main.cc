@@ -10,6 +10,8 @@
 //              tokens (0: a new request; more: the next turn of a chat session); median
 //              prompt tokens/s over --runs runs.
 //   tokenizer: BpeTokenizer::Train on --corpus to the config's V, then Encode throughput.
+//   header:    ParseJson of the JSON header of the safetensors file --checkpoint (what
+//              LoadCheckpoint parses first); median microseconds per parse over --runs runs.
 // Not a test: it checks nothing beyond the loss being finite.
 #include <algorithm>
 #include <chrono>
@@ -24,6 +26,7 @@
 #include "engine/base/float_bits.h"
 #include "engine/generate/decoder.h"
 #include "engine/generate/serving_weights.h"
+#include "engine/io/json.h"
 #include "engine/model/model.h"
 #include "engine/model/parameters.h"
 #include "engine/ops/matmul.h"
@@ -73,6 +76,7 @@ struct Options {
   std::string precision = "fp32";
   std::string bf16_kernel = "auto";
   std::string corpus;
+  std::string checkpoint;
   bool json = false;
   uint64_t seed = 1234;
 };
@@ -257,23 +261,54 @@ int BenchPrefill(const Options& o, const ModelConfig& c, ThreadPool& pool) {
   return 0;
 }
 
+// The bytes of `path`, or "" after printing why (missing, unreadable or empty).
+std::string ReadWholeFile(const char* flag, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  if (!in.good() && !in.eof()) {
+    std::fprintf(stderr, "cannot read --%s = '%s'\n", flag, path.c_str());
+    return "";
+  }
+  if (buffer.str().empty()) std::fprintf(stderr, "--%s = '%s' is missing or empty\n", flag, path.c_str());
+  return buffer.str();
+}
+
+int BenchHeader(const Options& o) {
+  const std::string file = ReadWholeFile("checkpoint", o.checkpoint);
+  if (file.empty()) return 1;
+  uint64_t n = 0;
+  for (int i = 0; i < 8 && i < static_cast<int>(file.size()); ++i) n |= uint64_t(uint8_t(file[i])) << (8 * i);
+  if (file.size() < 8 || n > file.size() - 8) {
+    std::fprintf(stderr, "--checkpoint = '%s' is not a safetensors file\n", o.checkpoint.c_str());
+    return 1;
+  }
+  const std::string_view header(file.data() + 8, n);
+  JsonLimits limits;
+  limits.max_depth = 4;  // as LoadCheckpoint
+  std::vector<double> parse_s;
+  for (int r = 0; r < 1 + o.runs; ++r) {
+    const auto t0 = Clock::now();
+    auto parsed = ParseJson(header, limits);
+    if (r > 0) parse_s.push_back(Seconds(t0, Clock::now()));
+    if (!parsed.ok()) {
+      std::fprintf(stderr, "%s\n", parsed.status().ToString().c_str());
+      return 1;
+    }
+  }
+  const double med = Median(parse_s);
+  std::printf("header bytes=%zu parse_us=%.1f MB/s=%.1f\n", header.size(), med * 1e6,
+              static_cast<double>(header.size()) / med / 1e6);
+  return 0;
+}
+
 int BenchTokenizer(const Options& o, const ModelConfig& c) {
   if (o.corpus.empty()) {
     std::fprintf(stderr, "--mode tokenizer needs --corpus FILE\n");
     return 2;
   }
-  std::ifstream in(o.corpus, std::ios::binary);
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  if (!in.good() && !in.eof()) {
-    std::fprintf(stderr, "cannot read --corpus = '%s'\n", o.corpus.c_str());
-    return 1;
-  }
-  const std::string text_data = buffer.str();
-  if (text_data.empty()) {
-    std::fprintf(stderr, "--corpus = '%s' is missing or empty\n", o.corpus.c_str());
-    return 1;
-  }
+  const std::string text_data = ReadWholeFile("corpus", o.corpus);
+  if (text_data.empty()) return 1;
   const std::string* text = &text_data;
   const int vocab = o.vocab_size > 0 ? o.vocab_size : c.vocab_size;
   const auto t0 = Clock::now();
@@ -303,9 +338,9 @@ int BenchTokenizer(const Options& o, const ModelConfig& c) {
 
 int Main(int argc, char** argv) {
   Options o;
-  FlagSet flags("lanlm-bench --config S|M|INF15M --mode train|decode|prefill|tokenizer [flags]");
+  FlagSet flags("lanlm-bench --config S|M|INF15M --mode train|decode|prefill|tokenizer|header [flags]");
   flags.String("config", &o.config, "model config: S, M or INF15M");
-  flags.String("mode", &o.mode, "train, decode, prefill or tokenizer");
+  flags.String("mode", &o.mode, "train, decode, prefill, tokenizer or header");
   flags.Int("threads", &o.threads, "threads in the pool (0 = all cores)", 0, 1024);
   flags.Int("steps", &o.steps, "timed training steps (train)", 1, 100000);
   flags.Int("warmup", &o.warmup, "untimed warm-up steps (train)", 0, 1000);
@@ -319,6 +354,7 @@ int Main(int argc, char** argv) {
   flags.Int("sessions", &o.sessions, "sessions decoding together (decode)", 1, 1024);
   flags.Int("vocab-size", &o.vocab_size, "tokenizer vocabulary (0 = the config's V)", 0, kMaxVocab);
   flags.String("corpus", &o.corpus, "text file for --mode tokenizer");
+  flags.String("checkpoint", &o.checkpoint, "safetensors file for --mode header");
   flags.Bool("json", &o.json, "print one JSON object per result line");
   flags.Uint64("seed", &o.seed, "random weights and tokens");
   Status s = flags.Parse(std::vector<std::string>(argv + 1, argv + argc));
@@ -336,6 +372,7 @@ int Main(int argc, char** argv) {
     return 2;
   }
   if (o.mode == "tokenizer") return BenchTokenizer(o, *config);
+  if (o.mode == "header") return BenchHeader(o);
   if (auto format = ParseWeightFormat(o.weights); !format.ok()) {
     std::fprintf(stderr, "%s\n", format.status().ToString().c_str());
     return 2;
@@ -354,7 +391,7 @@ int Main(int argc, char** argv) {
   if (o.mode == "train") return BenchTrain(o, *config, pool);
   if (o.mode == "decode") return BenchDecode(o, *config, pool);
   if (o.mode == "prefill") return BenchPrefill(o, *config, pool);
-  std::fprintf(stderr, "--mode = '%s' is not one of: train, decode, prefill, tokenizer\n", o.mode.c_str());
+  std::fprintf(stderr, "--mode = '%s' is not one of: train, decode, prefill, tokenizer, header\n", o.mode.c_str());
   return 2;
 }
 

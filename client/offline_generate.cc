@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "client/commands.h"
 #include "engine/cli/flags.h"
@@ -15,7 +16,9 @@
 
 namespace lanlm::client {
 
-int RunGenerateOffline(const Args& args) {
+namespace {
+
+struct GenerateOptions {
   std::string checkpoint_path;
   std::string prompt;
   std::string stop;
@@ -23,21 +26,26 @@ int RunGenerateOffline(const Args& args) {
   std::string weights_name = "fp32";
   engine::SamplingOptions sampling;
   engine::StopOptions stopping;
+  bool max_new_tokens_set = false;
+};
+
+// Reads the flags into o; returns -1 to go on, else the exit code (0 after --help, 2 on a bad flag).
+int ParseGenerateFlags(const Args& args, GenerateOptions& o) {
   FlagSet flags("lanlm generate --checkpoint FILE --prompt TEXT [flags]: stream a generation from a checkpoint");
-  flags.String("checkpoint", &checkpoint_path, "checkpoint file (.safetensors) to generate from (required)");
-  flags.String("prompt", &prompt, "text to continue (required)");
-  flags.Int("max-new-tokens", &stopping.max_new_tokens,
+  flags.String("checkpoint", &o.checkpoint_path, "checkpoint file (.safetensors) to generate from (required)");
+  flags.String("prompt", &o.prompt, "text to continue (required)");
+  flags.Int("max-new-tokens", &o.stopping.max_new_tokens,
             "tokens to generate at most (unset: fewer when the context is shorter)", 1, 1 << 20);
-  flags.Float("temperature", &sampling.temperature, "sampling temperature; 0 = greedy", 0.0, 1000.0);
-  flags.Int("top-k", &sampling.top_k, "sample among the k most likely tokens; 0 = all", 0, 1 << 20);
-  flags.Float("top-p", &sampling.top_p, "sample within this probability mass (0, 1]", 1e-6, 1.0);
-  flags.Uint64("seed", &sampling.seed, "sampling seed (same seed and prompt = same text)");
-  flags.Float("confidence-threshold", &stopping.confidence_threshold,
+  flags.Float("temperature", &o.sampling.temperature, "sampling temperature; 0 = greedy", 0.0, 1000.0);
+  flags.Int("top-k", &o.sampling.top_k, "sample among the k most likely tokens; 0 = all", 0, 1 << 20);
+  flags.Float("top-p", &o.sampling.top_p, "sample within this probability mass (0, 1]", 1e-6, 1.0);
+  flags.Uint64("seed", &o.sampling.seed, "sampling seed (same seed and prompt = same text)");
+  flags.Float("confidence-threshold", &o.stopping.confidence_threshold,
               "stop after 3 tokens in a row whose top probability is below this; 0 = never", 0.0, 0.999999);
-  flags.Bool("stop-on-eos", &stopping.stop_on_eos, "stop at the end-of-sequence token");
-  flags.String("stop", &stop, "stop when the text contains this string (never printed); empty = none");
-  flags.Int("threads", &threads, "engine threads; 0 = all cores", 0, 1024);
-  flags.String("weights", &weights_name, "weight format to decode with: fp32, bf16 or q8 (converted on load)");
+  flags.Bool("stop-on-eos", &o.stopping.stop_on_eos, "stop at the end-of-sequence token");
+  flags.String("stop", &o.stop, "stop when the text contains this string (never printed); empty = none");
+  flags.Int("threads", &o.threads, "engine threads; 0 = all cores", 0, 1024);
+  flags.String("weights", &o.weights_name, "weight format to decode with: fp32, bf16 or q8 (converted on load)");
   const Status parsed = flags.Parse(args);
   if (!parsed.ok()) {
     std::fprintf(stderr, "lanlm generate: %s\n", parsed.message().c_str());
@@ -47,41 +55,21 @@ int RunGenerateOffline(const Args& args) {
     std::fputs(flags.Help().c_str(), stdout);
     return 0;
   }
-  if (checkpoint_path.empty() || prompt.empty()) {
+  if (o.checkpoint_path.empty() || o.prompt.empty()) {
     std::fprintf(stderr, "lanlm generate: --checkpoint and --prompt are required (or --server for a server)\n");
     return 2;
   }
-  if (!stop.empty()) stopping.stop.push_back(stop);
+  if (!o.stop.empty()) o.stopping.stop.push_back(o.stop);
+  o.max_new_tokens_set = flags.WasSet("max-new-tokens");
+  return -1;
+}
 
-  auto checkpoint = engine::LoadCheckpoint(checkpoint_path);
-  if (!checkpoint.ok()) {
-    std::fprintf(stderr, "lanlm generate: %s\n", checkpoint.status().ToString().c_str());
-    return 1;
-  }
-  auto tokenizer = engine::BpeTokenizer::Deserialize(checkpoint->tokenizer);
-  if (!tokenizer.ok()) {
-    std::fprintf(stderr, "lanlm generate: tokenizer in %s: %s\n", checkpoint_path.c_str(),
-                 tokenizer.status().ToString().c_str());
-    return 1;
-  }
-  const engine::ModelConfig& config = checkpoint->config;
-  auto format = engine::ParseWeightFormat(weights_name);
-  if (!format.ok()) {
-    std::fprintf(stderr, "lanlm generate: %s\n", format.status().ToString().c_str());
-    return 2;
-  }
-  auto weights = engine::ServingWeights::Convert(config, checkpoint->params.data(), *format);
-  if (!weights.ok()) {
-    std::fprintf(stderr, "lanlm generate: %s: %s\n", checkpoint_path.c_str(), weights.status().ToString().c_str());
-    return 1;
-  }
-  const std::vector<int32_t> tokens = tokenizer->Encode(prompt);
-  if (!flags.WasSet("max-new-tokens")) {
-    const int64_t room = config.context - static_cast<int64_t>(tokens.size());
-    if (room >= 1 && room < stopping.max_new_tokens) stopping.max_new_tokens = static_cast<int>(room);
-  }
-
-  engine::ThreadPool pool(threads);
+// Decodes from the prompt's tokens, text to stdout as it comes, the summary line to stderr.
+int StreamGeneration(const GenerateOptions& o, const engine::Checkpoint& checkpoint,
+                     const engine::ServingWeights& weights, const engine::BpeTokenizer& tokenizer,
+                     const std::vector<int32_t>& tokens, const engine::StopOptions& stopping) {
+  const engine::ModelConfig& config = checkpoint.config;
+  engine::ThreadPool pool(o.threads);
   engine::Decoder decoder(config);
   engine::DecodeState state(config);
   using Clock = std::chrono::steady_clock;
@@ -89,7 +77,7 @@ int RunGenerateOffline(const Args& args) {
   Clock::time_point first, last;
   int steps = 0;
   auto result = engine::RunGeneration(
-      decoder, *weights, *tokenizer, state, tokens, sampling, stopping,
+      decoder, weights, tokenizer, state, tokens, o.sampling, stopping,
       [&](const engine::Generation::Step& step) {
         last = Clock::now();
         if (steps++ == 0) first = last;
@@ -109,8 +97,44 @@ int RunGenerateOffline(const Args& args) {
   std::fprintf(stderr, "[%s] %d tokens (prompt %lld), first token %.3f s, %.1f tokens/s (step %lld, %s, %s weights)\n",
                engine::FinishReasonName(result->finish), result->generated,
                static_cast<long long>(result->prompt_tokens), Seconds(first - start).count(), rate,
-               static_cast<long long>(checkpoint->step), config.ToString().c_str(), weights_name.c_str());
+               static_cast<long long>(checkpoint.step), config.ToString().c_str(), o.weights_name.c_str());
   return 0;
+}
+
+}  // namespace
+
+int RunGenerateOffline(const Args& args) {
+  GenerateOptions o;
+  if (const int exit_code = ParseGenerateFlags(args, o); exit_code >= 0) return exit_code;
+  auto checkpoint = engine::LoadCheckpoint(o.checkpoint_path);
+  if (!checkpoint.ok()) {
+    std::fprintf(stderr, "lanlm generate: %s\n", checkpoint.status().ToString().c_str());
+    return 1;
+  }
+  auto tokenizer = engine::BpeTokenizer::Deserialize(checkpoint->tokenizer);
+  if (!tokenizer.ok()) {
+    std::fprintf(stderr, "lanlm generate: tokenizer in %s: %s\n", o.checkpoint_path.c_str(),
+                 tokenizer.status().ToString().c_str());
+    return 1;
+  }
+  const engine::ModelConfig& config = checkpoint->config;
+  auto format = engine::ParseWeightFormat(o.weights_name);
+  if (!format.ok()) {
+    std::fprintf(stderr, "lanlm generate: %s\n", format.status().ToString().c_str());
+    return 2;
+  }
+  auto weights = engine::ServingWeights::Convert(config, checkpoint->params.data(), *format);
+  if (!weights.ok()) {
+    std::fprintf(stderr, "lanlm generate: %s: %s\n", o.checkpoint_path.c_str(), weights.status().ToString().c_str());
+    return 1;
+  }
+  const std::vector<int32_t> tokens = tokenizer->Encode(o.prompt);
+  engine::StopOptions stopping = o.stopping;
+  if (!o.max_new_tokens_set) {
+    const int64_t room = config.context - static_cast<int64_t>(tokens.size());
+    if (room >= 1 && room < stopping.max_new_tokens) stopping.max_new_tokens = static_cast<int>(room);
+  }
+  return StreamGeneration(o, *checkpoint, *weights, *tokenizer, tokens, stopping);
 }
 
 }  // namespace lanlm::client

@@ -14,6 +14,7 @@
 #include "client/offline_common.h"
 #include "engine/base/hash.h"
 #include "engine/base/thread_pool.h"
+#include "engine/cli/run_history.h"
 #include "engine/cli/train_flags.h"
 #include "engine/cli/train_run.h"
 #include "engine/data/corpus.h"
@@ -32,11 +33,10 @@ constexpr const char* kCommand = "train";
 struct TrainCommandFlags : engine::TrainFlags {
   int threads = engine::DefaultThreadCount();
   std::string out;
-  int64_t eval_every = 100;
-  int64_t eval_windows = 16;
   int64_t checkpoint_every = 0;
   int64_t log_every = 10;
   std::string loss_csv;
+  std::string history;
 };
 
 // Set by SIGINT/SIGTERM; the loop finishes the current step, saves and exits 0.
@@ -72,15 +72,14 @@ void RegisterFlags(FlagSet& f, TrainCommandFlags& t) {
   engine::RegisterTrainFlags(f, &t);
   f.Int("threads", &t.threads, "compute threads (results are bit-identical for any count)", 1, 1024);
   f.String("out", &t.out, "checkpoint file to write (required; replaced atomically)");
-  f.Int("eval-every", &t.eval_every, "validation loss every N steps and at the end (0 = only at the end)", 0,
-        int64_t{1} << 40);
-  f.Int("eval-windows", &t.eval_windows, "validation windows of T+1 tokens per evaluation (0 = the whole split)", 0,
-        int64_t{1} << 40);
   f.Int("checkpoint-every", &t.checkpoint_every, "also write --out every N steps (0 = only at the end)", 0,
         int64_t{1} << 40);
   f.Int("log-every", &t.log_every, "when stdout is not a terminal, print a progress line every N steps", 1,
         int64_t{1} << 40);
   f.String("loss-csv", &t.loss_csv, "append step,loss,val_loss,tokens_per_s,elapsed_s rows to this file");
+  f.String("history", &t.history,
+           "write one JSON line per step to this file, the format of lanlm-coordinator's <checkpoint dir>/"
+           "history.jsonl (with --resume: keeps the rows up to the resumed step)");
 }
 
 // Progress lines: one live line rewritten in place on a terminal, plain lines otherwise.
@@ -146,7 +145,7 @@ class TrainCommand {
 
   int Run() {
     PrintPlan();
-    if (int rc = OpenCsv(); rc >= 0) return rc;
+    if (int rc = OpenOutputs(); rc >= 0) return rc;
     StopSignals signals;
     start_ = std::chrono::steady_clock::now();
     first_step_ = spec_.state.step;
@@ -192,7 +191,11 @@ class TrainCommand {
   }
 
   // The exit code on failure, or -1.
-  int OpenCsv() {
+  int OpenOutputs() {
+    if (!t_.history.empty()) {
+      auto kept = engine::RestartHistory(t_.history, spec_.state.step);
+      if (!kept.ok()) return Fail(kCommand, "--history: " + kept.status().message());
+    }
     if (t_.loss_csv.empty()) return -1;
     const bool append =
         spec_.resumed && std::ifstream(t_.loss_csv).peek() != std::ifstream::traits_type::eof();
@@ -216,7 +219,9 @@ class TrainCommand {
 
   // One optimizer step with its evaluation, progress line, CSV row and periodic checkpoint.
   Status Step() {
+    const auto step_start = std::chrono::steady_clock::now();
     LANLM_ASSIGN_OR_RETURN(loss_, trainer_.Step());
+    const double step_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
     const int64_t step = spec_.state.step;
     const bool last = step == end_step_ || g_stop_requested.load();
     double step_val = -1.0;
@@ -232,8 +237,26 @@ class TrainCommand {
            << FormatFixed(tokens_per_s_, 1) << ',' << FormatFixed(elapsed_, 3) << '\n'
            << std::flush;
     }
+    if (!t_.history.empty()) WriteHistory(step, step_s, step_val);
     if (!last && t_.checkpoint_every > 0 && step % t_.checkpoint_every == 0) return Save();
     return OkStatus();
+  }
+
+  // The history row of a step: the coordinator's keys; the whole step is local compute.
+  void WriteHistory(int64_t step, double step_s, double val) {
+    engine::StepRecord r;
+    r.step = step;
+    r.tokens = step * tokens_per_step_;
+    r.loss = loss_;
+    r.validation_loss = val >= 0 ? static_cast<float>(val) : 0.0f;
+    r.tokens_per_second = step_s > 0 ? static_cast<double>(tokens_per_step_) / step_s : 0.0;
+    r.step_s = r.compute_s = step_s;
+    r.unix_ms = engine::UnixMillis();
+    // A full disk must not cost the run: warn and go on (the checkpoint is what matters).
+    if (Status s = engine::AppendHistory(t_.history, r); !s.ok()) {
+      progress_.Break();
+      std::fprintf(stderr, "lanlm train: warning: --history: %s\n", s.message().c_str());
+    }
   }
 
   void PrintEnd(bool interrupted) const {

@@ -12,7 +12,29 @@ if(LANLM_WERROR)
   add_compile_options(-Werror)
 endif()
 
-if(LANLM_SANITIZE)
+if(LANLM_SANITIZE AND LANLM_TSAN)
+  message(FATAL_ERROR "LANLM_SANITIZE and LANLM_TSAN cannot be combined (ASan and TSan exclude each other)")
+endif()
+if(LANLM_FUZZ)
+  # libFuzzer targets (fuzz/, deploy/fuzz.sh): every library gets coverage instrumentation
+  # (fuzzer-no-link) plus ASan and UBSan; only the fuzz executables link libFuzzer's main.
+  if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+    message(FATAL_ERROR "LANLM_FUZZ needs clang (CXX=clang++): libFuzzer is part of clang")
+  endif()
+  # -Wno-unknown-attributes: clang ignores GCC's [[gnu::noipa]] (a GCC determinism guard).
+  add_compile_options(-O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined
+                      -fno-sanitize-recover=undefined -Wno-unknown-attributes)
+  add_link_options(-fsanitize=address,undefined)
+elseif(LANLM_TSAN)
+  # ThreadSanitizer (deploy/check.sh's race pass): -O1 keeps it fast enough, no LTO, no
+  # -ffast-math so the instrumented code is the plain one. gRPC/protobuf stay uninstrumented;
+  # deploy/tsan.supp silences what lies only inside them.
+  # -Wno-tsan: Boost.Asio's fenced blocks use atomic_thread_fence, which TSan does not model
+  # (GCC warns); -Wno-format-truncation: -O1's weaker range analysis flags snprintf calls
+  # that -O3 proves fit.
+  add_compile_options(-O1 -g -fno-omit-frame-pointer -fsanitize=thread -Wno-tsan -Wno-format-truncation)
+  add_link_options(-fsanitize=thread)
+elseif(LANLM_SANITIZE)
   add_compile_options(-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined)
   add_link_options(-fsanitize=address,undefined)
 elseif(CMAKE_BUILD_TYPE STREQUAL "Release")

@@ -119,16 +119,23 @@ class StreamLink final : public WorkerLink {
   grpc::Status status_;
 };
 
-class WorkStream final : public Reactor {
+// One Work call. Owns itself like every reactor here (see GenerateStream): Start() takes a
+// shared_ptr to it in self_, and OnDone, gRPC's last call into it, drops that reference.
+class WorkStream final : public Reactor, public std::enable_shared_from_this<WorkStream> {
  public:
   WorkStream(ClusterService& service, grpc::CallbackServerContext* context)
-      : service_(service), context_(context), link_(std::make_shared<StreamLink>(this, service)) {
-    const Status auth = protos::CheckClusterToken(*context, service.identity().token);
+      : service_(service), context_(context), link_(std::make_shared<StreamLink>(this, service)) {}
+
+  // Checks the token and the run, then reads the Hello. gRPC may call OnDone as soon as the
+  // stream is finished here, so self_ is set first.
+  void Start() {
+    self_ = shared_from_this();
+    const Status auth = protos::CheckClusterToken(*context_, service_.identity().token);
     if (!auth.ok()) {
       link_->Close(protos::ToGrpcStatus(auth));
       return;
     }
-    if (!service.run().accepting()) {
+    if (!service_.run().accepting()) {
       link_->Close(grpc::Status(grpc::StatusCode::UNAVAILABLE, "coordinator is shutting down"));
       return;
     }
@@ -155,7 +162,7 @@ class WorkStream final : public Reactor {
   void OnDone() override {
     link_->Detach();
     ReportGone("stream done");
-    delete this;
+    std::shared_ptr<WorkStream> self = std::move(self_);  // may be the last reference
   }
 
  private:
@@ -227,6 +234,7 @@ class WorkStream final : public Reactor {
   v1::WorkerMessage in_;
   int64_t connection_ = 0;  // 0 until a valid Hello
   bool gone_reported_ = false;
+  std::shared_ptr<WorkStream> self_;  // keeps the reactor alive until OnDone
 };
 
 }  // namespace
@@ -356,7 +364,9 @@ grpc::ServerUnaryReactor* ClusterService::Join(grpc::CallbackServerContext* cont
 
 grpc::ServerBidiReactor<v1::WorkerMessage, v1::CoordinatorMessage>* ClusterService::Work(
     grpc::CallbackServerContext* context) {
-  return new WorkStream(*this, context);
+  auto stream = std::make_shared<WorkStream>(*this, context);
+  stream->Start();
+  return stream.get();
 }
 
 }  // namespace lanlm::coordinator

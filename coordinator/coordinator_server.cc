@@ -74,6 +74,8 @@ StatusOr<std::unique_ptr<TrainingServer>> TrainingServer::Start(const Coordinato
   settings.local_steps = options.local_steps;
   settings.outer_lr = options.outer_lr;
   settings.outer_momentum = options.outer_momentum;
+  settings.eval_every = options.eval_every;
+  settings.eval_windows = options.eval_windows;
   self->run_ = std::make_unique<TrainingRun>(std::move(setup), settings, self->host_.io(), *self->pool_,
                                              [self](const RunResult& result) { self->done_.set_value(result); });
   self->cluster_service_ = std::make_unique<ClusterService>(std::move(identity), self->host_.io(), *self->run_);
@@ -87,6 +89,7 @@ StatusOr<std::unique_ptr<TrainingServer>> TrainingServer::Start(const Coordinato
     reply->set_step(status.step);
     reply->set_total_steps(status.total_steps);
     reply->set_loss(status.loss);
+    reply->set_validation_loss(status.validation_loss);
     reply->set_tokens_per_second(status.tokens_per_second);
     reply->set_workers(status.workers);
     reply->set_model_config(config_text);

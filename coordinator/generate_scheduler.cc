@@ -9,12 +9,14 @@ namespace lanlm::coordinator {
 using engine::FinishReason;
 
 DecodeScheduler::DecodeScheduler(engine::ThreadPool& pool, int threads, int max_batch,
-                                 std::function<void()> housekeeping, double period_s, engine::WeightFormat format)
+                                 std::function<void()> housekeeping, double period_s, engine::WeightFormat format,
+                                 GenerateMetrics* metrics)
     : pool_(pool),
       max_batch_(std::max(1, max_batch)),
       housekeeping_(std::move(housekeeping)),
       period_s_(period_s),
-      format_(format) {
+      format_(format),
+      metrics_(metrics) {
   for (int i = 0; i < std::max(1, threads); ++i) threads_.emplace_back([this, i] { Loop(i); });
 }
 
@@ -149,7 +151,11 @@ Status DecodeScheduler::Prefill(GenerateJob& job, engine::Decoder& decoder, floa
 void DecodeScheduler::Emit(const std::shared_ptr<GenerateJob>& job, const float* logits, int vocab) {
   const engine::Generation::Step step = job->generation->Next(logits, vocab, job->session->state);
   const Clock::time_point now = Clock::now();
-  if (job->generation->generated() == 1) job->first_token = now;
+  const bool first = job->generation->generated() == 1;
+  if (metrics_ != nullptr) {
+    metrics_->TokenEmitted(first, std::chrono::duration<double>(now - (first ? job->received : job->last_token)).count());
+  }
+  if (first) job->first_token = now;
   job->last_token = now;
   job->sink->OnToken(*job, step);
   if (step.finish != FinishReason::kNone) {

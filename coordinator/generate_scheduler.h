@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "coordinator/generate_metrics.h"
 #include "coordinator/session_manager.h"
 #include "engine/generate/generation.h"
 #include "engine/generate/serving_weights.h"
@@ -62,8 +63,10 @@ class DecodeScheduler {
  public:
   // housekeeping runs on decode thread 0 about every period_s (session expiry). Decoding
   // reads each snapshot's weights converted to `format` (once per snapshot, when first used).
+  // Each token's latency goes to `metrics` (optional; it must outlive the scheduler).
   DecodeScheduler(engine::ThreadPool& pool, int threads, int max_batch, std::function<void()> housekeeping,
-                  double period_s, engine::WeightFormat format = engine::WeightFormat::kF32);
+                  double period_s, engine::WeightFormat format = engine::WeightFormat::kF32,
+                  GenerateMetrics* metrics = nullptr);
   ~DecodeScheduler();  // Stop()
 
   void Enqueue(std::shared_ptr<GenerateJob> job);
@@ -99,6 +102,7 @@ class DecodeScheduler {
   std::function<void()> housekeeping_;
   const double period_s_;
   const engine::WeightFormat format_;
+  GenerateMetrics* const metrics_;
 
   struct Converted {
     std::weak_ptr<const ParamSnapshot> snapshot;

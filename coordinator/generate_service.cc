@@ -59,18 +59,21 @@ class GenerateStream;
 // Shared by the service object and every stream (which may outlive the service object).
 class GenerateEngine {
  public:
-  GenerateEngine(SnapshotSource source, const GenerateServiceOptions& opts, engine::ThreadPool& pool)
+  GenerateEngine(SnapshotSource source, const GenerateServiceOptions& opts, engine::ThreadPool& pool,
+                 std::shared_ptr<GenerateMetrics> recorder)
       : snapshots(std::move(source)),
         options(opts),
+        metrics(recorder ? std::move(recorder) : std::make_shared<GenerateMetrics>()),
         manager(SessionLimits{opts.max_sessions, opts.max_kv_mib << 20, opts.session_ttl_s}),
         scheduler(
             pool, opts.decode_threads, opts.max_batch, [this] { manager.ExpireIdle(Clock::now()); },
-            std::min(1.0, opts.session_ttl_s / 4), engine::ParseWeightFormat(opts.weights).value()) {}
+            std::min(1.0, opts.session_ttl_s / 4), engine::ParseWeightFormat(opts.weights).value(), metrics.get()) {}
 
   void Shutdown();
 
   const SnapshotSource snapshots;
   const GenerateServiceOptions options;
+  const std::shared_ptr<GenerateMetrics> metrics;
   SessionManager manager;
 
   std::mutex mu;
@@ -274,6 +277,7 @@ class GenerateStream final : public grpc::ServerBidiReactor<GenerateRequest, Gen
     if (!snapshot || !snapshot->tokenizer) return UnavailableError("no parameters to generate from yet");
     LANLM_ASSIGN_OR_RETURN(std::shared_ptr<Session> session,
                            engine_->manager.Create(start.session_id(), std::move(snapshot), id_));
+    engine_->metrics->SessionOpened();
     RunLocked(std::move(session), start.prompt(), sampling, stop, !start.stopping().has_max_new_tokens(), false);
     return OkStatus();
   }
@@ -290,6 +294,7 @@ class GenerateStream final : public grpc::ServerBidiReactor<GenerateRequest, Gen
 
   void RunLocked(std::shared_ptr<Session> session, const std::string& prompt, const engine::SamplingOptions& sampling,
                  const engine::StopOptions& stop, bool default_max_new_tokens, bool resumed) {
+    engine_->metrics->GenerationStarted();
     auto job = std::make_shared<GenerateJob>();
     job->received = Clock::now();
     job->session = session;
@@ -364,6 +369,7 @@ class GenerateStream final : public grpc::ServerBidiReactor<GenerateRequest, Gen
 
   void EndLocked(grpc::Status status) {
     if (end_status_) return;
+    engine_->metrics->StreamFinished(static_cast<StatusCode>(status.error_code()));
     end_status_ = std::move(status);
     if (cancelled_) queue_.clear();
     MaybeWriteLocked();
@@ -428,8 +434,9 @@ void GenerateEngine::Shutdown() {
   manager.ReleaseAll(FinishReason::kEvicted);
 }
 
-GenerateService::GenerateService(SnapshotSource snapshots, GenerateServiceOptions options, engine::ThreadPool& pool)
-    : engine_(std::make_shared<GenerateEngine>(std::move(snapshots), options, pool)) {}
+GenerateService::GenerateService(SnapshotSource snapshots, GenerateServiceOptions options, engine::ThreadPool& pool,
+                                 std::shared_ptr<GenerateMetrics> metrics)
+    : engine_(std::make_shared<GenerateEngine>(std::move(snapshots), options, pool, std::move(metrics))) {}
 
 GenerateService::~GenerateService() { Shutdown(); }
 
@@ -461,5 +468,7 @@ SessionStats GenerateService::Stats() const {
   stats.largest_batch = engine_->scheduler.largest_batch();
   return stats;
 }
+
+const GenerateMetrics& GenerateService::metrics() const { return *engine_->metrics; }
 
 }  // namespace lanlm::coordinator

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "coordinator/generate_metrics.h"
 #include "coordinator/param_snapshot.h"
 #include "engine/cli/flags.h"
 #include "engine/base/status.h"
@@ -55,7 +56,9 @@ class GenerateEngine;  // generate_service.cc: sessions, decode threads, stream 
 // are serialised), so decoding and training interleave step by step.
 class GenerateService final : public lanlm::v1::Generate::CallbackService {
  public:
-  GenerateService(SnapshotSource snapshots, GenerateServiceOptions options, engine::ThreadPool& pool);
+  // metrics: where sessions, tokens, latencies and stream ends are counted (null: its own).
+  GenerateService(SnapshotSource snapshots, GenerateServiceOptions options, engine::ThreadPool& pool,
+                  std::shared_ptr<GenerateMetrics> metrics = nullptr);
   ~GenerateService() override;  // calls Shutdown()
   GenerateService(const GenerateService&) = delete;
   GenerateService& operator=(const GenerateService&) = delete;
@@ -64,6 +67,7 @@ class GenerateService final : public lanlm::v1::Generate::CallbackService {
       grpc::CallbackServerContext* context) override;
 
   SessionStats Stats() const;
+  const GenerateMetrics& metrics() const;
 
   // Ends every running generation (Done with EVICTED), finishes every open stream with
   // UNAVAILABLE, frees all sessions and joins the decode threads. New streams get UNAVAILABLE.

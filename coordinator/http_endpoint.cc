@@ -38,11 +38,11 @@ ops::HttpResponse HandleCoordinatorHttp(const HttpSources& sources, const ops::H
     return Text(ready ? 200 : 503, (ready ? "ready: " : "not ready: ") + status.mode() + "\n");
   }
   if (path == "/metrics") {
-    ops::HttpResponse response = Text(200, RenderMetrics(status, sources.metrics));
+    ops::HttpResponse response = Text(200, RenderMetrics(status, sources.metrics, sources.generate));
     response.content_type = ops::MetricsText::kContentType;
     return response;
   }
-  if (path == "/api/status") return Json(RenderStatusJson(status, sources.metrics));
+  if (path == "/api/status") return Json(RenderStatusJson(status, sources.metrics, sources.generate));
   if (path == "/api/history") {
     const std::string after = ops::QueryParam(request.query, "after");
     const std::string max = ops::QueryParam(request.query, "max");

@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "coordinator/generate_metrics.h"
 #include "coordinator/run_metrics.h"
 #include "coordinator/status_service.h"
 #include "engine/cli/flags.h"
@@ -21,6 +22,7 @@ namespace lanlm::coordinator {
 struct HttpSources {
   StatusService::Provider status;       // required: fills the ClusterStatus snapshot
   const RunMetrics* metrics = nullptr;  // the training run's; null when only serving
+  const GenerateMetrics* generate = nullptr;  // the Generate service's; null when none
 };
 
 // lanlm-coordinator's operations flags: --http-listen, --log-format, --log-level.
@@ -43,8 +45,10 @@ StatusOr<std::unique_ptr<ops::HttpServer>> StartCoordinatorHttp(const std::strin
 ops::HttpResponse HandleCoordinatorHttp(const HttpSources& sources, const ops::HttpRequest& request);
 
 // Bodies of /metrics, /api/status and /api/history?after=N.
-std::string RenderMetrics(const v1::GetStatusReply& status, const RunMetrics* metrics);
-std::string RenderStatusJson(const v1::GetStatusReply& status, const RunMetrics* metrics);
+std::string RenderMetrics(const v1::GetStatusReply& status, const RunMetrics* metrics,
+                          const GenerateMetrics* generate = nullptr);
+std::string RenderStatusJson(const v1::GetStatusReply& status, const RunMetrics* metrics,
+                             const GenerateMetrics* generate = nullptr);
 std::string RenderHistoryJson(const RunMetrics* metrics, int64_t after, size_t max_points);
 
 // A dashboard file compiled into the binary (coordinator/dashboard/ and, when the setup

@@ -55,6 +55,10 @@ void RenderRun(ops::MetricsText& m, const RunMetrics& metrics) {
   }
   m.Counter("lanlm_workers_joined_total", "Worker streams opened.", static_cast<double>(t.workers_joined));
   m.Counter("lanlm_workers_left_total", "Worker streams that ended.", static_cast<double>(t.workers_left));
+  m.Counter("lanlm_validation_runs_total", "Validation-loss evaluations by this process (--eval-every).",
+            static_cast<double>(t.validations));
+  m.Counter("lanlm_validation_seconds_total", "Wall time of those evaluations (the loop runs them while the "
+            "workers compute the next step).", t.validation_s);
   m.Counter("lanlm_checkpoints_written_total", "Checkpoints written by this process.", static_cast<double>(t.checkpoints));
   m.Counter("lanlm_checkpoint_failures_total", "Checkpoints that could not be written.",
             static_cast<double>(t.checkpoint_failures));
@@ -98,9 +102,22 @@ std::string Number(double value) {
   return text == "NaN" || text == "+Inf" || text == "-Inf" ? "null" : text;
 }
 
+// ,"generate":{...}: the Generate service's counts and mean latencies (null before any).
+void AppendGenerate(std::string& out, const GenerateTotals& t) {
+  const auto mean = [](const ops::Histogram& h) {
+    return h.count() > 0 ? Number(h.sum / static_cast<double>(h.count())) : std::string("null");
+  };
+  int64_t errors = 0;
+  for (const auto& [code, count] : t.streams_finished) errors += code == "OK" || code == "CANCELLED" ? 0 : count;
+  out += ",\"generate\":{\"sessions_opened\":" + std::to_string(t.sessions_opened) +
+         ",\"generations\":" + std::to_string(t.generations) + ",\"tokens\":" + std::to_string(t.tokens) +
+         ",\"time_to_first_token_mean_s\":" + mean(t.time_to_first_token) +
+         ",\"token_latency_mean_s\":" + mean(t.token_latency) + ",\"errors\":" + std::to_string(errors) + "}";
+}
+
 }  // namespace
 
-std::string RenderMetrics(const v1::GetStatusReply& status, const RunMetrics* metrics) {
+std::string RenderMetrics(const v1::GetStatusReply& status, const RunMetrics* metrics, const GenerateMetrics* generate) {
   ops::MetricsText m;
   m.Family("lanlm_mode", "gauge", "1 for the coordinator's current mode (training, finished, serving).");
   for (const char* mode : {"training", "finished", "serving"}) m.Sample(status.mode() == mode ? 1.0 : 0.0, {{"mode", mode}});
@@ -118,10 +135,11 @@ std::string RenderMetrics(const v1::GetStatusReply& status, const RunMetrics* me
   m.Family("lanlm_model_info", "gauge", "Constant 1, labelled with the model config and parameter fingerprint.");
   m.Sample(1.0, {{"config", status.model_config()}, {"fingerprint", status.fingerprint()}});
   if (metrics != nullptr) RenderRun(m, *metrics);
+  if (generate != nullptr) RenderGenerateMetrics(m, generate->Totals());
   return m.text();
 }
 
-std::string RenderStatusJson(const v1::GetStatusReply& s, const RunMetrics* metrics) {
+std::string RenderStatusJson(const v1::GetStatusReply& s, const RunMetrics* metrics, const GenerateMetrics* generate) {
   std::string out = "{";
   AppendField(out, "mode", s.mode());
   out += ",\"step\":" + std::to_string(s.step()) + ",\"total_steps\":" + std::to_string(s.total_steps());
@@ -129,6 +147,7 @@ std::string RenderStatusJson(const v1::GetStatusReply& s, const RunMetrics* metr
   out += ",\"tokens_per_second\":" + Number(s.tokens_per_second()) + ",\"workers_connected\":" +
          std::to_string(s.workers());
   out += ",\"sessions\":" + std::to_string(s.sessions()) + ",\"kv_cache_bytes\":" + std::to_string(s.kv_cache_bytes());
+  if (generate != nullptr) AppendGenerate(out, generate->Totals());
   out += ",";
   AppendField(out, "model_config", s.model_config());
   out += ",";

@@ -59,11 +59,14 @@ int main(int argc, char** argv) {
     std::cerr << "lanlm-coordinator: " << valid.ToString() << "\n";
     return 2;
   }
-  // Generate reads the newest parameter snapshot and shares the process's engine pool.
-  const coordinator::ExtraServices extras = [&generate_options](coordinator::SnapshotSource snapshots,
-                                                                engine::ThreadPool& pool) {
+  // Generate reads the newest parameter snapshot and shares the process's engine pool; its
+  // metrics outlive it and are read by the HTTP endpoint.
+  const auto generate_metrics = std::make_shared<coordinator::GenerateMetrics>();
+  const coordinator::ExtraServices extras = [&generate_options, generate_metrics](coordinator::SnapshotSource snapshots,
+                                                                                  engine::ThreadPool& pool) {
     coordinator::Extras extras;
-    auto generate = std::make_unique<coordinator::GenerateService>(std::move(snapshots), generate_options, pool);
+    auto generate = std::make_unique<coordinator::GenerateService>(std::move(snapshots), generate_options, pool,
+                                                                   generate_metrics);
     coordinator::GenerateService* service = generate.get();
     extras.fill_status = [service, weights = generate_options.weights](v1::GetStatusReply* reply) {
       const coordinator::SessionStats stats = service->Stats();
@@ -91,7 +94,7 @@ int main(int argc, char** argv) {
       std::cerr << "lanlm-coordinator: " << server.status().ToString() << "\n";
       return server.status().code() == StatusCode::kInvalidArgument ? 2 : 1;
     }
-    auto http = ops_flags.Serve({(*server)->status_provider(), nullptr});
+    auto http = ops_flags.Serve({(*server)->status_provider(), nullptr, generate_metrics.get()});
     if (!http.ok()) return 1;
     spdlog::info("stopping: {}", (*server)->Wait());
     return 0;
@@ -110,7 +113,7 @@ int main(int argc, char** argv) {
     return server.status().code() == StatusCode::kInvalidArgument ? 2 : 1;
   }
   spdlog::info("listening on port {}", (*server)->port());
-  auto http = ops_flags.Serve({(*server)->status_provider(), &(*server)->run().metrics()});
+  auto http = ops_flags.Serve({(*server)->status_provider(), &(*server)->run().metrics(), generate_metrics.get()});
   if (!http.ok()) return 1;  // ~TrainingServer stops the run
   const coordinator::RunResult result = (*server)->Wait();
   const int final_status = PrintFinal(result.finished, result.step, result.loss, result.checkpoint, result.fingerprint);

@@ -52,6 +52,7 @@ StatusOr<RunSetup> PrepareRun(const CoordinatorOptions& options, const GivenFlag
                  options.resume);
   }
   setup.train_tokens = std::move(corpus.train);
+  setup.validation_tokens = std::move(corpus.validation);
   return setup;
 }
 

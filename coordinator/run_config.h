@@ -47,6 +47,7 @@ struct RunSetup {
   engine::TrainOptions train;
   std::shared_ptr<const engine::BpeTokenizer> tokenizer;
   std::vector<int32_t> train_tokens;
+  std::vector<int32_t> validation_tokens;  // the corpus's held-out tail (--validation-fraction)
   engine::TrainingState state;   // step 0, or the resumed checkpoint's step
   int64_t corpus_tokens = 0;
   uint64_t corpus_hash = 0;      // engine::Corpus::hash, recorded in checkpoints

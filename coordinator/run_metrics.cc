@@ -8,28 +8,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 
 namespace lanlm::coordinator {
 namespace {
 
 namespace fs = std::filesystem;
 
-int64_t UnixMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-// The number after "key": in a flat JSON object written by StepRecordJson.
-bool Field(const std::string& line, const char* key, double* value) {
-  const std::string needle = std::string("\"") + key + "\":";
-  const auto at = line.find(needle);
-  if (at == std::string::npos) return false;
-  const char* begin = line.c_str() + at + needle.size();
-  char* end = nullptr;
-  *value = std::strtod(begin, &end);
-  return end != begin;
-}
+int64_t UnixMs() { return engine::UnixMillis(); }
 
 // The checkpoints already in dir (a resumed run's), oldest step first.
 std::vector<CheckpointRecord> ScanCheckpoints(const std::string& dir) {
@@ -50,79 +35,23 @@ std::vector<CheckpointRecord> ScanCheckpoints(const std::string& dir) {
 
 }  // namespace
 
-std::string StepRecordJson(const StepRecord& r) {
-  char buf[640];
-  std::snprintf(buf, sizeof(buf),
-                "{\"step\":%" PRId64 ",\"tokens\":%" PRId64 ",\"loss\":%.6g,\"validation_loss\":%.6g,"
-                "\"tokens_per_second\":%.6g,\"step_s\":%.6g,\"compute_s\":%.6g,\"transfer_s\":%.6g,"
-                "\"waiting_s\":%.6g,\"tree_s\":%.6g,\"optimizer_s\":%.6g,\"bytes_in\":%" PRId64
-                ",\"bytes_out\":%" PRId64 ",\"reissued\":%" PRId64 ",\"workers\":%d,\"unix_ms\":%" PRId64 "}",
-                r.step, r.tokens, static_cast<double>(r.loss), static_cast<double>(r.validation_loss),
-                r.tokens_per_second, r.step_s, r.compute_s, r.transfer_s, r.waiting_s, r.tree_s, r.optimizer_s,
-                r.bytes_in, r.bytes_out, r.reissued, r.workers, r.unix_ms);
-  return buf;
-}
-
-bool ParseStepRecord(const std::string& line, StepRecord* r) {
-  double v[16];
-  const char* keys[16] = {"step",   "tokens",    "loss",   "validation_loss", "tokens_per_second", "step_s",
-                          "compute_s", "transfer_s", "waiting_s", "tree_s", "optimizer_s", "bytes_in",
-                          "bytes_out", "reissued", "workers", "unix_ms"};
-  for (int i = 0; i < 16; ++i) {
-    if (!Field(line, keys[i], &v[i])) return false;
-  }
-  r->step = static_cast<int64_t>(v[0]);
-  r->tokens = static_cast<int64_t>(v[1]);
-  r->loss = static_cast<float>(v[2]);
-  r->validation_loss = static_cast<float>(v[3]);
-  r->tokens_per_second = v[4];
-  r->step_s = v[5];
-  r->compute_s = v[6];
-  r->transfer_s = v[7];
-  r->waiting_s = v[8];
-  r->tree_s = v[9];
-  r->optimizer_s = v[10];
-  r->bytes_in = static_cast<int64_t>(v[11]);
-  r->bytes_out = static_cast<int64_t>(v[12]);
-  r->reissued = static_cast<int64_t>(v[13]);
-  r->workers = static_cast<int>(v[14]);
-  r->unix_ms = static_cast<int64_t>(v[15]);
-  return true;
-}
-
 Status RunMetrics::OpenHistory(const std::string& checkpoint_dir, int64_t resumed_step) {
   if (checkpoint_dir.empty()) return OkStatus();
   const std::string path = (fs::path(checkpoint_dir) / "history.jsonl").string();
-  std::vector<StepRecord> kept;
-  std::ifstream in(path);
-  std::string line;
-  int64_t malformed = 0;
-  while (std::getline(in, line)) {
-    StepRecord record;
-    if (!ParseStepRecord(line, &record)) {
-      ++malformed;
-    } else if (record.step <= resumed_step) {
-      kept.push_back(record);
-    }
-  }
-  if (malformed > 0) spdlog::warn("{}: skipped {} malformed line(s)", path, malformed);
   std::error_code ec;
   fs::create_directories(checkpoint_dir, ec);
-  // Rewrite through a temporary file, so a crash here never loses the history.
-  const std::string temporary = path + ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::trunc);
-    for (const StepRecord& record : kept) out << StepRecordJson(record) << '\n';
-    if (!out) return UnavailableError("cannot write run history " + temporary);
-  }
-  fs::rename(temporary, path, ec);
-  if (ec) return UnavailableError("cannot replace run history " + path + ": " + ec.message());
+  int64_t malformed = 0;
+  LANLM_ASSIGN_OR_RETURN(std::vector<StepRecord> kept, engine::RestartHistory(path, resumed_step, &malformed));
+  if (malformed > 0) spdlog::warn("{}: skipped {} malformed line(s)", path, malformed);
   std::lock_guard<std::mutex> lock(mu_);
   history_path_ = path;
   history_ = std::move(kept);
   if (!history_.empty()) {
     totals_.last = history_.back();
     totals_.tokens = history_.back().tokens;
+  }
+  for (const StepRecord& record : history_) {
+    if (record.validation_loss > 0.0f) totals_.validation_loss = record.validation_loss;
   }
   checkpoints_ = ScanCheckpoints(checkpoint_dir);
   return OkStatus();
@@ -197,6 +126,7 @@ void RunMetrics::StepFinished(const StepEnd& end) {
   r.step = end.step;
   r.tokens = totals_.tokens + end.step_tokens;
   r.loss = end.loss;
+  r.validation_loss = end.validation_loss;
   r.tokens_per_second = end.step_s > 0.0 ? static_cast<double>(end.step_tokens) / end.step_s : 0.0;
   const double contributors = std::max<double>(1.0, static_cast<double>(step_workers_.size()));
   r.step_s = end.step_s;
@@ -214,6 +144,11 @@ void RunMetrics::StepFinished(const StepEnd& end) {
   step_compute_s_ = step_transfer_s_ = 0.0;
 
   ++totals_.steps;
+  if (r.validation_loss > 0.0f) {
+    ++totals_.validations;
+    totals_.validation_s += end.validation_s;
+    totals_.validation_loss = r.validation_loss;
+  }
   totals_.tokens = r.tokens;
   totals_.bytes_in += r.bytes_in;
   totals_.bytes_out += r.bytes_out;
@@ -227,9 +162,7 @@ void RunMetrics::StepFinished(const StepEnd& end) {
   totals_.last = r;
   history_.push_back(r);
   if (!history_path_.empty()) {
-    std::ofstream out(history_path_, std::ios::app);
-    out << StepRecordJson(r) << '\n';
-    if (!out) spdlog::warn("cannot append step {} to {}", r.step, history_path_);
+    if (Status appended = engine::AppendHistory(history_path_, r); !appended.ok()) spdlog::warn("{}", appended.message());
   }
 }
 

@@ -13,25 +13,13 @@
 #include <vector>
 
 #include "engine/base/status.h"
+#include "engine/cli/run_history.h"
 
 namespace lanlm::coordinator {
 
-// One finished optimizer step. The split of step_s is per worker (means over the workers that
-// committed in the step): compute_s (forward + backward), transfer_s (lease round trip minus
-// compute: parameters out, gradient in, queueing), tree_s (the final GradientTree sum),
-// optimizer_s (clip + AdamW); waiting_s is the rest (workers idle for a lease, stragglers).
-struct StepRecord {
-  int64_t step = 0;             // parameter version after the step
-  int64_t tokens = 0;           // tokens trained on since step 0 (after this step)
-  float loss = 0.0f;            // mean shard loss, nats
-  float validation_loss = 0.0f; // nats; 0 = not evaluated at this step
-  double tokens_per_second = 0.0;
-  double step_s = 0.0, compute_s = 0.0, transfer_s = 0.0, waiting_s = 0.0, tree_s = 0.0, optimizer_s = 0.0;
-  int64_t bytes_in = 0, bytes_out = 0;  // gradient bytes received / parameter bytes sent
-  int64_t reissued = 0;                 // leases re-issued during the step
-  int workers = 0;
-  int64_t unix_ms = 0;                  // wall-clock time the step finished
-};
+using engine::ParseStepRecord;
+using engine::StepRecord;  // one history row (engine/cli/run_history.h)
+using engine::StepRecordJson;
 
 // What the loop knows when a step ends; RunMetrics adds its per-step lease accounting.
 struct StepEnd {
@@ -41,6 +29,8 @@ struct StepEnd {
   double step_s = 0.0, tree_s = 0.0, optimizer_s = 0.0;
   int64_t bytes_in = 0, bytes_out = 0, reissued = 0;
   int workers = 0;
+  float validation_loss = 0.0f;  // nats; 0 = not evaluated at this step
+  double validation_s = 0.0;     // the evaluation's wall time
 };
 
 struct WorkerRecord {
@@ -68,6 +58,9 @@ struct MetricTotals {
   double step_s = 0.0, compute_s = 0.0, transfer_s = 0.0, waiting_s = 0.0, tree_s = 0.0, optimizer_s = 0.0;
   int64_t workers_joined = 0, workers_left = 0;
   int64_t checkpoints = 0, checkpoint_failures = 0;
+  int64_t validations = 0;            // evaluations by this process
+  double validation_s = 0.0;          // their wall time
+  float validation_loss = 0.0f;       // the newest evaluated (history included); 0 = none yet
   StepRecord last;                    // the newest step (step 0 when none yet)
 };
 
@@ -111,9 +104,5 @@ class RunMetrics {
   std::map<std::string, bool> step_workers_;        // workers that committed in this step
   double step_compute_s_ = 0.0, step_transfer_s_ = 0.0;
 };
-
-// One history line (no trailing newline) and its parser (false on a malformed line).
-std::string StepRecordJson(const StepRecord& record);
-bool ParseStepRecord(const std::string& line, StepRecord* record);
 
 }  // namespace lanlm::coordinator

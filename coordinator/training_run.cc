@@ -33,13 +33,16 @@ TrainingRun::TrainingRun(RunSetup setup, RunSettings settings, boost::asio::io_c
       tree_(options_.shards, static_cast<int64_t>(state_.params.size())),
       step_grad_(state_.params.size()),
       shard_loss_(static_cast<size_t>(options_.shards)),
-      outer_m_(settings_.local_steps > 0 ? state_.params.size() : 0, 0.0f) {
+      outer_m_(settings_.local_steps > 0 ? state_.params.size() : 0, 0.0f),
+      eval_(options_.model, options_.micro_batch, std::move(setup.validation_tokens), settings_.eval_every,
+            settings_.eval_windows) {
   status_.total_steps = end_step();
   status_.step = state_.step;
   status_.fingerprint = state_.Fingerprint();
   if (Status opened = metrics_.OpenHistory(settings_.checkpoint_dir, state_.step); !opened.ok()) {
     spdlog::warn("run history: {}", opened.ToString());
   }
+  status_.validation_loss = metrics_.Totals().validation_loss;  // a resumed run's newest
 }
 
 TrainingRun::~TrainingRun() {
@@ -257,10 +260,12 @@ void TrainingRun::FinishStep() {
     std::lock_guard<std::mutex> lock(status_mu_);
     status_.tokens_per_second = tokens / wall;
   }
-  metrics_.StepFinished({.step = state_.step, .step_tokens = static_cast<int64_t>(tokens), .loss = last_loss_,
-                         .step_s = wall, .tree_s = Seconds(tree_end - optimizer_start),
-                         .optimizer_s = Seconds(now - tree_end), .bytes_in = bytes_in_, .bytes_out = bytes_out_,
-                         .reissued = reissued_, .workers = static_cast<int>(connections_.size())});
+  const StepEnd end{.step = state_.step, .step_tokens = static_cast<int64_t>(tokens), .loss = last_loss_,
+                    .step_s = wall, .tree_s = Seconds(tree_end - optimizer_start),
+                    .optimizer_s = Seconds(now - tree_end), .bytes_in = bytes_in_, .bytes_out = bytes_out_,
+                    .reissued = reissued_, .workers = static_cast<int>(connections_.size())};
+  const bool evaluate = eval_.Due(state_.step, steps, end_step());
+  if (!evaluate) metrics_.StepFinished(end);
   const int64_t every = settings_.checkpoint_every;
   const bool due = every > 0 && state_.step / every != (state_.step - steps) / every;
   if ((due || checkpoint_pending_) && state_.step < end_step()) {
@@ -268,12 +273,12 @@ void TrainingRun::FinishStep() {
     checkpoint_pending_ = !WriteCheckpoint().ok();
   }
   UpdateStatus();
-  if (state_.step >= end_step()) {
-    End(true, "training finished");
-    return;
+  if (state_.step < end_step()) {
+    PublishParams();
+    BeginStep();  // the workers compute the next step while this one is evaluated
   }
-  PublishParams();
-  BeginStep();
+  if (evaluate) Validate(end);
+  if (state_.step >= end_step()) End(true, "training finished");
 }
 
 Status TrainingRun::WriteCheckpoint() {

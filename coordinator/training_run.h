@@ -27,6 +27,7 @@
 #include "coordinator/param_snapshot.h"
 #include "coordinator/run_metrics.h"
 #include "coordinator/run_config.h"
+#include "coordinator/validation_eval.h"
 #include "engine/base/thread_pool.h"
 #include "engine/io/float_chunks.h"
 #include "engine/train/gradient_tree.h"
@@ -61,6 +62,8 @@ struct RunSettings {
   int local_steps = 0;              // H > 0: DiLoCo rounds (engine/train/local_steps.h)
   float outer_lr = 0.7f;
   float outer_momentum = 0.9f;
+  int64_t eval_every = 100;         // validation loss every N steps and at the end (0 = only at the end)
+  int64_t eval_windows = 16;        // windows of T+1 validation tokens per evaluation (0 = all)
 };
 
 struct RunResult {
@@ -79,6 +82,7 @@ struct RunStatus {
   int64_t step = 0;
   int64_t total_steps = 0;
   float loss = 0.0f;
+  float validation_loss = 0.0f;     // the newest evaluation's (nats); 0 = none yet
   double tokens_per_second = 0.0;
   int workers = 0;
   uint64_t fingerprint = 0;
@@ -139,6 +143,9 @@ class TrainingRun {
   void OnLeaseDeadline(int64_t lease_id);
   void CancelTimer(int64_t lease_id);
   void FinishStep();
+  // Evaluates the parameters of the step that just ended, then records the step (with its
+  // validation loss) in the metrics and the status.
+  void Validate(StepEnd end);
   Status WriteCheckpoint();
   // error non-empty: the run failed (diverged): no checkpoint of the current state is written.
   void End(bool finished, const std::string& reason, const std::string& error = "");
@@ -195,6 +202,7 @@ class TrainingRun {
   mutable std::mutex status_mu_;
   RunStatus status_;                                       // guarded by status_mu_
   RunMetrics metrics_;                                     // thread-safe
+  ValidationEval eval_;                                    // loop thread
 };
 
 }  // namespace lanlm::coordinator

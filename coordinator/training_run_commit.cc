@@ -139,4 +139,18 @@ Status TrainingRun::AcceptCommit(int64_t connection, Connection& conn, const eng
   return OkStatus();
 }
 
+void TrainingRun::Validate(StepEnd end) {
+  // state_.params is written only on this thread (FinishStep), so reading it here is safe;
+  // Snapshot() on other threads only reads it too.
+  const auto start = std::chrono::steady_clock::now();
+  end.validation_loss = static_cast<float>(eval_.Evaluate(state_.params.data(), pool_));
+  end.validation_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  spdlog::info("step {} validation loss={:.4f} eval_ms={:.1f}", end.step, end.validation_loss, end.validation_s * 1e3);
+  {
+    std::lock_guard<std::mutex> lock(status_mu_);
+    status_.validation_loss = end.validation_loss;
+  }
+  metrics_.StepFinished(end);
+}
+
 }  // namespace lanlm::coordinator

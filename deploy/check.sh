@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # The README's test command: installs dependencies, builds lanlm (Release, warnings as
 # errors), runs every test with ctest, then the engine's unit tests again under
-# AddressSanitizer + UndefinedBehaviorSanitizer. Exits non-zero on any failure.
-#   LANLM_CHECK_SKIP_ASAN=1  skips the sanitizer pass
+# AddressSanitizer + UndefinedBehaviorSanitizer, the coordinator, worker, Generate and threaded
+# engine tests under ThreadSanitizer, and each libFuzzer target for a while (when clang is
+# installed; docs/TESTING.md). Exits non-zero on any failure.
+#   LANLM_CHECK_SKIP_ASAN=1  skips the ASan/UBSan pass
+#   LANLM_CHECK_SKIP_TSAN=1  skips the ThreadSanitizer pass
+#   LANLM_CHECK_SKIP_FUZZ=1  skips the fuzz pass; LANLM_CHECK_FUZZ_SECONDS (default 30) per target
 #   LANLM_CHECK_LABEL=unit   runs only tests with that ctest label (unit or slow)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,5 +31,20 @@ if [[ "${LANLM_CHECK_SKIP_ASAN:-0}" != 1 ]]; then
     -DLANLM_ENGINE_ONLY=ON -DLANLM_WERROR=ON >/dev/null
   cmake --build build-asan -j"$jobs"
   ctest --test-dir build-asan --output-on-failure -j"$jobs" --timeout 900 -L unit
+fi
+if [[ "${LANLM_CHECK_SKIP_TSAN:-0}" != 1 ]]; then
+  echo "== coordinator, worker, Generate and threaded engine tests under ThreadSanitizer =="
+  bash deploy/tsan.sh
+fi
+
+if [[ "${LANLM_CHECK_SKIP_FUZZ:-0}" != 1 ]]; then
+  if command -v clang++ >/dev/null; then
+    for target in $(bash deploy/fuzz.sh --list); do
+      echo "== fuzz $target (${LANLM_CHECK_FUZZ_SECONDS:-30} s) =="
+      bash deploy/fuzz.sh "$target" "${LANLM_CHECK_FUZZ_SECONDS:-30}"
+    done
+  else
+    echo "== fuzz pass skipped: clang++ not installed =="
+  fi
 fi
 echo "check.sh: all tests passed"

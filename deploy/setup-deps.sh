@@ -2,7 +2,8 @@
 # Installs every Debian 12 package that building, testing and running lanlm need, then the
 # dashboard's web dependencies from npm into third_party/ (git-ignored): uPlot (compiled
 # into lanlm-coordinator) and playwright-core (drives Debian's chromium in the browser test;
-# no browser download). Idempotent: prints nothing and touches nothing when everything is
+# no browser download). clang, its runtimes (libFuzzer, sanitizers) and llvm (llvm-symbolizer)
+# are for the fuzz targets (deploy/fuzz.sh). Idempotent: prints nothing and touches nothing when everything is
 # already installed. LANLM_SKIP_WEB_DEPS=1 skips npm (the dashboard then has no charts and
 # the browser test skips).
 set -euo pipefail
@@ -10,10 +11,11 @@ set -euo pipefail
 packages=(
   cmake ninja-build g++ pkg-config git
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libboost-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
+  libboost-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev nlohmann-json3-dev
   python3 python3-grpcio python3-protobuf
   bible-kjv iproute2 procps
   prometheus chromium systemd
+  clang libclang-rt-14-dev llvm
 )
 # Node.js for npm (a nodesource or other node already on PATH will do).
 command -v npm >/dev/null || packages+=(nodejs npm)

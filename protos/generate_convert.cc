@@ -1,20 +1,12 @@
 // Generate conversions; see generate_convert.h.
 #include "protos/generate_convert.h"
 
-#include <cstdio>
 
 #include "engine/base/float_bits.h"
+#include "engine/base/number_text.h"
 
 namespace lanlm::protos {
-namespace {
-
-std::string Num(double v) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof(buffer), "%g", v);
-  return buffer;
-}
-
-}  // namespace
+using engine::NumberText;
 
 v1::FinishReason ToProto(engine::FinishReason reason) {
   switch (reason) {
@@ -59,7 +51,7 @@ StatusOr<engine::SamplingOptions> FromProto(const v1::SamplingParams& p, const s
   engine::SamplingOptions o;
   if (p.has_temperature()) {
     if (!IsFiniteBits(p.temperature()) || p.temperature() < 0.0f || p.temperature() > 1000.0f) {
-      return InvalidArgumentError(field + ".temperature = " + Num(p.temperature()) + " is outside [0, 1000]");
+      return InvalidArgumentError(field + ".temperature = " + NumberText(p.temperature()) + " is outside [0, 1000]");
     }
     o.temperature = p.temperature();
   }
@@ -69,7 +61,7 @@ StatusOr<engine::SamplingOptions> FromProto(const v1::SamplingParams& p, const s
   }
   if (p.has_top_p()) {
     if (!IsFiniteBits(p.top_p()) || p.top_p() <= 0.0f || p.top_p() > 1.0f) {
-      return InvalidArgumentError(field + ".top_p = " + Num(p.top_p()) + " is outside (0, 1]");
+      return InvalidArgumentError(field + ".top_p = " + NumberText(p.top_p()) + " is outside (0, 1]");
     }
     o.top_p = p.top_p();
   }

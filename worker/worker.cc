@@ -1,4 +1,5 @@
-// The worker's join / lease / gradient loop; see worker.h.
+// The worker's sessions: join, configure, and the Work stream's read loop; see worker.h
+// (worker_lease.cc computes and sends each lease's gradient).
 #include "worker/worker.h"
 
 #include <spdlog/spdlog.h>
@@ -7,18 +8,14 @@
 #include <cinttypes>
 
 #include "engine/io/checkpoint.h"
-#include "engine/train/gradient_tree.h"
 #include "engine/ops/matmul.h"
 #include "engine/model/parameters.h"
-#include "engine/train/local_steps.h"
-#include "engine/train/trainer.h"
 #include "protos/cluster_auth.h"
 #include "protos/convert.h"
 
 namespace lanlm::worker {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using Stream = grpc::ClientReaderWriter<v1::WorkerMessage, v1::CoordinatorMessage>;
 
 std::string DefaultName() {
@@ -199,7 +196,34 @@ Worker::SessionEnd Worker::Session(Status* status, bool* made_progress) {
                options_.coordinator, worker_id_, config_.ToString(), micro_batch_, parameter_count_,
                engine::WireName(static_cast<int>(wire_)), cached_version_);
 
-  // Work stream.
+  return WorkStream(*stub, reply.run_id(), status, made_progress);
+}
+
+// One Work stream's state, shared by the read loop and the message handlers.
+struct Worker::WorkState {
+  Stream* stream = nullptr;
+  std::string run_id;     // the run joined; parameters of another run are refused
+  Status* status = nullptr;
+  bool* made_progress = nullptr;
+  // `writable` goes false when a write fails: the coordinator has ended the call (for example
+  // right after the last step's commit). What it sent before that (the last CommitResult,
+  // the Shutdown) is still in the stream, so keep reading until the end rather than
+  // dropping it. `local_error` is a problem on this side: stop reading and cancel.
+  bool writable = true;
+  bool local_error = false;
+  bool shut_down = false;
+  SessionEnd end = SessionEnd::kRetry;
+  std::unique_ptr<protos::ChunkAssembler> incoming;  // parameters being received
+  int64_t incoming_version = -1;
+
+  void FailLocally(Status error) {
+    *status = std::move(error);
+    local_error = true;
+  }
+};
+
+Worker::SessionEnd Worker::WorkStream(v1::Cluster::Stub& stub, const std::string& run_id, Status* status,
+                                      bool* made_progress) {
   grpc::ClientContext context;
   protos::AttachClusterToken(context, options_.token);
   {
@@ -207,7 +231,7 @@ Worker::SessionEnd Worker::Session(Status* status, bool* made_progress) {
     if (stopping_) return SessionEnd::kStopped;
     active_context_ = &context;
   }
-  std::unique_ptr<Stream> stream = stub->Work(&context);
+  std::unique_ptr<Stream> stream = stub.Work(&context);
   v1::WorkerMessage hello;
   hello.mutable_hello()->set_worker_id(worker_id_);
   hello.mutable_hello()->set_cached_version(cached_version_);
@@ -215,188 +239,94 @@ Worker::SessionEnd Worker::Session(Status* status, bool* made_progress) {
   v1::WorkerMessage ask;
   ask.mutable_lease_request()->set_cached_version(cached_version_);
   ask.mutable_lease_request()->set_cached_run_id(cached_run_);
-  // `writable` goes false when a write fails: the coordinator has ended the call (for example
-  // right after the last step's commit). What it sent before that (the last CommitResult,
-  // the Shutdown) is still in the stream, so keep reading until the end rather than
-  // dropping it. `local_error` is a problem on this side: stop reading and cancel.
-  bool writable = stream->Write(hello) && stream->Write(ask);
-  bool local_error = false;
-  bool shut_down = false;
-
-  SessionEnd end = SessionEnd::kRetry;
-  std::unique_ptr<protos::ChunkAssembler> incoming;  // parameters being received
-  int64_t incoming_version = -1;
+  WorkState state;
+  state.stream = stream.get();
+  state.run_id = run_id;
+  state.status = status;
+  state.made_progress = made_progress;
+  state.writable = stream->Write(hello) && stream->Write(ask);
   v1::CoordinatorMessage message;
-  auto fail_locally = [&](Status error) {
-    *status = std::move(error);
-    local_error = true;
-  };
-  while (!local_error && !shut_down && stream->Read(&message)) {
-    switch (message.kind_case()) {
-      case v1::CoordinatorMessage::kParamChunk: {
-        const v1::ParamChunk& chunk = message.param_chunk();
-        if (chunk.run_id() != reply.run_id()) {
-          fail_locally(InvalidArgumentError("parameters of run " + chunk.run_id().substr(0, 40) +
-                                            " on a stream of run " + reply.run_id()));
-          break;
-        }
-        if (!incoming || incoming_version != chunk.version() || chunk.chunk().offset() == 0) {
-          incoming = std::make_unique<protos::ChunkAssembler>(parameter_count_, protos::kMaxChunkBytes, wire_);
-          incoming_version = chunk.version();
-        }
-        if (Status added = incoming->Add(chunk.chunk()); !added.ok()) {
-          fail_locally(std::move(added));
-          break;
-        }
-        {
-          std::lock_guard<std::mutex> lock(mu_);
-          stats_.param_bytes += static_cast<int64_t>(chunk.chunk().data().size());
-        }
-        if (incoming->complete()) {
-          params_ = incoming->Take();
-          cached_version_ = incoming_version;
-          cached_run_ = chunk.run_id();
-          incoming.reset();
-        }
-        break;
-      }
-      case v1::CoordinatorMessage::kLease: {
-        if (!writable) break;  // the gradient could not be sent back
-        Status handled = HandleLease(message.lease(), *stream, &writable);
-        if (handled.ok()) {
-          *made_progress = true;
-        } else if (writable) {
-          fail_locally(std::move(handled));
-        } else if (status->ok()) {
-          *status = std::move(handled);  // reported if no Shutdown explains the broken stream
-        }
-        break;
-      }
-      case v1::CoordinatorMessage::kCommitResult: {
-        const v1::CommitResult& result = message.commit_result();
-        std::lock_guard<std::mutex> lock(mu_);
-        if (result.code() == 0) {
-          ++stats_.accepted;
-        } else {
-          ++stats_.rejected;
-          spdlog::warn("worker {}: commit of lease {} rejected (code {}): {}", options_.name, result.lease_id(),
-                       result.code(), result.message());
-        }
-        break;
-      }
-      case v1::CoordinatorMessage::kShutdown:
-        spdlog::info("worker {}: coordinator shuts down: {}", options_.name, message.shutdown().reason());
-        end = message.shutdown().finished() && options_.exit_when_finished ? SessionEnd::kFinished : SessionEnd::kRetry;
-        *status = UnavailableError("coordinator shut down: " + message.shutdown().reason());
-        shut_down = true;
-        break;
-      default:
-        fail_locally(InvalidArgumentError("unknown message kind from the coordinator"));
-        break;
-    }
-  }
+  while (!state.local_error && !state.shut_down && stream->Read(&message)) HandleMessage(message, state);
   // On a local error, or a shutdown we will not wait out, the stream may still be open:
   // cancel it so Finish returns.
-  if (local_error || (shut_down && end != SessionEnd::kFinished)) context.TryCancel();
-  if (writable) stream->WritesDone();
+  if (state.local_error || (state.shut_down && state.end != SessionEnd::kFinished)) context.TryCancel();
+  if (state.writable) stream->WritesDone();
   const grpc::Status finished = stream->Finish();
   {
     std::lock_guard<std::mutex> lock(mu_);
     active_context_ = nullptr;
   }
   if (stopping_) return SessionEnd::kStopped;
-  if (end == SessionEnd::kFinished) return end;
+  if (state.end == SessionEnd::kFinished) return state.end;
   if (status->ok()) *status = finished.ok() ? UnavailableError("stream ended") : protos::FromGrpcStatus(finished);
   return SessionEnd::kRetry;
 }
 
-Status Worker::ComputeLease(const v1::Lease& lease, const std::vector<int32_t>& tokens, int shards, float* losses) {
-  if (lease.local_steps() > 0) {
-    if (!inner_) {
-      return InvalidArgumentError("lease " + std::to_string(lease.lease_id()) + " has local_steps = " +
-                                  std::to_string(lease.local_steps()) + " but the run sent no inner optimizer");
+void Worker::HandleMessage(const v1::CoordinatorMessage& message, WorkState& s) {
+  switch (message.kind_case()) {
+    case v1::CoordinatorMessage::kParamChunk:
+      AcceptParamChunk(message.param_chunk(), s);
+      break;
+    case v1::CoordinatorMessage::kLease: {
+      if (!s.writable) break;  // the gradient could not be sent back
+      Status handled = HandleLease(message.lease(), *s.stream, &s.writable);
+      if (handled.ok()) {
+        *s.made_progress = true;
+      } else if (s.writable) {
+        s.FailLocally(std::move(handled));
+      } else if (s.status->ok()) {
+        *s.status = std::move(handled);  // reported if no Shutdown explains the broken stream
+      }
+      break;
     }
-    // A DiLoCo round: grad_ receives the parameter difference in place of a gradient.
-    return engine::RunLocalSteps(*inner_, lease.step(), lease.local_steps(), shards, *model_, micro_batch_,
-                                 params_.data(), tokens.data(), grad_.data(), losses, pool_,
-                                 [this] { return stopping_.load(); });
+    case v1::CoordinatorMessage::kCommitResult: {
+      const v1::CommitResult& result = message.commit_result();
+      std::lock_guard<std::mutex> lock(mu_);
+      if (result.code() == 0) {
+        ++stats_.accepted;
+      } else {
+        ++stats_.rejected;
+        spdlog::warn("worker {}: commit of lease {} rejected (code {}): {}", options_.name, result.lease_id(),
+                     result.code(), result.message());
+      }
+      break;
+    }
+    case v1::CoordinatorMessage::kShutdown:
+      spdlog::info("worker {}: coordinator shuts down: {}", options_.name, message.shutdown().reason());
+      s.end = message.shutdown().finished() && options_.exit_when_finished ? SessionEnd::kFinished : SessionEnd::kRetry;
+      *s.status = UnavailableError("coordinator shut down: " + message.shutdown().reason());
+      s.shut_down = true;
+      break;
+    default:
+      s.FailLocally(InvalidArgumentError("unknown message kind from the coordinator"));
+      break;
   }
-  if (shards == 1) {
-    losses[0] = engine::ComputeShardGradient(*model_, params_.data(), tokens.data(), micro_batch_, grad_.data(), pool_);
-    return OkStatus();
-  }
-  // One gradient per shard, then their tree sum: the node the coordinator's GradientTree
-  // would have built from them, bit for bit.
-  const int64_t per_shard = int64_t{micro_batch_} * (config_.context + 1);
-  std::vector<std::vector<float>> block(static_cast<size_t>(shards));
-  for (int i = 0; i < shards && !stopping_; ++i) {
-    block[i].resize(static_cast<size_t>(parameter_count_));
-    losses[i] = engine::ComputeShardGradient(*model_, params_.data(), tokens.data() + i * per_shard, micro_batch_,
-                                             block[i].data(), pool_);
-  }
-  if (stopping_) return CancelledError("stopping");
-  grad_ = engine::GradientTree::SumBlock(std::move(block), pool_);
-  return OkStatus();
 }
 
-Status Worker::HandleLease(const v1::Lease& lease, Stream& stream, bool* writable) {
-  if (lease.step() != cached_version_ || lease.run_id() != cached_run_) {
-    Status mismatch = FailedPreconditionError(
-        "lease " + std::to_string(lease.lease_id()) + " is for step " + std::to_string(lease.step()) + " of run " +
-        lease.run_id().substr(0, 40) + " but the parameters here are version " + std::to_string(cached_version_) +
-        " of run " + (cached_run_.empty() ? "none" : cached_run_));
-    cached_version_ = -1;  // ask for the parameters again after reconnecting
-    return mismatch;
+void Worker::AcceptParamChunk(const v1::ParamChunk& chunk, WorkState& s) {
+  if (chunk.run_id() != s.run_id) {
+    s.FailLocally(InvalidArgumentError("parameters of run " + chunk.run_id().substr(0, 40) + " on a stream of run " +
+                                       s.run_id));
+    return;
   }
-  LANLM_ASSIGN_OR_RETURN(std::vector<int32_t> tokens, protos::TokensFromProto(lease, config_, micro_batch_));
-  LANLM_ASSIGN_OR_RETURN(const int shards, protos::LeaseShardCount(lease));
-  const auto start = Clock::now();
-  std::vector<float> losses(static_cast<size_t>(shards));
-  LANLM_RETURN_IF_ERROR(ComputeLease(lease, tokens, shards, losses.data()));
-  const double compute_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-  if (stopping_) return CancelledError("stopping");
-
-  std::vector<v1::FloatChunk> chunks = protos::MakeChunks(grad_.data(), parameter_count_, protos::kMaxChunkBytes, wire_);
-  const uint32_t commit_crc = protos::ChunksCrc32c(chunks);
-  v1::WorkerMessage out;
-  for (v1::FloatChunk& chunk : chunks) {
-    v1::GradientChunk* g = out.mutable_gradient_chunk();
-    g->set_lease_id(lease.lease_id());
-    *g->mutable_chunk() = std::move(chunk);
-    if (!stream.Write(out)) {
-      *writable = false;
-      return UnavailableError("stream broke while sending a gradient");
-    }
+  if (!s.incoming || s.incoming_version != chunk.version() || chunk.chunk().offset() == 0) {
+    s.incoming = std::make_unique<protos::ChunkAssembler>(parameter_count_, protos::kMaxChunkBytes, wire_);
+    s.incoming_version = chunk.version();
   }
-  out.Clear();
-  v1::Commit* commit = out.mutable_commit();
-  commit->set_lease_id(lease.lease_id());
-  commit->set_floats(parameter_count_);
-  commit->set_crc32c(commit_crc);
-  commit->set_loss(losses[0]);
-  commit->set_compute_ms(compute_ms);
-  if (shards > 1) {
-    for (float l : losses) commit->add_shard_losses(l);
-  }
-  if (!stream.Write(out)) {
-    *writable = false;
-    return UnavailableError("stream broke while committing");
+  if (Status added = s.incoming->Add(chunk.chunk()); !added.ok()) {
+    s.FailLocally(std::move(added));
+    return;
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
-    ++stats_.leases;
-    stats_.gradient_bytes += parameter_count_ * engine::WireBytes(static_cast<int>(wire_));
+    stats_.param_bytes += static_cast<int64_t>(chunk.chunk().data().size());
   }
-  spdlog::debug("worker {}: step {} shards {}+{} loss={:.4f} compute_ms={:.1f}", options_.name, lease.step(),
-                lease.shard(), shards, losses[0], compute_ms);
-  v1::WorkerMessage ask;
-  ask.mutable_lease_request()->set_cached_version(cached_version_);
-  ask.mutable_lease_request()->set_cached_run_id(cached_run_);
-  if (!stream.Write(ask)) {
-    *writable = false;
-    return UnavailableError("stream broke while asking for a lease");
+  if (s.incoming->complete()) {
+    params_ = s.incoming->Take();
+    cached_version_ = s.incoming_version;
+    cached_run_ = chunk.run_id();
+    s.incoming.reset();
   }
-  return OkStatus();
 }
 
 }  // namespace lanlm::worker

@@ -67,7 +67,14 @@ class Worker {
 
  private:
   enum class SessionEnd { kFinished, kStopped, kRetry, kFatal };
+  struct WorkState;
+  // One connection: channel, Join, Configure, then WorkStream.
   SessionEnd Session(Status* status, bool* made_progress);
+  // The Work stream of a joined session: hello, then messages until the stream ends.
+  SessionEnd WorkStream(v1::Cluster::Stub& stub, const std::string& run_id, Status* status, bool* made_progress);
+  void HandleMessage(const v1::CoordinatorMessage& message, WorkState& state);
+  // Reassembles parameters; a complete set becomes params_ at its version.
+  void AcceptParamChunk(const v1::ParamChunk& chunk, WorkState& state);
   Status Configure(const v1::JoinReply& reply);
   // Fills grad_ (the block's gradient, or a local-steps round's parameter difference) and
   // losses[shards].

@@ -126,6 +126,16 @@
     sessions.replaceChildren();
     const row1 = sessions.insertRow(); cell(row1, "live sessions"); cell(row1, String(s.sessions), "num");
     const row2 = sessions.insertRow(); cell(row2, "KV cache"); cell(row2, fmt(s.kv_cache_bytes / 1048576, 1) + " MiB", "num");
+    const g = s.generate;  // counts since the coordinator started; latencies are means
+    if (g) {
+      const ms = (x) => (x === null ? "–" : fmt(1000 * x, 1) + " ms");
+      const rows = [["sessions opened", String(g.sessions_opened)], ["generations", String(g.generations)],
+                    ["tokens generated", fmt(g.tokens)], ["time to first token", ms(g.time_to_first_token_mean_s)],
+                    ["per-token latency", ms(g.token_latency_mean_s)], ["errors", String(g.errors)]];
+      for (const [label, value] of rows) {
+        const row = sessions.insertRow(); cell(row, label); cell(row, value, "num");
+      }
+    }
   }
 
   async function poll() {

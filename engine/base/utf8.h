@@ -43,13 +43,18 @@ inline int Utf8Decode(const unsigned char* p, size_t n, uint32_t* cp) {
   return 0;  // continuation byte, C0/C1 (always overlong) or F5..FF
 }
 
-inline bool IsValidUtf8(std::string_view s) {
+// True when `s` is valid UTF-8 (shortest forms, no surrogates, at most U+10FFFF). On failure
+// and when bad_offset is not null, stores the byte offset of the first invalid sequence.
+inline bool IsValidUtf8(std::string_view s, size_t* bad_offset = nullptr) {
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
   size_t i = 0;
   uint32_t cp = 0;
   while (i < s.size()) {
     const int len = Utf8Decode(p + i, s.size() - i, &cp);
-    if (len == 0) return false;
+    if (len == 0) {
+      if (bad_offset != nullptr) *bad_offset = i;
+      return false;
+    }
     i += static_cast<size_t>(len);
   }
   return true;

@@ -41,6 +41,10 @@ void VisitTrainFlags(Values& t, Visitor& v) {
            {"cosine", "constant"});
   v.Double("validation-fraction", &t.validation_fraction, "last fraction of the corpus tokens held out for validation",
            0.0, 0.5);
+  v.Int("eval-every", &t.eval_every, "validation loss every N steps and at the end (0 = only at the end)", 0,
+        kMaxSteps);
+  v.Int("eval-windows", &t.eval_windows, "validation windows of T+1 tokens per evaluation (0 = the whole split)", 0,
+        kMaxSteps);
   v.Choice("precision", &t.precision,
            "arithmetic of the large matmuls: fp32, or bf16 (inputs rounded to bf16, fp32 accumulation; "
            "docs/TRAINING.md)",

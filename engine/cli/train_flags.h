@@ -32,6 +32,8 @@ struct TrainFlags {
   float weight_decay = 0.01f;
   std::string schedule = "cosine";
   double validation_fraction = 0.05;
+  int64_t eval_every = 100;   // validation loss every N steps and at the end (0 = only at the end)
+  int64_t eval_windows = 16;  // windows of T+1 validation tokens per evaluation (0 = the whole split)
   std::string precision = "fp32";    // --precision: arithmetic of the large matmuls (fp32 or bf16)
   bool allow_corpus_change = false;  // --allow-corpus-change: resume on a text other than the checkpoint's
   bool override_checkpoint = false;  // --override-checkpoint: resume with other optimizer flags (lr, ...)

@@ -2,11 +2,11 @@
 #include "engine/cli/train_run.h"
 
 #include <chrono>
-#include <cstdio>
 #include <optional>
 #include <utility>
 
 #include "engine/base/hash.h"
+#include "engine/base/number_text.h"
 #include "engine/io/checkpoint.h"
 #include "engine/train/training_checkpoint.h"
 
@@ -14,11 +14,7 @@ namespace lanlm::engine {
 namespace {
 
 // A float shown as typed: 0.01, not 0.00999999978.
-std::string Shown(double x) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%.7g", x);
-  return buf;
-}
+std::string Shown(double x) { return NumberText(x, 7); }
 
 std::string Shown(int64_t x) { return std::to_string(x); }
 std::string Shown(uint64_t x) { return std::to_string(x); }

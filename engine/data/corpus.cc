@@ -11,7 +11,7 @@
 #include <cstring>
 
 #include "engine/base/hash.h"
-#include "engine/io/json.h"
+#include "engine/base/utf8.h"
 
 namespace lanlm::engine {
 namespace {

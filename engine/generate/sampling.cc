@@ -8,10 +8,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <functional>
 
 #include "engine/base/float_bits.h"
+#include "engine/base/number_text.h"
 #include "engine/model/model_config.h"
 #include "engine/base/random.h"
 
@@ -21,20 +21,53 @@ namespace {
 constexpr float kMaxTemperature = 100.0f;
 constexpr uint64_t kSamplingDomain = 0x73616d706c696e67ull;  // "sampling": separates this stream
 
-std::string Num(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%g", v);
-  return buf;
-}
-
 // exp(x) for x <= 0, exactly 0 far below the float range (also for x = -inf).
 float ExpNonPositive(double x) { return x < -745.0 ? 0.0f : static_cast<float>(std::exp(x)); }
+
+// The support size m: the first m tokens in (weight desc, id asc) order after the top-k cut
+// to n tokens and the top-p cut. Leaves sorted[0, m) holding the m largest weights in
+// descending order (sorted[m - 1] is the threshold), when there is a cut.
+//   w: [vocab] weights; sorted: [vocab] a copy of w, reordered here.
+int SupportSize(const float* w, float* sorted, int vocab, int n, float top_p) {
+  int m = n;
+  if (top_p < 1.0f) {
+    // Only the candidates need sorting. Without top-k, tokens lighter than
+    // tau = (1 - top_p) * total / vocab can never reach the top-p prefix: all of them together
+    // weigh less than (1 - top_p) * total, so the heavier ones (which come first) reach top_p.
+    int candidates = n;
+    double top_k_sum = 0.0;
+    if (n == vocab) {
+      for (int i = 0; i < vocab; ++i) top_k_sum += w[i];
+      const auto tau = static_cast<float>((1.0 - top_p) * top_k_sum / vocab);
+      candidates = 0;
+      for (int i = 0; i < vocab; ++i) {
+        if (w[i] >= tau) sorted[candidates++] = w[i];
+      }
+      std::sort(sorted, sorted + candidates, std::greater<float>());
+    } else {
+      std::partial_sort(sorted, sorted + n, sorted + vocab, std::greater<float>());
+      for (int j = 0; j < n; ++j) top_k_sum += sorted[j];
+    }
+    m = candidates;  // also when rounding keeps the sum just short of top_p
+    double cumulative = 0.0;
+    for (int j = 0; j < candidates; ++j) {
+      cumulative += sorted[j];
+      if (cumulative >= top_p * top_k_sum) {
+        m = j + 1;
+        break;
+      }
+    }
+  } else if (n < vocab) {
+    std::nth_element(sorted, sorted + (n - 1), sorted + vocab, std::greater<float>());
+  }
+  return m;
+}
 
 }  // namespace
 
 Status SamplingOptions::Validate() const {
   if (!IsFiniteBits(temperature) || !(temperature >= 0.0f && temperature <= kMaxTemperature)) {
-    return InvalidArgumentError("temperature = " + Num(temperature) + " is outside [0, " + Num(kMaxTemperature) + "]");
+    return InvalidArgumentError("temperature = " + NumberText(temperature) + " is outside [0, " + NumberText(kMaxTemperature) + "]");
   }
   if (top_k < 0) return InvalidArgumentError("top_k = " + std::to_string(top_k) + " is below 0 (0 = no limit)");
   if (top_k > kMaxVocab) {
@@ -42,7 +75,7 @@ Status SamplingOptions::Validate() const {
                                 " exceeds kMaxVocab = " + std::to_string(kMaxVocab));
   }
   if (!IsFiniteBits(top_p) || !(top_p > 0.0f && top_p <= 1.0f)) {
-    return InvalidArgumentError("top_p = " + Num(top_p) + " is outside (0, 1]");
+    return InvalidArgumentError("top_p = " + NumberText(top_p) + " is outside (0, 1]");
   }
   return OkStatus();
 }
@@ -84,37 +117,7 @@ SampledToken SampleToken(const float* logits, int vocab, const SamplingOptions& 
   }
   const int n = options.top_k > 0 && options.top_k < vocab ? options.top_k : vocab;
   const float top_p = IsFiniteBits(options.top_p) && options.top_p > 0.0f ? std::min(options.top_p, 1.0f) : 1.0f;
-  int m = n;  // support size: the first m tokens in (weight desc, id asc) order
-  if (top_p < 1.0f) {
-    // Only the candidates need sorting. Without top-k, tokens lighter than
-    // tau = (1 - top_p) * total / vocab can never reach the top-p prefix: all of them together
-    // weigh less than (1 - top_p) * total, so the heavier ones (which come first) reach top_p.
-    int candidates = n;
-    double top_k_sum = 0.0;
-    if (n == vocab) {
-      for (int i = 0; i < vocab; ++i) top_k_sum += w[i];
-      const auto tau = static_cast<float>((1.0 - top_p) * top_k_sum / vocab);
-      candidates = 0;
-      for (int i = 0; i < vocab; ++i) {
-        if (w[i] >= tau) sorted[candidates++] = w[i];
-      }
-      std::sort(sorted, sorted + candidates, std::greater<float>());
-    } else {
-      std::partial_sort(sorted, sorted + n, sorted + vocab, std::greater<float>());
-      for (int j = 0; j < n; ++j) top_k_sum += sorted[j];
-    }
-    m = candidates;  // also when rounding keeps the sum just short of top_p
-    double cumulative = 0.0;
-    for (int j = 0; j < candidates; ++j) {
-      cumulative += sorted[j];
-      if (cumulative >= top_p * top_k_sum) {
-        m = j + 1;
-        break;
-      }
-    }
-  } else if (n < vocab) {
-    std::nth_element(sorted, sorted + (n - 1), sorted + vocab, std::greater<float>());
-  }
+  const int m = SupportSize(w, sorted, vocab, n, top_p);
   // The support is every token whose weight exceeds the m-th largest, plus as many tokens equal
   // to it (lowest ids first) as fill m places.
   const float threshold = m < vocab || top_p < 1.0f ? sorted[m - 1] : 0.0f;

@@ -1,10 +1,16 @@
-// Strict JSON parser (recursive descent with depth and element bounds) and serialiser.
+// JSON for file headers on top of nlohmann-json (Debian's nlohmann-json3-dev, header-only):
+// its SAX parser does the RFC 8259 grammar, UTF-8 and surrogate checks without exceptions,
+// and its serializer the escaping. What it does not do is ours, here: duplicate keys, nesting
+// depth and element-count bounds, byte offsets in messages, and building JsonValue directly
+// (no second DOM). nlohmann stays inside this file; json.h exposes only JsonValue.
 #include "engine/io/json.h"
 
-#include <cerrno>
 #include <charconv>
-#include <cstdio>
-#include <cstdlib>
+#include <cmath>
+#include <cstddef>
+#include <exception>
+#include <iterator>
+#include <nlohmann/json.hpp>
 #include <unordered_set>
 
 namespace lanlm::engine {
@@ -13,16 +19,6 @@ JsonValue JsonValue::Bool(bool b) {
   JsonValue v;
   v.type_ = Type::kBool;
   v.bool_ = b;
-  return v;
-}
-
-JsonValue JsonValue::Number(double x) {
-  JsonValue v;
-  v.type_ = Type::kNumber;
-  v.number_ = x;
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%.17g", x);
-  v.text_ = buf;
   return v;
 }
 
@@ -83,391 +79,218 @@ const JsonValue* JsonValue::Find(std::string_view key) const {
   return nullptr;
 }
 
-void AppendJsonString(std::string_view s, std::string& out) {
-  static const char kHex[] = "0123456789abcdef";
-  out.push_back('"');
-  for (char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\b':
-        out += "\\b";
-        break;
-      case '\f':
-        out += "\\f";
-        break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          out += "\\u00";
-          out.push_back(kHex[c >> 4]);
-          out.push_back(kHex[c & 15]);
-        } else {
-          out.push_back(ch);
-        }
-    }
-  }
-  out.push_back('"');
-}
-
-void JsonValue::SerializeTo(std::string& out) const {
-  switch (type_) {
-    case Type::kNull:
-      out += "null";
-      break;
-    case Type::kBool:
-      out += bool_ ? "true" : "false";
-      break;
-    case Type::kNumber:
-      out += text_;
-      break;
-    case Type::kString:
-      AppendJsonString(text_, out);
-      break;
-    case Type::kArray:
-      out.push_back('[');
-      for (size_t i = 0; i < items_.size(); ++i) {
-        if (i > 0) out.push_back(',');
-        items_[i].SerializeTo(out);
-      }
-      out.push_back(']');
-      break;
-    case Type::kObject:
-      out.push_back('{');
-      for (size_t i = 0; i < members_.size(); ++i) {
-        if (i > 0) out.push_back(',');
-        AppendJsonString(members_[i].first, out);
-        out.push_back(':');
-        members_[i].second.SerializeTo(out);
-      }
-      out.push_back('}');
-      break;
-  }
-}
-
-std::string JsonValue::Serialize() const {
-  std::string out;
-  SerializeTo(out);
-  return out;
-}
-
 namespace {
 
-// Length of the valid UTF-8 sequence starting at s[i], or 0 when it is invalid.
-size_t Utf8SequenceLength(std::string_view s, size_t i) {
-  const auto b0 = static_cast<unsigned char>(s[i]);
-  if (b0 < 0x80) return 1;
-  size_t n;
-  uint32_t cp;
-  if (b0 >= 0xc2 && b0 <= 0xdf) {
-    n = 2;
-    cp = b0 & 0x1f;
-  } else if (b0 >= 0xe0 && b0 <= 0xef) {
-    n = 3;
-    cp = b0 & 0x0f;
-  } else if (b0 >= 0xf0 && b0 <= 0xf4) {
-    n = 4;
-    cp = b0 & 0x07;
-  } else {
-    return 0;
-  }
-  if (i + n > s.size()) return 0;
-  for (size_t k = 1; k < n; ++k) {
-    const auto b = static_cast<unsigned char>(s[i + k]);
-    if ((b & 0xc0) != 0x80) return 0;
-    cp = (cp << 6) | (b & 0x3f);
-  }
-  if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff))) return 0;  // overlong / too big
-  if (cp >= 0xd800 && cp <= 0xdfff) return 0;                                           // surrogate
-  return n;
-}
+using Json = nlohmann::ordered_json;  // keeps members in insertion order, as JsonValue does
 
-void AppendUtf8(uint32_t cp, std::string& out) {
-  if (cp < 0x80) {
-    out.push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out.push_back(static_cast<char>(0xc0 | (cp >> 6)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
-  } else if (cp < 0x10000) {
-    out.push_back(static_cast<char>(0xe0 | (cp >> 12)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3f)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
-  } else {
-    out.push_back(static_cast<char>(0xf0 | (cp >> 18)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3f)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3f)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
+// A number's JSON: integer literals as 64-bit integers (exact), the rest as their double.
+Json NumberJson(const std::string& text, double number) {
+  if (text.find_first_of(".eE") == std::string::npos) {
+    const char* end = text.data() + text.size();
+    int64_t i = 0;
+    if (auto [p, ec] = std::from_chars(text.data(), end, i); ec == std::errc() && p == end) return Json(i);
+    uint64_t u = 0;
+    if (auto [p, ec] = std::from_chars(text.data(), end, u); ec == std::errc() && p == end) return Json(u);
   }
+  return Json(number);
 }
 
 }  // namespace
 
-bool IsValidUtf8(std::string_view s, size_t* bad_offset) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const size_t n = Utf8SequenceLength(s, i);
-    if (n == 0) {
-      if (bad_offset != nullptr) *bad_offset = i;
-      return false;
+// A JsonValue as nlohmann's value, for its serializer.
+class JsonWriter {
+ public:
+  static Json Convert(const JsonValue& v) {
+    switch (v.type_) {
+      case JsonValue::Type::kNull:
+        return Json(nullptr);
+      case JsonValue::Type::kBool:
+        return Json(v.bool_);
+      case JsonValue::Type::kNumber:
+        return NumberJson(v.text_, v.number_);
+      case JsonValue::Type::kString:
+        return Json(v.text_);
+      case JsonValue::Type::kArray: {
+        Json out = Json::array();
+        for (const JsonValue& item : v.items_) out.push_back(Convert(item));
+        return out;
+      }
+      case JsonValue::Type::kObject: {
+        Json out = Json::object();
+        for (const auto& [k, item] : v.members_) out[k] = Convert(item);
+        return out;
+      }
     }
-    i += n;
+    return Json(nullptr);
   }
-  return true;
+};
+
+std::string JsonValue::Serialize() const {
+  // Compact, non-ASCII UTF-8 copied as is; invalid UTF-8 (which ParseJson would refuse) becomes
+  // U+FFFD instead of an exception.
+  return JsonWriter::Convert(*this).dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
+namespace {
+
+// A char iterator that records how far the parser has read, so errors found by JsonParser
+// (which nlohmann's SAX events do not locate) can name a byte offset.
+class TrackedIterator {
+ public:
+  using iterator_category = std::input_iterator_tag;
+  using value_type = char;
+  using difference_type = std::ptrdiff_t;
+  using pointer = const char*;
+  using reference = const char&;
+
+  TrackedIterator(const char* p, const char** read_to) : p_(p), read_to_(read_to) {}
+  reference operator*() const { return *p_; }
+  TrackedIterator& operator++() {
+    *read_to_ = ++p_;
+    return *this;
+  }
+  TrackedIterator operator++(int) {
+    TrackedIterator before = *this;
+    ++*this;
+    return before;
+  }
+  bool operator==(const TrackedIterator& o) const { return p_ == o.p_; }
+  bool operator!=(const TrackedIterator& o) const { return p_ != o.p_; }
+
+ private:
+  const char* p_;
+  const char** read_to_;
+};
+
+// nlohmann's message without its "[json.exception...] parse error at line 1, column 5: "
+// prefix and "; last read: '...'" suffix (which would echo raw, possibly invalid, input).
+std::string LibraryMessage(const std::exception& e) {
+  std::string m = e.what();
+  if (size_t at = m.find("] "); at != std::string::npos) m.erase(0, at + 2);
+  if (m.rfind("parse error", 0) == 0) {
+    if (size_t at = m.find(": "); at != std::string::npos) m.erase(0, at + 2);
+  }
+  if (size_t at = m.find("; last read"); at != std::string::npos) m.erase(at);
+  return m;
+}
+
+}  // namespace
+
+// nlohmann SAX handler building a JsonValue under JsonLimits; every event returns false to
+// stop the parse at the first error, which error() then holds.
 class JsonParser {
  public:
-  JsonParser(std::string_view text, const JsonLimits& limits) : s_(text), limits_(limits) {}
+  JsonParser(std::string_view text, const JsonLimits& limits)
+      : begin_(text.data()), read_to_(text.data()), limits_(limits) {}
 
-  StatusOr<JsonValue> ParseDocument() {
-    JsonValue v;
-    LANLM_RETURN_IF_ERROR(ParseValue(0, v));
-    SkipSpace();
-    if (pos_ != s_.size()) return Error("unexpected data after the JSON value");
-    return v;
+  StatusOr<JsonValue> Parse(std::string_view text) {
+    TrackedIterator first(text.data(), &read_to_), last(text.data() + text.size(), &read_to_);
+    bool ok = false;
+    try {
+      ok = Json::sax_parse(first, last, this);
+    } catch (const std::exception& e) {  // bad_alloc; the SAX parser itself does not throw
+      return InternalError(std::string("JSON: ") + e.what());
+    }
+    if (!ok) return error_.ok() ? Error("parse failed") : error_;
+    return std::move(root_);
+  }
+
+  // SAX events (nlohmann's json_sax interface).
+  bool null() { return Place(JsonValue()) != nullptr; }
+  bool boolean(bool b) { return Place(JsonValue::Bool(b)) != nullptr; }
+  bool number_integer(int64_t x) { return Place(JsonValue::Integer(x)) != nullptr; }
+  bool number_unsigned(uint64_t x) { return Number(std::to_string(x), static_cast<double>(x)); }
+  bool number_float(double x, const std::string& text) {
+    if (!std::isfinite(x)) return Fail("number " + text.substr(0, 64) + " out of range");
+    return Number(text, x);
+  }
+  bool string(std::string& s) { return Place(JsonValue::String(std::move(s))) != nullptr; }
+  bool binary(Json::binary_t& /*unused*/) { return Fail("binary value"); }  // not produced by JSON text
+  bool start_object(std::size_t /*unknown*/) { return Open(JsonValue::Object()); }
+  bool start_array(std::size_t /*unknown*/) { return Open(JsonValue::Array()); }
+  bool end_object() { return Close(); }
+  bool end_array() { return Close(); }
+  bool key(std::string& k) {
+    if (!keys_.back().insert(k).second) return Fail("duplicate key \"" + k + "\"");
+    key_ = std::move(k);
+    return true;
+  }
+  bool parse_error(std::size_t position, const std::string& /*token*/, const nlohmann::detail::exception& e) {
+    error_ = InvalidArgumentError("JSON: " + LibraryMessage(e) + " at byte " + std::to_string(position));
+    return false;
   }
 
  private:
   Status Error(const std::string& what) const {
-    return InvalidArgumentError("JSON: " + what + " at byte " + std::to_string(pos_));
+    return InvalidArgumentError("JSON: " + what + " at byte " + std::to_string(read_to_ - begin_));
+  }
+  bool Fail(const std::string& what) {
+    error_ = Error(what);
+    return false;
   }
 
-  void SkipSpace() {
-    while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r')) ++pos_;
+  bool Number(const std::string& text, double x) {
+    if (text.size() > 64) return Fail("number longer than 64 characters");
+    JsonValue v;
+    v.type_ = JsonValue::Type::kNumber;
+    v.number_ = x;
+    v.text_ = text;
+    return Place(std::move(v)) != nullptr;
   }
 
-  bool Consume(std::string_view word) {
-    if (s_.substr(pos_, word.size()) != word) return false;
-    pos_ += word.size();
+  // Adds v under the open container (or as the document) after the depth and count checks.
+  JsonValue* Place(JsonValue v) {
+    const int depth = static_cast<int>(open_.size());
+    if (depth > limits_.max_depth) {
+      Fail("nesting deeper than " + std::to_string(limits_.max_depth));
+      return nullptr;
+    }
+    if (++elements_ > limits_.max_elements) {
+      Fail("more than " + std::to_string(limits_.max_elements) + " values");
+      return nullptr;
+    }
+    if (open_.empty()) {
+      root_ = std::move(v);
+      return &root_;
+    }
+    JsonValue& parent = *open_.back();
+    if (parent.type_ == JsonValue::Type::kArray) {
+      parent.items_.push_back(std::move(v));
+      return &parent.items_.back();
+    }
+    parent.members_.emplace_back(std::move(key_), std::move(v));
+    return &parent.members_.back().second;
+  }
+
+  // Only the innermost open container grows, so pointers to the open ones stay valid.
+  bool Open(JsonValue container) {
+    JsonValue* placed = Place(std::move(container));
+    if (placed == nullptr) return false;
+    open_.push_back(placed);
+    keys_.emplace_back();  // stays empty for an array
     return true;
   }
 
-  Status ParseValue(int depth, JsonValue& out) {
-    if (depth > limits_.max_depth) return Error("nesting deeper than " + std::to_string(limits_.max_depth));
-    if (++elements_ > limits_.max_elements) {
-      return Error("more than " + std::to_string(limits_.max_elements) + " values");
-    }
-    SkipSpace();
-    if (pos_ >= s_.size()) return Error("unexpected end of input");
-    const char c = s_[pos_];
-    if (c == '{') return ParseObject(depth, out);
-    if (c == '[') return ParseArray(depth, out);
-    if (c == '"') {
-      out.type_ = JsonValue::Type::kString;
-      return ParseString(out.text_);
-    }
-    if (c == '-' || (c >= '0' && c <= '9')) return ParseNumber(out);
-    if (Consume("true")) {
-      out = JsonValue::Bool(true);
-      return OkStatus();
-    }
-    if (Consume("false")) {
-      out = JsonValue::Bool(false);
-      return OkStatus();
-    }
-    if (Consume("null")) {
-      out = JsonValue::Null();
-      return OkStatus();
-    }
-    return Error("unexpected character '" + std::string(1, c) + "'");
+  bool Close() {
+    open_.pop_back();
+    keys_.pop_back();
+    return true;
   }
 
-  Status ParseObject(int depth, JsonValue& out) {
-    out.type_ = JsonValue::Type::kObject;
-    ++pos_;  // '{'
-    SkipSpace();
-    if (pos_ < s_.size() && s_[pos_] == '}') {
-      ++pos_;
-      return OkStatus();
-    }
-    std::unordered_set<std::string> keys;  // duplicate check in linear time
-    while (true) {
-      SkipSpace();
-      if (pos_ >= s_.size() || s_[pos_] != '"') return Error("expected a string key");
-      std::string key;
-      LANLM_RETURN_IF_ERROR(ParseString(key));
-      if (!keys.insert(key).second) return Error("duplicate key \"" + key + "\"");
-      SkipSpace();
-      if (pos_ >= s_.size() || s_[pos_] != ':') return Error("expected ':'");
-      ++pos_;
-      JsonValue value;
-      LANLM_RETURN_IF_ERROR(ParseValue(depth + 1, value));
-      out.members_.emplace_back(std::move(key), std::move(value));
-      SkipSpace();
-      if (pos_ < s_.size() && s_[pos_] == ',') {
-        ++pos_;
-        continue;
-      }
-      if (pos_ < s_.size() && s_[pos_] == '}') {
-        ++pos_;
-        return OkStatus();
-      }
-      return Error("expected ',' or '}'");
-    }
-  }
-
-  Status ParseArray(int depth, JsonValue& out) {
-    out.type_ = JsonValue::Type::kArray;
-    ++pos_;  // '['
-    SkipSpace();
-    if (pos_ < s_.size() && s_[pos_] == ']') {
-      ++pos_;
-      return OkStatus();
-    }
-    while (true) {
-      JsonValue value;
-      LANLM_RETURN_IF_ERROR(ParseValue(depth + 1, value));
-      out.items_.push_back(std::move(value));
-      SkipSpace();
-      if (pos_ < s_.size() && s_[pos_] == ',') {
-        ++pos_;
-        continue;
-      }
-      if (pos_ < s_.size() && s_[pos_] == ']') {
-        ++pos_;
-        return OkStatus();
-      }
-      return Error("expected ',' or ']'");
-    }
-  }
-
-  Status ParseHex4(uint32_t& out) {
-    if (pos_ + 4 > s_.size()) return Error("truncated \\u escape");
-    out = 0;
-    for (int k = 0; k < 4; ++k) {
-      const char c = s_[pos_++];
-      out <<= 4;
-      if (c >= '0' && c <= '9') {
-        out |= static_cast<uint32_t>(c - '0');
-      } else if (c >= 'a' && c <= 'f') {
-        out |= static_cast<uint32_t>(c - 'a' + 10);
-      } else if (c >= 'A' && c <= 'F') {
-        out |= static_cast<uint32_t>(c - 'A' + 10);
-      } else {
-        return Error("bad hex digit in \\u escape");
-      }
-    }
-    return OkStatus();
-  }
-
-  Status ParseString(std::string& out) {
-    ++pos_;  // opening quote
-    out.clear();
-    while (true) {
-      if (pos_ >= s_.size()) return Error("unterminated string");
-      const auto c = static_cast<unsigned char>(s_[pos_]);
-      if (c == '"') {
-        ++pos_;
-        return OkStatus();
-      }
-      if (c < 0x20) return Error("control character in string");
-      if (c != '\\') {
-        const size_t n = Utf8SequenceLength(s_, pos_);
-        if (n == 0) return Error("invalid UTF-8 in string");
-        out.append(s_.substr(pos_, n));
-        pos_ += n;
-        continue;
-      }
-      if (++pos_ >= s_.size()) return Error("unterminated escape");
-      const char e = s_[pos_++];
-      switch (e) {
-        case '"':
-          out.push_back('"');
-          break;
-        case '\\':
-          out.push_back('\\');
-          break;
-        case '/':
-          out.push_back('/');
-          break;
-        case 'b':
-          out.push_back('\b');
-          break;
-        case 'f':
-          out.push_back('\f');
-          break;
-        case 'n':
-          out.push_back('\n');
-          break;
-        case 'r':
-          out.push_back('\r');
-          break;
-        case 't':
-          out.push_back('\t');
-          break;
-        case 'u': {
-          uint32_t cp = 0;
-          LANLM_RETURN_IF_ERROR(ParseHex4(cp));
-          if (cp >= 0xdc00 && cp <= 0xdfff) return Error("unpaired low surrogate");
-          if (cp >= 0xd800 && cp <= 0xdbff) {
-            if (!Consume("\\u")) return Error("unpaired high surrogate");
-            uint32_t lo = 0;
-            LANLM_RETURN_IF_ERROR(ParseHex4(lo));
-            if (lo < 0xdc00 || lo > 0xdfff) return Error("bad low surrogate");
-            cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-          }
-          AppendUtf8(cp, out);
-          break;
-        }
-        default:
-          return Error("bad escape '\\" + std::string(1, e) + "'");
-      }
-    }
-  }
-
-  Status ParseNumber(JsonValue& out) {
-    const size_t start = pos_;
-    auto digits = [&] {
-      const size_t d = pos_;
-      while (pos_ < s_.size() && s_[pos_] >= '0' && s_[pos_] <= '9') ++pos_;
-      return pos_ - d;
-    };
-    if (s_[pos_] == '-') ++pos_;
-    if (pos_ < s_.size() && s_[pos_] == '0') {
-      ++pos_;
-    } else if (digits() == 0) {
-      return Error("bad number");
-    }
-    if (pos_ < s_.size() && s_[pos_] == '.') {
-      ++pos_;
-      if (digits() == 0) return Error("bad number: no digits after '.'");
-    }
-    if (pos_ < s_.size() && (s_[pos_] == 'e' || s_[pos_] == 'E')) {
-      ++pos_;
-      if (pos_ < s_.size() && (s_[pos_] == '+' || s_[pos_] == '-')) ++pos_;
-      if (digits() == 0) return Error("bad number: no exponent digits");
-    }
-    if (pos_ - start > 64) return Error("number longer than 64 characters");
-    out.type_ = JsonValue::Type::kNumber;
-    out.text_ = std::string(s_.substr(start, pos_ - start));
-    errno = 0;
-    out.number_ = std::strtod(out.text_.c_str(), nullptr);
-    if (errno == ERANGE && (out.number_ > 1.0 || out.number_ < -1.0)) return Error("number out of range");
-    return OkStatus();
-  }
-
-  std::string_view s_;
+  const char* begin_;
+  const char* read_to_;  // one past the last byte nlohmann has read
   JsonLimits limits_;
-  size_t pos_ = 0;
   int64_t elements_ = 0;
+  JsonValue root_;
+  std::vector<JsonValue*> open_;                       // open containers, outermost first
+  std::vector<std::unordered_set<std::string>> keys_;  // keys seen in each (linear-time duplicate check)
+  std::string key_;                                    // the key of the next object member
+  Status error_;
 };
 
 StatusOr<JsonValue> ParseJson(std::string_view text, const JsonLimits& limits) {
   JsonParser parser(text, limits);
-  return parser.ParseDocument();
+  return parser.Parse(text);
 }
 
 }  // namespace lanlm::engine

@@ -1,8 +1,9 @@
-// A small strict JSON reader and writer for file headers (checkpoints) and metadata.
-// Parsing follows RFC 8259 with no extensions (no comments, no trailing commas, no NaN),
-// rejects duplicate object keys and invalid UTF-8, and bounds nesting depth and element
-// counts so hostile input costs at most linear time and memory. Not a general-purpose
-// DOM library: numbers are kept as their source text plus a double.
+// A strict JSON reader and writer for file headers (checkpoints) and metadata, on top of
+// nlohmann-json (json.cc; the library stays out of this header). Parsing follows RFC 8259 with
+// no extensions (no comments, no trailing commas, no NaN), rejects duplicate object keys and
+// invalid UTF-8, and bounds nesting depth and element counts so hostile input costs at most
+// linear time and memory; it never throws. Not a general-purpose DOM library: numbers are
+// kept as their source text plus a double.
 #pragma once
 
 #include <cstdint>
@@ -23,7 +24,6 @@ class JsonValue {
   JsonValue() = default;
   static JsonValue Null() { return JsonValue(); }
   static JsonValue Bool(bool b);
-  static JsonValue Number(double x);  // written with 17 significant digits
   static JsonValue Integer(int64_t x);
   static JsonValue String(std::string s);
   static JsonValue Array();
@@ -57,9 +57,9 @@ class JsonValue {
   const JsonValue* Find(std::string_view key) const;
 
   // Compact serialisation; strings escaped so the output is valid JSON and pure ASCII
-  // except for the UTF-8 of non-ASCII characters, which is copied as is.
+  // except for the UTF-8 of non-ASCII characters, which is copied as is. Integer literals are
+  // written exactly; other numbers as the shortest text that reads back as the same double.
   std::string Serialize() const;
-  void SerializeTo(std::string& out) const;
 
  private:
   Type type_ = Type::kNull;
@@ -70,6 +70,7 @@ class JsonValue {
   std::vector<std::pair<std::string, JsonValue>> members_;
 
   friend class JsonParser;
+  friend class JsonWriter;
 };
 
 struct JsonLimits {
@@ -77,15 +78,9 @@ struct JsonLimits {
   int64_t max_elements = 1 << 20;  // total values in the document
 };
 
-// Parses exactly one JSON value (surrounded by optional whitespace). Errors say what is wrong
-// and at which byte offset: "JSON: expected ':' at byte 17".
+// Parses exactly one JSON value (surrounded by optional whitespace). Errors (INVALID_ARGUMENT)
+// say what is wrong and at which byte offset: "JSON: duplicate key "a" at byte 13". The entry
+// point of the JSON fuzz target: it must return a Status for any bytes, never throw or crash.
 StatusOr<JsonValue> ParseJson(std::string_view text, const JsonLimits& limits = {});
-
-// Appends `s` as a JSON string literal (quotes included) to `out`.
-void AppendJsonString(std::string_view s, std::string& out);
-
-// True when `s` is valid UTF-8 (shortest forms, no surrogates, at most U+10FFFF). On failure
-// and when bad_offset is not null, stores the byte offset of the first invalid sequence.
-bool IsValidUtf8(std::string_view s, size_t* bad_offset = nullptr);
 
 }  // namespace lanlm::engine

@@ -1,6 +1,6 @@
 // Proof tests of `lanlm train` (RunTrain in-process): the same fingerprint for any thread
-// count, bit-identical resume (after --stop-after and after Ctrl-C), the CSV and progress
-// output, and one clear error line for bad flags and files.
+// count, bit-identical resume (after --stop-after and after Ctrl-C), the CSV, --history and
+// progress output, and one clear error line for bad flags and files.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -10,6 +10,8 @@
 #include <thread>
 
 #include "client/commands.h"
+#include "client/offline_common.h"
+#include "engine/cli/run_history.h"
 #include "engine/io/checkpoint.h"
 #include "engine/data/corpus.h"
 #include "engine/tokenizer/tokenizer.h"
@@ -176,6 +178,53 @@ TEST_F(TrainTest, CtrlCSavesAndResumesBitIdentically) {
     EXPECT_EQ(std::count(line.begin(), line.end(), ','), 4) << line;
   }
   EXPECT_EQ(expect_step, k + 4);
+}
+
+// The rows of a --history file, failing the test on a malformed line.
+std::vector<engine::StepRecord> ReadHistory(const std::string& path) {
+  std::vector<engine::StepRecord> rows;
+  std::istringstream in(Slurp(path));
+  for (std::string line; std::getline(in, line);) {
+    engine::StepRecord r;
+    EXPECT_TRUE(engine::ParseStepRecord(line, &r)) << line;
+    rows.push_back(r);
+  }
+  return rows;
+}
+
+TEST_F(TrainTest, HistoryHasTheCoordinatorsRowsAndContinuesOnResume) {
+  const std::string out = scratch_ / "h.safetensors", history = scratch_ / "h.jsonl";
+  CommandResult first = RunCommand(RunTrain, With(TinyArgs(out, 8), {"--stop-after", "4", "--history", history}));
+  ASSERT_EQ(first.code, 0) << first.err;
+  ASSERT_EQ(ReadHistory(history).size(), 4u);
+  std::ofstream(history, std::ios::app) << "{\"step\":99}\n";  // a torn line: dropped on resume
+  CommandResult resumed =
+      RunCommand(RunTrain, {"--resume", out, "--corpus", *corpus_, "--out", out, "--history", history, "--eval-every",
+                            "5", "--eval-windows", "4"});
+  ASSERT_EQ(resumed.code, 0) << resumed.err;
+  const std::string straight = scratch_ / "straight.jsonl";
+  CommandResult whole = RunCommand(RunTrain, With(TinyArgs(scratch_ / "s.safetensors", 8), {"--history", straight}));
+  ASSERT_EQ(whole.code, 0) << whole.err;
+
+  const std::vector<engine::StepRecord> rows = ReadHistory(history), reference = ReadHistory(straight);
+  ASSERT_EQ(rows.size(), 8u);
+  ASSERT_EQ(reference.size(), 8u);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    EXPECT_EQ(rows[i].step, static_cast<int64_t>(i + 1));
+    EXPECT_EQ(rows[i].tokens, rows[i].step * 3 * 2 * 16);  // S x B x T per step
+    EXPECT_EQ(rows[i].loss, reference[i].loss) << "step " << rows[i].step;
+    EXPECT_GT(rows[i].step_s, 0.0);
+    EXPECT_EQ(rows[i].compute_s, rows[i].step_s);
+    EXPECT_EQ(rows[i].workers, 0);
+    EXPECT_GT(rows[i].unix_ms, 0);
+  }
+  // --eval-every 5: steps 5 and 8 (the end); the stopped run also evaluated its last step 4.
+  for (int step : {1, 2, 3, 6, 7}) EXPECT_EQ(reference[step - 1].validation_loss, 0.0f) << step;
+  EXPECT_GT(reference[4].validation_loss, 0.0f);
+  EXPECT_EQ(rows[4].validation_loss, reference[4].validation_loss);
+  EXPECT_EQ(rows[7].validation_loss, reference[7].validation_loss);
+  EXPECT_GT(rows[3].validation_loss, 0.0f);
+  EXPECT_EQ(FormatFixed(reference[7].validation_loss, 4), Field(whole.out, "val_loss"));
 }
 
 TEST_F(TrainTest, ProgressCsvAndCheckpointContents) {

@@ -2,7 +2,7 @@
 if(TARGET lanlm_coordinator)
   add_executable(lanlm_generate_test_server ${PROJECT_SOURCE_DIR}/tests/coordinator/tools/generate_test_server.cc)
   target_include_directories(lanlm_generate_test_server PRIVATE ${PROJECT_SOURCE_DIR})
-  target_link_libraries(lanlm_generate_test_server PRIVATE lanlm_coordinator)
+  target_link_libraries(lanlm_generate_test_server PRIVATE lanlm_coordinator lanlm_test_support)
 
   add_executable(lanlm_generate_bench ${PROJECT_SOURCE_DIR}/tests/coordinator/tools/generate_bench.cc)
   target_include_directories(lanlm_generate_bench PRIVATE ${PROJECT_SOURCE_DIR})

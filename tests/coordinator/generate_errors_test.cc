@@ -154,7 +154,7 @@ TEST(GenerateErrorsTest, KvMemoryLimitNamesTheFlag) {
   options.max_kv_mib = 1;
   options.max_sessions = 1000;
   TestServer server(options);
-  const int64_t per_session = SessionKvBytes(TinyConfig());
+  const int64_t per_session = SessionKvBytes(ServedConfig());
   const int fit = static_cast<int>((int64_t{1} << 20) / per_session);
   Stream s(*server.stub);  // one stream holds every session, so none can be evicted
   for (int i = 0; i < fit; ++i) {

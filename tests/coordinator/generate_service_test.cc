@@ -67,16 +67,16 @@ TEST(GenerateServiceTest, ContinuedSessionEqualsOneLongRequestAndReusesCache) {
   EXPECT_TRUE(server.WaitNoSessions());
 }
 
-// The same request through the engine alone gives the same tokens (the service's batched
-// steps change nothing).
-TEST(GenerateServiceTest, MatchesEngineGeneration) {
-  TestServer server;
-  Stream s(*server.stub);
-  ASSERT_TRUE(s.Send(Start("the dog", 20, 4)));
-  const Collected got = Collect(s.ReadUntilDone());
-  ASSERT_TRUE(s.Finish().ok());
-
+// What the engine alone generates for Start("the dog", 20, 4) on TinySnapshot(5, 1) in the
+// given weight format: the reference the service's tokens must match.
+struct EngineTokens {
+  std::vector<int32_t> ids;
+  std::string text;
+};
+EngineTokens EngineGeneration(engine::WeightFormat format) {
   auto snapshot = TinySnapshot(5, 1);
+  auto weights = engine::ServingWeights::Convert(snapshot->config, snapshot->params.data(), format);
+  EXPECT_TRUE(weights.ok());
   engine::ThreadPool pool(1);
   engine::Decoder decoder(snapshot->config);
   engine::DecodeState state(snapshot->config);
@@ -89,18 +89,31 @@ TEST(GenerateServiceTest, MatchesEngineGeneration) {
   stop.max_new_tokens = 20;
   stop.stop_on_eos = false;
   stop.confidence_threshold = 0.0f;
-  std::vector<int32_t> ids;
+  EngineTokens out;
   auto r = engine::RunGeneration(
-      decoder, snapshot->params.data(), snapshot->config, *snapshot->tokenizer, state,
-      snapshot->tokenizer->Encode("the dog"), sampling, stop,
-      [&](const engine::Generation::Step& st) {
-        ids.push_back(st.token);
+      decoder, *weights, *snapshot->tokenizer, state, snapshot->tokenizer->Encode("the dog"), sampling, stop,
+      [&](const engine::Generation::Step& step) {
+        out.ids.push_back(step.token);
         return true;
       },
       pool);
-  ASSERT_TRUE(r.ok());
-  EXPECT_EQ(got.ids, ids);
-  EXPECT_EQ(got.text, r->text);
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  if (r.ok()) out.text = r->text;
+  return out;
+}
+
+// The same request through the engine alone gives the same tokens (the service's batched
+// steps change nothing).
+TEST(GenerateServiceTest, MatchesEngineGeneration) {
+  TestServer server;
+  Stream s(*server.stub);
+  ASSERT_TRUE(s.Send(Start("the dog", 20, 4)));
+  const Collected got = Collect(s.ReadUntilDone());
+  ASSERT_TRUE(s.Finish().ok());
+
+  const EngineTokens want = EngineGeneration(engine::WeightFormat::kF32);
+  EXPECT_EQ(got.ids, want.ids);
+  EXPECT_EQ(got.text, want.text);
 }
 
 // --weights q8: the opened event names the format and the tokens are those of the engine's
@@ -116,31 +129,7 @@ TEST(GenerateServiceTest, ServesTheChosenWeightFormat) {
   ASSERT_TRUE(s.Finish().ok());
   EXPECT_EQ(got.opened.weight_format(), "q8");
 
-  auto snapshot = TinySnapshot(5, 1);
-  auto weights = engine::ServingWeights::Convert(snapshot->config, snapshot->params.data(), engine::WeightFormat::kQ8);
-  ASSERT_TRUE(weights.ok());
-  engine::ThreadPool pool(1);
-  engine::Decoder decoder(snapshot->config);
-  engine::DecodeState state(snapshot->config);
-  engine::SamplingOptions sampling;
-  sampling.temperature = 1.0f;
-  sampling.top_k = 0;
-  sampling.top_p = 1.0f;
-  sampling.seed = 4;
-  engine::StopOptions stop;
-  stop.max_new_tokens = 20;
-  stop.stop_on_eos = false;
-  stop.confidence_threshold = 0.0f;
-  std::vector<int32_t> ids;
-  auto r = engine::RunGeneration(
-      decoder, *weights, *snapshot->tokenizer, state, snapshot->tokenizer->Encode("the dog"), sampling, stop,
-      [&](const engine::Generation::Step& st) {
-        ids.push_back(st.token);
-        return true;
-      },
-      pool);
-  ASSERT_TRUE(r.ok());
-  EXPECT_EQ(got.ids, ids);
+  EXPECT_EQ(got.ids, EngineGeneration(engine::WeightFormat::kQ8).ids);
 
   options.weights = "int4";
   EXPECT_EQ(options.Validate().message(), "--weights = 'int4' is not one of: fp32, bf16, q8");

@@ -14,6 +14,7 @@
 #include "coordinator/generate_service.h"
 #include "engine/model/parameters.h"
 #include "protos/generate.grpc.pb.h"
+#include "tests/support/tiny.h"
 
 namespace lanlm::coordinator::testing {
 
@@ -32,20 +33,15 @@ inline std::shared_ptr<const engine::BpeTokenizer> TinyTokenizer() {
   return tokenizer;
 }
 
-inline engine::ModelConfig TinyConfig() {
-  engine::ModelConfig config;
-  config.vocab_size = TinyTokenizer()->vocab_size();
-  config.dim = 32;
-  config.n_layers = 2;
-  config.n_heads = 2;
-  config.ffn_hidden = 64;
-  config.context = 64;
-  return config;
+// The served model: tests/support's tiny sizes, wider and with a longer context.
+inline engine::ModelConfig ServedConfig() {
+  return test_support::TinyConfig(
+      {.vocab = TinyTokenizer()->vocab_size(), .dim = 32, .ffn = 64, .context = 64});
 }
 
 inline std::shared_ptr<const ParamSnapshot> TinySnapshot(uint64_t seed, int64_t version) {
   auto snapshot = std::make_shared<ParamSnapshot>();
-  snapshot->config = TinyConfig();
+  snapshot->config = ServedConfig();
   snapshot->params.resize(static_cast<size_t>(engine::ParameterCount(snapshot->config)));
   engine::InitParameters(snapshot->config, seed, 0.5f, snapshot->params.data());
   snapshot->version = version;
@@ -57,7 +53,7 @@ inline std::shared_ptr<const ParamSnapshot> TinySnapshot(uint64_t seed, int64_t 
 // cancel or a disconnect lands in the middle of a generation.
 inline std::shared_ptr<const ParamSnapshot> SlowSnapshot() {
   auto snapshot = std::make_shared<ParamSnapshot>();
-  snapshot->config = TinyConfig();
+  snapshot->config = ServedConfig();
   snapshot->config.dim = 128;
   snapshot->config.n_heads = 4;
   snapshot->config.n_layers = 4;

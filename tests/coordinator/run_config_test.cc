@@ -8,6 +8,7 @@
 
 #include "engine/io/checkpoint.h"
 #include "engine/train/training_checkpoint.h"
+#include "tests/support/temp_dir.h"
 #include "tests/support/tiny.h"
 
 namespace lanlm::coordinator {
@@ -15,7 +16,7 @@ namespace {
 
 CoordinatorOptions Tiny() {
   CoordinatorOptions o;
-  o.corpus = test_support::WriteTinyCorpus(::testing::TempDir());
+  o.corpus = test_support::WriteTinyCorpus(test_support::TestTempDir("corpus"));
   test_support::ApplyTinyTrainFlags(o);
   return o;
 }

@@ -1,7 +1,8 @@
 // The coordinator's step loop (TrainingRun) without gRPC: fake worker links receive the plain
 // step messages (engine/train/step_messages.h), the test computes gradients with the engine
 // as a worker would and feeds chunks and commits back. The run must end bit-identical to the
-// engine's LocalTrainer, and bad commits must be answered without touching the parameters.
+// engine's LocalTrainer, its validation losses (--eval-every) the engine's EvaluateLoss of the
+// same parameters, and bad commits must be answered without touching the parameters.
 #include "coordinator/training_run.h"
 
 #include <gtest/gtest.h>
@@ -12,6 +13,7 @@
 #include "engine/base/hash.h"
 #include "engine/model/model.h"
 #include "engine/train/trainer.h"
+#include "tests/support/temp_dir.h"
 #include "tests/support/tiny.h"
 
 namespace lanlm::coordinator {
@@ -19,7 +21,7 @@ namespace {
 
 RunSetup TinySetup(int64_t steps) {
   CoordinatorOptions o;
-  o.corpus = test_support::WriteTinyCorpus(::testing::TempDir());
+  o.corpus = test_support::WriteTinyCorpus(test_support::TestTempDir("corpus"));
   test_support::ApplyTinyTrainFlags(o);
   o.shards = 3;
   o.steps = steps;
@@ -86,10 +88,10 @@ engine::ShardCommit CommitOf(const engine::ShardLease& lease, const Gradient& g,
 
 class TrainingRunTest : public ::testing::Test {
  protected:
-  void Start(int64_t steps) {
+  void Start(int64_t steps, RunSettings settings = {}) {
     RunSetup setup = TinySetup(steps);
     reference_ = setup;
-    run_ = std::make_unique<TrainingRun>(std::move(setup), RunSettings{}, io_, pool_,
+    run_ = std::make_unique<TrainingRun>(std::move(setup), settings, io_, pool_,
                                          [this](const RunResult& r) { result_ = r; });
     run_->Start();
   }
@@ -98,21 +100,33 @@ class TrainingRunTest : public ::testing::Test {
     for (const engine::FloatChunk& chunk : g.chunks) run_->OnGradientChunk(connection, {lease.lease_id, chunk});
     run_->OnCommit(connection, commit);
   }
-  uint64_t ReferenceFingerprint() {
+  // Also fills reference_validation_: the validation loss after each step, as `lanlm train`
+  // computes it (its trainer's Model, the first `windows` windows).
+  uint64_t ReferenceFingerprint(int64_t windows = 16) {
     engine::LocalTrainer trainer(reference_.train, reference_.train_tokens, reference_.state, pool_);
-    while (reference_.state.step < reference_.train.steps) EXPECT_TRUE(trainer.Step().ok());
+    while (reference_.state.step < reference_.train.steps) {
+      EXPECT_TRUE(trainer.Step().ok());
+      reference_validation_.push_back(static_cast<float>(
+          engine::EvaluateLoss(trainer.model(), reference_.state.params.data(), reference_.validation_tokens, windows,
+                               pool_)
+              .mean_loss));
+    }
     return reference_.state.Fingerprint();
   }
 
   boost::asio::io_context io_;
   engine::ThreadPool pool_{1};
   RunSetup reference_;
+  std::vector<float> reference_validation_;
   std::unique_ptr<TrainingRun> run_;
   std::optional<RunResult> result_;
 };
 
 TEST_F(TrainingRunTest, TwoFakeWorkersEndBitIdenticalToLocalTrainer) {
-  Start(3);
+  RunSettings settings;
+  settings.eval_every = 2;  // steps 2 and 3 (the end)
+  settings.eval_windows = 3;
+  Start(3, settings);
   auto a = std::make_shared<FakeLink>(), b = std::make_shared<FakeLink>();
   run_->OnConnected(1, a, "w1", "a", -1);
   run_->OnConnected(2, b, "w2", "b", -1);
@@ -132,9 +146,35 @@ TEST_F(TrainingRunTest, TwoFakeWorkersEndBitIdenticalToLocalTrainer) {
   ASSERT_TRUE(result_.has_value());
   EXPECT_TRUE(result_->finished);
   EXPECT_EQ(result_->step, 3);
-  EXPECT_EQ(engine::Hex16(result_->fingerprint), engine::Hex16(ReferenceFingerprint()));
+  EXPECT_EQ(engine::Hex16(result_->fingerprint), engine::Hex16(ReferenceFingerprint(3)));
+  ASSERT_GE(reference_.validation_tokens.size(), 3u * 8 + 1) << "the tiny corpus needs a validation split";
+  const std::vector<StepRecord> history = run_->metrics().History(-1, 100);
+  ASSERT_EQ(history.size(), 3u);
+  EXPECT_EQ(history[0].validation_loss, 0.0f);  // not evaluated
+  EXPECT_EQ(history[1].validation_loss, reference_validation_[1]);
+  EXPECT_EQ(history[2].validation_loss, reference_validation_[2]);
+  EXPECT_GT(history[2].validation_loss, 0.0f);
+  EXPECT_EQ(run_->status().validation_loss, reference_validation_[2]);
+  EXPECT_EQ(run_->metrics().Totals().validations, 2);
   EXPECT_EQ(a->shutdown, std::optional<bool>(true));
   EXPECT_EQ(a->leases.size() + b->leases.size(), 9u);  // 3 steps x 3 shards, each applied once
+}
+
+TEST(ValidationEvalTest, DueEveryNStepsRoundsThatCrossAMultipleAndAtTheEnd) {
+  engine::ModelConfig config;
+  config.context = 4;
+  const ValidationEval every3(config, 1, std::vector<int32_t>(5, 0), 3, 1);
+  EXPECT_FALSE(every3.Due(2, 1, 10));
+  EXPECT_TRUE(every3.Due(3, 1, 10));
+  EXPECT_TRUE(every3.Due(10, 1, 10));   // the end
+  EXPECT_TRUE(every3.Due(7, 2, 10));    // a local-steps round 5..7 crossed 6
+  EXPECT_FALSE(every3.Due(8, 1, 10));
+  const ValidationEval end_only(config, 1, std::vector<int32_t>(5, 0), 0, 1);
+  EXPECT_FALSE(end_only.Due(3, 1, 10));
+  EXPECT_TRUE(end_only.Due(10, 1, 10));
+  const ValidationEval too_short(config, 1, std::vector<int32_t>(4, 0), 1, 1);  // < T+1 tokens
+  EXPECT_FALSE(too_short.possible());
+  EXPECT_FALSE(too_short.Due(10, 1, 10));
 }
 
 TEST_F(TrainingRunTest, BadCommitsAreAnsweredAndTheShardIsLeasedAgain) {

@@ -12,20 +12,13 @@
 #include "engine/model/model.h"
 #include "engine/model/parameters.h"
 #include "engine/base/random.h"
+#include "tests/support/tiny.h"
 
 namespace lanlm::engine {
 namespace {
 
-ModelConfig Config() {
-  ModelConfig c;
-  c.vocab_size = 37;
-  c.dim = 32;
-  c.n_layers = 2;
-  c.n_heads = 4;
-  c.ffn_hidden = 40;
-  c.context = 12;
-  return c;
-}
+// This suite's model sizes (tests/support/tiny.h).
+constexpr test_support::TinySizes kSizes = {.vocab = 37, .dim = 32, .heads = 4, .ffn = 40, .context = 12};
 
 std::vector<float> Params(const ModelConfig& c, uint64_t seed) {
   std::vector<float> p(ParameterCount(c));
@@ -55,7 +48,7 @@ void ExpectClose(const float* got, const float* want, int V, const std::string& 
 }
 
 TEST(DecoderTest, TokenByTokenMatchesFullForwardAtEveryPosition) {
-  const ModelConfig c = Config();
+  const ModelConfig c = test_support::TinyConfig(kSizes);
   const auto params = Params(c, 1);
   const auto tokens = Tokens(c, 1, 2);
   const auto full = FullLogits(c, params, tokens, 1);
@@ -72,7 +65,7 @@ TEST(DecoderTest, TokenByTokenMatchesFullForwardAtEveryPosition) {
 }
 
 TEST(DecoderTest, ChunkedPrefillMatchesFullForward) {
-  const ModelConfig c = Config();
+  const ModelConfig c = test_support::TinyConfig(kSizes);
   const auto params = Params(c, 3);
   const auto tokens = Tokens(c, 1, 4);
   const auto full = FullLogits(c, params, tokens, 1);
@@ -92,7 +85,7 @@ TEST(DecoderTest, ChunkedPrefillMatchesFullForward) {
 }
 
 TEST(DecoderTest, FeedBatchMatchesFullForwardForSessionsAtDifferentLengths) {
-  const ModelConfig c = Config();
+  const ModelConfig c = test_support::TinyConfig(kSizes);
   const int S = 3;
   const auto params = Params(c, 5);
   const auto tokens = Tokens(c, S, 6);  // session s decodes row s
@@ -124,7 +117,7 @@ TEST(DecoderTest, FeedBatchMatchesFullForwardForSessionsAtDifferentLengths) {
 }
 
 TEST(DecoderTest, ErrorsLeaveCachesUnchanged) {
-  const ModelConfig c = Config();
+  const ModelConfig c = test_support::TinyConfig(kSizes);
   const auto params = Params(c, 7);
   const auto tokens = Tokens(c, 1, 8);
   ThreadPool pool(1);
@@ -161,7 +154,7 @@ TEST(DecoderTest, ErrorsLeaveCachesUnchanged) {
 }
 
 TEST(DecoderTest, OneThreadEqualsManyThreadsBitForBit) {
-  ModelConfig c = Config();
+  ModelConfig c = test_support::TinyConfig(kSizes);
   c.dim = 64;
   c.ffn_hidden = 96;
   c.vocab_size = 300;

@@ -14,21 +14,14 @@
 #include "engine/model/parameters.h"
 #include "engine/train/gradient_tree.h"
 #include "engine/train/trainer.h"
+#include "tests/support/tiny.h"
 
 namespace lanlm::engine {
 namespace {
 
 // V=13 C=8 L=1 NH=2 F=16 T=6: a round of a few steps runs in milliseconds.
-ModelConfig Tiny() {
-  ModelConfig c;
-  c.vocab_size = 13;
-  c.dim = 8;
-  c.n_layers = 1;
-  c.n_heads = 2;
-  c.ffn_hidden = 16;
-  c.context = 6;
-  return c;
-}
+// This suite's model sizes (tests/support/tiny.h).
+constexpr test_support::TinySizes kSizes = {.vocab = 13, .layers = 1, .ffn = 16, .context = 6};
 
 // (steps, shards, B, T+1) tokens, a fixed pattern per shard so the replica can learn it.
 std::vector<int32_t> Tokens(int steps, int shards, int B, const ModelConfig& c) {
@@ -46,7 +39,7 @@ AdamWOptions Adam() {
 }
 
 TEST(LocalStepsTest, OneInnerStepIsAdamWFromZeroMomentsAtTheRunsRate) {
-  const ModelConfig c = Tiny();
+  const ModelConfig c = test_support::TinyConfig(kSizes);
   const int B = 2;
   const TrainingState init = TrainingState::Init(c, 3, 0.02f);
   const int64_t n = static_cast<int64_t>(init.params.size());
@@ -70,7 +63,7 @@ TEST(LocalStepsTest, OneInnerStepIsAdamWFromZeroMomentsAtTheRunsRate) {
 }
 
 TEST(LocalStepsTest, SeveralStepsLowerTheLossAndAreBitIdenticalAcrossThreads) {
-  const ModelConfig c = Tiny();
+  const ModelConfig c = test_support::TinyConfig(kSizes);
   const int B = 2, H = 6, K = 2;
   const TrainingState init = TrainingState::Init(c, 3, 0.02f);
   const int64_t n = static_cast<int64_t>(init.params.size());

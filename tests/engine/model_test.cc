@@ -13,20 +13,13 @@
 
 #include "engine/model/parameters.h"
 #include "engine/base/random.h"
+#include "tests/support/tiny.h"
 
 namespace lanlm::engine {
 namespace {
 
-ModelConfig TinyConfig() {
-  ModelConfig c;
-  c.vocab_size = 11;
-  c.dim = 8;
-  c.n_layers = 2;
-  c.n_heads = 2;
-  c.ffn_hidden = 12;
-  c.context = 5;
-  return c;
-}
+// This suite's model sizes (tests/support/tiny.h).
+constexpr test_support::TinySizes kSizes = {.context = 5};
 
 // Parameters large enough that every nonlinearity matters; norm weights around 1.
 std::vector<float> RandomParams(const ModelConfig& c, uint64_t seed, float std) {
@@ -153,7 +146,7 @@ double ReferenceLoss(const ModelConfig& c, const std::vector<double>& params, co
 }
 
 TEST(ModelTest, ForwardMatchesDoubleReference) {
-  const ModelConfig c = TinyConfig();
+  const ModelConfig c = test_support::TinyConfig(kSizes);
   const int B = 2;
   const std::vector<float> params = RandomParams(c, 7, 0.4f);
   const std::vector<int32_t> tokens = RandomTokens(c, B, 3);
@@ -169,7 +162,7 @@ TEST(ModelTest, ForwardMatchesDoubleReference) {
 }
 
 TEST(ModelTest, GradientOfEveryTensorMatchesCentralDifferences) {
-  const ModelConfig c = TinyConfig();
+  const ModelConfig c = test_support::TinyConfig(kSizes);
   const int B = 2;
   const std::vector<float> params = RandomParams(c, 11, 0.4f);
   const std::vector<int32_t> tokens = RandomTokens(c, B, 5);
@@ -214,7 +207,7 @@ TEST(ModelTest, GradientOfEveryTensorMatchesCentralDifferences) {
 }
 
 TEST(ModelTest, BackwardAccumulatesIntoGrads) {
-  const ModelConfig c = TinyConfig();
+  const ModelConfig c = test_support::TinyConfig(kSizes);
   const std::vector<float> params = RandomParams(c, 13, 0.3f);
   const std::vector<int32_t> tokens = RandomTokens(c, 2, 9);
   ThreadPool pool(1);
@@ -230,7 +223,7 @@ TEST(ModelTest, BackwardAccumulatesIntoGrads) {
 }
 
 TEST(ModelTest, SmallerBatchThanCapacityUsesOnlyItsRows) {
-  const ModelConfig c = TinyConfig();
+  const ModelConfig c = test_support::TinyConfig(kSizes);
   const std::vector<float> params = RandomParams(c, 17, 0.3f);
   const std::vector<int32_t> tokens = RandomTokens(c, 3, 19);
   ThreadPool pool(1);

@@ -16,19 +16,13 @@
 #include "engine/model/model.h"
 #include "engine/model/parameters.h"
 #include "engine/base/random.h"
+#include "tests/support/tiny.h"
 
 namespace lanlm::engine {
 namespace {
 
 ModelConfig Config(int context = 12) {
-  ModelConfig c;
-  c.vocab_size = 50;
-  c.dim = 64;
-  c.n_layers = 2;
-  c.n_heads = 4;
-  c.ffn_hidden = 96;
-  c.context = context;
-  return c;
+  return test_support::TinyConfig({.vocab = 50, .dim = 64, .heads = 4, .ffn = 96, .context = context});
 }
 
 std::vector<float> Params(const ModelConfig& c, uint64_t seed) {

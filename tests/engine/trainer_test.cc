@@ -15,20 +15,13 @@
 #include "engine/base/hash.h"
 #include "engine/model/parameters.h"
 #include "engine/base/random.h"
+#include "tests/support/tiny.h"
 
 namespace lanlm::engine {
 namespace {
 
-ModelConfig Tiny() {
-  ModelConfig c;
-  c.vocab_size = 11;
-  c.dim = 16;
-  c.n_layers = 2;
-  c.n_heads = 2;
-  c.ffn_hidden = 24;
-  c.context = 8;
-  return c;
-}
+// This suite's model sizes (tests/support/tiny.h).
+constexpr test_support::TinySizes kSizes = {.dim = 16, .ffn = 24};
 
 std::vector<int32_t> Corpus(int64_t n, int vocab, uint64_t seed) {
   std::vector<int32_t> t(n);
@@ -38,7 +31,7 @@ std::vector<int32_t> Corpus(int64_t n, int vocab, uint64_t seed) {
 
 TEST(TrainerTest, OptionsRoundTripThroughMap) {
   TrainOptions o;
-  o.model = Tiny();
+  o.model = test_support::TinyConfig(kSizes);
   o.micro_batch = 3;
   o.shards = 5;
   o.steps = 77;
@@ -92,10 +85,10 @@ TEST(TrainerTest, FromMapNamesBadKeysAndValues) {
 }
 
 TEST(TrainerTest, InitIsDeterministicAndFingerprintCoversParams) {
-  const TrainingState a = TrainingState::Init(Tiny(), 5, 0.02f);
-  const TrainingState b = TrainingState::Init(Tiny(), 5, 0.02f);
-  const TrainingState c = TrainingState::Init(Tiny(), 6, 0.02f);
-  EXPECT_EQ(a.params.size(), static_cast<size_t>(ParameterCount(Tiny())));
+  const TrainingState a = TrainingState::Init(test_support::TinyConfig(kSizes), 5, 0.02f);
+  const TrainingState b = TrainingState::Init(test_support::TinyConfig(kSizes), 5, 0.02f);
+  const TrainingState c = TrainingState::Init(test_support::TinyConfig(kSizes), 6, 0.02f);
+  EXPECT_EQ(a.params.size(), static_cast<size_t>(ParameterCount(test_support::TinyConfig(kSizes))));
   EXPECT_EQ(a.Fingerprint(), b.Fingerprint());
   EXPECT_NE(a.Fingerprint(), c.Fingerprint());
   EXPECT_EQ(a.Fingerprint(), Fingerprint(a.params.data(), static_cast<int64_t>(a.params.size())));
@@ -104,7 +97,7 @@ TEST(TrainerTest, InitIsDeterministicAndFingerprintCoversParams) {
 }
 
 TEST(TrainerTest, TinyModelOverfitsOneBatch) {
-  const ModelConfig c = Tiny();
+  const ModelConfig c = test_support::TinyConfig(kSizes);
   const int B = 2;
   const std::vector<int32_t> tokens = Corpus(B * (c.context + 1), c.vocab_size, 3);
   TrainingState state = TrainingState::Init(c, 1, 0.1f);
@@ -127,7 +120,7 @@ TEST(TrainerTest, TinyModelOverfitsOneBatch) {
 }
 
 TEST(TrainerTest, EvaluateLossAveragesConsecutiveWindows) {
-  const ModelConfig c = Tiny();
+  const ModelConfig c = test_support::TinyConfig(kSizes);
   const TrainingState state = TrainingState::Init(c, 2, 0.3f);
   const int64_t T = c.context;
   const std::vector<int32_t> tokens = Corpus(3 * T + 5, c.vocab_size, 4);  // 3 full windows + a partial
@@ -147,7 +140,7 @@ TEST(TrainerTest, EvaluateLossAveragesConsecutiveWindows) {
 
 TrainOptions SmallRun() {
   TrainOptions o;
-  o.model = Tiny();
+  o.model = test_support::TinyConfig(kSizes);
   o.model.dim = 32;
   o.model.ffn_hidden = 48;
   o.model.vocab_size = 64;

@@ -55,5 +55,16 @@ TEST(Utf8Test, RejectsMalformedSequences) {
   EXPECT_FALSE(IsValidUtf8("ok \xff ok"));
 }
 
+TEST(Utf8Test, IsValidUtf8NamesTheFirstBadByte) {
+  size_t bad = 0;
+  EXPECT_TRUE(IsValidUtf8("plain \xc3\xa9 \xf4\x8f\xbf\xbf"));
+  EXPECT_FALSE(IsValidUtf8("ab\xf4\x90\x80\x80", &bad));  // above U+10FFFF
+  EXPECT_EQ(bad, 2u);
+  EXPECT_FALSE(IsValidUtf8("\xe0\x80\x80", &bad));  // overlong
+  EXPECT_FALSE(IsValidUtf8("x\xe2\x82", &bad));     // truncated
+  EXPECT_EQ(bad, 1u);
+  EXPECT_FALSE(IsValidUtf8("\x80"));
+}
+
 }  // namespace
 }  // namespace lanlm::engine

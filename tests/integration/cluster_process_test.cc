@@ -3,7 +3,9 @@
 // survives a worker killed with SIGKILL and one stopped (SIGSTOP) past its lease deadline,
 // ending with the undisturbed fingerprint. Slow (seconds): ctest label "slow".
 #include <filesystem>
+#include <sstream>
 
+#include "engine/cli/run_history.h"
 #include "tests/integration/cluster_harness.h"
 #include "tests/support/process.h"
 
@@ -72,10 +74,12 @@ class SlowClusterProcessTest : public ::testing::Test {
   }
 
   // Runs a coordinator with n workers to the end; returns the coordinator's fingerprint.
-  std::string RunCluster(const std::vector<std::string>& run_flags, int workers, const std::string& name) {
+  std::string RunCluster(const std::vector<std::string>& run_flags, int workers, const std::string& name,
+                         std::vector<std::string> extra = {}) {
     const std::string log = dir_ + "/" + name + ".coordinator.log";
     pid_t coordinator = 0;
-    const int port = StartCoordinator(run_flags, &coordinator, log, {"--min-workers", std::to_string(workers)});
+    extra.insert(extra.end(), {"--min-workers", std::to_string(workers)});
+    const int port = StartCoordinator(run_flags, &coordinator, log, extra);
     EXPECT_GT(port, 0) << ReadAll(log);
     std::vector<pid_t> worker_pids;
     for (int i = 0; i < workers; ++i) {
@@ -111,11 +115,15 @@ TEST_F(SlowClusterProcessTest, SigtermWhoseCheckpointIsLostExitsNonZero) {
   EXPECT_NE(text.find("stopped step=0 loss=0.0000 checkpoint=-"), std::string::npos) << text;
 }
 
+// Also: the history `lanlm train --history` writes has the rows of the cluster's history.jsonl
+// (same steps, tokens and validation losses; --eval-every is a shared flag).
 TEST_F(SlowClusterProcessTest, LanlmTrainOneWorkerAndThreeWorkersAgree) {
-  const auto flags = RunFlags(corpus_, 5, /*larger=*/false);
+  auto flags = RunFlags(corpus_, 5, /*larger=*/false);
+  flags.insert(flags.end(), {"--eval-every", "2", "--eval-windows", "3"});
   std::string train_fingerprint;
   if (std::filesystem::exists(kLanlm)) {
-    std::vector<std::string> argv = {kLanlm, "train", "--threads", "2", "--out", dir_ + "/train.safetensors"};
+    std::vector<std::string> argv = {kLanlm, "train", "--threads", "2", "--out", dir_ + "/train.safetensors",
+                                     "--history", dir_ + "/train.jsonl"};
     argv.insert(argv.end(), flags.begin(), flags.end());
     const std::string log = dir_ + "/train.log";
     const pid_t pid = Spawn(argv, log);
@@ -136,7 +144,29 @@ TEST_F(SlowClusterProcessTest, LanlmTrainOneWorkerAndThreeWorkersAgree) {
     EXPECT_EQ(LastFingerprint(ReadAll(log)), train_fingerprint);
   }
   EXPECT_EQ(RunCluster(flags, 1, "one"), train_fingerprint);
-  EXPECT_EQ(RunCluster(flags, 3, "three"), train_fingerprint);
+  EXPECT_EQ(RunCluster(flags, 3, "three", {"--checkpoint-dir", dir_ + "/three"}), train_fingerprint);
+  if (!std::filesystem::exists(kLanlm)) return;
+  const auto rows = [](const std::string& path) {
+    std::vector<engine::StepRecord> out;
+    std::istringstream in(ReadAll(path));
+    for (std::string line; std::getline(in, line);) {
+      EXPECT_TRUE(engine::ParseStepRecord(line, &out.emplace_back())) << path << ": " << line;
+    }
+    return out;
+  };
+  const auto local = rows(dir_ + "/train.jsonl"), cluster = rows(dir_ + "/three/history.jsonl");
+  ASSERT_EQ(local.size(), 5u);
+  ASSERT_EQ(cluster.size(), 5u);
+  for (size_t i = 0; i < 5; ++i) {
+    EXPECT_EQ(local[i].step, cluster[i].step);
+    EXPECT_EQ(local[i].tokens, cluster[i].tokens);
+    EXPECT_NEAR(local[i].loss, cluster[i].loss, 1e-5f);  // float vs double mean of the shard losses
+    EXPECT_EQ(local[i].validation_loss, cluster[i].validation_loss) << "step " << local[i].step;
+    EXPECT_EQ(cluster[i].workers, 3);
+  }
+  EXPECT_GT(cluster[1].validation_loss, 0.0f);  // steps 2, 4 and 5 (the end)
+  EXPECT_EQ(cluster[2].validation_loss, 0.0f);
+  EXPECT_GT(cluster[4].validation_loss, 0.0f);
 }
 
 // Config-M-like head shapes (D = 48: partial 32-column panels; T = 96: several 12-row

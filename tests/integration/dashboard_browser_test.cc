@@ -38,7 +38,8 @@ TEST(SlowDashboardBrowserTest, ChromiumShowsLossAndBothWorkers) {
                         "--corpus", corpus, "--config", "S", "--vocab-size", "96", "--layers", "2", "--dim", "32",
                         "--heads", "2", "--ffn-hidden", "64", "--context", "16", "--micro-batch", "2", "--shards", "4",
                         "--steps", "1000000", "--min-workers", "2", "--checkpoint-dir", dir + "/ck",
-                        "--checkpoint-every", "200", "--http-listen", "127.0.0.1:" + std::to_string(http)},
+                        "--checkpoint-every", "200", "--eval-every", "5", "--eval-windows", "4",
+                        "--http-listen", "127.0.0.1:" + std::to_string(http)},
                        log));
   const int port = LoggedPort(log, std::chrono::seconds(60));
   ASSERT_GT(port, 0) << ReadAll(log);
@@ -46,6 +47,13 @@ TEST(SlowDashboardBrowserTest, ChromiumShowsLossAndBothWorkers) {
     pids.push_back(Spawn({worker_exe, "--coordinator", "127.0.0.1:" + std::to_string(port), "--threads", "1",
                           "--cluster-token-file", token, "--name", name},
                          dir + "/" + name + ".log"));
+  }
+  // One generation, so the sessions table shows its counts and time to first token.
+  if (const std::string lanlm = kBin + "/client/lanlm"; std::filesystem::exists(lanlm)) {
+    const int generated = std::system((lanlm + " generate --server 127.0.0.1:" + std::to_string(port) +
+                                       " --prompt 'In the' --max-new-tokens 8 > " + dir +
+                                       "/generate.log 2>&1").c_str());
+    EXPECT_EQ(generated, 0) << ReadAll(dir + "/generate.log");
   }
   const std::string screenshot = kBin + "/dashboard.png", browser_log = dir + "/browser.log";
   const std::string command = "LANLM_CHROMIUM=" + chromium + " NODE_PATH=" + kModules + " timeout 120 node " + kSource +

@@ -1,10 +1,11 @@
 // The HTTP endpoints of real lanlm-coordinator and lanlm-worker processes over real sockets:
 // /metrics passes `promtool check metrics` (skipped with a message when promtool is absent),
-// /healthz and /readyz answer, /api/status lists both workers, the dashboard and uPlot are
-// served, --log-format json writes JSON lines, and the step history in the checkpoint
+// /healthz and /readyz answer, /api/status lists both workers, a generation and a refused
+// request show in the lanlm_generate_* families, the dashboard and uPlot are served, --log-format json writes JSON lines, and the step history in the checkpoint
 // directory survives a --resume. Slow (seconds): ctest label "slow".
 #include <filesystem>
 
+#include "client/client_generate.h"
 #include "tests/integration/cluster_harness.h"
 #include "tests/support/process.h"
 #include "tests/ops/http_client.h"
@@ -43,7 +44,8 @@ class SlowHttpMetricsTest : public ::testing::Test {
             "--corpus", corpus_, "--config", "S", "--vocab-size", "96", "--layers", "2", "--dim", "32",
             "--heads", "2", "--ffn-hidden", "64", "--context", "16", "--micro-batch", "2", "--shards", "4",
             "--steps", std::to_string(steps), "--min-workers", "2", "--checkpoint-dir", dir_ + "/ck",
-            "--checkpoint-every", "5", "--http-listen", "127.0.0.1:" + std::to_string(http_port)};
+            "--checkpoint-every", "5", "--eval-every", "2", "--eval-windows", "2",
+            "--http-listen", "127.0.0.1:" + std::to_string(http_port)};
   }
   // Polls url until pred(body) holds; returns the last body.
   std::string PollUntil(int port, const std::string& target, const std::function<bool(const std::string&)>& pred) {
@@ -79,16 +81,32 @@ TEST_F(SlowHttpMetricsTest, ScrapesARunningClusterAndKeepsHistoryAcrossResume) {
 
   const std::string status = PollUntil(http, "/api/status", [](const std::string& body) {
     return body.find("\"name\":\"alpha\"") != std::string::npos && body.find("\"name\":\"beta\"") != std::string::npos &&
-           body.find("\"step\":0,") == std::string::npos;
+           body.find("\"step\":0,") == std::string::npos && body.find("\"validation_loss\":0,") == std::string::npos;
   });
   EXPECT_NE(status.find("\"workers_connected\":2"), std::string::npos) << status;
   EXPECT_EQ(HttpGet(http, "/readyz").status, 200);
+  client::GenerateClient generate(target, 30.0);
+  client::GenerateCall call;
+  call.prompt = "In the beginning";
+  call.max_new_tokens = 4;
+  call.stop_on_eos = false;
+  call.confidence_threshold = 0.0f;
+  call.close_after = true;
+  auto generated = generate.Generate(call);
+  ASSERT_TRUE(generated.ok()) << generated.status().ToString();
+  call.top_p = 2.0f;
+  EXPECT_EQ(generate.Generate(call).status().code(), StatusCode::kInvalidArgument);
   const HttpResult metrics = HttpGet(http, "/metrics");
   ASSERT_EQ(metrics.status, 200) << metrics.error;
   EXPECT_EQ(metrics.content_type, "text/plain; version=0.0.4; charset=utf-8");
   for (const char* name : {"lanlm_training_tokens_total ", "lanlm_step_phase_seconds_total{phase=\"transfer\"} ",
                            "lanlm_workers_connected 2", "lanlm_worker_tokens_total{worker=",
-                           "lanlm_leases_issued_total ", "lanlm_generate_sessions "}) {
+                           "lanlm_leases_issued_total ", "lanlm_generate_sessions ", "lanlm_validation_loss ",
+                           "lanlm_validation_runs_total ",
+                           "lanlm_generate_sessions_opened_total 1\n", "lanlm_generate_tokens_total 4\n",
+                           "lanlm_generate_time_to_first_token_seconds_count 1\n",
+                           "lanlm_generate_token_latency_seconds_bucket{le=\"+Inf\"} 3\n",
+                           "lanlm_generate_streams_finished_total{code=\"INVALID_ARGUMENT\"} 1\n"}) {
     EXPECT_NE(metrics.body.find(name), std::string::npos) << name << "\n" << metrics.body;
   }
   const HttpResult worker_metrics = HttpGet(worker_http, "/metrics");
@@ -109,6 +127,14 @@ TEST_F(SlowHttpMetricsTest, ScrapesARunningClusterAndKeepsHistoryAcrossResume) {
   const std::string history = ReadAll(dir_ + "/ck/history.jsonl");
   const int64_t lines = std::count(history.begin(), history.end(), '\n');
   EXPECT_GE(lines, 1);
+  // --eval-every 2: the row of step 2 carries a validation loss, the row of step 1 none.
+  const auto row = [&history](int step) {
+    const size_t at = history.find("{\"step\":" + std::to_string(step) + ",");
+    return at == std::string::npos ? std::string() : history.substr(at, history.find('\n', at) - at);
+  };
+  EXPECT_NE(row(1).find("\"validation_loss\":0,"), std::string::npos) << history;
+  EXPECT_EQ(row(2).find("\"validation_loss\":0,"), std::string::npos) << history;
+  EXPECT_NE(row(2).find("\"validation_loss\":"), std::string::npos) << history;
 
   // A resumed coordinator serves the earlier steps from the checkpoint directory at once.
   std::vector<std::string> resume = CoordinatorArgs(100000, http);

@@ -56,6 +56,17 @@ void ApplyTinyTrainFlags(engine::TrainFlags& o) {
   o.steps = 3;
 }
 
+engine::ModelConfig TinyConfig(const TinySizes& sizes) {
+  engine::ModelConfig c;
+  c.vocab_size = sizes.vocab;
+  c.dim = sizes.dim;
+  c.n_layers = sizes.layers;
+  c.n_heads = sizes.heads;
+  c.ffn_hidden = sizes.ffn;
+  c.context = sizes.context;
+  return c;
+}
+
 std::string GenesisPath() { return LANLM_SOURCE_DIR "/tests/data/genesis.txt"; }
 
 }  // namespace lanlm::test_support

@@ -15,20 +15,13 @@
 #include "engine/train/trainer.h"
 #include "protos/cluster.grpc.pb.h"
 #include "protos/convert.h"
+#include "tests/support/tiny.h"
 
 namespace lanlm::worker {
 namespace {
 
-engine::ModelConfig TinyConfig() {
-  engine::ModelConfig c;
-  c.vocab_size = 40;
-  c.dim = 16;
-  c.n_layers = 1;
-  c.n_heads = 2;
-  c.ffn_hidden = 32;
-  c.context = 8;
-  return c;
-}
+// This suite's model sizes (tests/support/tiny.h).
+constexpr test_support::TinySizes kSizes = {.vocab = 40, .dim = 16, .layers = 1, .ffn = 32};
 constexpr int kB = 2;
 constexpr char kRunId[] = "0123456789abcdef0123456789abcdef";
 
@@ -54,10 +47,10 @@ class FakeCoordinator final : public v1::Cluster::Service {
     }
     EXPECT_EQ(request->protocol_version(), static_cast<uint32_t>(v1::PROTOCOL_VERSION_CURRENT));
     reply->set_worker_id("w1");
-    protos::ToProto(TinyConfig(), reply->mutable_model_config());
-    reply->set_model_config_hash(TinyConfig().Hash());
+    protos::ToProto(test_support::TinyConfig(kSizes), reply->mutable_model_config());
+    reply->set_model_config_hash(test_support::TinyConfig(kSizes).Hash());
     reply->set_micro_batch(kB);
-    reply->set_parameter_count(engine::ParameterCount(TinyConfig()));
+    reply->set_parameter_count(engine::ParameterCount(test_support::TinyConfig(kSizes)));
     reply->set_max_chunk_bytes(protos::kMaxChunkBytes);
     reply->set_run_id(kRunId);
     return grpc::Status::OK;
@@ -112,7 +105,7 @@ class FakeCoordinator final : public v1::Cluster::Service {
 class WorkerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const engine::ModelConfig config = TinyConfig();
+    const engine::ModelConfig config = test_support::TinyConfig(kSizes);
     fake_.params.resize(static_cast<size_t>(engine::ParameterCount(config)));
     engine::InitParameters(config, 3, 0.02f, fake_.params.data());
     for (int i = 0; i < kB * (config.context + 1); ++i) fake_.tokens.push_back((i * 7 + 3) % config.vocab_size);
@@ -145,7 +138,7 @@ TEST_F(WorkerTest, StreamsTheEngineGradientBitExactly) {
 
   // Independent reference: the engine on the same parameters and tokens, one thread.
   engine::ThreadPool one(1);
-  engine::Model model(TinyConfig(), kB);
+  engine::Model model(test_support::TinyConfig(kSizes), kB);
   std::vector<float> grad(fake_.params.size());
   const float loss = engine::ComputeShardGradient(model, fake_.params.data(), fake_.tokens.data(), kB, grad.data(), one);
   ASSERT_TRUE(fake_.chunk_status.ok()) << fake_.chunk_status.ToString();
