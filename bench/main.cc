@@ -29,6 +29,7 @@
 #include "engine/io/json.h"
 #include "engine/model/model.h"
 #include "engine/model/parameters.h"
+#include "engine/ops/matmul.h"
 #include "engine/base/random.h"
 #include "engine/base/thread_pool.h"
 #include "engine/tokenizer/tokenizer.h"
@@ -72,6 +73,8 @@ struct Options {
   int vocab_size = 0;
   int sessions = 1;
   std::string weights = "fp32";
+  std::string precision = "fp32";
+  std::string bf16_kernel = "auto";
   std::string corpus;
   std::string checkpoint;
   bool json = false;
@@ -89,11 +92,16 @@ void Report(const Options& o, int threads, double tokens_per_s, double gflops, c
   }
 }
 
+// The matmul kernel a train step runs: the fp32 GEMM (the build's vector width) or the bf16 one.
+const char* KernelPath(Precision p) { return p == Precision::kBf16 ? Bf16KernelPath() : "fp32"; }
+
 int BenchTrain(const Options& o, const ModelConfig& c, ThreadPool& pool) {
   const int B = NamedMicroBatch(o.config);
   const int64_t T = c.context;
   TrainingState state = TrainingState::Init(c, o.seed, 0.02f);
-  Model model(c, B);
+  Precision precision = Precision::kFp32;
+  LANLM_CHECK(ParsePrecision(o.precision, &precision), "--precision must be fp32 or bf16");
+  Model model(c, B, precision);
   AdamWOptions adam;
   std::vector<float> grad(state.params.size());
   std::vector<int32_t> tokens(static_cast<size_t>(B) * (T + 1));
@@ -130,15 +138,16 @@ int BenchTrain(const Options& o, const ModelConfig& c, ThreadPool& pool) {
   char text[512], json[512];
   std::snprintf(text, sizeof(text),
                 "B=%d T=%lld flops/token=%.2fM steps=%d median_step_ms=%.1f min_ms=%.1f max_ms=%.1f "
-                "forward_ms=%.1f backward_ms=%.1f optimizer_ms=%.1f loss_first=%.4f loss_last=%.4f",
+                "forward_ms=%.1f backward_ms=%.1f optimizer_ms=%.1f loss_first=%.4f loss_last=%.4f precision=%s kernel=%s",
                 B, static_cast<long long>(T), fpt / 1e6, o.steps, med * 1e3,
                 *std::min_element(step_s.begin(), step_s.end()) * 1e3,
                 *std::max_element(step_s.begin(), step_s.end()) * 1e3, Median(fwd_s) * 1e3, Median(bwd_s) * 1e3,
-                Median(opt_s) * 1e3, first_loss, last_loss);
+                Median(opt_s) * 1e3, first_loss, last_loss, o.precision.c_str(), KernelPath(precision));
   std::snprintf(json, sizeof(json),
                 ",\"batch\":%d,\"flops_per_token\":%.0f,\"steps\":%d,\"median_step_ms\":%.3f,\"forward_ms\":%.3f,"
-                "\"backward_ms\":%.3f,\"optimizer_ms\":%.3f",
-                B, fpt, o.steps, med * 1e3, Median(fwd_s) * 1e3, Median(bwd_s) * 1e3, Median(opt_s) * 1e3);
+                "\"backward_ms\":%.3f,\"optimizer_ms\":%.3f,\"precision\":\"%s\",\"kernel\":\"%s\"",
+                B, fpt, o.steps, med * 1e3, Median(fwd_s) * 1e3, Median(bwd_s) * 1e3, Median(opt_s) * 1e3,
+                o.precision.c_str(), KernelPath(precision));
   Report(o, pool.size(), tok_s, gflops, text, json);
   return 0;
 }
@@ -340,6 +349,8 @@ int Main(int argc, char** argv) {
   flags.Int("runs", &o.runs, "timed runs (decode, prefill, tokenizer encode)", 1, 1000);
   flags.Int("cached", &o.cached, "tokens already in the KV cache before the prompt (prefill)", 0, 1 << 16);
   flags.String("weights", &o.weights, "served weight format for decode and prefill: fp32, bf16 or q8");
+  flags.String("precision", &o.precision, "matmul precision of --mode train: fp32 or bf16");
+  flags.String("bf16-kernel", &o.bf16_kernel, "bf16 kernel: auto, native (AVX512_BF16) or emulated");
   flags.Int("sessions", &o.sessions, "sessions decoding together (decode)", 1, 1024);
   flags.Int("vocab-size", &o.vocab_size, "tokenizer vocabulary (0 = the config's V)", 0, kMaxVocab);
   flags.String("corpus", &o.corpus, "text file for --mode tokenizer");
@@ -364,6 +375,16 @@ int Main(int argc, char** argv) {
   if (o.mode == "header") return BenchHeader(o);
   if (auto format = ParseWeightFormat(o.weights); !format.ok()) {
     std::fprintf(stderr, "%s\n", format.status().ToString().c_str());
+    return 2;
+  }
+  if (Precision p; !ParsePrecision(o.precision, &p) || (p == Precision::kBf16 && !Bf16Supported())) {
+    std::fprintf(stderr, "--precision %s: fp32, or bf16 on a CPU with AVX512_BF16, AVX-512F or AVX2 + FMA\n",
+                 o.precision.c_str());
+    return 2;
+  }
+  if (!SelectBf16Kernel(o.bf16_kernel)) {
+    std::fprintf(stderr, "--bf16-kernel %s: auto, emulated, or native on a CPU with AVX512_BF16\n",
+                 o.bf16_kernel.c_str());
     return 2;
   }
   ThreadPool pool(o.threads);

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "client/offline_common.h"
+#include "engine/cli/train_flags.h"
 #include "engine/io/checkpoint.h"
 #include "engine/data/corpus.h"
 #include "engine/model/model.h"
@@ -22,7 +23,21 @@ struct EvalFlags {
   int threads = engine::DefaultThreadCount();
   int64_t max_windows = 0;
   int batch = 8;
+  std::string precision = "checkpoint";  // fp32 | bf16 | checkpoint (the run's own)
 };
+
+// The precision to score in: --precision, or the checkpoint's training precision (fp32 for
+// files from before bf16 training).
+StatusOr<engine::Precision> EvalPrecision(const EvalFlags& f, const engine::Checkpoint& ckpt) {
+  std::string name = f.precision;
+  if (name == "checkpoint") {
+    auto it = ckpt.training.find("precision");
+    name = it == ckpt.training.end() ? "fp32" : it->second;
+  }
+  engine::Precision p = engine::Precision::kFp32;
+  LANLM_RETURN_IF_ERROR(engine::ParsePrecisionFlag(name, &p));
+  return p;
+}
 
 int Eval(const EvalFlags& f) {
   if (f.checkpoint.empty()) return Fail(kCommand, "--checkpoint FILE is required (lanlm eval --help)", kExitUsage);
@@ -45,8 +60,10 @@ int Eval(const EvalFlags& f) {
     return Fail(kCommand, "text " + f.text + " encodes to " + std::to_string(tokens.size()) +
                               " tokens, fewer than T + 1 = " + std::to_string(T + 1) + " needed for one window");
   }
+  auto precision = EvalPrecision(f, *ckpt);
+  if (!precision.ok()) return Fail(kCommand, precision.status(), kExitUsage);
   engine::ThreadPool pool(f.threads);
-  engine::Model model(ckpt->config, f.batch);
+  engine::Model model(ckpt->config, f.batch, *precision);
   const engine::EvalResult r = engine::EvaluateLoss(model, ckpt->params.data(), tokens, f.max_windows, pool);
   // The scored text: the decoded bytes of every predicted token, tokens[1 .. predictions].
   int64_t bytes = 0;
@@ -80,6 +97,8 @@ int RunEval(const Args& args) {
   flags.Int("max-windows", &f.max_windows, "score at most this many windows from the start (0 = all)", 0,
             int64_t{1} << 40);
   flags.Int("batch", &f.batch, "windows per forward pass (memory vs speed)", 1, 1024);
+  flags.String("precision", &f.precision,
+               "matmul precision to score in: fp32, bf16, or checkpoint (the precision the checkpoint was trained in)");
   if (int rc = ParseFlagsOrExit(flags, args, kCommand); rc >= 0) return rc;
   return Eval(f);
 }

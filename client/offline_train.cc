@@ -18,6 +18,7 @@
 #include "engine/cli/train_flags.h"
 #include "engine/cli/train_run.h"
 #include "engine/data/corpus.h"
+#include "engine/ops/matmul.h"
 #include "engine/train/trainer.h"
 #include "engine/train/training_checkpoint.h"
 
@@ -179,6 +180,10 @@ class TrainCommand {
                 spec_.resumed ? "resuming at" : "starting at", static_cast<long long>(spec_.state.step),
                 static_cast<long long>(o_.steps), o_.shards, o_.micro_batch, T,
                 static_cast<long long>(tokens_per_step_), t_.threads);
+    if (o_.precision == engine::Precision::kBf16) {
+      std::printf("precision bf16: large matmuls on bf16 inputs with fp32 accumulation, kernel %s\n",
+                  engine::Bf16KernelPath());
+    }
     if (!can_eval_) {
       std::printf("note: the validation split has %zu tokens, fewer than T + 1 = %d: no validation loss\n",
                   corpus_.validation.size(), T + 1);

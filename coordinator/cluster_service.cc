@@ -7,6 +7,7 @@
 #include <deque>
 
 #include "engine/base/hash.h"
+#include "engine/ops/bf16.h"
 #include "protos/cluster_auth.h"
 #include "protos/convert.h"
 #include "protos/raw_message.h"
@@ -286,6 +287,26 @@ StatusOr<std::string> ClusterService::ClaimWorkerId(const std::string& worker_id
   return joined.name;
 }
 
+namespace {
+
+// FAILED_PRECONDITION unless the worker lists the run's precision (an empty list means fp32).
+Status CheckPrecision(const v1::JoinRequest& request, engine::Precision run) {
+  const std::string want = engine::PrecisionName(run);
+  std::string offered;
+  for (const std::string& p : request.precisions()) {
+    if (p == want) return OkStatus();
+    offered += (offered.empty() ? "" : ", ") + p.substr(0, 16);
+  }
+  if (request.precisions().empty()) {
+    if (run == engine::Precision::kFp32) return OkStatus();
+    offered = "fp32";
+  }
+  return FailedPreconditionError("precision " + want + " (coordinator) is not among what this worker computes "
+                                 "exactly: " + offered + " (worker)");
+}
+
+}  // namespace
+
 grpc::ServerUnaryReactor* ClusterService::Join(grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
                                                grpc::ByteBuffer* reply) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
@@ -318,6 +339,7 @@ Status ClusterService::Admit(grpc::CallbackServerContext* context, const v1::Joi
     return FailedPreconditionError("tokenizer hash " + Hex(request->tokenizer_hash()) +
                                    " (worker) != " + Hex(identity_.tokenizer_hash) + " (coordinator)");
   }
+  LANLM_RETURN_IF_ERROR(CheckPrecision(*request, identity_.precision));
   if (request->worker_name().size() > 128) {
     return InvalidArgumentError("worker_name has " + std::to_string(request->worker_name().size()) +
                                 " bytes, more than 128");
@@ -343,6 +365,7 @@ Status ClusterService::Admit(grpc::CallbackServerContext* context, const v1::Joi
   reply->set_wire_format(static_cast<v1::WireFormat>(identity_.wire));
   if (identity_.local_steps > 0) protos::ToProto(identity_.adamw, identity_.local_steps, reply->mutable_inner());
   reply->set_run_id(identity_.run_id);
+  reply->set_precision(engine::PrecisionName(identity_.precision));
   spdlog::info("join: worker {} = {} ({} threads) from {}", worker_id, request->worker_name(), request->threads(),
                context->peer());
   return OkStatus();

@@ -28,6 +28,7 @@ struct ClusterIdentity {
   int64_t parameter_count = 0;
   int64_t lease_timeout_ms = 0;
   engine::WireFormat wire = engine::WireFormat::kFp32;
+  engine::Precision precision = engine::Precision::kFp32;  // workers must compute it exactly
   int local_steps = 0;              // > 0: JoinReply.inner carries it and `adamw`
   engine::AdamWOptions adamw;
   std::string run_id;  // RunSetup::run_id: ParamChunks, Leases and JoinReply carry it; workers key their cache by it

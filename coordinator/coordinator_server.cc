@@ -60,6 +60,7 @@ StatusOr<std::unique_ptr<TrainingServer>> TrainingServer::Start(const Coordinato
   identity.run_id = setup.run_id;
   identity.token = std::move(token);
   identity.wire = wire;
+  identity.precision = setup.train.precision;
   identity.local_steps = options.local_steps;
   identity.adamw = setup.train.adamw;
 

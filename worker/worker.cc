@@ -8,6 +8,7 @@
 #include <cinttypes>
 
 #include "engine/io/checkpoint.h"
+#include "engine/ops/matmul.h"
 #include "engine/model/parameters.h"
 #include "protos/cluster_auth.h"
 #include "protos/convert.h"
@@ -119,11 +120,25 @@ Status Worker::Configure(const v1::JoinReply& reply) {
     cached_version_ = -1;
     cached_run_.clear();
   }
-  if (configured_ && config == config_ && reply.micro_batch() == micro_batch_) return OkStatus();
+  engine::Precision precision = engine::Precision::kFp32;
+  if (!reply.precision().empty() && !engine::ParsePrecision(reply.precision(), &precision)) {
+    return InvalidArgumentError("precision \"" + reply.precision().substr(0, 16) +
+                                "\" is unknown here (this worker computes fp32 and bf16)");
+  }
+  if (precision == engine::Precision::kBf16 && !engine::Bf16Supported()) {
+    return FailedPreconditionError("precision bf16 (coordinator) needs AVX512_BF16, AVX-512F or AVX2 + FMA; "
+                                   "this worker's CPU has none of them");
+  }
+  if (configured_ && config == config_ && reply.micro_batch() == micro_batch_ && precision == model_->precision()) {
+    return OkStatus();
+  }
   config_ = config;
   micro_batch_ = reply.micro_batch();
   parameter_count_ = reply.parameter_count();
-  model_ = std::make_unique<engine::Model>(config_, micro_batch_);
+  model_ = std::make_unique<engine::Model>(config_, micro_batch_, precision);
+  if (precision == engine::Precision::kBf16) {
+    spdlog::info("worker {}: precision bf16, matmul kernel {}", options_.name, engine::Bf16KernelPath());
+  }
   params_.assign(static_cast<size_t>(parameter_count_), 0.0f);
   grad_.assign(static_cast<size_t>(parameter_count_), 0.0f);
   cached_version_ = -1;
@@ -155,6 +170,8 @@ Worker::SessionEnd Worker::Session(Status* status, bool* made_progress) {
     request.set_tokenizer_hash(options_.expect_tokenizer_hash);
     request.set_worker_name(options_.name.substr(0, 128));
     request.set_threads(pool_.size());
+    request.add_precisions("fp32");
+    if (engine::Bf16Supported()) request.add_precisions("bf16");
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (stopping_) return SessionEnd::kStopped;

@@ -8,6 +8,7 @@
 #include "engine/base/check.h"
 #include "engine/base/float_bits.h"
 #include "engine/base/hash.h"
+#include "engine/ops/matmul.h"
 
 namespace lanlm::engine {
 namespace {
@@ -44,6 +45,10 @@ void VisitTrainFlags(Values& t, Visitor& v) {
         kMaxSteps);
   v.Int("eval-windows", &t.eval_windows, "validation windows of T+1 tokens per evaluation (0 = the whole split)", 0,
         kMaxSteps);
+  v.Choice("precision", &t.precision,
+           "arithmetic of the large matmuls: fp32, or bf16 (inputs rounded to bf16, fp32 accumulation; "
+           "docs/TRAINING.md)",
+           {"fp32", "bf16"});
 }
 
 using Choices = std::initializer_list<const char*>;
@@ -164,6 +169,18 @@ StatusOr<ModelConfig> ModelConfigFromFlags(const TrainFlags& values, int vocab_s
   return config;
 }
 
+Status ParsePrecisionFlag(const std::string& value, Precision* out) {
+  if (!ParsePrecision(value, out)) {
+    return InvalidArgumentError("--precision " + value + " is not one of: fp32, bf16");
+  }
+  if (*out == Precision::kBf16 && !Bf16Supported()) {
+    return FailedPreconditionError(
+        "--precision bf16 needs a CPU with AVX512_BF16, AVX-512F or AVX2 + FMA to compute its contract exactly; "
+        "this one has none of them (use --precision fp32)");
+  }
+  return OkStatus();
+}
+
 StatusOr<TrainOptions> TrainOptionsFromFlags(const TrainFlags& values, int vocab_size) {
   TrainOptions o;
   LANLM_ASSIGN_OR_RETURN(o.model, ModelConfigFromFlags(values, vocab_size));
@@ -172,6 +189,7 @@ StatusOr<TrainOptions> TrainOptionsFromFlags(const TrainFlags& values, int vocab
   o.steps = values.steps;
   o.seed = values.seed;
   o.validation_fraction = values.validation_fraction;
+  LANLM_RETURN_IF_ERROR(ParsePrecisionFlag(values.precision, &o.precision));
   o.adamw.lr = values.lr;
   o.adamw.warmup_steps = values.warmup;
   o.adamw.weight_decay = values.weight_decay;

@@ -34,6 +34,7 @@ struct TrainFlags {
   double validation_fraction = 0.05;
   int64_t eval_every = 100;   // validation loss every N steps and at the end (0 = only at the end)
   int64_t eval_windows = 16;  // windows of T+1 validation tokens per evaluation (0 = the whole split)
+  std::string precision = "fp32";    // --precision: arithmetic of the large matmuls (fp32 or bf16)
   bool allow_corpus_change = false;  // --allow-corpus-change: resume on a text other than the checkpoint's
   bool override_checkpoint = false;  // --override-checkpoint: resume with other optimizer flags (lr, ...)
 };
@@ -53,6 +54,10 @@ StatusOr<ModelConfig> ModelConfigFromFlags(const TrainFlags& values, int vocab_s
 // The TrainOptions of a fresh run of a model with vocabulary vocab_size (adamw.total_steps =
 // steps), validated.
 StatusOr<TrainOptions> TrainOptionsFromFlags(const TrainFlags& values, int vocab_size);
+
+// --precision's value: INVALID_ARGUMENT for a name other than fp32/bf16, FAILED_PRECONDITION for
+// bf16 on a CPU that cannot compute its contract exactly.
+Status ParsePrecisionFlag(const std::string& value, Precision* out);
 
 // The vocabulary to train a tokenizer to: --vocab-size, or the named config's V. Needs
 // validated values.

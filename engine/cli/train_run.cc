@@ -119,7 +119,12 @@ Status ApplyResumeFlags(const TrainFlags& values, const GivenFlags& given, const
       CheckFlag(values, given, "warmup", values.warmup, "warmup_steps", &o->adamw.warmup_steps, true));
   LANLM_RETURN_IF_ERROR(CheckFlag(values, given, "weight-decay", values.weight_decay, "weight_decay",
                                   &o->adamw.weight_decay, true));
-  return CheckFlag(values, given, "schedule", values.schedule, "schedule", &o->adamw.schedule, true);
+  LANLM_RETURN_IF_ERROR(
+      CheckFlag(values, given, "schedule", values.schedule, "schedule", &o->adamw.schedule, true));
+  // Overridable: a bf16 run may be continued in fp32 (or the reverse) on purpose.
+  std::string precision = PrecisionName(o->precision);
+  LANLM_RETURN_IF_ERROR(CheckFlag(values, given, "precision", values.precision, "precision", &precision, true));
+  return ParsePrecisionFlag(precision, &o->precision);
 }
 
 StatusOr<TrainSpec> PrepareTrainSpec(const TrainFlags& values, const GivenFlags& given) {

@@ -64,9 +64,10 @@ void Zero(std::vector<float>& v, int64_t n) { std::memset(v.data(), 0, static_ca
 
 }  // namespace
 
-Model::Model(const ModelConfig& config, int max_batch)
+Model::Model(const ModelConfig& config, int max_batch, Precision precision)
     : config_(config),
       max_batch_(max_batch),
+      precision_(precision),
       rope_(MakeRopeTable(config.context, config.head_dim(), config.rope_theta)),
       acts_(std::make_unique<Activations>()) {
   LANLM_CHECK(config.Validate().ok(), "Model built from an invalid config");
@@ -127,26 +128,26 @@ float Model::Forward(const float* params, const int32_t* tokens, int B, ThreadPo
     float* x_next = a.x.data() + (l + 1) * N * C;
     // Attention block: h = x + wo · Attention(RoPE(wq·n), RoPE(wk·n), wv·n), n = RMSNorm(x).
     RmsNormForward(x, lw.attention_norm, N, C, c.norm_eps, lc.xn.data(), lc.rstd_att.data(), pool);
-    MatmulForward(lc.xn.data(), lw.wq, N, C, C, lc.q.data(), pool);
-    MatmulForward(lc.xn.data(), lw.wk, N, C, C, lc.k.data(), pool);
-    MatmulForward(lc.xn.data(), lw.wv, N, C, C, lc.v.data(), pool);
+    MatmulForward(lc.xn.data(), lw.wq, N, C, C, lc.q.data(), pool, precision_);
+    MatmulForward(lc.xn.data(), lw.wk, N, C, C, lc.k.data(), pool, precision_);
+    MatmulForward(lc.xn.data(), lw.wv, N, C, C, lc.v.data(), pool, precision_);
     RopeForward(lc.q.data(), rope_, N, T, 0, NH, lc.q.data(), pool);
     RopeForward(lc.k.data(), rope_, N, T, 0, NH, lc.k.data(), pool);
     AttentionForward(lc.q.data(), lc.k.data(), lc.v.data(), B, T, NH, D, lc.probs.data(), lc.att.data(), pool);
-    MatmulForward(lc.att.data(), lw.wo, N, C, C, lc.h.data(), pool);
+    MatmulForward(lc.att.data(), lw.wo, N, C, C, lc.h.data(), pool, precision_);
     AddInPlace(lc.h.data(), x, N * C, pool);
     // FFN block: x' = h + w2 · (SiLU(w1·m) ⊙ (w3·m)), m = RMSNorm(h).
     RmsNormForward(lc.h.data(), lw.ffn_norm, N, C, c.norm_eps, lc.hn.data(), lc.rstd_ffn.data(), pool);
-    MatmulForward(lc.hn.data(), lw.w1, N, C, F, lc.a.data(), pool);
-    MatmulForward(lc.hn.data(), lw.w3, N, C, F, lc.b.data(), pool);
+    MatmulForward(lc.hn.data(), lw.w1, N, C, F, lc.a.data(), pool, precision_);
+    MatmulForward(lc.hn.data(), lw.w3, N, C, F, lc.b.data(), pool, precision_);
     SwiGluForward(lc.a.data(), lc.b.data(), N * F, lc.g.data(), pool);
-    MatmulForward(lc.g.data(), lw.w2, N, F, C, x_next, pool);
+    MatmulForward(lc.g.data(), lw.w2, N, F, C, x_next, pool, precision_);
     AddInPlace(x_next, lc.h.data(), N * C, pool);
   }
 
   const float* x_last = a.x.data() + int64_t{c.n_layers} * N * C;
   RmsNormForward(x_last, w.norm, N, C, c.norm_eps, a.xf.data(), a.rstd_final.data(), pool);
-  MatmulForward(a.xf.data(), w.output, N, C, V, a.logits.data(), pool);
+  MatmulForward(a.xf.data(), w.output, N, C, V, a.logits.data(), pool, precision_);
   return CrossEntropyForward(a.logits.data(), a.targets.data(), N, V, a.losses.data(), pool);
 }
 
@@ -165,7 +166,7 @@ void Model::Backward(const float* params, const int32_t* tokens, int B, float* g
 
   // 2. Output projection, 3. final norm: dx = d loss / d x[L].
   Zero(a.dn, N * C);
-  MatmulBackward(dlogits, a.xf.data(), w.output, N, C, V, a.dn.data(), dw.output, pool);
+  MatmulBackward(dlogits, a.xf.data(), w.output, N, C, V, a.dn.data(), dw.output, pool, precision_);
   Zero(a.dx, N * C);
   const float* x_last = a.x.data() + int64_t{c.n_layers} * N * C;
   RmsNormBackward(a.dn.data(), x_last, w.norm, a.rstd_final.data(), N, C, a.dx.data(), dw.norm, pool);
@@ -180,19 +181,19 @@ void Model::Backward(const float* params, const int32_t* tokens, int B, float* g
 
     // FFN: w2 -> SwiGLU -> w1/w3 -> ffn_norm.
     Zero(a.dg, N * F);
-    MatmulBackward(a.dx.data(), lc.g.data(), lw.w2, N, F, C, a.dg.data(), lg.w2, pool);
+    MatmulBackward(a.dx.data(), lc.g.data(), lw.w2, N, F, C, a.dg.data(), lg.w2, pool, precision_);
     Zero(a.da, N * F);
     Zero(a.db, N * F);
     SwiGluBackward(a.dg.data(), lc.a.data(), lc.b.data(), N * F, a.da.data(), a.db.data(), pool);
     Zero(a.dn, N * C);
-    MatmulBackward(a.da.data(), lc.hn.data(), lw.w1, N, C, F, a.dn.data(), lg.w1, pool);
-    MatmulBackward(a.db.data(), lc.hn.data(), lw.w3, N, C, F, a.dn.data(), lg.w3, pool);
+    MatmulBackward(a.da.data(), lc.hn.data(), lw.w1, N, C, F, a.dn.data(), lg.w1, pool, precision_);
+    MatmulBackward(a.db.data(), lc.hn.data(), lw.w3, N, C, F, a.dn.data(), lg.w3, pool, precision_);
     RmsNormBackward(a.dn.data(), lc.h.data(), lw.ffn_norm, lc.rstd_ffn.data(), N, C, a.dx.data(), lg.ffn_norm,
                     pool);
 
     // Attention: wo -> attention -> RoPE backward -> wq/wk/wv -> attention_norm.
     Zero(a.datt, N * C);
-    MatmulBackward(a.dx.data(), lc.att.data(), lw.wo, N, C, C, a.datt.data(), lg.wo, pool);
+    MatmulBackward(a.dx.data(), lc.att.data(), lw.wo, N, C, C, a.datt.data(), lg.wo, pool, precision_);
     Zero(a.dq, N * C);
     Zero(a.dk, N * C);
     Zero(a.dv, N * C);
@@ -203,9 +204,9 @@ void Model::Backward(const float* params, const int32_t* tokens, int B, float* g
     RopeBackward(a.dq.data(), rope_, N, T, 0, NH, a.dqp.data(), pool);
     RopeBackward(a.dk.data(), rope_, N, T, 0, NH, a.dkp.data(), pool);
     Zero(a.dn, N * C);
-    MatmulBackward(a.dqp.data(), lc.xn.data(), lw.wq, N, C, C, a.dn.data(), lg.wq, pool);
-    MatmulBackward(a.dkp.data(), lc.xn.data(), lw.wk, N, C, C, a.dn.data(), lg.wk, pool);
-    MatmulBackward(a.dv.data(), lc.xn.data(), lw.wv, N, C, C, a.dn.data(), lg.wv, pool);
+    MatmulBackward(a.dqp.data(), lc.xn.data(), lw.wq, N, C, C, a.dn.data(), lg.wq, pool, precision_);
+    MatmulBackward(a.dkp.data(), lc.xn.data(), lw.wk, N, C, C, a.dn.data(), lg.wk, pool, precision_);
+    MatmulBackward(a.dv.data(), lc.xn.data(), lw.wv, N, C, C, a.dn.data(), lg.wv, pool, precision_);
     RmsNormBackward(a.dn.data(), x, lw.attention_norm, lc.rstd_att.data(), N, C, a.dx.data(), lg.attention_norm,
                     pool);
   }

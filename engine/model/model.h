@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "engine/model/model_config.h"
+#include "engine/ops/bf16.h"
 #include "engine/ops/rope.h"
 #include "engine/model/parameters.h"
 #include "engine/base/thread_pool.h"
@@ -19,14 +20,17 @@ struct Activations;  // per-layer caches and backward scratch (model.cc)
 
 class Model {
  public:
-  // Allocates activations for up to max_batch sequences of config.context tokens.
-  Model(const ModelConfig& config, int max_batch);
+  // Allocates activations for up to max_batch sequences of config.context tokens. precision
+  // applies to the large matmuls (projections, feed-forward, classifier; bf16.h's contract);
+  // attention's per-head products, norms, RoPE, SwiGLU and the loss stay fp32.
+  Model(const ModelConfig& config, int max_batch, Precision precision = Precision::kFp32);
   ~Model();
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
 
   const ModelConfig& config() const { return config_; }
   int max_batch() const { return max_batch_; }
+  Precision precision() const { return precision_; }
 
   // tokens (B, T+1) with T = config.context: inputs tokens[b, 0..T-1], targets tokens[b, 1..T].
   // Returns the mean cross-entropy over the B*T positions and keeps every activation for
@@ -43,6 +47,7 @@ class Model {
  private:
   ModelConfig config_;
   int max_batch_;
+  Precision precision_;
   RopeTable rope_;
   std::unique_ptr<Activations> acts_;
 };

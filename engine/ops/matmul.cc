@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "engine/ops/gemm_bf16.h"
 #include "engine/ops/gemm_kernel.h"
 #include "engine/ops/simd.h"
 
@@ -69,11 +70,35 @@ void Gemm(Operand a, Operand b, int64_t M, int64_t N, int64_t K, float* c, int64
   for (int64_t r = 0; r < rows; ++r) y[r * out] = simd::Dot(x + r * in, w_row, in);
 }
 
+// One GEMM entry point for both precisions.
+void GemmFor(Precision precision, Operand a, Operand b, int64_t M, int64_t N, int64_t K, float* c, int64_t ldc,
+             bool accumulate, ThreadPool& pool) {
+  if (precision == Precision::kBf16) {
+    gemm_bf16::Gemm(a, b, M, N, K, c, ldc, accumulate, pool);
+  } else {
+    Gemm(a, b, M, N, K, c, ldc, accumulate, pool);
+  }
+}
+
 }  // namespace
 
-void MatmulForward(const float* x, const float* w, int64_t rows, int64_t in, int64_t out, float* y, ThreadPool& pool) {
+bool Bf16Supported() { return gemm_bf16::Supported(); }
+const char* Bf16KernelPath() { return gemm_bf16::KernelName(gemm_bf16::ActiveKernel()); }
+
+bool SelectBf16Kernel(std::string_view name) {
+  using gemm_bf16::Kernel;
+  if (name == "auto") {
+    return gemm_bf16::ForceKernel(gemm_bf16::NativeAvailable() ? Kernel::kNative : Kernel::kEmulated);
+  }
+  if (name == "native") return gemm_bf16::ForceKernel(Kernel::kNative);
+  if (name == "emulated") return gemm_bf16::ForceKernel(Kernel::kEmulated);
+  return false;
+}
+
+void MatmulForward(const float* x, const float* w, int64_t rows, int64_t in, int64_t out, float* y, ThreadPool& pool,
+                   Precision precision) {
   if (rows <= 0 || out <= 0) return;
-  if (rows < kSmallRows) {
+  if (rows < kSmallRows && precision == Precision::kFp32) {
     // Decoding: one dot product per output, w read once, no packing.
     pool.ParallelFor(out, 2 * rows * in, [&](int64_t begin, int64_t end) {
       for (int64_t o = begin; o < end; ++o) DotColumn(x, w + o * in, rows, in, out, y + o);
@@ -81,16 +106,16 @@ void MatmulForward(const float* x, const float* w, int64_t rows, int64_t in, int
     return;
   }
   // y (rows x out) = x (rows x in) · wᵀ (in x out).
-  Gemm({x, in, 1}, {w, 1, in}, rows, out, in, y, out, /*accumulate=*/false, pool);
+  GemmFor(precision, {x, in, 1}, {w, 1, in}, rows, out, in, y, out, /*accumulate=*/false, pool);
 }
 
 void MatmulBackward(const float* dy, const float* x, const float* w, int64_t rows, int64_t in, int64_t out, float* dx,
-                    float* dw, ThreadPool& pool) {
+                    float* dw, ThreadPool& pool, Precision precision) {
   if (rows <= 0 || in <= 0 || out <= 0) return;
   // dx (rows x in) += dy (rows x out) · w (out x in).
-  if (dx != nullptr) Gemm({dy, out, 1}, {w, in, 1}, rows, in, out, dx, in, /*accumulate=*/true, pool);
+  if (dx != nullptr) GemmFor(precision, {dy, out, 1}, {w, in, 1}, rows, in, out, dx, in, /*accumulate=*/true, pool);
   // dw (out x in) += dyᵀ (out x rows) · x (rows x in); A(o, r) = dy[r * out + o].
-  if (dw != nullptr) Gemm({dy, 1, out}, {x, in, 1}, out, in, rows, dw, in, /*accumulate=*/true, pool);
+  if (dw != nullptr) GemmFor(precision, {dy, 1, out}, {x, in, 1}, out, in, rows, dw, in, /*accumulate=*/true, pool);
 }
 
 }  // namespace lanlm::engine

@@ -97,16 +97,20 @@ std::map<std::string, std::string> TrainOptions::ToMap() const {
       {"min_lr_ratio", FormatFloat(adamw.min_lr_ratio, 9)},
       {"total_steps", std::to_string(adamw.total_steps)},
       {"clip", FormatFloat(adamw.clip, 9)},
+      {"precision", PrecisionName(precision)},
   };
 }
 
 StatusOr<TrainOptions> TrainOptions::FromMap(const std::map<std::string, std::string>& map, const ModelConfig& model) {
   TrainOptions o;
   o.model = model;
-  // Every key ToMap writes must be present; unknown keys are rejected by name.
+  // Every key ToMap writes must be present, except precision (files from before bf16 training
+  // are fp32); unknown keys are rejected by name.
   const std::map<std::string, std::string> expected = o.ToMap();
   for (const auto& [key, unused] : expected) {
-    if (map.find(key) == map.end()) return InvalidArgumentError("training option " + key + " is missing");
+    if (map.find(key) == map.end() && key != "precision") {
+      return InvalidArgumentError("training option " + key + " is missing");
+    }
   }
   for (const auto& [key, value] : map) {
     int64_t i = 0;
@@ -127,6 +131,8 @@ StatusOr<TrainOptions> TrainOptions::FromMap(const std::map<std::string, std::st
       LANLM_RETURN_IF_ERROR(ParseDouble(key, value, &o.validation_fraction));
     } else if (key == "schedule") {
       o.adamw.schedule = value;
+    } else if (key == "precision") {
+      if (!ParsePrecision(value, &o.precision)) return BadValue(key, value, "fp32 or bf16");
     } else {
       float* target = key == "init_std"       ? &o.init_std
                       : key == "lr"           ? &o.adamw.lr
@@ -210,7 +216,7 @@ LocalTrainer::LocalTrainer(const TrainOptions& options, const std::vector<int32_
       train_(train_tokens),
       state_(state),
       pool_(pool),
-      model_(options.model, options.micro_batch),
+      model_(options.model, options.micro_batch, options.precision),
       tokens_(static_cast<size_t>(options.micro_batch) * (options.model.context + 1)),
       step_grad_(static_cast<size_t>(ParameterCount(options.model))) {
   LANLM_CHECK(state.config == options.model, "TrainingState config differs from TrainOptions model");

@@ -25,6 +25,7 @@ struct TrainOptions {
   float init_std = 0.02f;
   double validation_fraction = 0.05;
   AdamWOptions adamw;
+  Precision precision = Precision::kFp32;  // of the large matmuls (engine/ops/bf16.h)
 
   Status Validate() const;
   // Every field as strings, for checkpoint metadata; FromMap validates and names bad keys.

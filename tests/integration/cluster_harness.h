@@ -195,9 +195,13 @@ class RawClient {
     return stub_->Join(&context, request, reply);
   }
 
-  // Join + open the stream + Hello. Returns false on failure.
+  // Join (listing both precisions, as a worker on an AVX2 CPU does) + open the stream + Hello.
+  // Returns false on failure.
   bool Connect() {
-    if (!Join({}, &reply_).ok()) return false;
+    v1::JoinRequest request;
+    request.add_precisions("fp32");
+    request.add_precisions("bf16");
+    if (!Join(request, &reply_).ok()) return false;
     auto config = protos::FromProto(reply_.model_config());
     if (!config.ok()) return false;
     config_ = *config;
