@@ -65,8 +65,10 @@ constexpr int kNr256 = 16;
 
 // GCC 12's _mm512_slli_epi32 passes _mm512_undefined_epi32() as the (fully masked-off) merge
 // source, which -Wmaybe-uninitialized reports from inside the intrinsic header.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 // The same sums as KernelNative with AVX-512F FMAs: a pair word's high half is its bits with
 // the low 16 cleared, its low half the word shifted left by 16.
 [[gnu::noipa]] LANLM_BF16_EMU512 void KernelEmulated512(const uint32_t* ap, const uint32_t* bp, int64_t k2, float* c,
@@ -100,7 +102,9 @@ constexpr int kNr256 = 16;
   StoreTile(tile, kNr512, c, ldc, m_valid, n_valid, accumulate);
 }
 
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 
 // The same with AVX2 + FMA on 6 x 16 tiles.
 [[gnu::noipa]] LANLM_BF16_EMU256 void KernelEmulated256(const uint32_t* ap, const uint32_t* bp, int64_t k2, float* c,
