@@ -377,14 +377,12 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", format.status().ToString().c_str());
     return 2;
   }
-  if (Precision p; !ParsePrecision(o.precision, &p) || (p == Precision::kBf16 && !Bf16Supported())) {
-    std::fprintf(stderr, "--precision %s: fp32, or bf16 on a CPU with AVX512_BF16, AVX-512F or AVX2 + FMA\n",
-                 o.precision.c_str());
-    return 2;
-  }
-  if (!SelectBf16Kernel(o.bf16_kernel)) {
-    std::fprintf(stderr, "--bf16-kernel %s: auto, emulated, or native on a CPU with AVX512_BF16\n",
-                 o.bf16_kernel.c_str());
+  Precision p = Precision::kFp32;
+  const bool precision_ok = ParsePrecision(o.precision, &p) && (p == Precision::kFp32 || Bf16Supported());
+  if (!precision_ok || !SelectBf16Kernel(o.bf16_kernel)) {
+    std::fprintf(stderr, "--precision %s / --bf16-kernel %s: fp32, or bf16 on a CPU with AVX512_BF16, AVX-512F or "
+                 "AVX2 + FMA; kernel auto, emulated, or native on a CPU with AVX512_BF16\n",
+                 o.precision.c_str(), o.bf16_kernel.c_str());
     return 2;
   }
   ThreadPool pool(o.threads);

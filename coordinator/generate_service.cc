@@ -87,7 +87,7 @@ Status GenerateStream::HandleLocked(const GenerateRequest& request) {
       if (job_) {
         StopJobLocked(FinishReason::kCancelled);
       } else if (current_) {
-        engine_->manager.Release(current_, FinishReason::kCancelled);
+        generate_engine_->manager.Release(current_, FinishReason::kCancelled);
         current_.reset();
       }
       return OkStatus();
@@ -103,13 +103,13 @@ Status GenerateStream::CheckCommon(const std::string& prompt, const std::string&
   if (job_) {
     return FailedPreconditionError(field + " while this stream's generation still runs (wait for done or cancel)");
   }
-  if (static_cast<int64_t>(prompt.size()) > engine_->options.max_prompt_bytes) {
+  if (static_cast<int64_t>(prompt.size()) > generate_engine_->options.max_prompt_bytes) {
     return ResourceExhaustedError(
         field + ".prompt is " + std::to_string(prompt.size()) +
-        " bytes, above --generate-max-prompt-bytes = " + std::to_string(engine_->options.max_prompt_bytes));
+        " bytes, above --generate-max-prompt-bytes = " + std::to_string(generate_engine_->options.max_prompt_bytes));
   }
-  std::lock_guard<std::mutex> lock(engine_->mu);
-  if (engine_->shutting_down) return UnavailableError("server is shutting down");
+  std::lock_guard<std::mutex> lock(generate_engine_->mu);
+  if (generate_engine_->shutting_down) return UnavailableError("server is shutting down");
   return OkStatus();
 }
 
@@ -118,11 +118,11 @@ Status GenerateStream::StartLocked(const lanlm::v1::StartRequest& start) {
   if (start.prompt().empty()) return InvalidArgumentError("start.prompt is empty");
   LANLM_ASSIGN_OR_RETURN(engine::SamplingOptions sampling, protos::FromProto(start.sampling(), "start.sampling"));
   LANLM_ASSIGN_OR_RETURN(engine::StopOptions stop, protos::FromProto(start.stopping(), "start.stopping"));
-  std::shared_ptr<const ParamSnapshot> snapshot = engine_->snapshots ? engine_->snapshots() : nullptr;
+  std::shared_ptr<const ParamSnapshot> snapshot = generate_engine_->snapshots ? generate_engine_->snapshots() : nullptr;
   if (!snapshot || !snapshot->tokenizer) return UnavailableError("no parameters to generate from yet");
   LANLM_ASSIGN_OR_RETURN(std::shared_ptr<Session> session,
-                         engine_->manager.Create(start.session_id(), std::move(snapshot), id_, client_));
-  engine_->metrics->SessionOpened();
+                         generate_engine_->manager.Create(start.session_id(), std::move(snapshot), id_, client_));
+  generate_engine_->metrics->SessionOpened();
   RunLocked(std::move(session), start.prompt(), sampling, stop, !start.stopping().has_max_new_tokens(), false);
   return OkStatus();
 }
@@ -133,7 +133,8 @@ Status GenerateStream::ContinueLocked(const lanlm::v1::ContinueRequest& next) {
   LANLM_ASSIGN_OR_RETURN(engine::SamplingOptions sampling,
                          protos::FromProto(next.sampling(), "continue_session.sampling"));
   LANLM_ASSIGN_OR_RETURN(engine::StopOptions stop, protos::FromProto(next.stopping(), "continue_session.stopping"));
-  LANLM_ASSIGN_OR_RETURN(std::shared_ptr<Session> session, engine_->manager.Acquire(next.session_id(), id_, client_));
+  LANLM_ASSIGN_OR_RETURN(std::shared_ptr<Session> session,
+                         generate_engine_->manager.Acquire(next.session_id(), id_, client_));
   RunLocked(std::move(session), next.prompt(), sampling, stop, !next.stopping().has_max_new_tokens(), true);
   return OkStatus();
 }
@@ -141,7 +142,7 @@ Status GenerateStream::ContinueLocked(const lanlm::v1::ContinueRequest& next) {
 void GenerateStream::RunLocked(std::shared_ptr<Session> session, const std::string& prompt,
                                const engine::SamplingOptions& sampling, const engine::StopOptions& stop,
                                bool default_max_new_tokens, bool resumed) {
-  engine_->metrics->GenerationStarted();
+  generate_engine_->metrics->GenerationStarted();
   auto job = std::make_shared<GenerateJob>();
   job->received = Clock::now();
   job->session = session;
@@ -156,11 +157,11 @@ void GenerateStream::RunLocked(std::shared_ptr<Session> session, const std::stri
   opened->set_parameter_version(session->snapshot->version);
   opened->set_model_config(session->snapshot->config.ToString());
   opened->set_resumed(resumed);
-  opened->set_weight_format(engine_->options.weights);
+  opened->set_weight_format(generate_engine_->options.weights);
   SendLocked(std::move(event));
   current_ = std::move(session);
   job_ = job;
-  engine_->scheduler.Enqueue(std::move(job));
+  generate_engine_->scheduler.Enqueue(std::move(job));
 }
 
 Status GenerateStream::CloseLocked(const lanlm::v1::CloseRequest& close) {
@@ -171,7 +172,7 @@ Status GenerateStream::CloseLocked(const lanlm::v1::CloseRequest& close) {
     closed_after_job_ = true;
     return OkStatus();
   }
-  LANLM_RETURN_IF_ERROR(engine_->manager.ReleaseById(id, FinishReason::kCancelled, client_));
+  LANLM_RETURN_IF_ERROR(generate_engine_->manager.ReleaseById(id, FinishReason::kCancelled, client_));
   if (current_ && current_->id == id) current_.reset();
   GenerateEvent event;
   event.mutable_closed()->set_session_id(id);
@@ -181,27 +182,29 @@ Status GenerateStream::CloseLocked(const lanlm::v1::CloseRequest& close) {
 
 GenerateService::GenerateService(SnapshotSource snapshots, GenerateServiceOptions options, engine::ThreadPool& pool,
                                  std::shared_ptr<GenerateMetrics> metrics)
-    : engine_(std::make_shared<GenerateEngine>(std::move(snapshots), options, pool, std::move(metrics))) {}
+    : generate_engine_(std::make_shared<GenerateEngine>(std::move(snapshots), options, pool, std::move(metrics))) {}
 
 GenerateService::~GenerateService() { Shutdown(); }
 
-void GenerateService::Shutdown() { engine_->Shutdown(); }
+void GenerateService::Shutdown() { generate_engine_->Shutdown(); }
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* GenerateService::Generate(
     grpc::CallbackServerContext* context) {
   std::optional<grpc::Status> refusal;
   uint64_t id = 0;
   {
-    std::lock_guard<std::mutex> lock(engine_->mu);
-    if (engine_->shutting_down) refusal = grpc::Status(grpc::StatusCode::UNAVAILABLE, "server is shutting down");
-    id = engine_->next_stream++;
+    std::lock_guard<std::mutex> lock(generate_engine_->mu);
+    if (generate_engine_->shutting_down) {
+      refusal = grpc::Status(grpc::StatusCode::UNAVAILABLE, "server is shutting down");
+    }
+    id = generate_engine_->next_stream++;
   }
-  StatusOr<std::string> client = ClientOf(*context, engine_->options.client_tokens.get());
+  StatusOr<std::string> client = ClientOf(*context, generate_engine_->options.client_tokens.get());
   if (!refusal && !client.ok()) refusal = protos::ToGrpcStatus(client.status());
-  auto stream = std::make_shared<GenerateStream>(engine_, id, context, client.ok() ? *client : "");
+  auto stream = std::make_shared<GenerateStream>(generate_engine_, id, context, client.ok() ? *client : "");
   if (!refusal) {
-    std::lock_guard<std::mutex> lock(engine_->mu);
-    engine_->streams.emplace(id, stream);
+    std::lock_guard<std::mutex> lock(generate_engine_->mu);
+    generate_engine_->streams.emplace(id, stream);
   }
   stream->Begin(std::move(refusal));
   return stream.get();
@@ -209,13 +212,13 @@ grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* GenerateService::Ge
 
 SessionStats GenerateService::Stats() const {
   SessionStats stats;
-  stats.sessions = engine_->manager.sessions();
-  stats.generating = engine_->manager.generating();
-  stats.kv_bytes = engine_->manager.kv_bytes();
-  stats.largest_batch = engine_->scheduler.largest_batch();
+  stats.sessions = generate_engine_->manager.sessions();
+  stats.generating = generate_engine_->manager.generating();
+  stats.kv_bytes = generate_engine_->manager.kv_bytes();
+  stats.largest_batch = generate_engine_->scheduler.largest_batch();
   return stats;
 }
 
-const GenerateMetrics& GenerateService::metrics() const { return *engine_->metrics; }
+const GenerateMetrics& GenerateService::metrics() const { return *generate_engine_->metrics; }
 
 }  // namespace lanlm::coordinator

@@ -83,7 +83,7 @@ class GenerateService final : public lanlm::v1::Generate::WithRawCallbackMethod_
   void Shutdown();
 
  private:
-  std::shared_ptr<GenerateEngine> engine_;
+  std::shared_ptr<GenerateEngine> generate_engine_;
 };
 
 }  // namespace lanlm::coordinator

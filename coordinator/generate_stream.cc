@@ -82,9 +82,9 @@ void GenerateStream::OnWriteDone(bool ok) {
     AbortLocked();
     return;
   }
-  if (parked_ && static_cast<int>(queue_.size()) <= engine_->options.max_queued_events / 2) {
+  if (parked_ && static_cast<int>(queue_.size()) <= generate_engine_->options.max_queued_events / 2) {
     parked_ = false;
-    engine_->scheduler.Enqueue(job_);
+    generate_engine_->scheduler.Enqueue(job_);
   }
   MaybeWriteLocked();
 }
@@ -99,10 +99,10 @@ void GenerateStream::OnDone() {
     std::lock_guard<std::mutex> lock(mu_);
     AbortLocked();
   }
-  engine_->manager.Detach(id_);
+  generate_engine_->manager.Detach(id_);
   {
-    std::lock_guard<std::mutex> lock(engine_->mu);
-    engine_->streams.erase(id_);
+    std::lock_guard<std::mutex> lock(generate_engine_->mu);
+    generate_engine_->streams.erase(id_);
   }
   std::shared_ptr<GenerateStream> self = std::move(self_);  // may be the last reference
 }
@@ -125,8 +125,8 @@ void GenerateStream::OnToken(GenerateJob& /*job*/, const engine::Generation::Ste
 void GenerateStream::AfterStep(const std::shared_ptr<GenerateJob>& job) {
   std::lock_guard<std::mutex> lock(mu_);
   const bool stopping = job->session->stop_request.load() != FinishReason::kNone;
-  if (stopping || static_cast<int>(queue_.size()) < engine_->options.max_queued_events) {
-    engine_->scheduler.Enqueue(job);
+  if (stopping || static_cast<int>(queue_.size()) < generate_engine_->options.max_queued_events) {
+    generate_engine_->scheduler.Enqueue(job);
   } else {
     parked_ = true;
   }
@@ -137,7 +137,7 @@ void GenerateStream::OnJobDone(const std::shared_ptr<GenerateJob>& job, FinishRe
   std::lock_guard<std::mutex> lock(mu_);
   // An error ends the stream, and like every end of a running generation but a normal one
   // it releases the session.
-  const bool released = engine_->manager.EndGeneration(job->session, release_after_job_ || !error.ok());
+  const bool released = generate_engine_->manager.EndGeneration(job->session, release_after_job_ || !error.ok());
   job_.reset();
   parked_ = false;
   release_after_job_ = false;
@@ -181,7 +181,7 @@ void GenerateStream::StopJobLocked(FinishReason reason) {
   release_after_job_ = true;
   if (parked_) {
     parked_ = false;
-    engine_->scheduler.Enqueue(job_);
+    generate_engine_->scheduler.Enqueue(job_);
   }
 }
 
@@ -189,7 +189,7 @@ void GenerateStream::AbortLocked() {
   if (cancelled_) return;
   cancelled_ = true;
   queue_.clear();
-  engine_->manager.ReleaseOwnedBy(id_, FinishReason::kCancelled);
+  generate_engine_->manager.ReleaseOwnedBy(id_, FinishReason::kCancelled);
   current_.reset();
   if (job_) {
     StopJobLocked(FinishReason::kCancelled);
@@ -210,7 +210,7 @@ void GenerateStream::EndWhenIdleLocked(grpc::Status status, FinishReason reason)
 
 void GenerateStream::EndLocked(grpc::Status status) {
   if (end_status_) return;
-  engine_->metrics->StreamFinished(static_cast<StatusCode>(status.error_code()));
+  generate_engine_->metrics->StreamFinished(static_cast<StatusCode>(status.error_code()));
   end_status_ = std::move(status);
   if (cancelled_) queue_.clear();
   MaybeWriteLocked();

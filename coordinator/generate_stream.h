@@ -56,7 +56,7 @@ class GenerateStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, gr
   // client: whose sessions this stream creates and may continue (SessionManager).
   GenerateStream(std::shared_ptr<GenerateEngine> engine, uint64_t id, grpc::CallbackServerContext* context,
                  std::string client)
-      : engine_(std::move(engine)), id_(id), context_(context), client_(std::move(client)) {}
+      : generate_engine_(std::move(engine)), id_(id), context_(context), client_(std::move(client)) {}
 
   // Starts reading, or ends the call at once with `refusal` (shutting down, unauthenticated).
   void Begin(std::optional<grpc::Status> refusal);
@@ -98,7 +98,7 @@ class GenerateStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, gr
   // At most one write in flight; Finish exactly once, after the last write.
   void MaybeWriteLocked();
 
-  const std::shared_ptr<GenerateEngine> engine_;
+  const std::shared_ptr<GenerateEngine> generate_engine_;
   const uint64_t id_;
   grpc::CallbackServerContext* const context_;  // valid until OnDone returns
   const std::string client_;

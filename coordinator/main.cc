@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,33 @@ int PrintFinal(bool finished, int64_t step, float loss, const std::string& check
               loss, checkpoint.empty() ? "-" : checkpoint.c_str(), lanlm::engine::Hex16(fingerprint).c_str());
   std::fflush(stdout);
   return 0;
+}
+
+// The Generate service hosted next to the coordinator's own: it reads the newest parameter
+// snapshot, shares the process's engine pool, adds sessions to ClusterStatus and records into
+// metrics.
+lanlm::coordinator::ExtraServices GenerateExtras(const lanlm::coordinator::GenerateServiceOptions& generate_options,
+                                                 std::shared_ptr<lanlm::coordinator::GenerateMetrics> metrics) {
+  using namespace lanlm;
+  return [&generate_options, metrics](coordinator::SnapshotSource snapshots, engine::ThreadPool& pool) {
+    coordinator::Extras extras;
+    auto generate = std::make_unique<coordinator::GenerateService>(std::move(snapshots), generate_options, pool,
+                                                                   metrics);
+    coordinator::GenerateService* service = generate.get();
+    extras.fill_status = [service, weights = generate_options.weights](v1::GetStatusReply* reply) {
+      const coordinator::SessionStats stats = service->Stats();
+      reply->set_sessions(stats.sessions);
+      reply->set_kv_cache_bytes(stats.kv_bytes);
+      reply->set_weight_format(weights);
+    };
+    extras.before_shutdown = [service] { service->Shutdown(); };
+    // A prompt above --generate-max-prompt-bytes must reach the service, which refuses it
+    // naming the flag, rather than gRPC's receive limit (64 KiB for the rest of the request).
+    extras.max_receive_bytes =
+        static_cast<int>(std::min<int64_t>(generate_options.max_prompt_bytes + (int64_t{64} << 10), INT32_MAX));
+    extras.services.push_back(std::move(generate));
+    return extras;
+  };
 }
 
 }  // namespace
@@ -66,29 +94,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   generate_options.client_tokens = security->client_tokens;
-  // Generate reads the newest parameter snapshot and shares the process's engine pool; its
-  // metrics outlive it and are read by the HTTP endpoint.
+  // Generate's metrics outlive the service and are read by the HTTP endpoint.
   const auto generate_metrics = std::make_shared<coordinator::GenerateMetrics>();
-  const coordinator::ExtraServices extras = [&generate_options, generate_metrics](coordinator::SnapshotSource snapshots,
-                                                                                  engine::ThreadPool& pool) {
-    coordinator::Extras extras;
-    auto generate = std::make_unique<coordinator::GenerateService>(std::move(snapshots), generate_options, pool,
-                                                                   generate_metrics);
-    coordinator::GenerateService* service = generate.get();
-    extras.fill_status = [service, weights = generate_options.weights](v1::GetStatusReply* reply) {
-      const coordinator::SessionStats stats = service->Stats();
-      reply->set_sessions(stats.sessions);
-      reply->set_kv_cache_bytes(stats.kv_bytes);
-      reply->set_weight_format(weights);
-    };
-    extras.before_shutdown = [service] { service->Shutdown(); };
-    // A prompt above --generate-max-prompt-bytes must reach the service, which refuses it
-    // naming the flag, rather than gRPC's receive limit (64 KiB for the rest of the request).
-    extras.max_receive_bytes =
-        static_cast<int>(std::min<int64_t>(generate_options.max_prompt_bytes + (int64_t{64} << 10), INT32_MAX));
-    extras.services.push_back(std::move(generate));
-    return extras;
-  };
+  const coordinator::ExtraServices extras = GenerateExtras(generate_options, generate_metrics);
   if (flags.help_requested()) {
     std::cout << flags.Help();
     return 0;

@@ -19,6 +19,28 @@
 #include "worker/http_metrics.h"
 #include "worker/worker.h"
 
+namespace {
+
+// worker.Run() with SIGINT and SIGTERM handled on a thread of their own: either stops the worker
+// (it finishes the lease in hand, then leaves).
+lanlm::Status RunUntilSignalled(lanlm::worker::Worker& worker, const std::string& name) {
+  boost::asio::io_context io;
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int signal) {
+    if (ec) return;
+    spdlog::info("worker {}: {} received, stopping", name, signal == SIGINT ? "SIGINT" : "SIGTERM");
+    worker.Stop();
+  });
+  std::thread signal_thread([&io] { io.run(); });
+  const lanlm::Status status = worker.Run();
+  signals.cancel();
+  io.stop();
+  signal_thread.join();
+  return status;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   using namespace lanlm;
   worker::WorkerOptions options;
@@ -79,18 +101,7 @@ int main(int argc, char** argv) {
     http = std::move(*started);
     spdlog::info("worker {}: HTTP endpoint (metrics) on port {}", options.name, http->port());
   }
-  boost::asio::io_context io;
-  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
-  signals.async_wait([&](const boost::system::error_code& ec, int signal) {
-    if (ec) return;
-    spdlog::info("worker {}: {} received, stopping", options.name, signal == SIGINT ? "SIGINT" : "SIGTERM");
-    worker.Stop();
-  });
-  std::thread signal_thread([&io] { io.run(); });
-  const Status status = worker.Run();
-  signals.cancel();
-  io.stop();
-  signal_thread.join();
+  const Status status = RunUntilSignalled(worker, options.name);
   http.reset();
   const worker::WorkerStats stats = worker.stats();
   spdlog::info("worker {}: exiting after {} leases ({} accepted, {} rejected)", options.name, stats.leases,

@@ -59,6 +59,51 @@ class SlowHttpMetricsTest : public ::testing::Test {
     return body;
   }
 
+  // A 4-token generation, then a request with top_p = 2 (refused: INVALID_ARGUMENT).
+  static void GenerateOnceAndRefuseOnce(const std::string& target) {
+    client::GenerateClient generate(target, 30.0);
+    client::GenerateCall call;
+    call.prompt = "In the beginning";
+    call.max_new_tokens = 4;
+    call.stop_on_eos = false;
+    call.confidence_threshold = 0.0f;
+    call.close_after = true;
+    auto generated = generate.Generate(call);
+    ASSERT_TRUE(generated.ok()) << generated.status().ToString();
+    call.top_p = 2.0f;
+    EXPECT_EQ(generate.Generate(call).status().code(), StatusCode::kInvalidArgument);
+  }
+
+  // --eval-every 2: the row of step 2 carries a validation loss, the row of step 1 none.
+  static void ExpectValidationLossOnEvalRowsOnly(const std::string& history) {
+    const auto row = [&history](int step) {
+      const size_t at = history.find("{\"step\":" + std::to_string(step) + ",");
+      return at == std::string::npos ? std::string() : history.substr(at, history.find('\n', at) - at);
+    };
+    EXPECT_NE(row(1).find("\"validation_loss\":0,"), std::string::npos) << history;
+    EXPECT_EQ(row(2).find("\"validation_loss\":0,"), std::string::npos) << history;
+    EXPECT_NE(row(2).find("\"validation_loss\":"), std::string::npos) << history;
+  }
+
+  // A resumed coordinator serves the earlier steps from the checkpoint directory at once.
+  void ExpectResumeServesTheHistory(int http, int64_t lines) {
+    std::vector<std::string> resume = CoordinatorArgs(100000, http);
+    std::vector<std::string> checkpoints;
+    for (const auto& entry : std::filesystem::directory_iterator(dir_ + "/ck")) {
+      if (entry.path().extension() == ".safetensors") checkpoints.push_back(entry.path().string());
+    }
+    ASSERT_FALSE(checkpoints.empty());
+    std::sort(checkpoints.begin(), checkpoints.end());
+    resume.insert(resume.end(), {"--resume", checkpoints.back()});
+    const pid_t again = Start(resume, dir_ + "/resumed.log");
+    ASSERT_GT(LoggedPort(dir_ + "/resumed.log", std::chrono::seconds(60)), 0) << ReadAll(dir_ + "/resumed.log");
+    const std::string points = PollUntil(http, "/api/history?after=-1&max=100000",
+                                         [](const std::string& body) { return body.size() > 20; });
+    EXPECT_EQ(std::count(points.begin(), points.end(), '{') - 1, lines) << points;
+    kill(again, SIGTERM);
+    EXPECT_EQ(Wait(again), 0);
+  }
+
   std::string dir_, corpus_, token_file_;
   std::vector<pid_t> pids_;
 };
@@ -85,17 +130,7 @@ TEST_F(SlowHttpMetricsTest, ScrapesARunningClusterAndKeepsHistoryAcrossResume) {
   });
   EXPECT_NE(status.find("\"workers_connected\":2"), std::string::npos) << status;
   EXPECT_EQ(HttpGet(http, "/readyz").status, 200);
-  client::GenerateClient generate(target, 30.0);
-  client::GenerateCall call;
-  call.prompt = "In the beginning";
-  call.max_new_tokens = 4;
-  call.stop_on_eos = false;
-  call.confidence_threshold = 0.0f;
-  call.close_after = true;
-  auto generated = generate.Generate(call);
-  ASSERT_TRUE(generated.ok()) << generated.status().ToString();
-  call.top_p = 2.0f;
-  EXPECT_EQ(generate.Generate(call).status().code(), StatusCode::kInvalidArgument);
+  GenerateOnceAndRefuseOnce(target);
   const HttpResult metrics = HttpGet(http, "/metrics");
   ASSERT_EQ(metrics.status, 200) << metrics.error;
   EXPECT_EQ(metrics.content_type, "text/plain; version=0.0.4; charset=utf-8");
@@ -127,31 +162,8 @@ TEST_F(SlowHttpMetricsTest, ScrapesARunningClusterAndKeepsHistoryAcrossResume) {
   const std::string history = ReadAll(dir_ + "/ck/history.jsonl");
   const int64_t lines = std::count(history.begin(), history.end(), '\n');
   EXPECT_GE(lines, 1);
-  // --eval-every 2: the row of step 2 carries a validation loss, the row of step 1 none.
-  const auto row = [&history](int step) {
-    const size_t at = history.find("{\"step\":" + std::to_string(step) + ",");
-    return at == std::string::npos ? std::string() : history.substr(at, history.find('\n', at) - at);
-  };
-  EXPECT_NE(row(1).find("\"validation_loss\":0,"), std::string::npos) << history;
-  EXPECT_EQ(row(2).find("\"validation_loss\":0,"), std::string::npos) << history;
-  EXPECT_NE(row(2).find("\"validation_loss\":"), std::string::npos) << history;
-
-  // A resumed coordinator serves the earlier steps from the checkpoint directory at once.
-  std::vector<std::string> resume = CoordinatorArgs(100000, http);
-  std::vector<std::string> checkpoints;
-  for (const auto& entry : std::filesystem::directory_iterator(dir_ + "/ck")) {
-    if (entry.path().extension() == ".safetensors") checkpoints.push_back(entry.path().string());
-  }
-  ASSERT_FALSE(checkpoints.empty());
-  std::sort(checkpoints.begin(), checkpoints.end());
-  resume.insert(resume.end(), {"--resume", checkpoints.back()});
-  const pid_t again = Start(resume, dir_ + "/resumed.log");
-  ASSERT_GT(LoggedPort(dir_ + "/resumed.log", std::chrono::seconds(60)), 0) << ReadAll(dir_ + "/resumed.log");
-  const std::string points = PollUntil(http, "/api/history?after=-1&max=100000",
-                                       [](const std::string& body) { return body.size() > 20; });
-  EXPECT_EQ(std::count(points.begin(), points.end(), '{') - 1, lines) << points;
-  kill(again, SIGTERM);
-  EXPECT_EQ(Wait(again), 0);
+  ExpectValidationLossOnEvalRowsOnly(history);
+  ExpectResumeServesTheHistory(http, lines);
 
   if (!check.available) GTEST_SKIP() << "promtool not installed (apt-get install prometheus; deploy/setup-deps.sh)";
   EXPECT_EQ(check.exit_code, 0) << check.output << metrics.body;

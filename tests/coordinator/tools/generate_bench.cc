@@ -73,6 +73,18 @@ StreamResult RunStream(lanlm::v1::Generate::Stub& stub, int tokens, uint64_t see
   return result;
 }
 
+// Random parameters (seed 1, std 0.02) of config as version 1, with tokenizer.
+std::shared_ptr<const coordinator::ParamSnapshot> RandomSnapshot(const engine::ModelConfig& config,
+                                                                  engine::BpeTokenizer tokenizer) {
+  auto snapshot = std::make_shared<coordinator::ParamSnapshot>();
+  snapshot->config = config;
+  snapshot->params.resize(static_cast<size_t>(engine::ParameterCount(config)));
+  engine::InitParameters(config, 1, 0.02f, snapshot->params.data());
+  snapshot->version = 1;
+  snapshot->tokenizer = std::make_shared<const engine::BpeTokenizer>(std::move(tokenizer));
+  return snapshot;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -104,13 +116,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "tokenizer: %s\n", tokenizer.status().ToString().c_str());
     return 1;
   }
-  auto snapshot = std::make_shared<coordinator::ParamSnapshot>();
-  snapshot->config = *config;
-  snapshot->params.resize(static_cast<size_t>(engine::ParameterCount(*config)));
-  engine::InitParameters(*config, 1, 0.02f, snapshot->params.data());
-  snapshot->version = 1;
-  snapshot->tokenizer = std::make_shared<const engine::BpeTokenizer>(std::move(tokenizer).value());
-  std::shared_ptr<const coordinator::ParamSnapshot> pinned = snapshot;
+  const std::shared_ptr<const coordinator::ParamSnapshot> pinned = RandomSnapshot(*config, std::move(*tokenizer));
 
   engine::ThreadPool pool(threads);
   coordinator::GenerateService service([pinned] { return pinned; }, options, pool);
