@@ -173,6 +173,21 @@ class WorkerGroup {
   std::vector<std::unique_ptr<Entry>> entries_;
 };
 
+// A fresh run of options trained by `workers` in-process Worker objects (thread counts 1, 2,
+// 1, ...); first (if given) gets the first worker's stats.
+inline coordinator::RunResult TrainWithWorkers(const coordinator::CoordinatorOptions& options, int workers,
+                                               worker::WorkerStats* first = nullptr) {
+  auto server = coordinator::TrainingServer::Start(options, GivenFlags{"steps"}, false);
+  EXPECT_TRUE(server.ok()) << server.status().ToString();
+  if (!server.ok()) return {};
+  WorkerGroup group((*server)->port(), 0, 1);
+  for (int i = 0; i < workers; ++i) group.Add((*server)->port(), 1 + i % 2);
+  auto result = (*server)->Wait();
+  group.JoinAll();
+  if (first != nullptr) *first = group.worker(0).stats();
+  return result;
+}
+
 // Speaks the Cluster protocol by hand, to send what a correct worker never would.
 class RawClient {
  public:

@@ -16,16 +16,6 @@ class ClusterPrecisionTest : public ::testing::Test {
     dir_ = TempDir("run");
     corpus_ = WriteCorpus(dir_);
   }
-  coordinator::RunResult Train(const coordinator::CoordinatorOptions& options, int workers) {
-    auto server = TrainingServer::Start(options, GivenFlags{"steps", "precision"}, false);
-    EXPECT_TRUE(server.ok()) << server.status().ToString();
-    if (!server.ok()) return {};
-    WorkerGroup group((*server)->port(), 0, 1);
-    for (int i = 0; i < workers; ++i) group.Add((*server)->port(), 1 + i % 2);
-    auto result = (*server)->Wait();
-    group.JoinAll();
-    return result;
-  }
   std::string dir_, corpus_;
 };
 
@@ -35,10 +25,10 @@ TEST_F(ClusterPrecisionTest, Bf16EqualsLocalTrainerForOneAndThreeWorkers) {
   options.precision = "bf16";
   const std::string local = Hex(ReferenceFingerprint(options));
   EXPECT_NE(local, fp32) << "bf16 matmuls should change the trajectory";
-  const auto one = Train(options, 1);
+  const auto one = TrainWithWorkers(options, 1);
   ASSERT_TRUE(one.finished);
   EXPECT_EQ(Hex(one.fingerprint), local);
-  const auto three = Train(options, 3);
+  const auto three = TrainWithWorkers(options, 3);
   ASSERT_TRUE(three.finished);
   EXPECT_EQ(Hex(three.fingerprint), local);
 }

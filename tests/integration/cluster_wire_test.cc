@@ -17,19 +17,6 @@ class ClusterWireTest : public ::testing::Test {
     dir_ = TempDir("run");
     corpus_ = WriteCorpus(dir_);
   }
-  // Trains with `workers` Worker objects (thread counts 1, 2, 1, ...) and returns the result.
-  coordinator::RunResult Train(const coordinator::CoordinatorOptions& options, int workers,
-                               worker::WorkerStats* first = nullptr) {
-    auto server = TrainingServer::Start(options, GivenFlags{"steps"}, false);
-    EXPECT_TRUE(server.ok()) << server.status().ToString();
-    if (!server.ok()) return {};
-    WorkerGroup group((*server)->port(), 0, 1);
-    for (int i = 0; i < workers; ++i) group.Add((*server)->port(), 1 + i % 2);
-    auto result = (*server)->Wait();
-    group.JoinAll();
-    if (first != nullptr) *first = group.worker(0).stats();
-    return result;
-  }
   std::string dir_, corpus_;
 };
 
@@ -38,9 +25,9 @@ TEST_F(ClusterWireTest, Bf16IsBitIdenticalAcrossWorkerCountsAndHalvesTheBytes) {
   const std::string fp32 = Hex(ReferenceFingerprint(options));
   options.wire = "bf16";
   worker::WorkerStats one;
-  const auto alone = Train(options, 1, &one);
+  const auto alone = TrainWithWorkers(options, 1, &one);
   ASSERT_TRUE(alone.finished);
-  const auto three = Train(options, 3);
+  const auto three = TrainWithWorkers(options, 3);
   ASSERT_TRUE(three.finished);
   EXPECT_EQ(Hex(three.fingerprint), Hex(alone.fingerprint));
   EXPECT_NE(Hex(alone.fingerprint), fp32) << "bf16 rounding should change the trajectory";
@@ -56,7 +43,7 @@ TEST_F(ClusterWireTest, Bf16SurvivesAWorkerLostMidLeaseWithBlocks) {
   auto options = TinyOptions(corpus_, 2);
   options.wire = "bf16";
   options.shards_per_lease = 2;
-  const auto undisturbed = Train(options, 2);
+  const auto undisturbed = TrainWithWorkers(options, 2);
   ASSERT_TRUE(undisturbed.finished);
 
   auto server = TrainingServer::Start(options, GivenFlags{"steps"}, false);
@@ -78,7 +65,7 @@ TEST_F(ClusterWireTest, Bf16SurvivesAWorkerLostMidLeaseWithBlocks) {
 TEST_F(ClusterWireTest, ChunksOfTheOtherFormatAreRefusedAndTrainingGoesOn) {
   auto options = TinyOptions(corpus_, 1);
   options.wire = "bf16";
-  const auto reference = Train(options, 1);
+  const auto reference = TrainWithWorkers(options, 1);
   auto server = TrainingServer::Start(options, GivenFlags{"steps"}, false);
   ASSERT_TRUE(server.ok()) << server.status().ToString();
   RawClient raw((*server)->port());
