@@ -10,6 +10,7 @@
 #include <immintrin.h>
 
 #include "engine/ops/bf16.h"
+#include "engine/ops/bf16_pack.h"
 
 namespace lanlm::engine::gemm_bf16 {
 namespace {
@@ -176,34 +177,14 @@ uint32_t* Grow(std::vector<uint32_t>& buf, int64_t n) {
 // and past K.
 void PackBPanel(Operand b, int64_t K, int64_t N, int nr, int64_t j, uint32_t* d) {
   const int64_t n0 = j * nr;
-  const int64_t cols = std::min<int64_t>(nr, N - n0);
-  const int64_t k2 = (K + 1) / 2;
-  auto at = [&](int64_t k, int64_t n) { return k < K ? b.p[k * b.s_row + (n0 + n) * b.s_col] : 0.0f; };
-  if (b.s_col == 1) {
-    for (int64_t p = 0; p < k2; ++p)
-      for (int64_t n = 0; n < cols; ++n) d[p * nr + n] = Bf16Pair(at(2 * p, n), at(2 * p + 1, n));
-  } else {  // columns of B contiguous (B = wᵀ): walk each column
-    for (int64_t n = 0; n < cols; ++n)
-      for (int64_t p = 0; p < k2; ++p) d[p * nr + n] = Bf16Pair(at(2 * p, n), at(2 * p + 1, n));
-  }
-  for (int64_t p = 0; p < k2; ++p)
-    for (int64_t n = cols; n < nr; ++n) d[p * nr + n] = 0;
+  const int cols = static_cast<int>(std::min<int64_t>(nr, N - n0));
+  PackPairs({b.p + n0 * b.s_col, b.s_col, b.s_row, cols}, K, nr, d);
 }
 
 // The strip of mr rows of A (M x K) from row m0 as pair words dst [k2][mr], zero past M and K.
 void PackAStrip(Operand a, int64_t M, int64_t K, int mr, int64_t m0, uint32_t* d) {
-  const int64_t rows = std::min<int64_t>(mr, M - m0);
-  const int64_t k2 = (K + 1) / 2;
-  auto at = [&](int64_t m, int64_t k) { return k < K ? a.p[(m0 + m) * a.s_row + k * a.s_col] : 0.0f; };
-  if (a.s_col == 1) {  // rows of A contiguous
-    for (int64_t m = 0; m < rows; ++m)
-      for (int64_t p = 0; p < k2; ++p) d[p * mr + m] = Bf16Pair(at(m, 2 * p), at(m, 2 * p + 1));
-  } else {  // A = dyᵀ: a strip's rows are contiguous runs of each row of dy
-    for (int64_t p = 0; p < k2; ++p)
-      for (int64_t m = 0; m < rows; ++m) d[p * mr + m] = Bf16Pair(at(m, 2 * p), at(m, 2 * p + 1));
-  }
-  for (int64_t p = 0; p < k2; ++p)
-    for (int64_t m = rows; m < mr; ++m) d[p * mr + m] = 0;
+  const int rows = static_cast<int>(std::min<int64_t>(mr, M - m0));
+  PackPairs({a.p + m0 * a.s_row, a.s_row, a.s_col, rows}, K, mr, d);
 }
 
 }  // namespace

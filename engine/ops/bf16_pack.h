@@ -1,0 +1,27 @@
+// Internal to engine/ops: packing fp32 operands into the bf16 pair words the bf16 GEMM reads
+// (gemm_bf16.h): a block of w lanes (rows of A, or columns of B) over a reduction of K becomes
+// dst[p][lane] = Bf16Pair(X(lane, 2p), X(lane, 2p + 1)) for p < (K + 1) / 2, with zeros past K
+// and for lanes past the valid ones. Every word equals bf16.h's scalar Bf16Pair bit for bit;
+// on AVX2 CPUs full runs of 8 words are rounded and packed with vector integer ops (no
+// per-element branch), and only the ragged edge (odd K, a run shorter than 8) goes word by word.
+#pragma once
+
+#include <cstdint>
+
+namespace lanlm::engine::gemm_bf16 {
+
+// X(lane, k) = base[lane * s_lane + k * s_k] for lane < valid (<= w) and k < K.
+struct PackSource {
+  const float* base;
+  int64_t s_lane;
+  int64_t s_k;
+  int valid;
+};
+
+// dst (k2 x w words, k2 = (K + 1) / 2) as described above.
+void PackPairs(PackSource x, int64_t K, int w, uint32_t* dst);
+
+// The same, word by word with Bf16Pair (the reference the vector path is tested against).
+void PackPairsScalar(PackSource x, int64_t K, int w, uint32_t* dst);
+
+}  // namespace lanlm::engine::gemm_bf16
