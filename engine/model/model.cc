@@ -56,11 +56,35 @@ struct Activations {
   std::vector<float> dg;   // (N, F)
   std::vector<float> da;   // (N, F)
   std::vector<float> db;   // (N, F)
+  // bf16: the matmul weights rounded and packed (per layer wq, wk, wv, wo, w1, w2, w3, then
+  // output), from the parameter block packed_from, by the last Forward that packed.
+  std::vector<Bf16PackedWeight> packed;
+  const float* packed_from = nullptr;
 };
 
 namespace {
 
 void Zero(std::vector<float>& v, int64_t n) { std::memset(v.data(), 0, static_cast<size_t>(n) * sizeof(float)); }
+
+enum PackedIndex { kWq, kWk, kWv, kWo, kW1, kW2, kW3, kPerLayer };
+
+// Rounds and packs every matmul weight of w once (both layouts, PackBf16Weight).
+void PackWeights(const ModelConfig& c, const ModelWeights& w, std::vector<Bf16PackedWeight>& packed, ThreadPool& pool) {
+  const int64_t C = c.dim, F = c.ffn_hidden, V = c.vocab_size;
+  packed.resize(static_cast<size_t>(c.n_layers) * kPerLayer + 1);
+  for (int l = 0; l < c.n_layers; ++l) {
+    const LayerWeights& lw = w.layers[l];
+    Bf16PackedWeight* p = packed.data() + l * kPerLayer;
+    PackBf16Weight(lw.wq, C, C, p + kWq, pool);
+    PackBf16Weight(lw.wk, C, C, p + kWk, pool);
+    PackBf16Weight(lw.wv, C, C, p + kWv, pool);
+    PackBf16Weight(lw.wo, C, C, p + kWo, pool);
+    PackBf16Weight(lw.w1, C, F, p + kW1, pool);
+    PackBf16Weight(lw.w2, F, C, p + kW2, pool);
+    PackBf16Weight(lw.w3, C, F, p + kW3, pool);
+  }
+  PackBf16Weight(w.output, C, V, &packed.back(), pool);
+}
 
 }  // namespace
 
@@ -106,7 +130,7 @@ Model::~Model() = default;
 
 const float* Model::logits() const { return acts_->logits.data(); }
 
-float Model::Forward(const float* params, const int32_t* tokens, int B, ThreadPool& pool) {
+float Model::Forward(const float* params, const int32_t* tokens, int B, ThreadPool& pool, bool reuse_packed_weights) {
   LANLM_CHECK(B >= 1 && B <= max_batch_, "batch outside [1, max_batch]");
   const ModelConfig& c = config_;
   const int64_t T = c.context, C = c.dim, F = c.ffn_hidden, V = c.vocab_size, NH = c.n_heads, D = c.head_dim();
@@ -114,6 +138,13 @@ float Model::Forward(const float* params, const int32_t* tokens, int B, ThreadPo
   // Parameters are only read; BindWeights wants a mutable block.
   const ModelWeights w = BindWeights(c, const_cast<float*>(params));
   Activations& a = *acts_;
+  if (precision_ == Precision::kBf16 && !(reuse_packed_weights && a.packed_from == params)) {
+    PackWeights(c, w, a.packed, pool);
+    a.packed_from = params;
+  }
+  // The packed weight i of layer l (nullptr in fp32: the matmuls pack nothing ahead).
+  auto pw = [&](int l, int i) { return precision_ == Precision::kBf16 ? &a.packed[l * kPerLayer + i] : nullptr; };
+  const Bf16PackedWeight* p_out = precision_ == Precision::kBf16 ? &a.packed.back() : nullptr;
 
   for (int64_t b = 0; b < B; ++b) {
     std::memcpy(a.inputs.data() + b * T, tokens + b * (T + 1), T * sizeof(int32_t));
@@ -128,26 +159,26 @@ float Model::Forward(const float* params, const int32_t* tokens, int B, ThreadPo
     float* x_next = a.x.data() + (l + 1) * N * C;
     // Attention block: h = x + wo · Attention(RoPE(wq·n), RoPE(wk·n), wv·n), n = RMSNorm(x).
     RmsNormForward(x, lw.attention_norm, N, C, c.norm_eps, lc.xn.data(), lc.rstd_att.data(), pool);
-    MatmulForward(lc.xn.data(), lw.wq, N, C, C, lc.q.data(), pool, precision_);
-    MatmulForward(lc.xn.data(), lw.wk, N, C, C, lc.k.data(), pool, precision_);
-    MatmulForward(lc.xn.data(), lw.wv, N, C, C, lc.v.data(), pool, precision_);
+    MatmulForward(lc.xn.data(), lw.wq, N, C, C, lc.q.data(), pool, precision_, pw(l, kWq));
+    MatmulForward(lc.xn.data(), lw.wk, N, C, C, lc.k.data(), pool, precision_, pw(l, kWk));
+    MatmulForward(lc.xn.data(), lw.wv, N, C, C, lc.v.data(), pool, precision_, pw(l, kWv));
     RopeForward(lc.q.data(), rope_, N, T, 0, NH, lc.q.data(), pool);
     RopeForward(lc.k.data(), rope_, N, T, 0, NH, lc.k.data(), pool);
     AttentionForward(lc.q.data(), lc.k.data(), lc.v.data(), B, T, NH, D, lc.probs.data(), lc.att.data(), pool);
-    MatmulForward(lc.att.data(), lw.wo, N, C, C, lc.h.data(), pool, precision_);
+    MatmulForward(lc.att.data(), lw.wo, N, C, C, lc.h.data(), pool, precision_, pw(l, kWo));
     AddInPlace(lc.h.data(), x, N * C, pool);
     // FFN block: x' = h + w2 · (SiLU(w1·m) ⊙ (w3·m)), m = RMSNorm(h).
     RmsNormForward(lc.h.data(), lw.ffn_norm, N, C, c.norm_eps, lc.hn.data(), lc.rstd_ffn.data(), pool);
-    MatmulForward(lc.hn.data(), lw.w1, N, C, F, lc.a.data(), pool, precision_);
-    MatmulForward(lc.hn.data(), lw.w3, N, C, F, lc.b.data(), pool, precision_);
+    MatmulForward(lc.hn.data(), lw.w1, N, C, F, lc.a.data(), pool, precision_, pw(l, kW1));
+    MatmulForward(lc.hn.data(), lw.w3, N, C, F, lc.b.data(), pool, precision_, pw(l, kW3));
     SwiGluForward(lc.a.data(), lc.b.data(), N * F, lc.g.data(), pool);
-    MatmulForward(lc.g.data(), lw.w2, N, F, C, x_next, pool, precision_);
+    MatmulForward(lc.g.data(), lw.w2, N, F, C, x_next, pool, precision_, pw(l, kW2));
     AddInPlace(x_next, lc.h.data(), N * C, pool);
   }
 
   const float* x_last = a.x.data() + int64_t{c.n_layers} * N * C;
   RmsNormForward(x_last, w.norm, N, C, c.norm_eps, a.xf.data(), a.rstd_final.data(), pool);
-  MatmulForward(a.xf.data(), w.output, N, C, V, a.logits.data(), pool, precision_);
+  MatmulForward(a.xf.data(), w.output, N, C, V, a.logits.data(), pool, precision_, p_out);
   return CrossEntropyForward(a.logits.data(), a.targets.data(), N, V, a.losses.data(), pool);
 }
 
@@ -159,6 +190,9 @@ void Model::Backward(const float* params, const int32_t* tokens, int B, float* g
   const ModelWeights w = BindWeights(c, const_cast<float*>(params));
   const ModelWeights dw = BindWeights(c, grads);
   Activations& a = *acts_;
+  LANLM_CHECK(precision_ != Precision::kBf16 || a.packed_from == params, "Backward without Forward on these params");
+  auto pw = [&](int l, int i) { return precision_ == Precision::kBf16 ? &a.packed[l * kPerLayer + i] : nullptr; };
+  const Bf16PackedWeight* p_out = precision_ == Precision::kBf16 ? &a.packed.back() : nullptr;
 
   // 1. Cross-entropy: dlogits = (softmax - onehot) / N, in place over the logits.
   float* dlogits = a.logits.data();
@@ -166,7 +200,7 @@ void Model::Backward(const float* params, const int32_t* tokens, int B, float* g
 
   // 2. Output projection, 3. final norm: dx = d loss / d x[L].
   Zero(a.dn, N * C);
-  MatmulBackward(dlogits, a.xf.data(), w.output, N, C, V, a.dn.data(), dw.output, pool, precision_);
+  MatmulBackward(dlogits, a.xf.data(), w.output, N, C, V, a.dn.data(), dw.output, pool, precision_, p_out);
   Zero(a.dx, N * C);
   const float* x_last = a.x.data() + int64_t{c.n_layers} * N * C;
   RmsNormBackward(a.dn.data(), x_last, w.norm, a.rstd_final.data(), N, C, a.dx.data(), dw.norm, pool);
@@ -181,19 +215,19 @@ void Model::Backward(const float* params, const int32_t* tokens, int B, float* g
 
     // FFN: w2 -> SwiGLU -> w1/w3 -> ffn_norm.
     Zero(a.dg, N * F);
-    MatmulBackward(a.dx.data(), lc.g.data(), lw.w2, N, F, C, a.dg.data(), lg.w2, pool, precision_);
+    MatmulBackward(a.dx.data(), lc.g.data(), lw.w2, N, F, C, a.dg.data(), lg.w2, pool, precision_, pw(l, kW2));
     Zero(a.da, N * F);
     Zero(a.db, N * F);
     SwiGluBackward(a.dg.data(), lc.a.data(), lc.b.data(), N * F, a.da.data(), a.db.data(), pool);
     Zero(a.dn, N * C);
-    MatmulBackward(a.da.data(), lc.hn.data(), lw.w1, N, C, F, a.dn.data(), lg.w1, pool, precision_);
-    MatmulBackward(a.db.data(), lc.hn.data(), lw.w3, N, C, F, a.dn.data(), lg.w3, pool, precision_);
+    MatmulBackward(a.da.data(), lc.hn.data(), lw.w1, N, C, F, a.dn.data(), lg.w1, pool, precision_, pw(l, kW1));
+    MatmulBackward(a.db.data(), lc.hn.data(), lw.w3, N, C, F, a.dn.data(), lg.w3, pool, precision_, pw(l, kW3));
     RmsNormBackward(a.dn.data(), lc.h.data(), lw.ffn_norm, lc.rstd_ffn.data(), N, C, a.dx.data(), lg.ffn_norm,
                     pool);
 
     // Attention: wo -> attention -> RoPE backward -> wq/wk/wv -> attention_norm.
     Zero(a.datt, N * C);
-    MatmulBackward(a.dx.data(), lc.att.data(), lw.wo, N, C, C, a.datt.data(), lg.wo, pool, precision_);
+    MatmulBackward(a.dx.data(), lc.att.data(), lw.wo, N, C, C, a.datt.data(), lg.wo, pool, precision_, pw(l, kWo));
     Zero(a.dq, N * C);
     Zero(a.dk, N * C);
     Zero(a.dv, N * C);
@@ -204,9 +238,9 @@ void Model::Backward(const float* params, const int32_t* tokens, int B, float* g
     RopeBackward(a.dq.data(), rope_, N, T, 0, NH, a.dqp.data(), pool);
     RopeBackward(a.dk.data(), rope_, N, T, 0, NH, a.dkp.data(), pool);
     Zero(a.dn, N * C);
-    MatmulBackward(a.dqp.data(), lc.xn.data(), lw.wq, N, C, C, a.dn.data(), lg.wq, pool, precision_);
-    MatmulBackward(a.dkp.data(), lc.xn.data(), lw.wk, N, C, C, a.dn.data(), lg.wk, pool, precision_);
-    MatmulBackward(a.dv.data(), lc.xn.data(), lw.wv, N, C, C, a.dn.data(), lg.wv, pool, precision_);
+    MatmulBackward(a.dqp.data(), lc.xn.data(), lw.wq, N, C, C, a.dn.data(), lg.wq, pool, precision_, pw(l, kWq));
+    MatmulBackward(a.dkp.data(), lc.xn.data(), lw.wk, N, C, C, a.dn.data(), lg.wk, pool, precision_, pw(l, kWk));
+    MatmulBackward(a.dv.data(), lc.xn.data(), lw.wv, N, C, C, a.dn.data(), lg.wv, pool, precision_, pw(l, kWv));
     RmsNormBackward(a.dn.data(), x, lw.attention_norm, lc.rstd_att.data(), N, C, a.dx.data(), lg.attention_norm,
                     pool);
   }

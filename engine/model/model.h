@@ -8,11 +8,11 @@
 #include <memory>
 #include <vector>
 
+#include "engine/base/thread_pool.h"
 #include "engine/model/model_config.h"
+#include "engine/model/parameters.h"
 #include "engine/ops/bf16.h"
 #include "engine/ops/rope.h"
-#include "engine/model/parameters.h"
-#include "engine/base/thread_pool.h"
 
 namespace lanlm::engine {
 
@@ -35,7 +35,11 @@ class Model {
   // tokens (B, T+1) with T = config.context: inputs tokens[b, 0..T-1], targets tokens[b, 1..T].
   // Returns the mean cross-entropy over the B*T positions and keeps every activation for
   // Backward. Tokens must be < V (callers validate input from outside).
-  float Forward(const float* params, const int32_t* tokens, int B, ThreadPool& pool);
+  // bf16: the weights are rounded and packed once here and reused by Backward; with
+  // reuse_packed_weights the caller promises params holds the same values as at the previous
+  // Forward (the next micro-batch of one step, the next window of one evaluation), and the
+  // packing of that Forward is reused too (bit-identical to packing again).
+  float Forward(const float* params, const int32_t* tokens, int B, ThreadPool& pool, bool reuse_packed_weights = false);
 
   // After Forward with the same arguments: accumulates (+=) d(mean loss)/d(params) into grads
   // (same layout as params).

@@ -3,12 +3,13 @@
 // (-march=native or the portable one) and the CPU decides which runs.
 #include "engine/ops/gemm_bf16.h"
 
+#include <immintrin.h>
+
 #include <algorithm>
 #include <atomic>
 #include <vector>
 
-#include <immintrin.h>
-
+#include "engine/base/check.h"
 #include "engine/ops/bf16.h"
 #include "engine/ops/bf16_pack.h"
 
@@ -217,18 +218,14 @@ const char* KernelName(Kernel k) {
   return HasAvx2Fma() ? "emulated-avx2-fma" : "unsupported";
 }
 
-void Gemm(Operand a, Operand b, int64_t M, int64_t N, int64_t K, float* c, int64_t ldc, bool accumulate,
-          ThreadPool& pool) {
-  if (M <= 0 || N <= 0) return;
-  const KernelSpec s = Spec(ActiveKernel());
+namespace {
+
+// C (=|+=) A · B with B already packed in bp (panels of s.nr): parallel over groups of row
+// blocks as in the fp32 Gemm (matmul.cc); the group only balances work.
+void Multiply(const KernelSpec& s, Operand a, const uint32_t* bp, int64_t M, int64_t N, int64_t K, float* c,
+              int64_t ldc, bool accumulate, ThreadPool& pool) {
   const int64_t k2 = (K + 1) / 2;
-  thread_local std::vector<uint32_t> b_buf;
   const int64_t panels = (N + s.nr - 1) / s.nr;
-  uint32_t* bp = Grow(b_buf, panels * k2 * s.nr);
-  pool.ParallelFor(panels, 4 * K * s.nr, [&](int64_t begin, int64_t end) {
-    for (int64_t j = begin; j < end; ++j) PackBPanel(b, K, N, s.nr, j, bp + j * k2 * s.nr);
-  });
-  // Groups of row blocks as in the fp32 Gemm (matmul.cc): the group only balances work.
   const int64_t row_blocks = (M + s.mr - 1) / s.mr;
   const int64_t group = std::clamp<int64_t>(row_blocks / (4 * int64_t{pool.size()}), 1, 8);
   const int64_t groups = (row_blocks + group - 1) / group;
@@ -251,6 +248,43 @@ void Gemm(Operand a, Operand b, int64_t M, int64_t N, int64_t K, float* c, int64
       }
     }
   });
+}
+
+// All panels of B into bp (panels x k2 x nr words), parallel over panels.
+void PackPanels(Operand b, int64_t K, int64_t N, int nr, uint32_t* bp, ThreadPool& pool) {
+  const int64_t k2 = (K + 1) / 2;
+  const int64_t panels = (N + nr - 1) / nr;
+  pool.ParallelFor(panels, 4 * K * nr, [&](int64_t begin, int64_t end) {
+    for (int64_t j = begin; j < end; ++j) PackBPanel(b, K, N, nr, j, bp + j * k2 * nr);
+  });
+}
+
+}  // namespace
+
+void Gemm(Operand a, Operand b, int64_t M, int64_t N, int64_t K, float* c, int64_t ldc, bool accumulate,
+          ThreadPool& pool) {
+  if (M <= 0 || N <= 0) return;
+  const KernelSpec s = Spec(ActiveKernel());
+  thread_local std::vector<uint32_t> b_buf;
+  uint32_t* bp = Grow(b_buf, (N + s.nr - 1) / s.nr * ((K + 1) / 2) * s.nr);
+  PackPanels(b, K, N, s.nr, bp, pool);
+  Multiply(s, a, bp, M, N, K, c, ldc, accumulate, pool);
+}
+
+void PackB(Operand b, int64_t K, int64_t N, PackedB* out, ThreadPool& pool) {
+  const KernelSpec s = Spec(ActiveKernel());
+  out->K = K;
+  out->N = N;
+  out->nr = s.nr;
+  out->words.resize(static_cast<size_t>((N + s.nr - 1) / s.nr * ((K + 1) / 2) * s.nr));
+  if (N > 0) PackPanels(b, K, N, s.nr, out->words.data(), pool);
+}
+
+void GemmPacked(Operand a, const PackedB& b, int64_t M, float* c, int64_t ldc, bool accumulate, ThreadPool& pool) {
+  if (M <= 0 || b.N <= 0) return;
+  const KernelSpec s = Spec(ActiveKernel());
+  LANLM_CHECK(s.nr == b.nr, "bf16 weights packed for another kernel's tile width");
+  Multiply(s, a, b.words.data(), M, b.N, b.K, c, ldc, accumulate, pool);
 }
 
 }  // namespace lanlm::engine::gemm_bf16

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "engine/base/thread_pool.h"
 #include "engine/ops/gemm_kernel.h"
@@ -33,5 +34,18 @@ const char* KernelName(Kernel k);
 // blocks; bit-identical for any thread count and either kernel.
 void Gemm(gemm::Operand a, gemm::Operand b, int64_t M, int64_t N, int64_t K, float* c, int64_t ldc, bool accumulate,
           ThreadPool& pool);
+
+// B (K x N) rounded and packed once for many products (a weight read by every micro-batch of
+// a step): the panels Gemm packs per call, [panels][k2][nr] pair words, for the tile width nr
+// of the kernel active when packed (native and emulated-avx512f share it).
+struct PackedB {
+  std::vector<uint32_t> words;
+  int64_t K = 0, N = 0;
+  int nr = 0;
+};
+void PackB(gemm::Operand b, int64_t K, int64_t N, PackedB* out, ThreadPool& pool);
+
+// Gemm with B packed by PackB: the same bits as Gemm on the B it was packed from.
+void GemmPacked(gemm::Operand a, const PackedB& b, int64_t M, float* c, int64_t ldc, bool accumulate, ThreadPool& pool);
 
 }  // namespace lanlm::engine::gemm_bf16

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "engine/base/check.h"
 #include "engine/ops/gemm_bf16.h"
 #include "engine/ops/gemm_kernel.h"
 #include "engine/ops/simd.h"
@@ -95,8 +96,13 @@ bool SelectBf16Kernel(std::string_view name) {
   return false;
 }
 
+void PackBf16Weight(const float* w, int64_t in, int64_t out, Bf16PackedWeight* packed, ThreadPool& pool) {
+  gemm_bf16::PackB({w, 1, in}, in, out, &packed->forward, pool);
+  gemm_bf16::PackB({w, in, 1}, out, in, &packed->backward, pool);
+}
+
 void MatmulForward(const float* x, const float* w, int64_t rows, int64_t in, int64_t out, float* y, ThreadPool& pool,
-                   Precision precision) {
+                   Precision precision, const Bf16PackedWeight* packed) {
   if (rows <= 0 || out <= 0) return;
   if (rows < kSmallRows && precision == Precision::kFp32) {
     // Decoding: one dot product per output, w read once, no packing.
@@ -106,14 +112,24 @@ void MatmulForward(const float* x, const float* w, int64_t rows, int64_t in, int
     return;
   }
   // y (rows x out) = x (rows x in) · wᵀ (in x out).
+  if (precision == Precision::kBf16 && packed != nullptr) {
+    LANLM_CHECK(packed->forward.K == in && packed->forward.N == out, "packed bf16 weight of another shape");
+    gemm_bf16::GemmPacked({x, in, 1}, packed->forward, rows, y, out, /*accumulate=*/false, pool);
+    return;
+  }
   GemmFor(precision, {x, in, 1}, {w, 1, in}, rows, out, in, y, out, /*accumulate=*/false, pool);
 }
 
 void MatmulBackward(const float* dy, const float* x, const float* w, int64_t rows, int64_t in, int64_t out, float* dx,
-                    float* dw, ThreadPool& pool, Precision precision) {
+                    float* dw, ThreadPool& pool, Precision precision, const Bf16PackedWeight* packed) {
   if (rows <= 0 || in <= 0 || out <= 0) return;
   // dx (rows x in) += dy (rows x out) · w (out x in).
-  if (dx != nullptr) GemmFor(precision, {dy, out, 1}, {w, in, 1}, rows, in, out, dx, in, /*accumulate=*/true, pool);
+  if (dx != nullptr && precision == Precision::kBf16 && packed != nullptr) {
+    LANLM_CHECK(packed->backward.K == out && packed->backward.N == in, "packed bf16 weight of another shape");
+    gemm_bf16::GemmPacked({dy, out, 1}, packed->backward, rows, dx, in, /*accumulate=*/true, pool);
+  } else if (dx != nullptr) {
+    GemmFor(precision, {dy, out, 1}, {w, in, 1}, rows, in, out, dx, in, /*accumulate=*/true, pool);
+  }
   // dw (out x in) += dyᵀ (out x rows) · x (rows x in); A(o, r) = dy[r * out + o].
   if (dw != nullptr) GemmFor(precision, {dy, 1, out}, {x, in, 1}, out, in, rows, dw, in, /*accumulate=*/true, pool);
 }

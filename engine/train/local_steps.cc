@@ -34,7 +34,8 @@ Status RunLocalSteps(const AdamWOptions& adamw, int64_t first_step, int local_st
     for (int k = 0; k < shards; ++k) {
       block[k].resize(static_cast<size_t>(n));
       const int32_t* shard_tokens = tokens + (int64_t{h} * shards + k) * per_shard;
-      loss_sum[k] += ComputeShardGradient(model, params.data(), shard_tokens, B, block[k].data(), pool);
+      loss_sum[k] += ComputeShardGradient(model, params.data(), shard_tokens, B, block[k].data(), pool,
+                                          /*reuse_packed_weights=*/k > 0);
     }
     std::vector<float> grad = shards == 1 ? std::move(block[0]) : GradientTree::SumBlock(std::move(block), pool);
     if (shards > 1) {

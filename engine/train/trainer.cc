@@ -169,10 +169,10 @@ uint64_t TrainingState::Fingerprint() const {
 }
 
 float ComputeShardGradient(Model& model, const float* params, const int32_t* tokens, int B, float* grad,
-                           ThreadPool& pool) {
+                           ThreadPool& pool, bool reuse_packed_weights) {
   const int64_t n = ParameterCount(model.config());
   std::memset(grad, 0, static_cast<size_t>(n) * sizeof(float));
-  const float loss = model.Forward(params, tokens, B, pool);
+  const float loss = model.Forward(params, tokens, B, pool, reuse_packed_weights);
   model.Backward(params, tokens, B, grad, pool);
   return loss;
 }
@@ -201,7 +201,7 @@ EvalResult EvaluateLoss(Model& model, const float* params, const std::vector<int
     for (int b = 0; b < B; ++b) {
       std::memcpy(batch.data() + b * (T + 1), tokens.data() + (w + b) * T, (T + 1) * sizeof(int32_t));
     }
-    const float mean = model.Forward(params, batch.data(), B, pool);
+    const float mean = model.Forward(params, batch.data(), B, pool, /*reuse_packed_weights=*/w > 0);
     total += static_cast<double>(mean) * static_cast<double>(B * T);
     result.predictions += B * T;
     w += B;
@@ -230,7 +230,8 @@ StatusOr<float> LocalTrainer::Step() {
   for (int s = 0; s < options_.shards; ++s) {
     LANLM_RETURN_IF_ERROR(SampleShard(train_, options_.seed, state_.step, s, B, T, tokens_.data()));
     grad_.resize(n);
-    loss_sum += ComputeShardGradient(model_, state_.params.data(), tokens_.data(), B, grad_.data(), pool_);
+    loss_sum += ComputeShardGradient(model_, state_.params.data(), tokens_.data(), B, grad_.data(), pool_,
+                                     /*reuse_packed_weights=*/s > 0);
     LANLM_RETURN_IF_ERROR(tree.Add(s, 1, std::move(grad_), pool_));
     grad_ = std::vector<float>();
   }

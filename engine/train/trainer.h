@@ -46,8 +46,10 @@ struct TrainingState {
 };
 
 // Zeroes grad, then forward + backward on tokens (B, T+1). Returns the shard's mean loss.
+// reuse_packed_weights: params are unchanged since the model's last Forward (the next shard of
+// one step), so bf16 reuses that Forward's packed weights (Model::Forward; same bits).
 float ComputeShardGradient(Model& model, const float* params, const int32_t* tokens, int B, float* grad,
-                           ThreadPool& pool);
+                           ThreadPool& pool, bool reuse_packed_weights = false);
 
 // grad is the step's averaged gradient: clips it in place, applies AdamW at state.step, and
 // increments state.step.

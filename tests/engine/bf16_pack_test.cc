@@ -22,9 +22,9 @@ float FromBits(uint32_t u) {
 
 std::vector<float> SpecialVector(size_t n, uint64_t seed) {
   auto v = op_test::RandomVector(n, seed);
-  const uint32_t specials[] = {0x00000000u, 0x80000000u, 0x00000001u, 0x807FFFFFu, 0x7F800000u, 0xFF800000u,
-                               0x7FC00000u, 0x7F800001u, 0xFFFFFFFFu, 0x7F7FFFFFu, 0x3F808000u, 0x3F818000u,
-                               0xBF80FFFFu, 0x00800000u};
+  const uint32_t specials[] = {0x00000000u, 0x80000000u, 0x00000001u, 0x807FFFFFu, 0x7F800000u,
+                               0xFF800000u, 0x7FC00000u, 0x7F800001u, 0xFFFFFFFFu, 0x7F7FFFFFu,
+                               0x3F808000u, 0x3F818000u, 0xBF80FFFFu, 0x00800000u};
   const size_t count = sizeof(specials) / sizeof(specials[0]);
   for (size_t i = 0; i < n; i += 5) v[i] = FromBits(specials[(i / 5) % count]);
   return v;

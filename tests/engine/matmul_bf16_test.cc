@@ -188,6 +188,32 @@ TEST(MatmulBf16Test, BitIdenticalAcrossThreadCounts) {
   }
 }
 
+TEST(MatmulBf16Test, WeightPackedOnceEqualsPackingPerCall) {
+  // A weight packed once (PackBf16Weight) and reused by the forward and the backward dx
+  // product gives the bits of packing it in every call, at 1, 2 and 3 threads.
+  for (Shape s : kShapes) {
+    const auto x = HostileVector(s.rows * s.in, 61);
+    const auto w = HostileVector(s.out * s.in, 62);
+    const auto dy = HostileVector(s.rows * s.out, 63);
+    ThreadPool pool(2);
+    std::vector<float> y(s.rows * s.out), dx(x.size(), 0.25f), dw(w.size(), -0.5f);
+    RunBf16(x, w, dy, s, pool, &y, &dx, &dw);
+    op_test::ExpectSameBitsForThreadCounts([&](ThreadPool& p) {
+      Bf16PackedWeight packed;
+      PackBf16Weight(w.data(), s.in, s.out, &packed, p);
+      std::vector<float> py(y.size()), pdx(x.size(), 0.25f), pdw(w.size(), -0.5f);
+      MatmulForward(x.data(), w.data(), s.rows, s.in, s.out, py.data(), p, Precision::kBf16, &packed);
+      MatmulBackward(dy.data(), x.data(), w.data(), s.rows, s.in, s.out, pdx.data(), pdw.data(), p, Precision::kBf16,
+                     &packed);
+      SCOPED_TRACE(testing::Message() << s.rows << "x" << s.in << "x" << s.out << " threads " << p.size());
+      ExpectSameBits(py, y, "y");
+      ExpectSameBits(pdx, dx, "dx");
+      ExpectSameBits(pdw, dw, "dw");
+      return std::vector<std::vector<float>>{py, pdx, pdw};
+    });
+  }
+}
+
 TEST(MatmulBf16Test, NativeKernelEqualsEmulatedKernel) {
   if (!gemm_bf16::NativeAvailable()) {
     GTEST_SKIP() << "this CPU has no AVX512_BF16: only the emulated kernel (" << Bf16KernelPath()

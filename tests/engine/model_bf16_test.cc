@@ -97,5 +97,50 @@ TEST(ModelBf16Test, GradientWithinBf16PrecisionOfFp32) {
   }
 }
 
+// Two micro-batches of one step on one Model, the second reusing the first's packed weights
+// (reuse_packed_weights), summed into one gradient.
+LossAndGrad TwoMicroBatches(const ModelConfig& c, const std::vector<float>& params, const std::vector<int32_t>& t1,
+                            const std::vector<int32_t>& t2, int B, bool reuse, ThreadPool& pool) {
+  Model model(c, B, Precision::kBf16);
+  LossAndGrad r{0.0f, std::vector<float>(params.size(), 0.0f)};
+  r.loss = model.Forward(params.data(), t1.data(), B, pool);
+  model.Backward(params.data(), t1.data(), B, r.grad.data(), pool);
+  r.loss += model.Forward(params.data(), t2.data(), B, pool, reuse);
+  model.Backward(params.data(), t2.data(), B, r.grad.data(), pool);
+  return r;
+}
+
+TEST(ModelBf16Test, WeightsPackedOncePerStepEqualPackingPerMicroBatch) {
+  const ModelConfig c = Bf16ModelConfig();
+  std::vector<float> params(ParameterCount(c));
+  InitParameters(c, 41, 0.1f, params.data());
+  const auto t1 = Tokens(c, 2, 43), t2 = Tokens(c, 2, 47);
+  ThreadPool pool(2);
+  const LossAndGrad once = TwoMicroBatches(c, params, t1, t2, 2, /*reuse=*/true, pool);
+  const LossAndGrad each = TwoMicroBatches(c, params, t1, t2, 2, /*reuse=*/false, pool);
+  EXPECT_TRUE(op_test::BitEqual({once.loss}, {each.loss})) << once.loss << " vs " << each.loss;
+  EXPECT_TRUE(op_test::BitEqual(once.grad, each.grad));
+  op_test::ExpectSameBitsForThreadCounts([&](ThreadPool& p) {
+    LossAndGrad r = TwoMicroBatches(c, params, t1, t2, 2, /*reuse=*/true, p);
+    return std::vector<std::vector<float>>{{r.loss}, r.grad};
+  });
+}
+
+TEST(ModelBf16Test, ChangedWeightsArePackedAgain) {
+  // Without the reuse promise a Forward packs the weights it is given: after an update in place
+  // the Model computes what a fresh Model computes on the new values.
+  const ModelConfig c = Bf16ModelConfig();
+  std::vector<float> params(ParameterCount(c));
+  InitParameters(c, 53, 0.1f, params.data());
+  const auto tokens = Tokens(c, 2, 59);
+  ThreadPool pool(2);
+  Model model(c, 2, Precision::kBf16);
+  model.Forward(params.data(), tokens.data(), 2, pool);
+  for (float& p : params) p *= 1.5f;
+  const float again = model.Forward(params.data(), tokens.data(), 2, pool);
+  const float fresh = ForwardBackward(c, Precision::kBf16, params, tokens, 2, pool).loss;
+  EXPECT_TRUE(op_test::BitEqual({again}, {fresh})) << again << " vs " << fresh;
+}
+
 }  // namespace
 }  // namespace lanlm::engine
