@@ -61,7 +61,7 @@ struct Scratch {
   float* scores;
 };
 
-Scratch CarveScratch(std::vector<float>& s, const ModelConfig& c, int64_t rows) {
+Scratch CarveScratch(AlignedVector<float>& s, const ModelConfig& c, int64_t rows) {
   const int64_t C = c.dim, F = c.ffn_hidden, T = c.context, NH = c.n_heads;
   const int64_t need = rows * (7 * C + 3 * F + 1 + NH * T);
   if (static_cast<int64_t>(s.size()) < need) s.resize(need);

@@ -42,7 +42,8 @@ GemvInput Prepare(const WeightMatrix& w, const float* x, int64_t n, Work& work) 
 // The fp32 values of w: w.f32 itself, or w widened into work.widened (parallel over blocks).
 const float* Widened(const WeightMatrix& w, Work& work, ThreadPool& pool) {
   if (w.format == WeightFormat::kF32) return w.f32;
-  float* dst = simd::Scratch(work.widened, w.rows * w.cols);
+  if (static_cast<int64_t>(work.widened.size()) < w.rows * w.cols) work.widened.resize(w.rows * w.cols);
+  float* dst = work.widened.data();
   pool.ParallelFor(w.blocks(), 4 * kGemvRows * w.cols, [&](int64_t begin, int64_t end) {
     const int64_t r0 = begin * kGemvRows, r1 = std::min(w.rows, end * kGemvRows);
     const int64_t i0 = r0 * w.cols, n = (r1 - r0) * w.cols;

@@ -23,9 +23,9 @@ inline constexpr int64_t kWidenRows = 64;
 
 // Scratch of one Decoder: int8 activations and their scales for q8, fp32 widened matrices.
 struct Work {
-  std::vector<int8_t> xq;
-  std::vector<float> xs;
-  std::vector<float> widened;
+  AlignedVector<int8_t> xq;
+  AlignedVector<float> xs;
+  AlignedVector<float> widened;
   bool batch_step = false;  // set by FeedBatch: one new token of each of n sessions, never a GEMM
 };
 

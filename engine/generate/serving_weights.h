@@ -65,9 +65,9 @@ class ServingWeights {
   const float* norm_ = nullptr;
   WeightMatrix output_;
   std::vector<ServingLayer> layers_;
-  std::vector<uint16_t> bf16_;   // bf16: every matrix, in order
-  std::vector<int8_t> q8_;       // q8: every matrix, in order
-  std::vector<float> scales_;    // q8: their group scales
+  AlignedVector<uint16_t> bf16_;  // bf16: every matrix, in order
+  AlignedVector<int8_t> q8_;      // q8: every matrix, in order
+  AlignedVector<float> scales_;   // q8: their group scales
   int64_t used_ = 0;             // elements handed out so far by Make
 };
 
