@@ -34,6 +34,9 @@ class ServingWeights {
   // format cannot hold this model: q8 needs C and F to be multiples of 32, and no format takes
   // a non-finite weight (the message names the tensor and the limit).
   static StatusOr<ServingWeights> Convert(const ModelConfig& config, const float* params, WeightFormat format);
+  // Convert's checks that depend on the shapes alone (not on the values): whether every model of
+  // `config` can be served in `format`. For refusing a server's flags at start.
+  static Status CheckShape(const ModelConfig& config, WeightFormat format);
 
   ServingWeights(ServingWeights&&) = default;
   ServingWeights& operator=(ServingWeights&&) = default;
