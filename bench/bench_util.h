@@ -46,8 +46,6 @@ struct Options {
   int runs = 5;
   int vocab_size = 0;
   int sessions = 1;
-  int windows = 20;  // --mode quality
-  int prompts = 50;  // --mode quality
   std::string weights = "fp32";
   std::string precision = "fp32";
   std::string bf16_kernel = "auto";

@@ -9,8 +9,6 @@
 //   prefill:   one Decoder::Feed of a --tokens-token prompt into a KV cache holding --cached
 //              tokens (0: a new request; more: the next turn of a chat session); median
 //              prompt tokens/s over --runs runs.
-//   quality:   perplexity and greedy agreement of bf16 and q8 serving against fp32 for the
-//              trained --checkpoint on the tail of --corpus (bench/quality.cc).
 //   tokenizer: BpeTokenizer::Train on --corpus to the config's V, then Encode throughput.
 //   header:    ParseJson of the JSON header of the safetensors file --checkpoint (what
 //              LoadCheckpoint parses first); median microseconds per parse over --runs runs.
@@ -180,9 +178,9 @@ int BenchTokenizer(const Options& o, const ModelConfig& c) {
 
 int Main(int argc, char** argv) {
   Options o;
-  FlagSet flags("lanlm-bench --config S|M|INF15M --mode train|decode|prefill|quality|tokenizer|header [flags]");
+  FlagSet flags("lanlm-bench --config S|M|INF15M --mode train|decode|prefill|tokenizer|header [flags]");
   flags.String("config", &o.config, "model config: S, M or INF15M");
-  flags.String("mode", &o.mode, "train, decode, prefill, quality, tokenizer or header");
+  flags.String("mode", &o.mode, "train, decode, prefill, tokenizer or header");
   flags.Int("threads", &o.threads, "threads in the pool (0 = all cores)", 0, 1024);
   flags.Int("steps", &o.steps, "timed training steps (train)", 1, 100000);
   flags.Int("warmup", &o.warmup, "untimed warm-up steps (train)", 0, 1000);
@@ -195,10 +193,8 @@ int Main(int argc, char** argv) {
   flags.String("bf16-kernel", &o.bf16_kernel, "bf16 kernel: auto, native (AVX512_BF16) or emulated");
   flags.Int("sessions", &o.sessions, "sessions decoding together (decode)", 1, 1024);
   flags.Int("vocab-size", &o.vocab_size, "tokenizer vocabulary (0 = the config's V)", 0, kMaxVocab);
-  flags.String("corpus", &o.corpus, "text file for --mode tokenizer or quality");
-  flags.String("checkpoint", &o.checkpoint, "safetensors file for --mode header or quality");
-  flags.Int("windows", &o.windows, "--mode quality: windows of T + 1 tokens scored for perplexity", 1, 100000);
-  flags.Int("prompts", &o.prompts, "--mode quality: prompts decoded greedily for agreement", 1, 100000);
+  flags.String("corpus", &o.corpus, "text file for --mode tokenizer");
+  flags.String("checkpoint", &o.checkpoint, "safetensors file for --mode header");
   flags.Bool("json", &o.json, "print one JSON object per result line");
   flags.Uint64("seed", &o.seed, "random weights and tokens");
   Status s = flags.Parse(std::vector<std::string>(argv + 1, argv + argc));
@@ -217,10 +213,6 @@ int Main(int argc, char** argv) {
   }
   if (o.mode == "tokenizer") return BenchTokenizer(o, *config);
   if (o.mode == "header") return BenchHeader(o);
-  if (o.mode == "quality") {
-    ThreadPool pool(o.threads);
-    return BenchQuality(o, pool);
-  }
   if (auto format = ParseWeightFormat(o.weights); !format.ok()) {
     std::fprintf(stderr, "%s\n", format.status().ToString().c_str());
     return 2;
@@ -237,7 +229,7 @@ int Main(int argc, char** argv) {
   if (o.mode == "train") return BenchTrain(o, *config, pool);
   if (o.mode == "decode") return BenchDecode(o, *config, pool);
   if (o.mode == "prefill") return BenchPrefill(o, *config, pool);
-  std::fprintf(stderr, "--mode = '%s' is not one of: train, decode, prefill, quality, tokenizer, header\n", o.mode.c_str());
+  std::fprintf(stderr, "--mode = '%s' is not one of: train, decode, prefill, tokenizer, header\n", o.mode.c_str());
   return 2;
 }
 

@@ -1,4 +1,4 @@
-// lanlm-bench's serving modes (decode, prefill, quality); see main.cc for what they measure.
+// lanlm-bench's serving modes (decode, prefill); see main.cc for what they measure.
 #pragma once
 
 #include "bench/bench_util.h"
@@ -8,6 +8,5 @@ namespace lanlm::engine {
 
 int BenchDecode(const Options& o, const ModelConfig& c, ThreadPool& pool);
 int BenchPrefill(const Options& o, const ModelConfig& c, ThreadPool& pool);
-int BenchQuality(const Options& o, ThreadPool& pool);  // bench/quality.cc
 
 }  // namespace lanlm::engine
