@@ -108,11 +108,6 @@ void TrainingRun::Dispatch() {
 
 void TrainingRun::IssueLease(int64_t connection, Connection& conn) {
   conn.wants_lease = false;
-  if (conn.known_version != state_.step) {
-    conn.link->SendParams(params_);
-    bytes_out_ += static_cast<int64_t>(params_->params.size()) * engine::WireBytes(static_cast<int>(settings_.wire));
-    conn.known_version = state_.step;
-  }
   const LeaseInfo lease = leases_.Issue(connection);
   metrics_.LeaseIssued(lease.lease_id, conn.worker_id);
   const int T = options_.model.context, B = options_.micro_batch;
@@ -140,6 +135,13 @@ void TrainingRun::IssueLease(int64_t connection, Connection& conn) {
   bytes_out_ += static_cast<int64_t>(tokens.size()) * 4;
   out.tokens = std::move(tokens);
   conn.link->SendLease(std::move(out));
+  // Protocol 6: the parameters follow their Lease, in forward order, so the worker starts
+  // the forward pass as soon as the first layers have arrived.
+  if (conn.known_version != state_.step) {
+    conn.link->SendParams(params_);
+    bytes_out_ += static_cast<int64_t>(params_->params.size()) * engine::WireBytes(static_cast<int>(settings_.wire));
+    conn.known_version = state_.step;
+  }
 
   auto timer = std::make_unique<boost::asio::steady_timer>(io_, timeout);
   const int64_t lease_id = lease.lease_id;

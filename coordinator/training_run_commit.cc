@@ -44,7 +44,9 @@ void TrainingRun::OnGradientChunk(int64_t connection, engine::GradientChunk chun
     conn.failed[lease_id] = std::move(active);
     return;
   }
-  auto [it, inserted] = conn.gradients.try_emplace(lease_id, parameter_count(), engine::kMaxFloatChunkBytes, settings_.wire);
+  // Protocol 6: a worker streams each range as its backward pass finishes it, last layer first.
+  auto [it, inserted] = conn.gradients.try_emplace(lease_id, parameter_count(), engine::kMaxFloatChunkBytes,
+                                                   settings_.wire, engine::ChunkOrder::kAnyOrder);
   Status added = it->second.Add(chunk.chunk);
   if (!added.ok()) FailLease(conn, lease_id, std::move(added));
 }
@@ -80,8 +82,10 @@ Status TrainingRun::CheckCommit(const engine::ShardCommit& commit, engine::Chunk
                                 " floats, the model has " + std::to_string(parameter_count()));
   }
   if (received != parameter_count()) {
+    const int64_t gap = gradient == nullptr ? 0 : gradient->FirstMissing();
     return InvalidArgumentError("gradient incomplete: " + std::to_string(received) + " of " +
-                                std::to_string(parameter_count()) + " floats received");
+                                std::to_string(parameter_count()) + " floats received; the first missing is at offset " +
+                                std::to_string(gap));
   }
   if (gradient->crc32c() != commit.crc32c) return DataLossError("gradient CRC32C mismatch over the whole block");
   if (!IsFiniteBits(commit.loss)) return InvalidArgumentError("shard loss is not finite");
