@@ -81,7 +81,7 @@ void TrainingRun::BeginStep() {
   std::fill(shard_loss_.begin(), shard_loss_.end(), 0.0f);
   step_start_ = Clock::now();
   bytes_out_ = bytes_in_ = reissued_ = 0;
-  compute_ms_ = 0.0;
+  compute_ms_ = commit_ms_ = 0.0;
   Dispatch();
 }
 
@@ -255,9 +255,9 @@ void TrainingRun::FinishStep() {
       static_cast<double>(options_.shards) * options_.micro_batch * options_.model.context * static_cast<double>(steps);
   spdlog::info(
       "step {}/{} loss={:.4f} tok/s={:.0f} workers={} bytes_out={} bytes_in={} reissued={} wall_ms={:.1f} "
-      "compute_ms={:.1f} optimizer_ms={:.1f} tokens={:.0f}",
+      "compute_ms={:.1f} commit_ms={:.1f} optimizer_ms={:.1f} tokens={:.0f}",
       state_.step, options_.steps, last_loss_, tokens / wall, connections_.size(), bytes_out_, bytes_in_, reissued_,
-      wall * 1e3, compute_ms_, Seconds(now - optimizer_start) * 1e3, tokens);
+      wall * 1e3, compute_ms_, commit_ms_, Seconds(now - optimizer_start) * 1e3, tokens);
   {
     std::lock_guard<std::mutex> lock(status_mu_);
     status_.tokens_per_second = tokens / wall;

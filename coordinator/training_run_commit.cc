@@ -112,6 +112,7 @@ Status TrainingRun::AcceptCommit(int64_t connection, Connection& conn, const eng
     return status;
   }
   LANLM_RETURN_IF_ERROR(leases_.CheckActive(lease_id, connection));
+  const auto start = std::chrono::steady_clock::now();
   auto it = conn.gradients.find(lease_id);
   Status bad = CheckCommit(commit, it == conn.gradients.end() ? nullptr : &it->second);
   if (!bad.ok()) {
@@ -138,6 +139,8 @@ Status TrainingRun::AcceptCommit(int64_t connection, Connection& conn, const eng
         lease.count == 1 ? commit.loss : commit.shard_losses[static_cast<size_t>(i)];
   }
   compute_ms_ += commit.compute_ms;
+  // The whole-gradient checks and tree add, on the loop (issue 9: chunk-wise adds would hide it).
+  commit_ms_ += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   metrics_.LeaseCommitted(lease_id, conn.worker_id, lease.count * options_.micro_batch * options_.model.context,
                           commit.compute_ms);
   return OkStatus();
