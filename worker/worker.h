@@ -1,8 +1,11 @@
 // Worker: one lanlm-worker's client loop (DESIGN.md §6). Joins the coordinator, keeps its
 // parameter copy at the version of its next lease (reassembling CRC-checked chunks), computes
 // each leased shard's gradient with the engine and streams it back, then asks for the next
-// lease. Reconnects with exponential backoff when the coordinator goes away. Not the
-// coordinator's lease logic; never included by coordinator/.
+// lease. Protocol 6 overlaps both transfers with compute: the lease runs on a compute thread
+// while the stream's reader still receives its parameters (the forward pass waits per layer,
+// ParamArrival), and the gradient streams out range by range as the backward pass finishes
+// it (GradientSender). Reconnects with exponential backoff when the coordinator goes away.
+// Not the coordinator's lease logic; never included by coordinator/.
 #pragma once
 
 #include <grpcpp/grpcpp.h>

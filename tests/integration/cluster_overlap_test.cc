@@ -14,33 +14,44 @@ using coordinator::TrainingServer;
 
 class ClusterOverlapTest : public CorpusTest {
  protected:
-  std::unique_ptr<TrainingServer> Start(const coordinator::CoordinatorOptions& options) {
+  // A 2-step tiny run and its LocalTrainer fingerprint (reference_); false on failure.
+  bool Start() {
+    const auto options = TinyOptions(corpus_, 2);
+    reference_ = Hex(ReferenceFingerprint(options));
     auto server = TrainingServer::Start(options, GivenFlags{"steps"}, /*handle_signals=*/false);
     EXPECT_TRUE(server.ok()) << server.status().ToString();
-    return server.ok() ? std::move(*server) : nullptr;
+    if (!server.ok()) return false;
+    server_ = std::move(*server);
+    return true;
   }
   // Finishes the run with one real worker; its fingerprint.
-  std::string Finish(TrainingServer& server) {
-    WorkerGroup workers(server.port(), 1, 1);
-    const auto result = server.Wait();
+  std::string Finish() {
+    WorkerGroup workers(server_->port(), 1, 1);
+    const auto result = server_->Wait();
     EXPECT_TRUE(result.finished);
     return Hex(result.fingerprint);
   }
+  // A lease taken by `raw`, its engine gradient and loss.
+  static bool Leased(RawClient& raw, v1::Lease* lease, std::vector<float>* grad, float* loss) {
+    if (!raw.TakeLease(lease)) return false;
+    *grad = raw.Gradient(*lease, loss);
+    return true;
+  }
+
+  std::string reference_;
+  std::unique_ptr<TrainingServer> server_;
 };
 
 TEST_F(ClusterOverlapTest, GradientChunksInAnyOrderAreAccepted) {
-  const auto options = TinyOptions(corpus_, 2);
-  const std::string reference = Hex(ReferenceFingerprint(options));
-  auto server = Start(options);
-  ASSERT_TRUE(server);
-  RawClient raw(server->port());
+  ASSERT_TRUE(Start());
+  RawClient raw(server_->port());
   ASSERT_TRUE(raw.Connect());
   const int64_t n = raw.parameter_count();
   for (int lease_number = 0; lease_number < 2; ++lease_number) {
     v1::Lease lease;
-    ASSERT_TRUE(raw.TakeLease(&lease));
+    std::vector<float> grad;
     float loss = 0;
-    const std::vector<float> grad = raw.Gradient(lease, &loss);
+    ASSERT_TRUE(Leased(raw, &lease, &grad, &loss));
     auto chunks = protos::MakeChunks(grad.data(), n, 4096);
     ASSERT_GE(chunks.size(), 3u);
     std::reverse(chunks.begin(), chunks.end());  // the checksum is over the send order
@@ -49,23 +60,20 @@ TEST_F(ClusterOverlapTest, GradientChunksInAnyOrderAreAccepted) {
     EXPECT_EQ(result.code(), 0) << result.message();
   }
   raw.Close();
-  EXPECT_EQ(Finish(*server), reference);
+  EXPECT_EQ(Finish(), reference_);
 }
 
 TEST_F(ClusterOverlapTest, OverlappingDuplicateOrMissingRangesAreRefused) {
-  const auto options = TinyOptions(corpus_, 2);
-  const std::string reference = Hex(ReferenceFingerprint(options));
-  auto server = Start(options);
-  ASSERT_TRUE(server);
-  RawClient raw(server->port());
+  ASSERT_TRUE(Start());
+  RawClient raw(server_->port());
   ASSERT_TRUE(raw.Connect());
   const int64_t n = raw.parameter_count();
   v1::Lease lease;
+  std::vector<float> grad;
   float loss = 0;
 
   // The same range twice.
-  ASSERT_TRUE(raw.TakeLease(&lease));
-  std::vector<float> grad = raw.Gradient(lease, &loss);
+  ASSERT_TRUE(Leased(raw, &lease, &grad, &loss));
   auto chunks = protos::MakeChunks(grad.data(), n, 4096);  // 1024 floats each
   chunks.push_back(chunks[1]);
   v1::CommitResult result = raw.Send(lease.lease_id(), chunks, n, loss);
@@ -74,8 +82,7 @@ TEST_F(ClusterOverlapTest, OverlappingDuplicateOrMissingRangesAreRefused) {
   EXPECT_NE(result.message().find("chunk [1024, 2048) overlaps [0, "), std::string::npos) << result.message();
 
   // A range straddling two sent ones.
-  ASSERT_TRUE(raw.TakeLease(&lease));
-  grad = raw.Gradient(lease, &loss);
+  ASSERT_TRUE(Leased(raw, &lease, &grad, &loss));
   chunks = protos::MakeChunks(grad.data(), n, 4096);
   auto straddle = protos::MakeChunks(grad.data() + 512, 1024, 4096);
   straddle[0].set_offset(512);
@@ -86,24 +93,20 @@ TEST_F(ClusterOverlapTest, OverlappingDuplicateOrMissingRangesAreRefused) {
   EXPECT_NE(result.message().find("[512, 1536) overlaps [0, 2048)"), std::string::npos) << result.message();
 
   // A gap: the commit names where it starts.
-  ASSERT_TRUE(raw.TakeLease(&lease));
-  grad = raw.Gradient(lease, &loss);
+  ASSERT_TRUE(Leased(raw, &lease, &grad, &loss));
   chunks = protos::MakeChunks(grad.data(), n, 4096);
   chunks.erase(chunks.begin() + 2);
   result = raw.Send(lease.lease_id(), chunks, n, loss);
   EXPECT_EQ(result.code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(result.message().find("first missing is at offset 2048"), std::string::npos) << result.message();
   raw.Close();
-  EXPECT_EQ(Finish(*server), reference);
+  EXPECT_EQ(Finish(), reference_);
 }
 
 TEST_F(ClusterOverlapTest, WorkerGoneWhileItsParametersArriveIsRecomputedInFull) {
-  const auto options = TinyOptions(corpus_, 2);
-  const std::string reference = Hex(ReferenceFingerprint(options));
-  auto server = Start(options);
-  ASSERT_TRUE(server);
+  ASSERT_TRUE(Start());
   {
-    RawClient crasher(server->port());
+    RawClient crasher(server_->port());
     ASSERT_TRUE(crasher.Connect());
     ASSERT_TRUE(crasher.AskLease());
     v1::CoordinatorMessage message;
@@ -111,21 +114,18 @@ TEST_F(ClusterOverlapTest, WorkerGoneWhileItsParametersArriveIsRecomputedInFull)
     ASSERT_TRUE(message.has_lease()) << "protocol 6 sends the lease before its parameters";
     crasher.Cancel();  // like a killed process, before its parameters have arrived
   }
-  EXPECT_EQ(Finish(*server), reference);
+  EXPECT_EQ(Finish(), reference_);
 }
 
 TEST_F(ClusterOverlapTest, WorkerGoneWithItsGradientHalfSentIsRecomputedInFull) {
-  const auto options = TinyOptions(corpus_, 2);
-  const std::string reference = Hex(ReferenceFingerprint(options));
-  auto server = Start(options);
-  ASSERT_TRUE(server);
+  ASSERT_TRUE(Start());
   {
-    RawClient crasher(server->port());
+    RawClient crasher(server_->port());
     ASSERT_TRUE(crasher.Connect());
     v1::Lease lease;
-    ASSERT_TRUE(crasher.TakeLease(&lease));
+    std::vector<float> grad;
     float loss = 0;
-    const std::vector<float> grad = crasher.Gradient(lease, &loss);
+    ASSERT_TRUE(Leased(crasher, &lease, &grad, &loss));
     const int64_t n = crasher.parameter_count();
     auto chunks = protos::MakeChunks(grad.data(), n, 4096);
     chunks.resize(chunks.size() / 2);
@@ -133,7 +133,7 @@ TEST_F(ClusterOverlapTest, WorkerGoneWithItsGradientHalfSentIsRecomputedInFull) 
     crasher.SendChunks(lease.lease_id(), chunks);
     crasher.Cancel();
   }
-  EXPECT_EQ(Finish(*server), reference);
+  EXPECT_EQ(Finish(), reference_);
 }
 
 TEST_F(ClusterOverlapTest, StreamingWorkersMatchWithMultiShardLeasesInBothWireFormats) {
