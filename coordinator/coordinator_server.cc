@@ -15,6 +15,12 @@ namespace {
 // A local-steps lease carries H x K shards of tokens in one message (cluster.proto Lease).
 Status CheckLocalSteps(const CoordinatorOptions& options, const engine::TrainOptions& train) {
   if (options.local_steps == 0) return OkStatus();
+  if (options.stop_after > 0 && options.stop_after < train.steps && options.stop_after % options.local_steps != 0) {
+    return InvalidArgumentError("--stop-after " + std::to_string(options.stop_after) + " is not a multiple of --local-steps " +
+                                std::to_string(options.local_steps) +
+                                ": rounds end at multiples of H, and a run stopped inside a round would not resume "
+                                "into the rounds of an uninterrupted run");
+  }
   const int64_t shards = std::min(options.shards_per_lease, train.shards);
   const int64_t tokens = int64_t{options.local_steps} * shards * train.micro_batch * (train.model.context + 1);
   if (tokens * 4 > protos::kMaxChunkBytes) {

@@ -38,7 +38,8 @@ void CoordinatorOptions::Register(FlagSet& flags) {
 }
 
 StatusOr<RunSetup> PrepareRun(const CoordinatorOptions& options, const GivenFlags& given) {
-  LANLM_ASSIGN_OR_RETURN(engine::TrainSpec spec, engine::PrepareTrainSpec(options, given));
+  const engine::RoundFlags rounds{options.local_steps, options.outer_lr, options.outer_momentum};
+  LANLM_ASSIGN_OR_RETURN(engine::TrainSpec spec, engine::PrepareTrainSpec(options, given, rounds));
   LANLM_ASSIGN_OR_RETURN(engine::Corpus corpus, engine::LoadTrainCorpus(options, spec));
   RunSetup setup;
   setup.train = std::move(spec.train);

@@ -33,9 +33,15 @@ TrainingRun::TrainingRun(RunSetup setup, RunSettings settings, boost::asio::io_c
       tree_(options_.shards, static_cast<int64_t>(state_.params.size())),
       step_grad_(state_.params.size()),
       shard_loss_(static_cast<size_t>(options_.shards)),
-      outer_m_(settings_.local_steps > 0 ? state_.params.size() : 0, 0.0f),
       eval_(options_.model, options_.micro_batch, std::move(setup.validation_tokens), settings_.eval_every,
             settings_.eval_windows) {
+  if (settings_.local_steps > 0 && state_.outer_m.size() != state_.params.size()) {
+    // A state not made by PrepareRun (tests): rounds start with zero momentum. The momentum
+    // lives in state_ so that checkpoints carry it (engine::ApplyResumeRounds).
+    state_.outer_m.assign(state_.params.size(), 0.0f);
+    state_.outer_settings =
+        engine::OuterRoundSettings(settings_.local_steps, settings_.outer_lr, settings_.outer_momentum);
+  }
   status_.total_steps = end_step();
   status_.step = state_.step;
   status_.fingerprint = state_.Fingerprint();
@@ -50,7 +56,10 @@ TrainingRun::~TrainingRun() {
 }
 
 int64_t TrainingRun::RoundSteps() const {
-  return settings_.local_steps > 0 ? std::min<int64_t>(settings_.local_steps, end_step() - state_.step) : 1;
+  // Rounds end at multiples of H (or at the last step), whatever step the run resumed from, so
+  // a run stopped and resumed at a round's end runs the same rounds as an uninterrupted one.
+  const int64_t h = settings_.local_steps;
+  return h > 0 ? std::min<int64_t>(h - state_.step % h, end_step() - state_.step) : 1;
 }
 
 int64_t TrainingRun::end_step() const {
@@ -237,7 +246,7 @@ void TrainingRun::FinishStep() {
       const int64_t replicas = (options_.shards + settings_.shards_per_lease - 1) / settings_.shards_per_lease;
       const float scale = static_cast<float>(options_.shards) / static_cast<float>(replicas);
       engine::OuterNesterovStep(settings_.outer_lr, settings_.outer_momentum, step_grad_.data(), scale,
-                                state_.params.data(), outer_m_.data(), parameter_count(), pool_);
+                                state_.params.data(), state_.outer_m.data(), parameter_count(), pool_);
       state_.step += steps;
     } else {
       engine::ApplyUpdate(options_.adamw, step_grad_.data(), state_, pool_);

@@ -155,7 +155,8 @@ class TrainingRun {
   void UpdateStatus();
   std::string Who(const Connection& conn) const;
   int64_t end_step() const;
-  // Global steps the current round covers: 1, or min(H, steps left) with --local-steps H.
+  // Global steps the current round covers: 1, or with --local-steps H up to the next multiple
+  // of H (at most the steps left).
   int64_t RoundSteps() const;
 
   engine::TrainOptions options_;
@@ -174,9 +175,6 @@ class TrainingRun {
   std::vector<float> step_grad_;
   std::vector<float> shard_loss_;
   std::shared_ptr<const ParamSnapshot> params_;  // of state_.step, as sent to workers
-  // Outer Nesterov momentum of --local-steps (empty otherwise). Not in checkpoints: a resumed
-  // local-steps run restarts it from zero (state_.adam_m/adam_v are unused in that mode).
-  std::vector<float> outer_m_;
   std::map<int64_t, Connection> connections_;
   std::deque<int64_t> waiting_;     // connections that asked for a lease, in order
   std::map<int64_t, std::unique_ptr<boost::asio::steady_timer>> timers_;  // lease_id -> deadline

@@ -8,6 +8,7 @@
 #include "engine/base/hash.h"
 #include "engine/base/number_text.h"
 #include "engine/io/checkpoint.h"
+#include "engine/train/local_steps.h"
 #include "engine/train/training_checkpoint.h"
 
 namespace lanlm::engine {
@@ -63,12 +64,13 @@ Status CheckTokenizerFlags(const TrainFlags& values, const GivenFlags& given, co
                               " tokens, hash " + Hex16(checkpoint.Hash()) + ")");
 }
 
-StatusOr<TrainSpec> PrepareResume(const TrainFlags& values, const GivenFlags& given) {
+StatusOr<TrainSpec> PrepareResume(const TrainFlags& values, const GivenFlags& given, const RoundFlags& rounds) {
   LANLM_ASSIGN_OR_RETURN(Checkpoint checkpoint, LoadCheckpoint(values.resume));
   LANLM_ASSIGN_OR_RETURN(ResumePoint point, ResumePointFromCheckpoint(std::move(checkpoint), values.resume));
   LANLM_RETURN_IF_ERROR(ApplyResumeFlags(values, given, point.tokenizer, point.seed, &point.options));
   LANLM_RETURN_IF_ERROR(ApplyResumeSteps(values, given.count("steps") > 0, point.state.step, &point.options));
   LANLM_RETURN_IF_ERROR(point.options.Validate());
+  LANLM_RETURN_IF_ERROR(ApplyResumeRounds(values, rounds, &point.state));
   TrainSpec spec;
   spec.train = std::move(point.options);
   spec.tokenizer = std::make_shared<const BpeTokenizer>(std::move(point.tokenizer));
@@ -82,7 +84,7 @@ StatusOr<TrainSpec> PrepareResume(const TrainFlags& values, const GivenFlags& gi
   return spec;
 }
 
-StatusOr<TrainSpec> PrepareFresh(const TrainFlags& values, const GivenFlags& given) {
+StatusOr<TrainSpec> PrepareFresh(const TrainFlags& values, const GivenFlags& given, const RoundFlags& rounds) {
   TrainSpec spec;
   std::optional<BpeTokenizer> tokenizer;
   if (!values.tokenizer.empty()) {
@@ -97,6 +99,7 @@ StatusOr<TrainSpec> PrepareFresh(const TrainFlags& values, const GivenFlags& giv
   }
   LANLM_ASSIGN_OR_RETURN(spec.train, TrainOptionsFromFlags(values, tokenizer->vocab_size()));
   spec.state = TrainingState::Init(spec.train.model, spec.train.seed, spec.train.init_std);
+  LANLM_RETURN_IF_ERROR(ApplyResumeRounds(values, rounds, &spec.state));
   spec.tokenizer = std::make_shared<const BpeTokenizer>(std::move(*tokenizer));
   spec.run_id = NewRunId();
   return spec;
@@ -127,10 +130,30 @@ Status ApplyResumeFlags(const TrainFlags& values, const GivenFlags& given, const
   return ParsePrecisionFlag(precision, &o->precision);
 }
 
-StatusOr<TrainSpec> PrepareTrainSpec(const TrainFlags& values, const GivenFlags& given) {
+Status ApplyResumeRounds(const TrainFlags& values, const RoundFlags& rounds, TrainingState* state) {
+  const auto asked = OuterRoundSettings(rounds.local_steps, rounds.outer_lr, rounds.outer_momentum);
+  const bool keep = state->outer_settings == asked || state->outer_settings.empty();
+  if (!keep && !values.override_checkpoint) {
+    return InvalidArgumentError("checkpoint " + values.resume + " was trained in rounds of " +
+                                OuterRoundFlags(state->outer_settings) + "; this run asks for " +
+                                OuterRoundFlags(asked) +
+                                ": a resumed run continues the checkpoint's rounds and outer momentum (pass "
+                                "--override-checkpoint to start the new setting without the recorded momentum)");
+  }
+  if (!keep || state->outer_m.size() != state->params.size()) state->outer_m.clear();
+  state->outer_settings = asked;
+  if (asked.empty()) {
+    state->outer_m.clear();
+  } else if (state->outer_m.empty()) {
+    state->outer_m.assign(state->params.size(), 0.0f);  // rounds start with zero momentum
+  }
+  return OkStatus();
+}
+
+StatusOr<TrainSpec> PrepareTrainSpec(const TrainFlags& values, const GivenFlags& given, const RoundFlags& rounds) {
   if (values.corpus.empty()) return InvalidArgumentError("--corpus FILE is required for training");
   LANLM_RETURN_IF_ERROR(ValidateTrainFlags(values));
-  return values.resume.empty() ? PrepareFresh(values, given) : PrepareResume(values, given);
+  return values.resume.empty() ? PrepareFresh(values, given, rounds) : PrepareResume(values, given, rounds);
 }
 
 StatusOr<Corpus> LoadTrainCorpus(const TrainFlags& values, const TrainSpec& spec) {

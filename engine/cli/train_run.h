@@ -36,11 +36,28 @@ struct TrainSpec {
   bool unchecked_table = false;         // on resume: the checkpoint predates tensor-table checksums
 };
 
+// Low-communication rounds asked for (the coordinator's --local-steps, --outer-lr,
+// --outer-momentum); local_steps = 0 is synchronous training (`lanlm train`, --local).
+struct RoundFlags {
+  int local_steps = 0;
+  float outer_lr = 0.7f;
+  float outer_momentum = 0.9f;
+};
+
 // From flags (given: the names on the command line) to a TrainSpec: a fresh run (tokenizer from
 // --tokenizer or learned from --corpus; parameters initialised from --seed), or --resume under
 // the rule above. INVALID_ARGUMENT for flags (bad values, --tokenizer with --vocab-size,
 // contradictions); the file's error for an unreadable tokenizer, corpus or checkpoint.
-StatusOr<TrainSpec> PrepareTrainSpec(const TrainFlags& values, const GivenFlags& given);
+// With rounds, the state carries a zero outer momentum (fresh) or the checkpoint's, under
+// ApplyResumeRounds.
+StatusOr<TrainSpec> PrepareTrainSpec(const TrainFlags& values, const GivenFlags& given, const RoundFlags& rounds = {});
+
+// The resume rule for rounds: a checkpoint of a --local-steps run continues only with the same
+// rounds (H, outer lr and momentum), its outer momentum with it, so the resumed run equals an
+// uninterrupted one; anything else is INVALID_ARGUMENT naming both, unless
+// --override-checkpoint, which drops the recorded momentum. A synchronous checkpoint may start
+// rounds (with zero momentum). Sets state's outer_m and outer_settings for the run.
+Status ApplyResumeRounds(const TrainFlags& values, const RoundFlags& rounds, TrainingState* state);
 
 // Loads --corpus with spec's tokenizer and validation split. FAILED_PRECONDITION when it is not
 // the checkpoint's text (unless --allow-corpus-change) or its training split is shorter than

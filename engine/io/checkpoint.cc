@@ -57,6 +57,13 @@ Status ValidateForSave(const Checkpoint& c) {
     return InvalidArgumentError("AdamW moments hold " + std::to_string(c.adam_m.size()) + " and " +
                                 std::to_string(c.adam_v.size()) + " values, expected 0 or " + std::to_string(n));
   }
+  if (!c.outer_m.empty() && c.outer_m.size() != n) {
+    return InvalidArgumentError("outer momentum holds " + std::to_string(c.outer_m.size()) + " values, expected 0 or " +
+                                std::to_string(n));
+  }
+  if (c.outer_m.empty() != c.outer.empty()) {
+    return InvalidArgumentError("outer momentum and its round settings must be saved together");
+  }
   if (c.step < 0) return InvalidArgumentError("step = " + std::to_string(c.step) + " is negative");
   if (!c.run_id.empty() && !IsRunId(c.run_id)) {
     return InvalidArgumentError("run_id \"" + c.run_id.substr(0, 40) + "\" is not 32 lowercase hex digits");
@@ -88,7 +95,8 @@ bool IsRunId(const std::string& s) {
 
 // File layout: u64 little-endian N, then N bytes of JSON (space-padded so the data starts at
 // an 8-byte boundary), then the data section: parameters in ParameterTensors order, then
-// optim.m.* and optim.v.* in the same order when present, all float32 little-endian.
+// optim.m.* and optim.v.* in the same order when present, then optim.outer_m.* when present,
+// all float32 little-endian.
 // __metadata__ (all values strings): format, format_version, model.<field> for every
 // ModelConfig field, training.<key> for every training option, step, seed, tokenizer,
 // fingerprint (16 hex digits, Fingerprint of the parameters), data_crc32c (8 hex digits) and
@@ -109,6 +117,7 @@ Status SaveCheckpoint(const std::string& path, const Checkpoint& c) {
     data.push_back(bytes(c.adam_m));
     data.push_back(bytes(c.adam_v));
   }
+  if (!c.outer_m.empty()) data.push_back(bytes(c.outer_m));
   uint32_t crc = 0;
   for (std::string_view d : data) crc = Crc32c(d.data(), d.size(), crc);
 
@@ -125,6 +134,7 @@ Status SaveCheckpoint(const std::string& path, const Checkpoint& c) {
   put("model.norm_eps", FloatText(c.config.norm_eps));
   put("model.rope_theta", FloatText(c.config.rope_theta));
   for (const auto& [k, v] : c.training) put("training." + k, v);
+  for (const auto& [k, v] : c.outer) put("outer." + k, v);
   put("step", std::to_string(c.step));
   put("seed", std::to_string(c.seed));
   if (c.corpus_hash != 0) put("corpus_hash", Hex(c.corpus_hash, 16));
@@ -132,8 +142,9 @@ Status SaveCheckpoint(const std::string& path, const Checkpoint& c) {
   put("tokenizer", c.tokenizer);
   put("fingerprint", Hex(Fingerprint(c.params.data(), n), 16));
   put("data_crc32c", Hex(crc, 8));
-  const std::vector<std::string> prefixes =
-      moments ? std::vector<std::string>{"", "optim.m.", "optim.v."} : std::vector<std::string>{""};
+  std::vector<std::string> prefixes = {""};  // in data-section order
+  if (moments) prefixes.insert(prefixes.end(), {"optim.m.", "optim.v."});
+  if (!c.outer_m.empty()) prefixes.push_back("optim.outer_m.");
   std::vector<TableRow> table;
   for (size_t block = 0; block < prefixes.size(); ++block) {
     for (const TensorInfo& t : tensors) {

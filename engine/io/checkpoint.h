@@ -1,6 +1,7 @@
 // engine/io/ owns file formats and bytes on disk or wire: atomic files, float chunks, the JSON reader, and
 // checkpoints (this file): one safetensors file (8-byte LE header length, JSON header, raw LE float32 data),
-// DESIGN.md §5. Tensors use parameters.h names; AdamW moments are "optim.m.<name>" and "optim.v.<name>".
+// DESIGN.md §5. Tensors use parameters.h names; AdamW moments are "optim.m.<name>" and "optim.v.<name>",
+// a --local-steps run's outer momentum "optim.outer_m.<name>".
 // __metadata__: format version, config, training options, step, seed, shards, tokenizer, corpus hash and
 // run id (0 / "" if absent), fingerprint, a CRC32C of the data section and one of the tensor table (names,
 // shapes, dtypes, offsets; older files lack it, see table_checksummed). Writes are atomic (temp, fsync,
@@ -30,6 +31,11 @@ struct Checkpoint {
   std::vector<float> params;                // ParameterCount(config)
   std::vector<float> adam_m;                // same size as params, or empty (inference-only)
   std::vector<float> adam_v;                // same size as params, or empty
+  // A --local-steps (DiLoCo) run's outer Nesterov momentum ("optim.outer_m.<name>"), same size
+  // as params, or empty; `outer` holds the round settings it belongs to ("local_steps", "lr",
+  // "momentum", metadata "outer.<key>"), present exactly when outer_m is.
+  std::vector<float> outer_m;
+  std::map<std::string, std::string> outer;
 };
 
 // A fresh random 128-bit training-run identity as 32 lowercase hex digits (std::random_device):

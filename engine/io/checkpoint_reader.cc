@@ -59,10 +59,12 @@ class Reader {
     std::string name;
     uint64_t begin = 0, end = 0;
     int64_t block_offset = 0;
-    int block = 0;  // 0 params, 1 m, 2 v
+    int block = 0;  // 0 params, 1 m, 2 v, 3 outer momentum
     std::vector<int64_t> shape;
   };
 
+  static constexpr int kBlocks = 4;
+  static constexpr const char* kOuterPrefix = "optim.outer_m.";
   static Status Error(const std::string& what) { return DataLossError(what); }
 
   Status ReadAt(uint64_t offset, void* dest, uint64_t size) {
@@ -199,6 +201,7 @@ class Reader {
     }
     for (const auto& [k, v] : meta.members()) {
       if (k.rfind("training.", 0) == 0) c.training[k.substr(9)] = v.string();
+      if (k.rfind("outer.", 0) == 0) c.outer[k.substr(6)] = v.string();
     }
     return OkStatus();
   }
@@ -210,11 +213,19 @@ class Reader {
     LANLM_ASSIGN_OR_RETURN(uint64_t crc, MetaHex(meta, "data_crc32c", 8));
     const int64_t n = ParameterCount(c.config);
     c.params.resize(static_cast<size_t>(n));
-    if (entries.size() > ParameterTensors(c.config).size()) {
+    const auto has_block = [&](int b) {
+      return std::any_of(entries.begin(), entries.end(), [b](const Entry& e) { return e.block == b; });
+    };
+    if (has_block(1)) {
       c.adam_m.resize(static_cast<size_t>(n));
       c.adam_v.resize(static_cast<size_t>(n));
     }
-    float* blocks[3] = {c.params.data(), c.adam_m.data(), c.adam_v.data()};
+    if (has_block(3)) c.outer_m.resize(static_cast<size_t>(n));
+    if (c.outer_m.empty() != c.outer.empty()) {
+      return Error(c.outer_m.empty() ? "outer.* round settings without an outer momentum (optim.outer_m.*)"
+                                     : "outer momentum (optim.outer_m.*) without its outer.* round settings");
+    }
+    float* blocks[kBlocks] = {c.params.data(), c.adam_m.data(), c.adam_v.data(), c.outer_m.data()};
     uint32_t actual_crc = 0;
     for (const Entry& e : entries) {  // in file order, so the CRC chains over the data section
       float* dest = blocks[e.block] + e.block_offset;
@@ -256,8 +267,8 @@ class Reader {
   StatusOr<std::vector<Entry>> CheckTensors(const JsonValue& header, const ModelConfig& m) {
     const auto tensors = ParameterTensors(m);
     std::map<std::string, std::pair<const TensorInfo*, int>> expected;  // name -> (tensor, block)
-    const char* prefixes[3] = {"", "optim.m.", "optim.v."};
-    for (int b = 0; b < 3; ++b) {
+    const char* prefixes[kBlocks] = {"", "optim.m.", "optim.v.", kOuterPrefix};
+    for (int b = 0; b < kBlocks; ++b) {
       for (const TensorInfo& t : tensors) expected[prefixes[b] + t.name] = {&t, b};
     }
     std::vector<Entry> entries;
@@ -343,6 +354,15 @@ class Reader {
       if (seen.count(t.name) == 0) return Error("missing tensor " + t.name);
       with_moments += seen.count("optim.m." + t.name) > 0;
       with_moments += seen.count("optim.v." + t.name) > 0;
+    }
+    int with_outer = 0;
+    for (const TensorInfo& t : tensors) with_outer += seen.count(kOuterPrefix + t.name) > 0;
+    if (with_outer != 0 && with_outer != static_cast<int>(tensors.size())) {
+      for (const TensorInfo& t : tensors) {
+        if (seen.count(kOuterPrefix + t.name) == 0) {
+          return Error("missing tensor " + std::string(kOuterPrefix) + t.name + " (outer momentum is partial)");
+        }
+      }
     }
     if (with_moments != 0 && with_moments != 2 * static_cast<int>(tensors.size())) {
       for (const TensorInfo& t : tensors) {

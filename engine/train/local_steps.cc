@@ -2,8 +2,10 @@
 #include "engine/train/local_steps.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
+#include "engine/base/number_text.h"
 #include "engine/model/parameters.h"
 #include "engine/train/gradient_tree.h"
 #include "engine/train/trainer.h"
@@ -65,6 +67,22 @@ void OuterNesterovStep(float lr, float momentum, const float* sum_of_deltas, flo
       params[i] -= lr * (avg + momentum * m[i]);
     }
   });
+}
+
+std::map<std::string, std::string> OuterRoundSettings(int local_steps, float lr, float momentum) {
+  if (local_steps <= 0) return {};
+  // 9 significant digits: a float's text form that parses back to the same bits.
+  return {{"local_steps", std::to_string(local_steps)}, {"lr", NumberText(lr, 9)}, {"momentum", NumberText(momentum, 9)}};
+}
+
+std::string OuterRoundFlags(const std::map<std::string, std::string>& settings) {
+  if (settings.empty()) return "--local-steps 0 (synchronous)";
+  auto get = [&](const char* key) {  // 6 digits for people ("0.7", not "0.699999988")
+    auto it = settings.find(key);
+    if (it == settings.end()) return std::string("?");
+    return std::string(key) == "local_steps" ? it->second : NumberText(std::strtod(it->second.c_str(), nullptr));
+  };
+  return "--local-steps " + get("local_steps") + " --outer-lr " + get("lr") + " --outer-momentum " + get("momentum");
 }
 
 }  // namespace lanlm::engine

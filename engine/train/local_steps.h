@@ -8,6 +8,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <string>
 #include <vector>
 
 #include "engine/base/status.h"
@@ -32,5 +34,12 @@ Status RunLocalSteps(const AdamWOptions& adamw, int64_t first_step, int local_st
 // params -= lr (avg + momentum m) (Nesterov, as torch.optim.SGD(nesterov=True)).
 void OuterNesterovStep(float lr, float momentum, const float* sum_of_deltas, float scale, float* params, float* m,
                        int64_t n, ThreadPool& pool);
+
+// The round settings an outer momentum belongs to, as a checkpoint records them next to it
+// (TrainingState::outer_settings; "local_steps", "lr", "momentum"); empty for H = 0.
+std::map<std::string, std::string> OuterRoundSettings(int local_steps, float lr, float momentum);
+
+// "--local-steps 2 --outer-lr 0.7 --outer-momentum 0.9" for recorded settings, for messages.
+std::string OuterRoundFlags(const std::map<std::string, std::string>& settings);
 
 }  // namespace lanlm::engine

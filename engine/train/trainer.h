@@ -40,6 +40,10 @@ struct TrainingState {
   std::vector<float> adam_m;
   std::vector<float> adam_v;
   int64_t step = 0;  // optimizer steps applied = parameter version
+  // A --local-steps run's outer Nesterov momentum (params' size) and the round settings it
+  // belongs to (OuterRoundSettings, local_steps.h); both empty in synchronous runs.
+  std::vector<float> outer_m;
+  std::map<std::string, std::string> outer_settings;
 
   static TrainingState Init(const ModelConfig& config, uint64_t seed, float init_std);
   uint64_t Fingerprint() const;  // of params only

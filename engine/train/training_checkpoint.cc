@@ -27,6 +27,8 @@ void SwapTensors(Checkpoint& c, TrainingState& state) {
   std::swap(c.params, state.params);
   std::swap(c.adam_m, state.adam_m);
   std::swap(c.adam_v, state.adam_v);
+  std::swap(c.outer_m, state.outer_m);
+  std::swap(c.outer, state.outer_settings);
 }
 
 }  // namespace
@@ -37,6 +39,8 @@ Checkpoint MakeTrainingCheckpoint(const TrainingState& state, const TrainOptions
   c.params = state.params;
   c.adam_m = state.adam_m;
   c.adam_v = state.adam_v;
+  c.outer_m = state.outer_m;
+  c.outer = state.outer_settings;
   return c;
 }
 
@@ -78,6 +82,8 @@ StatusOr<ResumePoint> ResumePointFromCheckpoint(Checkpoint checkpoint, const std
   point.state.params = std::move(checkpoint.params);
   point.state.adam_m = std::move(checkpoint.adam_m);
   point.state.adam_v = std::move(checkpoint.adam_v);
+  point.state.outer_m = std::move(checkpoint.outer_m);
+  point.state.outer_settings = std::move(checkpoint.outer);
   point.state.step = checkpoint.step;
   point.corpus_hash = checkpoint.corpus_hash;
   point.seed = checkpoint.seed;

@@ -3,7 +3,6 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <random>
@@ -181,9 +180,10 @@ TEST(TokenizerIoTest, EveryTruncationIsRejected) {
 }
 
 // Random bytes, and random corruptions of a valid file, never crash Deserialize; whatever is
-// accepted encodes random bytes without crashing and decodes what it encodes.
+// accepted encodes random bytes without crashing and decodes what it encodes. (No wall-clock
+// bound: a hang is ctest's timeout, and every token covers at least one byte, so the ids are
+// bounded by the text.)
 TEST(TokenizerIoTest, FuzzDeserializeAndEncode) {
-  const auto start = std::chrono::steady_clock::now();
   const BpeTokenizer base = Sample();
   const std::string valid = base.Serialize();
   std::mt19937_64 rng(12345);
@@ -213,16 +213,17 @@ TEST(TokenizerIoTest, FuzzDeserializeAndEncode) {
     ++accepted;
     const std::string text = random_bytes(rng() % 100);
     const auto ids = t->Encode(text);
+    ASSERT_LE(ids.size(), text.size());
     for (const int32_t id : ids) ASSERT_TRUE(id >= 0 && id < t->vocab_size());
     (void)t->Decode(ids);
   }
   for (int trial = 0; trial < 2000; ++trial) {
     const std::string text = random_bytes(rng() % 300);
     const auto ids = base.Encode(text);
+    ASSERT_LE(ids.size(), text.size());
     for (const int32_t id : ids) ASSERT_TRUE(id >= 0 && id < base.vocab_size());
   }
   EXPECT_GT(accepted, 0);  // some corruptions only change a token's text: still valid
-  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 5.0);
 }
 
 }  // namespace
