@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
 #include "engine/base/check.h"
 #include "engine/ops/attention.h"
@@ -106,7 +107,15 @@ Model::~Model() = default;
 
 const float* Model::logits() const { return acts_->logits.data(); }
 
-float Model::Forward(const float* params, const int32_t* tokens, int B, ThreadPool& pool) {
+namespace {
+
+// Offset of p in the block starting at base, in floats.
+int64_t At(const float* base, const float* p) { return static_cast<int64_t>(p - base); }
+
+}  // namespace
+
+float Model::Forward(const float* params, const int32_t* tokens, int B, ThreadPool& pool,
+                     const ModelStreamHooks* hooks) {
   LANLM_CHECK(B >= 1 && B <= max_batch_, "batch outside [1, max_batch]");
   const ModelConfig& c = config_;
   const int64_t T = c.context, C = c.dim, F = c.ffn_hidden, V = c.vocab_size, NH = c.n_heads, D = c.head_dim();
@@ -119,11 +128,16 @@ float Model::Forward(const float* params, const int32_t* tokens, int B, ThreadPo
     std::memcpy(a.inputs.data() + b * T, tokens + b * (T + 1), T * sizeof(int32_t));
     std::memcpy(a.targets.data() + b * T, tokens + b * (T + 1) + 1, T * sizeof(int32_t));
   }
+  // Waits until params[0, end) have arrived (a streaming worker); nothing without the hook.
+  const auto ready = [&](int64_t end) { return hooks == nullptr || !hooks->params_ready || hooks->params_ready(end); };
+  constexpr float kAbandoned = std::numeric_limits<float>::quiet_NaN();
+  if (!ready(V * C)) return kAbandoned;
   EmbeddingForward(a.inputs.data(), w.tok_embeddings, N, C, a.x.data(), pool);
 
   for (int l = 0; l < c.n_layers; ++l) {
     const LayerWeights& lw = w.layers[l];
     LayerCache& lc = a.layers[l];
+    if (!ready(At(params, lw.w3) + F * C)) return kAbandoned;  // w3 ends the layer's tensors
     const float* x = a.x.data() + l * N * C;
     float* x_next = a.x.data() + (l + 1) * N * C;
     // Attention block: h = x + wo · Attention(RoPE(wq·n), RoPE(wk·n), wv·n), n = RMSNorm(x).
@@ -146,12 +160,15 @@ float Model::Forward(const float* params, const int32_t* tokens, int B, ThreadPo
   }
 
   const float* x_last = a.x.data() + int64_t{c.n_layers} * N * C;
+  if (!ready(At(params, w.norm) + C)) return kAbandoned;
   RmsNormForward(x_last, w.norm, N, C, c.norm_eps, a.xf.data(), a.rstd_final.data(), pool);
+  if (!ready(At(params, w.output) + V * C)) return kAbandoned;
   MatmulForward(a.xf.data(), w.output, N, C, V, a.logits.data(), pool, precision_);
   return CrossEntropyForward(a.logits.data(), a.targets.data(), N, V, a.losses.data(), pool);
 }
 
-void Model::Backward(const float* params, const int32_t* tokens, int B, float* grads, ThreadPool& pool) {
+void Model::Backward(const float* params, const int32_t* tokens, int B, float* grads, ThreadPool& pool,
+                     const ModelStreamHooks* hooks) {
   LANLM_CHECK(B >= 1 && B <= max_batch_, "batch outside [1, max_batch]");
   const ModelConfig& c = config_;
   const int64_t T = c.context, C = c.dim, F = c.ffn_hidden, V = c.vocab_size, NH = c.n_heads, D = c.head_dim();
@@ -159,6 +176,10 @@ void Model::Backward(const float* params, const int32_t* tokens, int B, float* g
   const ModelWeights w = BindWeights(c, const_cast<float*>(params));
   const ModelWeights dw = BindWeights(c, grads);
   Activations& a = *acts_;
+  // grads[begin, end) is final (a streaming worker sends it on); nothing without the hook.
+  const auto done = [&](const float* begin, const float* end) {
+    if (hooks != nullptr && hooks->grads_final) hooks->grads_final(At(grads, begin), At(grads, end));
+  };
 
   // 1. Cross-entropy: dlogits = (softmax - onehot) / N, in place over the logits.
   float* dlogits = a.logits.data();
@@ -167,9 +188,11 @@ void Model::Backward(const float* params, const int32_t* tokens, int B, float* g
   // 2. Output projection, 3. final norm: dx = d loss / d x[L].
   Zero(a.dn, N * C);
   MatmulBackward(dlogits, a.xf.data(), w.output, N, C, V, a.dn.data(), dw.output, pool, precision_);
+  done(dw.output, dw.output + V * C);
   Zero(a.dx, N * C);
   const float* x_last = a.x.data() + int64_t{c.n_layers} * N * C;
   RmsNormBackward(a.dn.data(), x_last, w.norm, a.rstd_final.data(), N, C, a.dx.data(), dw.norm, pool);
+  done(dw.norm, dw.norm + C);
 
   // 4. Layers in reverse. dx holds the gradient of the layer's output; the norm backward
   // calls accumulate into it, which adds the residual path's gradient.
@@ -209,10 +232,12 @@ void Model::Backward(const float* params, const int32_t* tokens, int B, float* g
     MatmulBackward(a.dv.data(), lc.xn.data(), lw.wv, N, C, C, a.dn.data(), lg.wv, pool, precision_);
     RmsNormBackward(a.dn.data(), x, lw.attention_norm, lc.rstd_att.data(), N, C, a.dx.data(), lg.attention_norm,
                     pool);
+    done(lg.attention_norm, lg.w3 + F * C);
   }
 
   // 5. Embedding: scatter-add the gradient of x[0].
   EmbeddingBackward(a.dx.data(), a.inputs.data(), N, C, dw.tok_embeddings, pool);
+  done(dw.tok_embeddings, dw.tok_embeddings + V * C);
 }
 
 }  // namespace lanlm::engine

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -17,6 +18,21 @@
 namespace lanlm::engine {
 
 struct Activations;  // per-layer caches and backward scratch (model.cc)
+
+// Optional streaming hooks (the cluster worker overlaps transfers with compute). Offsets are
+// floats into the parameter / gradient block, whose tensors are in forward order
+// (parameters.h). A missing hook costs nothing.
+struct ModelStreamHooks {
+  // Forward calls it before it first reads params[0, end): before the embedding, before each
+  // layer, before the final norm and before the classifier, with increasing `end`; it returns
+  // true once those floats are in place, or false when they never will be (the stream broke):
+  // Forward then stops at once and returns NaN, and Backward must not follow.
+  std::function<bool(int64_t end)> params_ready;
+  // Backward calls it once grads[begin, end) holds its final value (no later op of this
+  // Backward touches it): the classifier, the final norm, layers L-1..0, the embedding, in
+  // that order; the ranges are disjoint and cover the block.
+  std::function<void(int64_t begin, int64_t end)> grads_final;
+};
 
 class Model {
  public:
@@ -35,11 +51,13 @@ class Model {
   // tokens (B, T+1) with T = config.context: inputs tokens[b, 0..T-1], targets tokens[b, 1..T].
   // Returns the mean cross-entropy over the B*T positions and keeps every activation for
   // Backward. Tokens must be < V (callers validate input from outside).
-  float Forward(const float* params, const int32_t* tokens, int B, ThreadPool& pool);
+  float Forward(const float* params, const int32_t* tokens, int B, ThreadPool& pool,
+                const ModelStreamHooks* hooks = nullptr);
 
   // After Forward with the same arguments: accumulates (+=) d(mean loss)/d(params) into grads
   // (same layout as params).
-  void Backward(const float* params, const int32_t* tokens, int B, float* grads, ThreadPool& pool);
+  void Backward(const float* params, const int32_t* tokens, int B, float* grads, ThreadPool& pool,
+                const ModelStreamHooks* hooks = nullptr);
 
   // Logits (B*T, V) of the last Forward. (Backward may overwrite them.)
   const float* logits() const;
