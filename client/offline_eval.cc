@@ -1,9 +1,11 @@
 // `lanlm eval`: loss, perplexity and bits per byte of a checkpoint on a text file, computed
-// with the engine's EvaluateLoss in this process (no server).
+// with the engine's EvaluateLoss in this process (no server); with --weights, through the
+// serving path instead (client/serving_eval.h).
 #include <cmath>
 #include <cstdio>
 
 #include "client/offline_common.h"
+#include "client/serving_eval.h"
 #include "engine/cli/train_flags.h"
 #include "engine/io/checkpoint.h"
 #include "engine/data/corpus.h"
@@ -24,7 +26,35 @@ struct EvalFlags {
   int64_t max_windows = 0;
   int batch = 8;
   std::string precision = "checkpoint";  // fp32 | bf16 | checkpoint (the run's own)
+  std::string weights;                   // "" (training forward) | fp32 | bf16 | q8 (serving path)
+  int greedy_prompts = 50;
+  int prompt_tokens = 16;
+  int new_tokens = 32;
 };
+
+// --weights: the format's loss against fp32 weights through the same KV-cached decoder.
+int EvalServing(const EvalFlags& f, const engine::Checkpoint& ckpt, const std::vector<int32_t>& tokens) {
+  if (f.precision != "checkpoint") {
+    return Fail(kCommand, "--precision scores the training forward pass; --weights scores the serving path: give one",
+                kExitUsage);
+  }
+  auto format = engine::ParseWeightFormat(f.weights);
+  if (!format.ok()) return Fail(kCommand, format.status(), kExitUsage);
+  auto weights = engine::ServingWeights::Convert(ckpt.config, ckpt.params.data(), *format);
+  if (!weights.ok()) return Fail(kCommand, "checkpoint " + f.checkpoint + ": " + weights.status().message());
+  auto fp32 = engine::ServingWeights::Convert(ckpt.config, ckpt.params.data(), engine::WeightFormat::kF32);
+  if (!fp32.ok()) return Fail(kCommand, fp32.status());
+  engine::ThreadPool pool(f.threads);
+  auto r = EvaluateServing(*weights, *fp32, tokens, f.max_windows, f.batch, f.greedy_prompts, f.prompt_tokens,
+                           f.new_tokens, pool);
+  if (!r.ok()) return Fail(kCommand, r.status(), kExitUsage);
+  std::printf("weights=%s loss=%.5f ppl=%.4f fp32_loss=%.5f fp32_ppl=%.4f ppl_change=%+.3f%% top1_agree=%.4f "
+              "greedy_agree=%.4f greedy_tokens=%lld tokens=%lld\n",
+              f.weights.c_str(), r->loss, std::exp(r->loss), r->fp32_loss, std::exp(r->fp32_loss),
+              100.0 * (std::exp(r->loss - r->fp32_loss) - 1.0), r->top1_agreement, r->greedy_agreement,
+              static_cast<long long>(r->greedy_tokens), static_cast<long long>(r->predictions));
+  return kExitOk;
+}
 
 // The precision to score in: --precision, or the checkpoint's training precision (fp32 for
 // files from before bf16 training).
@@ -60,6 +90,7 @@ int Eval(const EvalFlags& f) {
     return Fail(kCommand, "text " + f.text + " encodes to " + std::to_string(tokens.size()) +
                               " tokens, fewer than T + 1 = " + std::to_string(T + 1) + " needed for one window");
   }
+  if (!f.weights.empty()) return EvalServing(f, *ckpt, tokens);
   auto precision = EvalPrecision(f, *ckpt);
   if (!precision.ok()) return Fail(kCommand, precision.status(), kExitUsage);
   engine::ThreadPool pool(f.threads);
@@ -99,6 +130,14 @@ int RunEval(const Args& args) {
   flags.Int("batch", &f.batch, "windows per forward pass (memory vs speed)", 1, 1024);
   flags.String("precision", &f.precision,
                "matmul precision to score in: fp32, bf16, or checkpoint (the precision the checkpoint was trained in)");
+  flags.String("weights", &f.weights,
+               "score through the serving path (KV-cached decoder) with weights in this format: fp32, bf16 or q8, "
+               "beside fp32 weights; prints both losses, the perplexity change, the teacher-forced argmax agreement "
+               "and the free-running greedy agreement (empty = the training forward pass)");
+  flags.Int("greedy-prompts", &f.greedy_prompts, "with --weights: greedy prompts (the first windows' first tokens)", 0,
+            100000);
+  flags.Int("prompt-tokens", &f.prompt_tokens, "with --weights: tokens per greedy prompt", 1, 1 << 20);
+  flags.Int("new-tokens", &f.new_tokens, "with --weights: greedy tokens generated per prompt", 1, 1 << 20);
   if (int rc = ParseFlagsOrExit(flags, args, kCommand); rc >= 0) return rc;
   return Eval(f);
 }

@@ -89,6 +89,7 @@ StatusOr<std::unique_ptr<TrainingServer>> TrainingServer::Start(const Coordinato
   TrainingRun* run = self->run_.get();
   Extras extras;
   if (extra) extras = extra([run] { return run->Snapshot(); }, *self->pool_);
+  LANLM_RETURN_IF_ERROR(extras.refusal);
   const std::string config_text = run->options().model.ToString();
   auto status = [run, config_text](v1::GetStatusReply* reply) {
     const RunStatus status = run->status();

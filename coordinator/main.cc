@@ -22,6 +22,7 @@
 #include "coordinator/generate_service.h"
 #include "engine/base/hash.h"
 #include "engine/cli/flags.h"
+#include "engine/generate/serving_weights.h"
 #include "protos/cluster_auth.h"
 
 namespace {
@@ -43,6 +44,11 @@ lanlm::coordinator::ExtraServices GenerateExtras(const lanlm::coordinator::Gener
   using namespace lanlm;
   return [&generate_options, metrics](coordinator::SnapshotSource snapshots, engine::ThreadPool& pool) {
     coordinator::Extras extras;
+    // A model the chosen --weights cannot hold is refused at start, not at the first request.
+    const auto format = engine::ParseWeightFormat(generate_options.weights);  // validated before
+    if (const auto snapshot = snapshots(); snapshot != nullptr && format.ok()) {
+      extras.refusal = engine::ServingWeights::CheckShape(snapshot->config, *format);
+    }
     auto generate = std::make_unique<coordinator::GenerateService>(std::move(snapshots), generate_options, pool,
                                                                    metrics);
     coordinator::GenerateService* service = generate.get();

@@ -27,6 +27,7 @@ StatusOr<std::unique_ptr<ServeServer>> ServeServer::Start(const std::string& che
   self->snapshot_ = snapshot;
   Extras extras;
   if (extra) extras = extra([snapshot] { return std::shared_ptr<const ParamSnapshot>(snapshot); }, *self->pool_);
+  if (!extras.refusal.ok()) return Status(extras.refusal.code(), "--serve " + checkpoint + ": " + extras.refusal.message());
   const std::string fingerprint =
       engine::Hex16(engine::Fingerprint(snapshot->params.data(), static_cast<int64_t>(snapshot->params.size())));
   auto status = [snapshot, fingerprint](v1::GetStatusReply* reply) {

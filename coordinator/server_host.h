@@ -35,6 +35,9 @@ struct Extras {
   // --generate-max-prompt-bytes plus headroom); raises the server's receive limit above the
   // cluster's, so the service itself refuses what is too big, naming its flag.
   int max_receive_bytes = 0;
+  // Not OK: the services cannot serve this run's model (e.g. --weights q8 for a dim that is not
+  // a multiple of 32); the server refuses to start with this error.
+  Status refusal;
 };
 using ExtraServices = std::function<Extras(SnapshotSource, engine::ThreadPool&)>;
 

@@ -90,7 +90,7 @@ void TrainingRun::BeginStep() {
   std::fill(shard_loss_.begin(), shard_loss_.end(), 0.0f);
   step_start_ = Clock::now();
   bytes_out_ = bytes_in_ = reissued_ = 0;
-  compute_ms_ = 0.0;
+  compute_ms_ = commit_ms_ = 0.0;
   Dispatch();
 }
 
@@ -117,11 +117,6 @@ void TrainingRun::Dispatch() {
 
 void TrainingRun::IssueLease(int64_t connection, Connection& conn) {
   conn.wants_lease = false;
-  if (conn.known_version != state_.step) {
-    conn.link->SendParams(params_);
-    bytes_out_ += static_cast<int64_t>(params_->params.size()) * engine::WireBytes(static_cast<int>(settings_.wire));
-    conn.known_version = state_.step;
-  }
   const LeaseInfo lease = leases_.Issue(connection);
   metrics_.LeaseIssued(lease.lease_id, conn.worker_id);
   const int T = options_.model.context, B = options_.micro_batch;
@@ -149,6 +144,13 @@ void TrainingRun::IssueLease(int64_t connection, Connection& conn) {
   bytes_out_ += static_cast<int64_t>(tokens.size()) * 4;
   out.tokens = std::move(tokens);
   conn.link->SendLease(std::move(out));
+  // Protocol 6: the parameters follow their Lease, in forward order, so the worker starts
+  // the forward pass as soon as the first layers have arrived.
+  if (conn.known_version != state_.step) {
+    conn.link->SendParams(params_);
+    bytes_out_ += static_cast<int64_t>(params_->params.size()) * engine::WireBytes(static_cast<int>(settings_.wire));
+    conn.known_version = state_.step;
+  }
 
   auto timer = std::make_unique<boost::asio::steady_timer>(io_, timeout);
   const int64_t lease_id = lease.lease_id;
@@ -262,9 +264,9 @@ void TrainingRun::FinishStep() {
       static_cast<double>(options_.shards) * options_.micro_batch * options_.model.context * static_cast<double>(steps);
   spdlog::info(
       "step {}/{} loss={:.4f} tok/s={:.0f} workers={} bytes_out={} bytes_in={} reissued={} wall_ms={:.1f} "
-      "compute_ms={:.1f} optimizer_ms={:.1f} tokens={:.0f}",
+      "compute_ms={:.1f} commit_ms={:.1f} optimizer_ms={:.1f} tokens={:.0f}",
       state_.step, options_.steps, last_loss_, tokens / wall, connections_.size(), bytes_out_, bytes_in_, reissued_,
-      wall * 1e3, compute_ms_, Seconds(now - optimizer_start) * 1e3, tokens);
+      wall * 1e3, compute_ms_, commit_ms_, Seconds(now - optimizer_start) * 1e3, tokens);
   {
     std::lock_guard<std::mutex> lock(status_mu_);
     status_.tokens_per_second = tokens / wall;

@@ -189,6 +189,7 @@ class TrainingRun {
   int64_t bytes_in_ = 0;
   int64_t reissued_ = 0;
   double compute_ms_ = 0.0;
+  double commit_ms_ = 0.0;          // accepted commits' checks + tree adds on the loop
   float last_loss_ = 0.0f;
   std::string last_checkpoint_;
   bool checkpoint_pending_ = false;  // a periodic checkpoint failed: retry after the next step

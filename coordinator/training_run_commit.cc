@@ -44,7 +44,9 @@ void TrainingRun::OnGradientChunk(int64_t connection, engine::GradientChunk chun
     conn.failed[lease_id] = std::move(active);
     return;
   }
-  auto [it, inserted] = conn.gradients.try_emplace(lease_id, parameter_count(), engine::kMaxFloatChunkBytes, settings_.wire);
+  // Protocol 6: a worker streams each range as its backward pass finishes it, last layer first.
+  auto [it, inserted] = conn.gradients.try_emplace(lease_id, parameter_count(), engine::kMaxFloatChunkBytes,
+                                                   settings_.wire, engine::ChunkOrder::kAnyOrder);
   Status added = it->second.Add(chunk.chunk);
   if (!added.ok()) FailLease(conn, lease_id, std::move(added));
 }
@@ -80,8 +82,10 @@ Status TrainingRun::CheckCommit(const engine::ShardCommit& commit, engine::Chunk
                                 " floats, the model has " + std::to_string(parameter_count()));
   }
   if (received != parameter_count()) {
+    const int64_t gap = gradient == nullptr ? 0 : gradient->FirstMissing();
     return InvalidArgumentError("gradient incomplete: " + std::to_string(received) + " of " +
-                                std::to_string(parameter_count()) + " floats received");
+                                std::to_string(parameter_count()) + " floats received; the first missing is at offset " +
+                                std::to_string(gap));
   }
   if (gradient->crc32c() != commit.crc32c) return DataLossError("gradient CRC32C mismatch over the whole block");
   if (!IsFiniteBits(commit.loss)) return InvalidArgumentError("shard loss is not finite");
@@ -108,6 +112,7 @@ Status TrainingRun::AcceptCommit(int64_t connection, Connection& conn, const eng
     return status;
   }
   LANLM_RETURN_IF_ERROR(leases_.CheckActive(lease_id, connection));
+  const auto start = std::chrono::steady_clock::now();
   auto it = conn.gradients.find(lease_id);
   Status bad = CheckCommit(commit, it == conn.gradients.end() ? nullptr : &it->second);
   if (!bad.ok()) {
@@ -134,6 +139,8 @@ Status TrainingRun::AcceptCommit(int64_t connection, Connection& conn, const eng
         lease.count == 1 ? commit.loss : commit.shard_losses[static_cast<size_t>(i)];
   }
   compute_ms_ += commit.compute_ms;
+  // The whole-gradient checks and tree add, on the loop (issue 9: chunk-wise adds would hide it).
+  commit_ms_ += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   metrics_.LeaseCommitted(lease_id, conn.worker_id, lease.count * options_.micro_batch * options_.model.context,
                           commit.compute_ms);
   return OkStatus();

@@ -4,10 +4,12 @@
 # by veth pairs to a bridge in another namespace (the host's network is never touched). For
 # every rate, every link is limited with `tc ... tbf` in both directions (the node's veth and
 # the bridge's port), and the same run is repeated; "none" is the unshaped reference.
-#   deploy/bench-lan.sh [-b BUILD_DIR] [-s STEPS] [-c CONFIG] [-w WORKERS] [-t THREADS]
+#   deploy/bench-lan.sh [-b "BUILD_DIR ..."] [-s STEPS] [-c CONFIG] [-w WORKERS] [-t THREADS]
 #                       [-k PER_LEASE] [-n SHARDS] [-r "none 1gbit 100mbit 20mbit"] [-T TIMEOUT_S]
 #                       [-- extra lanlm-coordinator flags, e.g. --wire bf16]
-# Prints per rate: median tokens/s and step wall time over the timed steps (the first step
+# With several build folders (-b "build-main build"), each rate runs every build in turn, side
+# by side on the same machine state, and each build's efficiency is against its own unshaped
+# run. Prints per rate (and build): median tokens/s and step wall time over the timed steps (the first step
 # is a warm-up), median worker compute (sum over leases), the median step overhead (wall
 # minus compute / W: the time the link adds when leases are balanced), bytes out/in per
 # step and per token, efficiency (tokens/s against the unshaped run of the same invocation)
@@ -37,15 +39,20 @@ for tool in ip tc; do
 done
 if (( steps < 2 )); then echo "bench-lan: -s $steps: need at least 2 steps (the first is a warm-up)" >&2; exit 2; fi
 if (( workers < 1 || workers > 200 )); then echo "bench-lan: -w $workers is outside [1, 200]" >&2; exit 2; fi
-for exe in "$build/coordinator/lanlm-coordinator" "$build/worker/lanlm-worker"; do
-  [[ -x "$exe" ]] || { echo "bench-lan: $exe not found; build it first" >&2; exit 1; }
+read -r -a builds <<< "$build"
+for b in "${builds[@]}"; do
+  for exe in "$b/coordinator/lanlm-coordinator" "$b/worker/lanlm-worker"; do
+    [[ -x "$exe" ]] || { echo "bench-lan: $exe not found; build it first" >&2; exit 1; }
+  done
 done
 bash deploy/fetch-corpus.sh >/dev/null
 
 out="runs/bench-lan-$(date +%Y%m%d-%H%M%S)-$$"
 mkdir -p "$out"
-mkdir -p "$out/bin"
-cp "$build/coordinator/lanlm-coordinator" "$build/worker/lanlm-worker" "$out/bin/"
+for i in "${!builds[@]}"; do
+  mkdir -p "$out/bin$i"
+  cp "${builds[$i]}/coordinator/lanlm-coordinator" "${builds[$i]}/worker/lanlm-worker" "$out/bin$i/"
+done
 token="$out/token"
 (umask 077 && head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$token")
 
@@ -112,23 +119,25 @@ timed() { grep -E " step [0-9]+/" "$1" | tail -n +2 || true; }
 flags=(--corpus data/kjv.txt --config "$config" --steps "$steps" --shards "$shards" --seed 1 "${extra[@]}")
 echo "bench-lan: config $config, $shards shards, --shards-per-lease $per_lease, $workers workers x $threads threads," \
      "$steps steps (the first step line, a step or a round, is a warm-up), extra flags: ${extra[*]:-none}; logs in $out"
-row() { printf '%-9s %8s %9s %5s %11s %11s %10s %10s %9s %8s  %s\n' "$@"; }
-row rate tok/s wall_ms eff compute_ms overhead_ms bytes_out bytes_in out/tok in/tok fingerprint
-base_tps=""
+row() { printf '%-9s %-24s %8s %9s %5s %11s %11s %10s %10s %9s %8s  %s\n' "$@"; }
+row rate build tok/s wall_ms eff compute_ms overhead_ms bytes_out bytes_in out/tok in/tok fingerprint
+declare -A base_tps=()
 tokens_per_step=""
 for rate in $rates; do
-  shape "$rate"
-  dir="$out/$rate"
+ shape "$rate"
+ for bi in "${!builds[@]}"; do
+  bindir="$out/bin$bi"
+  dir="$out/$rate-$bi"
   mkdir -p "$dir"
   port=$((20000 + RANDOM % 20000))
   pids=()
-  ip netns exec "${nodes[0]}" timeout "$limit" "$out/bin/lanlm-coordinator" --listen "$coordinator_ip:$port" \
+  ip netns exec "${nodes[0]}" timeout "$limit" "$bindir/lanlm-coordinator" --listen "$coordinator_ip:$port" \
     --cluster-token-file "$token" --threads 2 --min-workers "$workers" --shards-per-lease "$per_lease" \
     "${flags[@]}" > "$dir/coordinator.out" 2> "$dir/coordinator.log" &
   coordinator=$!
   pids+=("$coordinator")
   for i in $(seq 1 "$workers"); do
-    ip netns exec "${nodes[$i]}" timeout "$limit" "$out/bin/lanlm-worker" --coordinator "$coordinator_ip:$port" \
+    ip netns exec "${nodes[$i]}" timeout "$limit" "$bindir/lanlm-worker" --coordinator "$coordinator_ip:$port" \
       --threads "$threads" --cluster-token-file "$token" --name "lan-w$i" 2> "$dir/worker-$i.log" &
     pids+=("$!")
   done
@@ -150,10 +159,12 @@ for rate in $rates; do
              printf "%.0f\n", wall - compute / w }' | median)
   # Tokens per step line (a round with --local-steps), as the coordinator logs them.
   tokens_per_step=$(timed "$c" | field tokens | median)
-  [[ -z "$base_tps" && "$rate" == none ]] && base_tps="$tps"
-  eff=$(awk -v a="$tps" -v b="${base_tps:-0}" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * a / b; else print "-" }')
+  [[ -z "${base_tps[$bi]:-}" && "$rate" == none ]] && base_tps[$bi]="$tps"
+  eff=$(awk -v a="$tps" -v b="${base_tps[$bi]:-0}" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * a / b; else print "-" }')
   per_token() { awk -v b="$1" -v t="${tokens_per_step:-0}" 'BEGIN { if (t > 0) printf "%.0f", b / t; else print "-" }'; }
   fp=$(grep -o 'fingerprint=[0-9a-f]*' "$c" | tail -1 | cut -d= -f2)
-  row "$rate" "$tps" "$wall" "$eff" "$compute" "$overhead" "$bout" "$bin" "$(per_token "$bout")" \
+  label=$(realpath "${builds[$bi]}"); label="$(basename "$(dirname "$label")")/$(basename "$label")"
+  row "$rate" "$label" "$tps" "$wall" "$eff" "$compute" "$overhead" "$bout" "$bin" "$(per_token "$bout")" \
     "$(per_token "$bin")" "$fp"
+ done
 done

@@ -49,6 +49,13 @@ void Assemble(const v1::FloatChunk& chunk, int wire) {
   if (assembler.Add(chunk).ok() && assembler.complete()) {
     LANLM_CHECK(assembler.block().size() == static_cast<size_t>(total), "assembled block has the wrong size");
   }
+  // A gradient's assembler (protocol 6: any order, each range once), fed the chunk twice.
+  protos::ChunkAssembler any(total, protos::kMaxChunkBytes, static_cast<engine::WireFormat>(wire & 1),
+                             engine::ChunkOrder::kAnyOrder);
+  if (any.Add(chunk).ok()) {
+    LANLM_CHECK(!any.Add(chunk).ok(), "a range was accepted twice");
+    LANLM_CHECK(any.FirstMissing() <= total, "first missing float past the block");
+  }
 }
 
 void ConfigRoundTrip(const v1::ModelConfig& message) {

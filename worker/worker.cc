@@ -81,72 +81,6 @@ Status Worker::Run() {
   return OkStatus();
 }
 
-Status Worker::Configure(const v1::JoinReply& reply) {
-  LANLM_ASSIGN_OR_RETURN(engine::ModelConfig config, protos::FromProto(reply.model_config()));
-  if (config.Hash() != reply.model_config_hash()) {
-    return FailedPreconditionError("model config " + config.ToString() +
-                                   " hashes differently here than on the coordinator");
-  }
-  if (reply.micro_batch() < 1 || reply.micro_batch() > 4096) {
-    return InvalidArgumentError("micro_batch = " + std::to_string(reply.micro_batch()) + " is outside [1, 4096]");
-  }
-  if (reply.parameter_count() != engine::ParameterCount(config)) {
-    return FailedPreconditionError("parameter_count = " + std::to_string(reply.parameter_count()) +
-                                   " but the model has " + std::to_string(engine::ParameterCount(config)));
-  }
-  if (reply.max_chunk_bytes() <= 0 || reply.max_chunk_bytes() > protos::kMaxChunkBytes ||
-      reply.max_chunk_bytes() % 4 != 0) {
-    return InvalidArgumentError("max_chunk_bytes = " + std::to_string(reply.max_chunk_bytes()) + " is invalid");
-  }
-  if (engine::WireBytes(reply.wire_format()) == 0) {
-    return InvalidArgumentError("wire_format = " + std::to_string(reply.wire_format()) +
-                                " is unknown here (this worker speaks fp32 and bf16)");
-  }
-  inner_.reset();
-  if (reply.has_inner()) {
-    LANLM_ASSIGN_OR_RETURN(engine::AdamWOptions inner, protos::FromProto(reply.inner()));
-    inner_ = std::move(inner);
-  }
-  // Parameters cached under another wire format were rounded differently: never mix them.
-  const auto wire = static_cast<engine::WireFormat>(reply.wire_format());
-  if (wire != wire_) cached_version_ = -1;
-  wire_ = wire;
-  if (!engine::IsRunId(reply.run_id())) {
-    return InvalidArgumentError("run_id \"" + reply.run_id().substr(0, 40) + "\" is not 32 lowercase hex digits");
-  }
-  if (reply.run_id() != cached_run_ && cached_version_ >= 0) {
-    spdlog::info("worker {}: the coordinator runs {}; dropping cached version {} of run {}", options_.name,
-                 reply.run_id(), cached_version_, cached_run_);
-    cached_version_ = -1;
-    cached_run_.clear();
-  }
-  engine::Precision precision = engine::Precision::kFp32;
-  if (!reply.precision().empty() && !engine::ParsePrecision(reply.precision(), &precision)) {
-    return InvalidArgumentError("precision \"" + reply.precision().substr(0, 16) +
-                                "\" is unknown here (this worker computes fp32 and bf16)");
-  }
-  if (precision == engine::Precision::kBf16 && !engine::Bf16Supported()) {
-    return FailedPreconditionError("precision bf16 (coordinator) needs AVX512_BF16, AVX-512F or AVX2 + FMA; "
-                                   "this worker's CPU has none of them");
-  }
-  if (configured_ && config == config_ && reply.micro_batch() == micro_batch_ && precision == model_->precision()) {
-    return OkStatus();
-  }
-  config_ = config;
-  micro_batch_ = reply.micro_batch();
-  parameter_count_ = reply.parameter_count();
-  model_ = std::make_unique<engine::Model>(config_, micro_batch_, precision);
-  if (precision == engine::Precision::kBf16) {
-    spdlog::info("worker {}: precision bf16, matmul kernel {}", options_.name, engine::Bf16KernelPath());
-  }
-  params_.assign(static_cast<size_t>(parameter_count_), 0.0f);
-  grad_.assign(static_cast<size_t>(parameter_count_), 0.0f);
-  cached_version_ = -1;
-  cached_run_.clear();
-  configured_ = true;
-  return OkStatus();
-}
-
 Worker::SessionEnd Worker::Session(Status* status, bool* made_progress) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(protos::kMaxMessageBytes);
@@ -224,8 +158,13 @@ struct Worker::WorkState {
   bool local_error = false;
   bool shut_down = false;
   SessionEnd end = SessionEnd::kRetry;
-  std::unique_ptr<protos::ChunkAssembler> incoming;  // parameters being received
+  grpc::ClientContext* context = nullptr;
+  // Parameters being received: those of the lease on the compute thread (protocol 6 sends
+  // them after their Lease), whose block the compute thread reads as they arrive.
+  std::unique_ptr<protos::ChunkAssembler> incoming;
   int64_t incoming_version = -1;
+  std::thread compute;    // the lease being computed (joined before the next, and at the end)
+  LeaseOutcome outcome;   // written by the compute thread, read after joining it
 
   void FailLocally(Status error) {
     *status = std::move(error);
@@ -252,6 +191,7 @@ Worker::SessionEnd Worker::WorkStream(v1::Cluster::Stub& stub, const std::string
   ask.mutable_lease_request()->set_cached_run_id(cached_run_);
   WorkState state;
   state.stream = stream.get();
+  state.context = &context;
   state.run_id = run_id;
   state.status = status;
   state.made_progress = made_progress;
@@ -259,8 +199,11 @@ Worker::SessionEnd Worker::WorkStream(v1::Cluster::Stub& stub, const std::string
   v1::CoordinatorMessage message;
   while (!state.local_error && !state.shut_down && stream->Read(&message)) HandleMessage(message, state);
   // On a local error, or a shutdown we will not wait out, the stream may still be open:
-  // cancel it so Finish returns.
+  // cancel it so Finish returns (and a lease still computing stops writing).
   if (state.local_error || (state.shut_down && state.end != SessionEnd::kFinished)) context.TryCancel();
+  arrival_.Abandon();  // parameters still missing never come: the lease is dropped, not committed
+  JoinCompute(state);
+  if (state.local_error) context.TryCancel();
   if (state.writable) stream->WritesDone();
   const grpc::Status finished = stream->Finish();
   {
@@ -278,18 +221,9 @@ void Worker::HandleMessage(const v1::CoordinatorMessage& message, WorkState& s) 
     case v1::CoordinatorMessage::kParamChunk:
       AcceptParamChunk(message.param_chunk(), s);
       break;
-    case v1::CoordinatorMessage::kLease: {
-      if (!s.writable) break;  // the gradient could not be sent back
-      Status handled = HandleLease(message.lease(), *s.stream, &s.writable);
-      if (handled.ok()) {
-        *s.made_progress = true;
-      } else if (s.writable) {
-        s.FailLocally(std::move(handled));
-      } else if (s.status->ok()) {
-        *s.status = std::move(handled);  // reported if no Shutdown explains the broken stream
-      }
+    case v1::CoordinatorMessage::kLease:
+      StartLease(message.lease(), s);
       break;
-    }
     case v1::CoordinatorMessage::kCommitResult: {
       const v1::CommitResult& result = message.commit_result();
       std::lock_guard<std::mutex> lock(mu_);
@@ -314,15 +248,72 @@ void Worker::HandleMessage(const v1::CoordinatorMessage& message, WorkState& s) 
   }
 }
 
+void Worker::JoinCompute(WorkState& s) {
+  if (!s.compute.joinable()) return;
+  s.compute.join();
+  LeaseOutcome outcome = std::move(s.outcome);
+  s.outcome = {};
+  if (outcome.status.ok()) {
+    *s.made_progress = true;
+  } else if (!outcome.writable) {
+    s.writable = false;
+    if (s.status->ok()) *s.status = std::move(outcome.status);  // reported if no Shutdown explains it
+  } else if (!s.local_error && outcome.status.code() != StatusCode::kCancelled) {
+    s.FailLocally(std::move(outcome.status));
+  }
+}
+
+void Worker::StartLease(const v1::Lease& lease, WorkState& s) {
+  JoinCompute(s);  // the previous lease has committed: its thread is ending
+  if (!s.writable || s.local_error) return;  // the gradient could not be sent back
+  if (lease.run_id() != s.run_id) {
+    s.FailLocally(InvalidArgumentError("lease " + std::to_string(lease.lease_id()) + " of run " +
+                                       lease.run_id().substr(0, 40) + " on a stream of run " + s.run_id));
+    return;
+  }
+  LeaseTask task;
+  StatusOr<std::vector<int32_t>> tokens = protos::TokensFromProto(lease, config_, micro_batch_);
+  StatusOr<int> shards = protos::LeaseShardCount(lease);
+  if (!tokens.ok() || !shards.ok()) {
+    s.FailLocally(tokens.ok() ? shards.status() : tokens.status());
+    return;
+  }
+  task.lease = lease;
+  task.tokens = std::move(*tokens);
+  task.shards = *shards;
+  task.stream = s.stream;
+  task.context = s.context;
+  if (lease.step() == cached_version_ && lease.run_id() == cached_run_) {
+    task.params = params_.data();
+    arrival_.Reset(parameter_count_);
+    s.incoming.reset();
+  } else {
+    // Protocol 6: the parameters of version lease.step() follow; compute while they arrive.
+    s.incoming = std::make_unique<protos::ChunkAssembler>(parameter_count_, protos::kMaxChunkBytes, wire_);
+    s.incoming_version = lease.step();
+    task.params = s.incoming->block().data();
+    arrival_.Reset(0);
+  }
+  s.compute = std::thread([this, &s, task = std::move(task)] {
+    s.outcome = RunLease(task);
+    // A local failure: end the stream so the reader stops waiting for messages.
+    if (!s.outcome.status.ok() && s.outcome.writable && s.outcome.status.code() != StatusCode::kCancelled) {
+      task.context->TryCancel();
+    }
+  });
+}
+
 void Worker::AcceptParamChunk(const v1::ParamChunk& chunk, WorkState& s) {
   if (chunk.run_id() != s.run_id) {
     s.FailLocally(InvalidArgumentError("parameters of run " + chunk.run_id().substr(0, 40) + " on a stream of run " +
                                        s.run_id));
     return;
   }
-  if (!s.incoming || s.incoming_version != chunk.version() || chunk.chunk().offset() == 0) {
-    s.incoming = std::make_unique<protos::ChunkAssembler>(parameter_count_, protos::kMaxChunkBytes, wire_);
-    s.incoming_version = chunk.version();
+  if (!s.incoming || s.incoming_version != chunk.version()) {
+    s.FailLocally(InvalidArgumentError(
+        "parameters of version " + std::to_string(chunk.version()) + " without a lease of that version before them" +
+        (s.incoming ? " (the lease being computed needs version " + std::to_string(s.incoming_version) + ")" : "")));
+    return;
   }
   if (Status added = s.incoming->Add(chunk.chunk()); !added.ok()) {
     s.FailLocally(std::move(added));
@@ -333,11 +324,13 @@ void Worker::AcceptParamChunk(const v1::ParamChunk& chunk, WorkState& s) {
     stats_.param_bytes += static_cast<int64_t>(chunk.chunk().data().size());
   }
   if (s.incoming->complete()) {
+    // Moving the vector keeps its buffer, which the compute thread is reading.
     params_ = s.incoming->Take();
     cached_version_ = s.incoming_version;
     cached_run_ = chunk.run_id();
     s.incoming.reset();
   }
+  arrival_.Advance(s.incoming ? s.incoming->received() : parameter_count_);
 }
 
 }  // namespace lanlm::worker

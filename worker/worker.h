@@ -1,8 +1,11 @@
 // Worker: one lanlm-worker's client loop (DESIGN.md §6). Joins the coordinator, keeps its
 // parameter copy at the version of its next lease (reassembling CRC-checked chunks), computes
 // each leased shard's gradient with the engine and streams it back, then asks for the next
-// lease. Reconnects with exponential backoff when the coordinator goes away. Not the
-// coordinator's lease logic; never included by coordinator/.
+// lease. Protocol 6 overlaps both transfers with compute: the lease runs on a compute thread
+// while the stream's reader still receives its parameters (the forward pass waits per layer,
+// ParamArrival), and the gradient streams out range by range as the backward pass finishes
+// it (GradientSender). Reconnects with exponential backoff when the coordinator goes away.
+// Not the coordinator's lease logic; never included by coordinator/.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -15,6 +18,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "engine/base/status.h"
@@ -25,6 +29,8 @@
 #include "engine/train/optimizer.h"
 #include "protos/cluster.grpc.pb.h"
 #include "protos/tls.h"
+#include "worker/gradient_sender.h"
+#include "worker/param_arrival.h"
 
 namespace lanlm::worker {
 
@@ -71,20 +77,45 @@ class Worker {
  private:
   enum class SessionEnd { kFinished, kStopped, kRetry, kFatal };
   struct WorkState;
+  // One lease as the compute thread runs it (protocol 6: it may start before the lease's
+  // parameters have all arrived; ParamArrival says how far they have).
+  struct LeaseTask {
+    v1::Lease lease;
+    std::vector<int32_t> tokens;  // (max(1, local_steps), shards, B, T+1)
+    int shards = 1;
+    const float* params = nullptr;  // the cached block, or the one being received
+    grpc::ClientReaderWriter<v1::WorkerMessage, v1::CoordinatorMessage>* stream = nullptr;
+    grpc::ClientContext* context = nullptr;
+  };
+  // What the compute thread reports; read by the stream's reader after joining it.
+  struct LeaseOutcome {
+    Status status;
+    bool writable = true;  // false: a write failed (the coordinator ended the call)
+  };
   // One connection: channel, Join, Configure, then WorkStream.
   SessionEnd Session(Status* status, bool* made_progress);
   // The Work stream of a joined session: hello, then messages until the stream ends.
   SessionEnd WorkStream(v1::Cluster::Stub& stub, const std::string& run_id, Status* status, bool* made_progress);
   void HandleMessage(const v1::CoordinatorMessage& message, WorkState& state);
-  // Reassembles parameters; a complete set becomes params_ at its version.
+  // Reassembles the parameters of the lease being computed, advancing arrival_; a complete
+  // set becomes params_ at its version.
   void AcceptParamChunk(const v1::ParamChunk& chunk, WorkState& state);
+  // Starts a lease on the compute thread (after joining the previous one).
+  void StartLease(const v1::Lease& lease, WorkState& state);
+  // Joins the compute thread, if any, and takes in its outcome.
+  void JoinCompute(WorkState& state);
   Status Configure(const v1::JoinReply& reply);
-  // Fills grad_ (the block's gradient, or a local-steps round's parameter difference) and
-  // losses[shards].
-  Status ComputeLease(const v1::Lease& lease, const std::vector<int32_t>& tokens, int shards, float* losses);
-  // Computes and sends one lease's gradient; sets *writable = false when a write fails.
-  Status HandleLease(const v1::Lease& lease,
-                     grpc::ClientReaderWriter<v1::WorkerMessage, v1::CoordinatorMessage>& stream, bool* writable);
+  // The compute thread: computes the lease while its parameters arrive, streams the gradient
+  // out as the backward pass finishes each range, commits, and asks for the next lease.
+  LeaseOutcome RunLease(const LeaseTask& task);
+  // Computes the lease (grad_: the block's gradient, or a local-steps round's parameter
+  // difference; losses[shards]), handing final ranges to `sender`; *wait_ms: time spent
+  // waiting for parameters. CANCELLED when the parameters never complete or the worker stops.
+  Status ComputeLease(const LeaseTask& task, float* losses, GradientSender& sender, double* wait_ms);
+  // The block gradient of a synchronous lease of several shards; the last shard's ranges
+  // stream out as they are final.
+  Status ComputeBlock(const LeaseTask& task, float* losses, GradientSender& sender,
+                      const engine::ModelStreamHooks& hooks, const bool* abandoned);
 
   WorkerOptions options_;
   engine::ThreadPool& pool_;
@@ -100,6 +131,7 @@ class Worker {
   std::unique_ptr<engine::Model> model_;
   std::vector<float> params_;
   std::vector<float> grad_;
+  ParamArrival arrival_;    // how far the parameters of the lease being computed have arrived
   int64_t cached_version_ = -1;
   std::string cached_run_;  // run id of params_; a version of another run is never reused
 

@@ -61,7 +61,7 @@ struct Scratch {
   float* scores;
 };
 
-Scratch CarveScratch(std::vector<float>& s, const ModelConfig& c, int64_t rows) {
+Scratch CarveScratch(AlignedVector<float>& s, const ModelConfig& c, int64_t rows) {
   const int64_t C = c.dim, F = c.ffn_hidden, T = c.context, NH = c.n_heads;
   const int64_t need = rows * (7 * C + 3 * F + 1 + NH * T);
   if (static_cast<int64_t>(s.size()) < need) s.resize(need);
@@ -132,6 +132,7 @@ Status Decoder::Feed(const ServingWeights& w, const int32_t* tokens, int64_t n, 
   const int64_t T = c.context, C = c.dim, NH = c.n_heads, D = c.head_dim();
   const int64_t pos = cache.length;
   Scratch s = CarveScratch(scratch_, c, n);
+  work_.batch_step = false;
 
   EmbeddingForward(tokens, w.tok_embeddings(), n, C, s.x, pool);
   for (int l = 0; l < c.n_layers; ++l) {
@@ -184,6 +185,7 @@ Status Decoder::FeedBatch(const ServingWeights& w, const std::vector<KvCache*>& 
 
   const int64_t T = c.context, C = c.dim, NH = c.n_heads, D = c.head_dim();
   Scratch s = CarveScratch(scratch_, c, n);
+  work_.batch_step = true;
   EmbeddingForward(tokens, w.tok_embeddings(), n, C, s.x, pool);
   for (int l = 0; l < c.n_layers; ++l) {
     const ServingLayer& lw = w.layers()[l];

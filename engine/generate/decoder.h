@@ -53,7 +53,7 @@ class Decoder {
 
   ModelConfig config_;
   RopeTable rope_;
-  std::vector<float> scratch_;
+  AlignedVector<float> scratch_;  // rows of C and F floats: aligned while C, F are multiples of 16
   decode::Work work_;
   std::unique_ptr<ServingWeights> view_;
 };

@@ -17,8 +17,11 @@ ThreadPool& InlinePool() {
 
 namespace {
 
-bool UseGemm(const WeightMatrix& w, int64_t n) {
-  return n >= (w.format == WeightFormat::kF32 ? kGemvMaxRows : kWidenRows);
+// Batched decoding steps stay on the GEMV blocks whatever the session count: they read each
+// weight once per step without the GEMM's packing and give each session the bits it would get
+// alone. Prompts of many rows take the GEMM.
+bool UseGemm(const WeightMatrix& w, int64_t n, const Work& work) {
+  return !work.batch_step && n >= (w.format == WeightFormat::kF32 ? kGemvMaxRows : kWidenRows);
 }
 
 // The activation rows as the matrix's kernel reads them (q8: quantized per group into work).
@@ -39,7 +42,8 @@ GemvInput Prepare(const WeightMatrix& w, const float* x, int64_t n, Work& work) 
 // The fp32 values of w: w.f32 itself, or w widened into work.widened (parallel over blocks).
 const float* Widened(const WeightMatrix& w, Work& work, ThreadPool& pool) {
   if (w.format == WeightFormat::kF32) return w.f32;
-  float* dst = simd::Scratch(work.widened, w.rows * w.cols);
+  if (static_cast<int64_t>(work.widened.size()) < w.rows * w.cols) work.widened.resize(w.rows * w.cols);
+  float* dst = work.widened.data();
   pool.ParallelFor(w.blocks(), 4 * kGemvRows * w.cols, [&](int64_t begin, int64_t end) {
     const int64_t r0 = begin * kGemvRows, r1 = std::min(w.rows, end * kGemvRows);
     const int64_t i0 = r0 * w.cols, n = (r1 - r0) * w.cols;
@@ -57,7 +61,7 @@ int64_t BlockCost(const WeightMatrix& w, int64_t n) { return 2 * kGemvRows * w.c
 }  // namespace
 
 void Linear(const WeightMatrix& w, const float* x, int64_t n, float* y, Work& work, ThreadPool& pool) {
-  if (UseGemm(w, n)) {
+  if (UseGemm(w, n, work)) {
     MatmulForward(x, Widened(w, work, pool), n, w.cols, w.rows, y, pool);
     return;
   }
@@ -69,7 +73,7 @@ void Linear(const WeightMatrix& w, const float* x, int64_t n, float* y, Work& wo
 
 void ProjectQkv(const ServingLayer& l, const float* xn, int64_t n, float* q, float* k, float* v, Work& work,
                 ThreadPool& pool) {
-  if (UseGemm(l.wq, n)) {
+  if (UseGemm(l.wq, n, work)) {
     Linear(l.wq, xn, n, q, work, pool);
     Linear(l.wk, xn, n, k, work, pool);
     Linear(l.wv, xn, n, v, work, pool);
@@ -93,7 +97,7 @@ void ProjectQkv(const ServingLayer& l, const float* xn, int64_t n, float* q, flo
 
 void AddLinear(const WeightMatrix& w, const float* in, int64_t n, float* x, float* tmp, Work& work,
                ThreadPool& pool) {
-  if (UseGemm(w, n)) {
+  if (UseGemm(w, n, work)) {
     Linear(w, in, n, tmp, work, pool);
     AddInPlace(x, tmp, n * w.rows, pool);
     return;
@@ -113,22 +117,24 @@ void AddLinear(const WeightMatrix& w, const float* in, int64_t n, float* x, floa
 void GatedFfn(const ServingLayer& l, const float* xn, int64_t n, float* a, float* b, float* g, Work& work,
               ThreadPool& pool) {
   const int64_t F = l.w1.rows;
-  if (UseGemm(l.w1, n)) {
+  if (UseGemm(l.w1, n, work)) {
     Linear(l.w1, xn, n, a, work, pool);
     Linear(l.w3, xn, n, b, work, pool);
     SwiGluForward(a, b, n * F, g, pool);
     return;
   }
   const GemvInput in = Prepare(l.w1, xn, n, work);
+  // The gate runs once per range of blocks (contiguous columns), not per block of four
+  // columns: elementwise, so the same bits, without a call per four values.
   pool.ParallelFor(l.w1.blocks(), 2 * BlockCost(l.w1, n), [&](int64_t begin, int64_t end) {
     for (int64_t blk = begin; blk < end; ++blk) {
       GemvBlock(l.w1, in, blk, a, F);
       GemvBlock(l.w3, in, blk, b, F);
-      const int64_t o0 = blk * kGemvRows, m = std::min(F, o0 + kGemvRows) - o0;
-      for (int64_t r = 0; r < n; ++r) {
-        const int64_t at = r * F + o0;
-        SwiGluForward(a + at, b + at, m, g + at, InlinePool());
-      }
+    }
+    const int64_t o0 = begin * kGemvRows, m = std::min(F, end * kGemvRows) - o0;
+    for (int64_t r = 0; r < n; ++r) {
+      const int64_t at = r * F + o0;
+      SwiGluForward(a + at, b + at, m, g + at, InlinePool());
     }
   });
 }

@@ -1,9 +1,9 @@
-// Internal to engine/generate: the projections of Decoder over ServingWeights. Below
-// kGemvMaxRows activation rows (one decoded token, a batch of sessions, a short prompt) they
+// Internal to engine/generate: the projections of Decoder over ServingWeights. For one
+// decoded token, a batched step of any number of sessions, or a prompt below kGemvMaxRows they
 // run on GEMV blocks (gemv.h) with the surrounding elementwise work fused into the same
 // ParallelFor: Q, K and V in one pass, W1 and W3 with the SwiGLU gate in another, Wo and W2
 // with their residual add, so a decoded token wakes the pool five times per layer. From
-// kGemvMaxRows rows on they run as GEMMs (matmul.h) on fp32 weights, widened once per call
+// kGemvMaxRows rows on prompts run as GEMMs (matmul.h) on fp32 weights, widened once per call
 // for bf16 and q8. Every element's arithmetic is fixed by the shapes: bit-identical for any
 // thread count.
 #pragma once
@@ -23,9 +23,10 @@ inline constexpr int64_t kWidenRows = 64;
 
 // Scratch of one Decoder: int8 activations and their scales for q8, fp32 widened matrices.
 struct Work {
-  std::vector<int8_t> xq;
-  std::vector<float> xs;
-  std::vector<float> widened;
+  AlignedVector<int8_t> xq;
+  AlignedVector<float> xs;
+  AlignedVector<float> widened;
+  bool batch_step = false;  // set by FeedBatch: one new token of each of n sessions, never a GEMM
 };
 
 // A pool without threads, for ops called from inside another ParallelFor: its ParallelFor

@@ -53,14 +53,20 @@ WeightMatrix ServingWeights::Make(const float* w, int64_t rows, int64_t cols) {
   return m;
 }
 
-StatusOr<ServingWeights> ServingWeights::Convert(const ModelConfig& config, const float* params,
-                                                 WeightFormat format) {
+Status ServingWeights::CheckShape(const ModelConfig& config, WeightFormat format) {
   LANLM_RETURN_IF_ERROR(config.Validate());
-  const int64_t C = config.dim, F = config.ffn_hidden, V = config.vocab_size;
+  const int64_t C = config.dim, F = config.ffn_hidden;
   if (format == WeightFormat::kQ8 && (C % kQ8Group != 0 || F % kQ8Group != 0)) {
     return InvalidArgumentError("q8 weights need dim and ffn_hidden to be multiples of " + std::to_string(kQ8Group) +
                                 "; this model has dim = " + std::to_string(C) + ", ffn_hidden = " + std::to_string(F));
   }
+  return OkStatus();
+}
+
+StatusOr<ServingWeights> ServingWeights::Convert(const ModelConfig& config, const float* params,
+                                                 WeightFormat format) {
+  LANLM_RETURN_IF_ERROR(CheckShape(config, format));
+  const int64_t C = config.dim, F = config.ffn_hidden, V = config.vocab_size;
   if (format != WeightFormat::kF32) {
     for (const TensorInfo& t : ParameterTensors(config)) {
       const int64_t bad = FirstNonFinite(params + t.offset, t.size);

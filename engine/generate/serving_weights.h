@@ -34,6 +34,9 @@ class ServingWeights {
   // format cannot hold this model: q8 needs C and F to be multiples of 32, and no format takes
   // a non-finite weight (the message names the tensor and the limit).
   static StatusOr<ServingWeights> Convert(const ModelConfig& config, const float* params, WeightFormat format);
+  // Convert's checks that depend on the shapes alone (not on the values): whether every model of
+  // `config` can be served in `format`. For refusing a server's flags at start.
+  static Status CheckShape(const ModelConfig& config, WeightFormat format);
 
   ServingWeights(ServingWeights&&) = default;
   ServingWeights& operator=(ServingWeights&&) = default;
@@ -65,9 +68,9 @@ class ServingWeights {
   const float* norm_ = nullptr;
   WeightMatrix output_;
   std::vector<ServingLayer> layers_;
-  std::vector<uint16_t> bf16_;   // bf16: every matrix, in order
-  std::vector<int8_t> q8_;       // q8: every matrix, in order
-  std::vector<float> scales_;    // q8: their group scales
+  AlignedVector<uint16_t> bf16_;  // bf16: every matrix, in order
+  AlignedVector<int8_t> q8_;      // q8: every matrix, in order
+  AlignedVector<float> scales_;   // q8: their group scales
   int64_t used_ = 0;             // elements handed out so far by Make
 };
 

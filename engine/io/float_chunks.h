@@ -5,6 +5,7 @@
 
 #include <bit>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -44,20 +45,26 @@ struct FloatChunk {
   WireFormat format = WireFormat::kFp32;
 };
 
-// Reassembles one float block from chunks that arrive in offset order, checking each chunk
-// before copying it. Keeps the commit checksum of the chunks seen: CRC32C over the chunks'
-// crc32c values in order, each as 4 little-endian bytes. Not thread-safe.
+// Whether a block's chunks must arrive in offset order (parameters) or may arrive in any
+// order, each range once (gradients streamed as the backward pass finishes them).
+enum class ChunkOrder { kInOrder, kAnyOrder };
+
+// Reassembles one float block from chunks, checking each chunk before copying it. Keeps the
+// commit checksum of the chunks seen: CRC32C over the chunks' crc32c values in arrival order,
+// each as 4 little-endian bytes. Not thread-safe.
 class ChunkAssembler {
  public:
   // expected_total: the block size the receiver expects, floats; format: the run's (bf16
-  // chunks are widened exactly to float32).
+  // chunks are widened exactly to float32). The block is allocated here, so block().data()
+  // stays put while chunks arrive.
   explicit ChunkAssembler(int64_t expected_total, int64_t max_chunk_bytes = kMaxFloatChunkBytes,
-                          WireFormat format = WireFormat::kFp32);
+                          WireFormat format = WireFormat::kFp32, ChunkOrder order = ChunkOrder::kInOrder);
 
   // INVALID_ARGUMENT: a format other than the run's (the message names both), total !=
-  // expected_total, offset != floats received so far (gap, overlap or reordering), empty or
-  // oversized data, data length not a multiple of the format's bytes per float, or the chunk
-  // runs past total. DATA_LOSS: the chunk's CRC32C does not match its data.
+  // expected_total, empty or oversized data, data length not a multiple of the format's
+  // bytes per float, the chunk runs past total, or (kInOrder) offset != floats received so far
+  // (gap, overlap or reordering), or (kAnyOrder) the chunk overlaps one received before (the
+  // message names both ranges). DATA_LOSS: the chunk's CRC32C does not match its data.
   // After any error the assembler stays failed (every later Add returns the first error).
   Status Add(int64_t offset, int64_t total, std::string_view data, uint32_t crc32c, int format = 0);
   Status Add(const FloatChunk& chunk) {
@@ -66,6 +73,8 @@ class ChunkAssembler {
 
   bool complete() const { return status_.ok() && received_ == total_; }
   int64_t received() const { return received_; }
+  // The first float not yet received (total when complete): where a gap starts.
+  int64_t FirstMissing() const;
   // The commit checksum of the chunks accepted so far.
   uint32_t crc32c() const { return crc_; }
   // The block; valid once complete().
@@ -76,6 +85,9 @@ class ChunkAssembler {
   int64_t total_;
   int64_t max_chunk_bytes_;
   WireFormat format_;
+  ChunkOrder order_;
+  void Insert(int64_t begin, int64_t end);  // into ranges_
+  std::map<int64_t, int64_t> ranges_;  // kAnyOrder: begin -> end of the ranges received (merged)
   int64_t received_ = 0;
   uint32_t crc_ = 0;
   Status status_;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
 #include "engine/base/check.h"
 #include "engine/ops/attention.h"
@@ -68,22 +69,16 @@ void Zero(std::vector<float>& v, int64_t n) { std::memset(v.data(), 0, static_ca
 
 enum PackedIndex { kWq, kWk, kWv, kWo, kW1, kW2, kW3, kPerLayer };
 
-// Rounds and packs every matmul weight of w once (both layouts, PackBf16Weight).
-void PackWeights(const ModelConfig& c, const ModelWeights& w, std::vector<Bf16PackedWeight>& packed, ThreadPool& pool) {
-  const int64_t C = c.dim, F = c.ffn_hidden, V = c.vocab_size;
-  packed.resize(static_cast<size_t>(c.n_layers) * kPerLayer + 1);
-  for (int l = 0; l < c.n_layers; ++l) {
-    const LayerWeights& lw = w.layers[l];
-    Bf16PackedWeight* p = packed.data() + l * kPerLayer;
-    PackBf16Weight(lw.wq, C, C, p + kWq, pool);
-    PackBf16Weight(lw.wk, C, C, p + kWk, pool);
-    PackBf16Weight(lw.wv, C, C, p + kWv, pool);
-    PackBf16Weight(lw.wo, C, C, p + kWo, pool);
-    PackBf16Weight(lw.w1, C, F, p + kW1, pool);
-    PackBf16Weight(lw.w2, F, C, p + kW2, pool);
-    PackBf16Weight(lw.w3, C, F, p + kW3, pool);
-  }
-  PackBf16Weight(w.output, C, V, &packed.back(), pool);
+// Rounds and packs layer weights lw once (both layouts, PackBf16Weight) into p[kWq..kW3].
+void PackLayer(const ModelConfig& c, const LayerWeights& lw, Bf16PackedWeight* p, ThreadPool& pool) {
+  const int64_t C = c.dim, F = c.ffn_hidden;
+  PackBf16Weight(lw.wq, C, C, p + kWq, pool);
+  PackBf16Weight(lw.wk, C, C, p + kWk, pool);
+  PackBf16Weight(lw.wv, C, C, p + kWv, pool);
+  PackBf16Weight(lw.wo, C, C, p + kWo, pool);
+  PackBf16Weight(lw.w1, C, F, p + kW1, pool);
+  PackBf16Weight(lw.w2, F, C, p + kW2, pool);
+  PackBf16Weight(lw.w3, C, F, p + kW3, pool);
 }
 
 }  // namespace
@@ -130,7 +125,15 @@ Model::~Model() = default;
 
 const float* Model::logits() const { return acts_->logits.data(); }
 
-float Model::Forward(const float* params, const int32_t* tokens, int B, ThreadPool& pool, bool reuse_packed_weights) {
+namespace {
+
+// Offset of p in the block starting at base, in floats.
+int64_t At(const float* base, const float* p) { return static_cast<int64_t>(p - base); }
+
+}  // namespace
+
+float Model::Forward(const float* params, const int32_t* tokens, int B, ThreadPool& pool,
+                     const ModelStreamHooks* hooks, bool reuse_packed_weights) {
   LANLM_CHECK(B >= 1 && B <= max_batch_, "batch outside [1, max_batch]");
   const ModelConfig& c = config_;
   const int64_t T = c.context, C = c.dim, F = c.ffn_hidden, V = c.vocab_size, NH = c.n_heads, D = c.head_dim();
@@ -138,9 +141,11 @@ float Model::Forward(const float* params, const int32_t* tokens, int B, ThreadPo
   // Parameters are only read; BindWeights wants a mutable block.
   const ModelWeights w = BindWeights(c, const_cast<float*>(params));
   Activations& a = *acts_;
-  if (precision_ == Precision::kBf16 && !(reuse_packed_weights && a.packed_from == params)) {
-    PackWeights(c, w, a.packed, pool);
-    a.packed_from = params;
+  // bf16: pack each layer's weights once they are ready, unless this packing can be reused.
+  const bool pack = precision_ == Precision::kBf16 && !(reuse_packed_weights && a.packed_from == params);
+  if (pack) {
+    a.packed.resize(static_cast<size_t>(c.n_layers) * kPerLayer + 1);
+    a.packed_from = nullptr;  // until the classifier is packed too
   }
   // The packed weight i of layer l (nullptr in fp32: the matmuls pack nothing ahead).
   auto pw = [&](int l, int i) { return precision_ == Precision::kBf16 ? &a.packed[l * kPerLayer + i] : nullptr; };
@@ -150,11 +155,17 @@ float Model::Forward(const float* params, const int32_t* tokens, int B, ThreadPo
     std::memcpy(a.inputs.data() + b * T, tokens + b * (T + 1), T * sizeof(int32_t));
     std::memcpy(a.targets.data() + b * T, tokens + b * (T + 1) + 1, T * sizeof(int32_t));
   }
+  // Waits until params[0, end) have arrived (a streaming worker); nothing without the hook.
+  const auto ready = [&](int64_t end) { return hooks == nullptr || !hooks->params_ready || hooks->params_ready(end); };
+  constexpr float kAbandoned = std::numeric_limits<float>::quiet_NaN();
+  if (!ready(V * C)) return kAbandoned;
   EmbeddingForward(a.inputs.data(), w.tok_embeddings, N, C, a.x.data(), pool);
 
   for (int l = 0; l < c.n_layers; ++l) {
     const LayerWeights& lw = w.layers[l];
     LayerCache& lc = a.layers[l];
+    if (!ready(At(params, lw.w3) + F * C)) return kAbandoned;  // w3 ends the layer's tensors
+    if (pack) PackLayer(c, lw, a.packed.data() + l * kPerLayer, pool);
     const float* x = a.x.data() + l * N * C;
     float* x_next = a.x.data() + (l + 1) * N * C;
     // Attention block: h = x + wo · Attention(RoPE(wq·n), RoPE(wk·n), wv·n), n = RMSNorm(x).
@@ -177,12 +188,19 @@ float Model::Forward(const float* params, const int32_t* tokens, int B, ThreadPo
   }
 
   const float* x_last = a.x.data() + int64_t{c.n_layers} * N * C;
+  if (!ready(At(params, w.norm) + C)) return kAbandoned;
   RmsNormForward(x_last, w.norm, N, C, c.norm_eps, a.xf.data(), a.rstd_final.data(), pool);
+  if (!ready(At(params, w.output) + V * C)) return kAbandoned;
+  if (pack) {
+    PackBf16Weight(w.output, C, V, &a.packed.back(), pool);
+    a.packed_from = params;  // complete: a later Forward may reuse it
+  }
   MatmulForward(a.xf.data(), w.output, N, C, V, a.logits.data(), pool, precision_, p_out);
   return CrossEntropyForward(a.logits.data(), a.targets.data(), N, V, a.losses.data(), pool);
 }
 
-void Model::Backward(const float* params, const int32_t* tokens, int B, float* grads, ThreadPool& pool) {
+void Model::Backward(const float* params, const int32_t* tokens, int B, float* grads, ThreadPool& pool,
+                     const ModelStreamHooks* hooks) {
   LANLM_CHECK(B >= 1 && B <= max_batch_, "batch outside [1, max_batch]");
   const ModelConfig& c = config_;
   const int64_t T = c.context, C = c.dim, F = c.ffn_hidden, V = c.vocab_size, NH = c.n_heads, D = c.head_dim();
@@ -193,6 +211,10 @@ void Model::Backward(const float* params, const int32_t* tokens, int B, float* g
   LANLM_CHECK(precision_ != Precision::kBf16 || a.packed_from == params, "Backward without Forward on these params");
   auto pw = [&](int l, int i) { return precision_ == Precision::kBf16 ? &a.packed[l * kPerLayer + i] : nullptr; };
   const Bf16PackedWeight* p_out = precision_ == Precision::kBf16 ? &a.packed.back() : nullptr;
+  // grads[begin, end) is final (a streaming worker sends it on); nothing without the hook.
+  const auto done = [&](const float* begin, const float* end) {
+    if (hooks != nullptr && hooks->grads_final) hooks->grads_final(At(grads, begin), At(grads, end));
+  };
 
   // 1. Cross-entropy: dlogits = (softmax - onehot) / N, in place over the logits.
   float* dlogits = a.logits.data();
@@ -201,9 +223,11 @@ void Model::Backward(const float* params, const int32_t* tokens, int B, float* g
   // 2. Output projection, 3. final norm: dx = d loss / d x[L].
   Zero(a.dn, N * C);
   MatmulBackward(dlogits, a.xf.data(), w.output, N, C, V, a.dn.data(), dw.output, pool, precision_, p_out);
+  done(dw.output, dw.output + V * C);
   Zero(a.dx, N * C);
   const float* x_last = a.x.data() + int64_t{c.n_layers} * N * C;
   RmsNormBackward(a.dn.data(), x_last, w.norm, a.rstd_final.data(), N, C, a.dx.data(), dw.norm, pool);
+  done(dw.norm, dw.norm + C);
 
   // 4. Layers in reverse. dx holds the gradient of the layer's output; the norm backward
   // calls accumulate into it, which adds the residual path's gradient.
@@ -243,10 +267,12 @@ void Model::Backward(const float* params, const int32_t* tokens, int B, float* g
     MatmulBackward(a.dv.data(), lc.xn.data(), lw.wv, N, C, C, a.dn.data(), lg.wv, pool, precision_, pw(l, kWv));
     RmsNormBackward(a.dn.data(), x, lw.attention_norm, lc.rstd_att.data(), N, C, a.dx.data(), lg.attention_norm,
                     pool);
+    done(lg.attention_norm, lg.w3 + F * C);
   }
 
   // 5. Embedding: scatter-add the gradient of x[0].
   EmbeddingBackward(a.dx.data(), a.inputs.data(), N, C, dw.tok_embeddings, pool);
+  done(dw.tok_embeddings, dw.tok_embeddings + V * C);
 }
 
 }  // namespace lanlm::engine

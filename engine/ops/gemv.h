@@ -16,7 +16,9 @@
 
 #include <cstdint>
 #include <cstring>
+#include <new>
 #include <string>
+#include <vector>
 
 namespace lanlm::engine {
 
@@ -24,6 +26,24 @@ enum class WeightFormat { kF32, kBf16, kQ8 };
 const char* WeightFormatName(WeightFormat format);  // "fp32", "bf16", "q8"
 
 inline constexpr int64_t kGemvRows = 4;   // weight rows per block
+
+// Weights and activations the kernels read start on a cache line: a 32-byte vector load
+// that straddles two lines costs two, and with std::vector's 16-byte alignment every other
+// load of a row did (measured: an in-cache 768 x 288 batched GEMV ran 1.3x faster aligned).
+inline constexpr size_t kGemvAlign = 64;
+template <typename T>
+struct AlignedAllocator {
+  using value_type = T;
+  AlignedAllocator() = default;
+  template <typename U>
+  AlignedAllocator(const AlignedAllocator<U>&) {}  // NOLINT: rebinding, as std::allocator
+  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{kGemvAlign})); }
+  void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t{kGemvAlign}); }
+  template <typename U>
+  bool operator==(const AlignedAllocator<U>&) const { return true; }
+};
+template <typename T>
+using AlignedVector = std::vector<T, AlignedAllocator<T>>;
 inline constexpr int64_t kQ8Group = 32;   // q8 values per scale
 
 struct WeightMatrix {

@@ -117,4 +117,18 @@ std::vector<float> GradientTree::SumBlock(std::vector<std::vector<float>> shards
   return std::move(shards[0]);
 }
 
+void GradientTree::SumBlockRange(const std::vector<float*>& shards, int64_t begin, int64_t end, ThreadPool& pool) {
+  LANLM_CHECK(!shards.empty() && 0 <= begin && begin <= end, "SumBlockRange needs shards and a range");
+  std::vector<float*> nodes = shards;
+  size_t n = nodes.size();
+  while (n > 1) {  // the pairing of SumBlock; nodes[0] stays shards[0]
+    for (size_t i = 0; 2 * i + 1 < n; ++i) {
+      AddInto(nodes[2 * i] + begin, nodes[2 * i + 1] + begin, end - begin, pool);
+      nodes[i] = nodes[2 * i];
+    }
+    if (n % 2 == 1) nodes[n / 2] = nodes[n - 1];
+    n = (n + 1) / 2;
+  }
+}
+
 }  // namespace lanlm::engine

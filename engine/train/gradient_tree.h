@@ -35,6 +35,10 @@ class GradientTree {
   // The tree sum of consecutive shard gradients shards[0..n) forming an aligned block, as a
   // worker pre-sums them (same bits as the tree's node for that block).
   static std::vector<float> SumBlock(std::vector<std::vector<float>> shards, ThreadPool& pool);
+  // SumBlock restricted to the elements [begin, end), written into shards[0][begin, end) (the
+  // other shards' ranges are used as scratch). Elementwise with SumBlock's pairing, so summing
+  // a block range by range gives SumBlock's bits (a worker streams each range as it is final).
+  static void SumBlockRange(const std::vector<float*>& shards, int64_t begin, int64_t end, ThreadPool& pool);
 
  private:
   int64_t num_shards_;

@@ -172,7 +172,7 @@ float ComputeShardGradient(Model& model, const float* params, const int32_t* tok
                            ThreadPool& pool, bool reuse_packed_weights) {
   const int64_t n = ParameterCount(model.config());
   std::memset(grad, 0, static_cast<size_t>(n) * sizeof(float));
-  const float loss = model.Forward(params, tokens, B, pool, reuse_packed_weights);
+  const float loss = model.Forward(params, tokens, B, pool, /*hooks=*/nullptr, reuse_packed_weights);
   model.Backward(params, tokens, B, grad, pool);
   return loss;
 }
@@ -201,7 +201,7 @@ EvalResult EvaluateLoss(Model& model, const float* params, const std::vector<int
     for (int b = 0; b < B; ++b) {
       std::memcpy(batch.data() + b * (T + 1), tokens.data() + (w + b) * T, (T + 1) * sizeof(int32_t));
     }
-    const float mean = model.Forward(params, batch.data(), B, pool, /*reuse_packed_weights=*/w > 0);
+    const float mean = model.Forward(params, batch.data(), B, pool, /*hooks=*/nullptr, /*reuse_packed_weights=*/w > 0);
     total += static_cast<double>(mean) * static_cast<double>(B * T);
     result.predictions += B * T;
     w += B;

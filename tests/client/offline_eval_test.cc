@@ -100,6 +100,60 @@ TEST_F(EvalTest, BadFlagsAndFilesGiveOneClearLine) {
   }
 }
 
+TEST_F(EvalTest, ServingFormatsScoreThroughTheDecoderBesideFp32) {
+  // The uniform model through the serving path: ln V in every format that holds it.
+  CommandResult bf16 = RunCommand(RunEval, {"--checkpoint", checkpoint_, "--text", text_path_, "--weights", "bf16",
+                                            "--greedy-prompts", "3", "--prompt-tokens", "4", "--new-tokens", "8"});
+  ASSERT_EQ(bf16.code, 0) << bf16.err;
+  EXPECT_NEAR(std::stod(Field(bf16.out, "loss")), std::log(tokenizer_->vocab_size()), 1e-5) << bf16.out;
+  EXPECT_EQ(Field(bf16.out, "greedy_tokens"), "24") << bf16.out;
+
+  // A model with real predictions: fp32 through the decoder equals the training forward to
+  // summation order, and agrees with itself everywhere; bf16 and q8 stay close to fp32.
+  engine::Checkpoint c;
+  c.config = {tokenizer_->vocab_size(), 32, 2, 2, 64, 16};
+  c.tokenizer = tokenizer_->Serialize();
+  c.params.resize(static_cast<size_t>(engine::ParameterCount(c.config)));
+  engine::InitParameters(c.config, 11, 0.2f, c.params.data());
+  const std::string model = scratch_ / "model.safetensors";
+  ASSERT_TRUE(engine::SaveCheckpoint(model, c).ok());
+  CommandResult plain = RunCommand(RunEval, {"--checkpoint", model, "--text", text_path_});
+  ASSERT_EQ(plain.code, 0) << plain.err;
+  const double loss = std::stod(Field(plain.out, "loss"));
+  const Args greedy = {"--prompt-tokens", "4", "--new-tokens", "12"};  // within T = 16
+  auto with = [&](Args args) {
+    args.insert(args.end(), greedy.begin(), greedy.end());
+    return args;
+  };
+  CommandResult fp32 = RunCommand(RunEval, with({"--checkpoint", model, "--text", text_path_, "--weights", "fp32"}));
+  ASSERT_EQ(fp32.code, 0) << fp32.err;
+  EXPECT_NEAR(std::stod(Field(fp32.out, "loss")), loss, 1e-3 * loss) << fp32.out << plain.out;
+  EXPECT_EQ(Field(fp32.out, "loss"), Field(fp32.out, "fp32_loss")) << fp32.out;
+  EXPECT_EQ(Field(fp32.out, "top1_agree"), "1.0000") << fp32.out;
+  EXPECT_EQ(Field(fp32.out, "greedy_agree"), "1.0000") << fp32.out;
+  for (const char* format : {"bf16", "q8"}) {
+    CommandResult r = RunCommand(RunEval, with({"--checkpoint", model, "--text", text_path_, "--weights", format}));
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NEAR(std::stod(Field(r.out, "loss")), std::stod(Field(r.out, "fp32_loss")), 0.02 * loss) << r.out;
+    EXPECT_GT(std::stod(Field(r.out, "top1_agree")), 0.8) << r.out;
+  }
+
+  // What cannot be scored says why.
+  CommandResult q8 = RunCommand(RunEval, with({"--checkpoint", checkpoint_, "--text", text_path_, "--weights", "q8"}));
+  EXPECT_EQ(q8.code, 1);
+  EXPECT_NE(q8.err.find("q8 weights need dim and ffn_hidden to be multiples of 32; this model has dim = 16"),
+            std::string::npos)
+      << q8.err;
+  CommandResult both = RunCommand(
+      RunEval, with({"--checkpoint", model, "--text", text_path_, "--weights", "bf16", "--precision", "bf16"}));
+  EXPECT_EQ(both.code, 2);
+  EXPECT_NE(both.err.find("give one"), std::string::npos) << both.err;
+  CommandResult long_prompt = RunCommand(
+      RunEval, {"--checkpoint", model, "--text", text_path_, "--weights", "bf16", "--prompt-tokens", "16"});
+  EXPECT_EQ(long_prompt.code, 2);
+  EXPECT_NE(long_prompt.err.find("must fit the context T = 16"), std::string::npos) << long_prompt.err;
+}
+
 TEST_F(EvalTest, HelpDefinesTheMetricsAndListsFlags) {
   CommandResult r = RunCommand(RunEval, {"--help"});
   EXPECT_EQ(r.code, 0);

@@ -132,3 +132,29 @@ TEST(GradientTreeTest, RejectsBadAddsWithTheRightCodes) {
 
 }  // namespace
 }  // namespace lanlm::engine
+
+namespace lanlm::engine {
+namespace {
+
+// A worker streams a block's sum range by range as the last shard's backward pass finishes
+// each: the result must be SumBlock's, bit for bit, for every block size and any ranges.
+TEST(GradientTreeTest, SumBlockRangeByRangeGivesSumBlockBits) {
+  ThreadPool pool(3);
+  for (int64_t n : {1, 2, 3, 4, 5, 8}) {
+    const auto g = Shards(n);
+    const std::vector<float> whole = GradientTree::SumBlock(g, pool);
+    std::vector<std::vector<float>> copy = g;
+    std::vector<float*> block;
+    for (auto& s : copy) block.push_back(s.data());
+    // Backward's order: the end of the block first, in uneven ranges.
+    for (int64_t end = kSize; end > 0;) {
+      const int64_t begin = std::max<int64_t>(0, end - 1 - end / 3);
+      GradientTree::SumBlockRange(block, begin, end, pool);
+      end = begin;
+    }
+    EXPECT_EQ(0, std::memcmp(copy[0].data(), whole.data(), kSize * sizeof(float))) << n << " shards";
+  }
+}
+
+}  // namespace
+}  // namespace lanlm::engine

@@ -109,7 +109,7 @@ LossAndGrad TwoMicroBatches(const ModelConfig& c, const std::vector<float>& para
   LossAndGrad r{0.0f, std::vector<float>(params.size(), 0.0f)};
   r.loss = model.Forward(params.data(), t1.data(), B, pool);
   model.Backward(params.data(), t1.data(), B, r.grad.data(), pool);
-  r.loss += model.Forward(params.data(), t2.data(), B, pool, reuse);
+  r.loss += model.Forward(params.data(), t2.data(), B, pool, /*hooks=*/nullptr, reuse);
   model.Backward(params.data(), t2.data(), B, r.grad.data(), pool);
   return r;
 }

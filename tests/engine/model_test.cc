@@ -261,5 +261,62 @@ TEST(ModelTest, OneThreadEqualsManyThreadsBitForBit) {
   }
 }
 
+// The streaming hooks (a cluster worker overlapping transfers with compute): the forward pass
+// asks for growing prefixes of the block that end with the whole block, the backward pass
+// reports disjoint final ranges covering it, last tensors first, and the results are the
+// hook-less ones bit for bit; at each report the range already holds its final value.
+TEST(ModelTest, StreamHooksSeeForwardPrefixesAndFinalGradientRanges) {
+  const ModelConfig c = test_support::TinyConfig(kSizes);
+  const std::vector<float> params = RandomParams(c, 31, 0.3f);
+  const std::vector<int32_t> tokens = RandomTokens(c, 2, 37);
+  const int64_t n = ParameterCount(c);
+  ThreadPool pool(2);
+  Model model(c, 2);
+  std::vector<float> plain(params.size(), 0.0f), hooked(params.size(), 0.0f);
+  const float plain_loss = model.Forward(params.data(), tokens.data(), 2, pool);
+  model.Backward(params.data(), tokens.data(), 2, plain.data(), pool);
+
+  std::vector<int64_t> asked;
+  std::vector<std::pair<int64_t, int64_t>> ranges;
+  std::vector<float> snapshot(params.size(), 0.0f);
+  ModelStreamHooks hooks;
+  hooks.params_ready = [&](int64_t end) {
+    asked.push_back(end);
+    return true;
+  };
+  hooks.grads_final = [&](int64_t begin, int64_t end) {
+    ranges.emplace_back(begin, end);
+    std::copy(hooked.begin() + begin, hooked.begin() + end, snapshot.begin() + begin);
+  };
+  EXPECT_EQ(model.Forward(params.data(), tokens.data(), 2, pool, &hooks), plain_loss);
+  model.Backward(params.data(), tokens.data(), 2, hooked.data(), pool, &hooks);
+  EXPECT_EQ(0, std::memcmp(plain.data(), hooked.data(), n * sizeof(float)));
+  EXPECT_EQ(0, std::memcmp(plain.data(), snapshot.data(), n * sizeof(float)));  // final when reported
+
+  ASSERT_EQ(asked.size(), static_cast<size_t>(c.n_layers + 3));  // embedding, layers, norm, output
+  EXPECT_TRUE(std::is_sorted(asked.begin(), asked.end()));
+  EXPECT_EQ(asked.back(), n);
+  ASSERT_EQ(ranges.size(), static_cast<size_t>(c.n_layers + 3));
+  EXPECT_EQ(ranges.front().second, n);  // the classifier first
+  EXPECT_EQ(ranges.back().first, 0);    // the embedding last
+  for (size_t i = 1; i < ranges.size(); ++i) EXPECT_EQ(ranges[i].second, ranges[i - 1].first) << i;
+}
+
+TEST(ModelTest, AbandonedForwardStopsAndReturnsNan) {
+  const ModelConfig c = test_support::TinyConfig(kSizes);
+  const std::vector<float> params = RandomParams(c, 41, 0.3f);
+  const std::vector<int32_t> tokens = RandomTokens(c, 1, 43);
+  ThreadPool pool(1);
+  Model model(c, 1);
+  int calls = 0;
+  ModelStreamHooks hooks;
+  hooks.params_ready = [&](int64_t) { return ++calls < 2; };  // the first layer never arrives
+  const float loss = model.Forward(params.data(), tokens.data(), 1, pool, &hooks);
+  EXPECT_EQ(calls, 2);
+  uint32_t bits = 0;
+  std::memcpy(&bits, &loss, 4);
+  EXPECT_EQ(bits & 0x7fc00000u, 0x7fc00000u) << "not a quiet NaN";  // (not std::isnan: -ffast-math)
+}
+
 }  // namespace
 }  // namespace lanlm::engine

@@ -229,12 +229,11 @@ class RawClient {
     return stream_->Write(hello);
   }
 
-  // Asks for a lease and reads until it arrives, keeping the parameters it is sent.
+  // Asks for a lease and reads until it and its parameters (protocol 6: sent after the
+  // lease when this client's version is older) have arrived, keeping the parameters.
   bool TakeLease(v1::Lease* lease) {
-    v1::WorkerMessage ask;
-    ask.mutable_lease_request()->set_cached_version(version_);
-    ask.mutable_lease_request()->set_cached_run_id(reply_.run_id());
-    if (!stream_->Write(ask)) return false;
+    if (!AskLease()) return false;
+    bool leased = false;
     v1::CoordinatorMessage message;
     while (stream_->Read(&message)) {
       if (message.has_param_chunk()) {
@@ -246,10 +245,12 @@ class RawClient {
         if (incoming_->complete()) {
           params_ = incoming_->Take();
           version_ = message.param_chunk().version();
+          if (leased && version_ == lease->step()) return true;
         }
       } else if (message.has_lease()) {
         *lease = message.lease();
-        return true;
+        leased = true;
+        if (version_ == lease->step()) return true;
       } else if (message.has_commit_result()) {
         results_.push_back(message.commit_result());
       } else {
@@ -258,6 +259,17 @@ class RawClient {
     }
     return false;
   }
+
+  // Sends a LeaseRequest naming the parameters held.
+  bool AskLease() {
+    v1::WorkerMessage ask;
+    ask.mutable_lease_request()->set_cached_version(version_);
+    ask.mutable_lease_request()->set_cached_run_id(reply_.run_id());
+    return stream_->Write(ask);
+  }
+
+  // Reads the next message (false when the stream ended).
+  bool Read(v1::CoordinatorMessage* message) { return stream_->Read(message); }
 
   // The correct gradient of a lease, computed with the engine.
   std::vector<float> Gradient(const v1::Lease& lease, float* loss) {
@@ -269,6 +281,16 @@ class RawClient {
     *loss = engine::ComputeShardGradient(model, params_.data(), tokens->data(), reply_.micro_batch(), grad.data(),
                                          pool);
     return grad;
+  }
+
+  // Sends gradient chunks of lease_id, no commit.
+  void SendChunks(int64_t lease_id, std::vector<v1::FloatChunk> chunks) {
+    v1::WorkerMessage out;
+    for (auto& chunk : chunks) {
+      out.mutable_gradient_chunk()->set_lease_id(lease_id);
+      *out.mutable_gradient_chunk()->mutable_chunk() = std::move(chunk);
+      stream_->Write(out);
+    }
   }
 
   // Sends chunks (optionally altered) and a commit; returns the CommitResult for lease_id.

@@ -154,6 +154,45 @@ TEST(ConvertTest, MalformedChunksAreInvalidArgument) {
   }
 }
 
+// Protocol 6 gradients: chunks in any order, each range once; an overlap names both ranges,
+// a gap is found by FirstMissing; the checksum follows the arrival order.
+TEST(ConvertTest, AnyOrderAssemblerTakesEachRangeOnce) {
+  const std::vector<float> block = Ramp(40);
+  auto chunks = MakeChunks(block.data(), 40, 64);  // 16 floats per chunk: [0,16) [16,32) [32,40)
+  ASSERT_EQ(chunks.size(), 3u);
+  ChunkAssembler assembler(40, 64, engine::WireFormat::kFp32, engine::ChunkOrder::kAnyOrder);
+  ASSERT_TRUE(assembler.Add(chunks[2]).ok());
+  ASSERT_TRUE(assembler.Add(chunks[0]).ok());
+  EXPECT_FALSE(assembler.complete());
+  EXPECT_EQ(assembler.FirstMissing(), 16);
+  ASSERT_TRUE(assembler.Add(chunks[1]).ok());
+  ASSERT_TRUE(assembler.complete());
+  EXPECT_EQ(assembler.block(), block);
+  EXPECT_EQ(assembler.crc32c(), ChunksCrc32c({chunks[2], chunks[0], chunks[1]}));
+  EXPECT_NE(assembler.crc32c(), ChunksCrc32c(chunks));
+
+  ChunkAssembler twice(40, 64, engine::WireFormat::kFp32, engine::ChunkOrder::kAnyOrder);
+  ASSERT_TRUE(twice.Add(chunks[1]).ok());
+  const Status duplicate = twice.Add(chunks[1]);
+  EXPECT_EQ(duplicate.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(duplicate.message().find("[16, 32) overlaps [16, 32)"), std::string::npos) << duplicate.message();
+
+  // A range straddling two received ones.
+  ChunkAssembler straddle(40, 64, engine::WireFormat::kFp32, engine::ChunkOrder::kAnyOrder);
+  ASSERT_TRUE(straddle.Add(chunks[0]).ok());
+  const auto shifted = MakeChunks(block.data() + 8, 16, 64);
+  v1::FloatChunk middle = shifted[0];
+  middle.set_offset(8);
+  middle.set_total(40);
+  const Status overlap = straddle.Add(middle);
+  EXPECT_EQ(overlap.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(overlap.message().find("[8, 24) overlaps [0, 16)"), std::string::npos) << overlap.message();
+  v1::FloatChunk negative = chunks[0];
+  negative.set_offset(-16);
+  ChunkAssembler outside(40, 64, engine::WireFormat::kFp32, engine::ChunkOrder::kAnyOrder);
+  EXPECT_EQ(outside.Add(negative).code(), StatusCode::kInvalidArgument);
+}
+
 using engine::FromBf16;
 using engine::ToBf16;
 

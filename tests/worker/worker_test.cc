@@ -63,15 +63,8 @@ class FakeCoordinator final : public v1::Cluster::Service {
     EXPECT_EQ(in.hello().cached_run_id(), "");  // a fresh worker holds no run's parameters
     EXPECT_TRUE(stream->Read(&in) && in.has_lease_request());
     v1::CoordinatorMessage out;
-    // Parameters in small chunks (exercises reassembly), then one lease.
-    for (auto& chunk : protos::MakeChunks(params.data(), static_cast<int64_t>(params.size()), 1024)) {
-      out.Clear();
-      out.mutable_param_chunk()->set_version(5);
-      out.mutable_param_chunk()->set_run_id(kRunId);
-      *out.mutable_param_chunk()->mutable_chunk() = std::move(chunk);
-      stream->Write(out);
-    }
-    out.Clear();
+    // Protocol 6: one lease, then its parameters in small chunks (exercises reassembly while
+    // the worker computes).
     v1::Lease* lease = out.mutable_lease();
     lease->set_step(5);
     lease->set_run_id(kRunId);
@@ -80,7 +73,16 @@ class FakeCoordinator final : public v1::Cluster::Service {
     lease->set_micro_batch(kB);
     protos::TokensToProto(tokens.data(), static_cast<int64_t>(tokens.size()), lease);
     stream->Write(out);
-    protos::ChunkAssembler assembler(static_cast<int64_t>(params.size()));
+    for (auto& chunk : protos::MakeChunks(params.data(), static_cast<int64_t>(params.size()), 1024)) {
+      out.Clear();
+      out.mutable_param_chunk()->set_version(5);
+      out.mutable_param_chunk()->set_run_id(kRunId);
+      *out.mutable_param_chunk()->mutable_chunk() = std::move(chunk);
+      stream->Write(out);
+    }
+    // Gradient chunks come as the backward pass finishes them: classifier first.
+    protos::ChunkAssembler assembler(static_cast<int64_t>(params.size()), protos::kMaxChunkBytes,
+                                     engine::WireFormat::kFp32, engine::ChunkOrder::kAnyOrder);
     while (stream->Read(&in)) {
       if (in.has_gradient_chunk()) {
         EXPECT_EQ(in.gradient_chunk().lease_id(), 42);
