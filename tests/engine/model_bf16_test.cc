@@ -145,5 +145,27 @@ TEST(ModelBf16Test, ChangedWeightsArePackedAgain) {
   EXPECT_TRUE(op_test::BitEqual({again}, {fresh})) << again << " vs " << fresh;
 }
 
+TEST(ModelBf16Test, StreamedParametersArePackedOnlyOnceReady) {
+  // A streaming worker's block fills up during Forward (ModelStreamHooks): each layer's weights
+  // must be rounded and packed after params_ready says they arrived, never before.
+  const ModelConfig c = Bf16ModelConfig();
+  const std::vector<float> params = Params(c, 71);
+  const auto tokens = Tokens(c, 2, 73);
+  ThreadPool pool(2);
+  std::vector<float> streamed(params.size(), 0.0f);
+  ModelStreamHooks hooks;
+  hooks.params_ready = [&](int64_t end) {
+    std::copy(params.begin(), params.begin() + end, streamed.begin());
+    return true;
+  };
+  Model model(c, 2, Precision::kBf16);
+  LossAndGrad got{model.Forward(streamed.data(), tokens.data(), 2, pool, &hooks),
+                  std::vector<float>(params.size(), 0.0f)};
+  model.Backward(streamed.data(), tokens.data(), 2, got.grad.data(), pool);
+  const LossAndGrad want = ForwardBackward(c, Precision::kBf16, params, tokens, 2, pool);
+  EXPECT_TRUE(op_test::BitEqual({got.loss}, {want.loss})) << got.loss << " vs " << want.loss;
+  EXPECT_TRUE(op_test::BitEqual(got.grad, want.grad));
+}
+
 }  // namespace
 }  // namespace lanlm::engine
