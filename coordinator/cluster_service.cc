@@ -295,7 +295,8 @@ Status CheckPrecision(const v1::JoinRequest& request, engine::Precision run) {
   std::string offered;
   for (const std::string& p : request.precisions()) {
     if (p == want) return OkStatus();
-    offered += (offered.empty() ? "" : ", ") + p.substr(0, 16);
+    if (!offered.empty()) offered += ", ";
+    offered.append(p, 0, 16);  // appends, not operator+: GCC 12's LTO warns on the temporary
   }
   if (request.precisions().empty()) {
     if (run == engine::Precision::kFp32) return OkStatus();

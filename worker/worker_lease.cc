@@ -45,7 +45,8 @@ Status Worker::ComputeBlock(const LeaseTask& task, float* losses, GradientSender
     if (stopping_) return CancelledError("stopping");
     std::memset(block[i], 0, bytes);
     const int32_t* tokens = task.tokens.data() + i * per_shard;
-    losses[i] = model_->Forward(task.params, tokens, micro_batch_, pool_, &hooks);
+    // Shards after the first: the same parameters, so bf16 reuses the first's packed weights.
+    losses[i] = model_->Forward(task.params, tokens, micro_batch_, pool_, &hooks, /*reuse_packed_weights=*/i > 0);
     if (*abandoned) return CancelledError("parameters never arrived");
     model_->Backward(task.params, tokens, micro_batch_, block[i], pool_, i + 1 == shards ? &last : nullptr);
   }
