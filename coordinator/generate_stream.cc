@@ -80,6 +80,9 @@ void GenerateStream::OnWriteDone(bool ok) {
   writing_ = false;
   if (!ok) {
     AbortLocked();
+    // The stream may have ended while this write was in flight (cancelled, then the job's
+    // end): EndLocked could not finish then, so finish now, or gRPC waits for us forever.
+    MaybeWriteLocked();
     return;
   }
   if (parked_ && static_cast<int>(queue_.size()) <= generate_engine_->options.max_queued_events / 2) {
