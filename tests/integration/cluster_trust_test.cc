@@ -4,6 +4,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "coordinator/generate_service.h"
 #include "engine/io/checkpoint.h"
@@ -93,6 +94,13 @@ TEST_F(ClusterTrustTest, WorkerIdCannotBeClaimedTwice) {
   RawClient owner((*server)->port());
   ASSERT_TRUE(owner.Connect());
   ASSERT_EQ(owner.reply().worker_id(), "w1");
+  // Connect's Hello is only buffered: wait until the coordinator has bound w1 to the owner's
+  // stream, or the impostor's Hello may arrive first and be the one accepted.
+  const auto bound_by = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while ((*server)->run().status().workers < 1 && std::chrono::steady_clock::now() < bound_by) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_EQ((*server)->run().status().workers, 1);
   RawClient impostor((*server)->port());
   const grpc::Status refused = impostor.OpenStreamWithToken(kTestToken);  // Hello as "w1"
   EXPECT_EQ(refused.error_code(), grpc::StatusCode::PERMISSION_DENIED);
