@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include <immintrin.h>
+
 #include "engine/cli/flags.h"
 #include "engine/ops/attention.h"
 #include "engine/ops/matmul.h"
@@ -42,6 +44,12 @@ double CpuSeconds() {
   return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
 }
 
+double ThreadCpuSeconds() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
 Timing Measure(int reps, const std::function<void()>& fn) {
   fn();
   std::vector<double> wall, cpu;
@@ -64,12 +72,83 @@ void Report(const char* cfg, const std::string& what, int threads, double flops,
   std::fflush(stdout);
 }
 
+// One core's arithmetic peak, the figure kernel efficiencies are quoted against: 12 independent
+// accumulator chains (more than latency x throughput needs) of one vector instruction on
+// register operands, timed over about 0.3 s of this thread's CPU time (a busy machine's other
+// processes take wall time, not this count). Returns GFLOP/s, or 0 where the CPU lacks it.
+constexpr int kChains = 12;
+constexpr int64_t kPeakIters = 20'000'000;
+
+template <typename Fn>
+double PeakGflops(double flops_per_iter, Fn loop) {
+  loop(kPeakIters / 20);  // warm up (and let the clock settle)
+  const double start = ThreadCpuSeconds();
+  const float sink = loop(kPeakIters);
+  const double s = ThreadCpuSeconds() - start;
+  if (sink == 12345.0f) std::printf(" ");  // keep the result live
+  return flops_per_iter * static_cast<double>(kPeakIters) / s * 1e-9;
+}
+
+// acc = acc * a + b: 2 flops per lane.
+[[gnu::noipa]] __attribute__((target("avx512f"))) float Fma512(int64_t iters) {
+  __m512 acc[kChains];
+  for (int j = 0; j < kChains; ++j) acc[j] = _mm512_set1_ps(static_cast<float>(j));
+  const __m512 a = _mm512_set1_ps(0.999f), b = _mm512_set1_ps(0.5f);
+  for (int64_t i = 0; i < iters; ++i) {
+    for (int j = 0; j < kChains; ++j) acc[j] = _mm512_fmadd_ps(acc[j], a, b);
+  }
+  for (int j = 1; j < kChains; ++j) acc[0] = _mm512_add_ps(acc[0], acc[j]);
+  return _mm512_reduce_add_ps(acc[0]);
+}
+
+[[gnu::noipa]] __attribute__((target("avx2,fma"))) float Fma256(int64_t iters) {
+  __m256 acc[kChains];
+  for (int j = 0; j < kChains; ++j) acc[j] = _mm256_set1_ps(static_cast<float>(j));
+  const __m256 a = _mm256_set1_ps(0.999f), b = _mm256_set1_ps(0.5f);
+  for (int64_t i = 0; i < iters; ++i) {
+    for (int j = 0; j < kChains; ++j) acc[j] = _mm256_fmadd_ps(acc[j], a, b);
+  }
+  for (int j = 1; j < kChains; ++j) acc[0] = _mm256_add_ps(acc[0], acc[j]);
+  float out[8];
+  _mm256_storeu_ps(out, acc[0]);
+  return out[0];
+}
+
+// VDPBF16PS: per lane two bf16 products added, 4 flops per lane. The operands hold small bf16
+// values so the sums stay finite.
+[[gnu::noipa]] __attribute__((target("avx512f,avx512bf16"))) float Dpbf16(int64_t iters) {
+  __m512 acc[kChains];
+  for (int j = 0; j < kChains; ++j) acc[j] = _mm512_setzero_ps();
+  const __m512bh a = (__m512bh)_mm512_set1_epi32(0x3C003C00), b = (__m512bh)_mm512_set1_epi32(0x3C003C00);
+  for (int64_t i = 0; i < iters; ++i) {
+    for (int j = 0; j < kChains; ++j) acc[j] = _mm512_dpbf16_ps(acc[j], a, b);
+  }
+  for (int j = 1; j < kChains; ++j) acc[0] = _mm512_add_ps(acc[0], acc[j]);
+  return _mm512_reduce_add_ps(acc[0]);
+}
+
+void BenchPeak() {
+  const bool avx512 = __builtin_cpu_supports("avx512f");
+  const double fma = avx512 ? PeakGflops(kChains * 16 * 2, Fma512)
+                            : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
+                                   ? PeakGflops(kChains * 8 * 2, Fma256)
+                                   : 0.0);
+  const double bf16 = avx512 && __builtin_cpu_supports("avx512bf16") ? PeakGflops(kChains * 16 * 4, Dpbf16) : 0.0;
+  std::printf("peak, 1 core: fp32 FMA (%s) %.1f GFLOP/s; ", avx512 ? "512-bit" : "256-bit", fma);
+  if (bf16 > 0) {
+    std::printf("bf16 VDPBF16PS %.1f GFLOP/s\n", bf16);
+  } else {
+    std::printf("bf16 VDPBF16PS not available on this CPU\n");
+  }
+  std::fflush(stdout);
+}
+
 struct Config {
   const char* name;
   int64_t V, C, NH, F, T, B;
 };
 
-void BenchConfig(const Config& c, int threads, int reps) {
+void BenchConfig(const Config& c, int threads, int reps, Precision precision) {
   ThreadPool pool(threads);
   const int64_t R = c.B * c.T;
   struct Mm {
@@ -85,12 +164,12 @@ void BenchConfig(const Config& c, int threads, int reps) {
     const double flops = 2.0 * R * m.in * m.out;
     const std::string shape = " " + std::to_string(R) + "x" + std::to_string(m.in) + "->" + std::to_string(m.out);
     Report(c.name, std::string("fwd ") + m.name + shape, threads, flops,
-           Measure(reps, [&] { MatmulForward(x.data(), w.data(), R, m.in, m.out, y.data(), pool); }));
+           Measure(reps, [&] { MatmulForward(x.data(), w.data(), R, m.in, m.out, y.data(), pool, precision); }));
     Report(c.name, std::string("dx  ") + m.name + shape, threads, flops, Measure(reps, [&] {
-             MatmulBackward(dy.data(), x.data(), w.data(), R, m.in, m.out, dx.data(), nullptr, pool);
+             MatmulBackward(dy.data(), x.data(), w.data(), R, m.in, m.out, dx.data(), nullptr, pool, precision);
            }));
     Report(c.name, std::string("dw  ") + m.name + shape, threads, flops, Measure(reps, [&] {
-             MatmulBackward(dy.data(), x.data(), w.data(), R, m.in, m.out, nullptr, dw.data(), pool);
+             MatmulBackward(dy.data(), x.data(), w.data(), R, m.in, m.out, nullptr, dw.data(), pool, precision);
            }));
   }
   const int64_t D = c.C / c.NH;
@@ -117,7 +196,11 @@ int main(int argc, char** argv) {
   int reps = 7;
   std::string threads_list = "1,2";
   std::string configs = "S,M";
+  std::string precision_name = "fp32";
+  bool peak = false;
   lanlm::FlagSet flags("lanlm-kernel-bench [flags]");
+  flags.String("precision", &precision_name, "matmul precision: fp32 or bf16 (attention is fp32 in both)");
+  flags.Bool("peak", &peak, "first print one core's fp32 FMA and bf16 VDPBF16PS peak");
   flags.Int("reps", &reps, "timed runs per kernel (median reported)", 1, 1000);
   flags.String("threads", &threads_list, "comma-separated thread counts");
   flags.String("configs", &configs, "comma-separated configs (S, M)");
@@ -130,6 +213,15 @@ int main(int argc, char** argv) {
     std::printf("%s", flags.Help().c_str());
     return 0;
   }
+  lanlm::engine::Precision precision = lanlm::engine::Precision::kFp32;
+  if (!lanlm::engine::ParsePrecision(precision_name, &precision) ||
+      (precision == lanlm::engine::Precision::kBf16 && !lanlm::engine::Bf16Supported())) {
+    std::fprintf(stderr, "--precision = '%s': fp32, or bf16 on a CPU with AVX512_BF16, AVX-512F or AVX2 + FMA\n",
+                 precision_name.c_str());
+    return 2;
+  }
+  if (peak) lanlm::engine::BenchPeak();
+  if (precision == lanlm::engine::Precision::kBf16) std::printf("bf16 kernel: %s\n", lanlm::engine::Bf16KernelPath());
   using lanlm::engine::Config;
   const Config kS{"S", 1024, 128, 4, 352, 128, 8};
   const Config kM{"M", 4096, 288, 6, 768, 256, 8};
@@ -146,7 +238,7 @@ int main(int argc, char** argv) {
   }
   for (const Config& c : {kS, kM}) {
     if (configs.find(c.name) == std::string::npos) continue;
-    for (int t : thread_counts) lanlm::engine::BenchConfig(c, t, reps);
+    for (int t : thread_counts) lanlm::engine::BenchConfig(c, t, reps, precision);
   }
   return 0;
 }
