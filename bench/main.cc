@@ -190,7 +190,7 @@ int Main(int argc, char** argv) {
   flags.Int("cached", &o.cached, "tokens already in the KV cache before the prompt (prefill)", 0, 1 << 16);
   flags.String("weights", &o.weights, "served weight format for decode and prefill: fp32, bf16 or q8");
   flags.String("precision", &o.precision, "matmul precision of --mode train: fp32 or bf16");
-  flags.String("bf16-kernel", &o.bf16_kernel, "bf16 kernel: auto, native (AVX512_BF16) or emulated");
+  flags.String("bf16-kernel", &o.bf16_kernel, "bf16 kernel: auto, native (AVX512_BF16), emulated or emulated-avx2");
   flags.Int("sessions", &o.sessions, "sessions decoding together (decode)", 1, 1024);
   flags.Int("vocab-size", &o.vocab_size, "tokenizer vocabulary (0 = the config's V)", 0, kMaxVocab);
   flags.String("corpus", &o.corpus, "text file for --mode tokenizer");
@@ -221,7 +221,7 @@ int Main(int argc, char** argv) {
   const bool precision_ok = ParsePrecision(o.precision, &p) && (p == Precision::kFp32 || Bf16Supported());
   if (!precision_ok || !SelectBf16Kernel(o.bf16_kernel)) {
     std::fprintf(stderr, "--precision %s / --bf16-kernel %s: fp32, or bf16 on a CPU with AVX512_BF16, AVX-512F or "
-                 "AVX2 + FMA; kernel auto, emulated, or native on a CPU with AVX512_BF16\n",
+                 "AVX2 + FMA; kernel auto, emulated, emulated-avx2 (AVX2 + FMA), or native on a CPU with AVX512_BF16\n",
                  o.precision.c_str(), o.bf16_kernel.c_str());
     return 2;
   }

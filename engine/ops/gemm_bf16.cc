@@ -150,7 +150,7 @@ bool HasAvx2Fma() { return __builtin_cpu_supports("avx2") && __builtin_cpu_suppo
 
 KernelSpec Spec(Kernel k) {
   if (k == Kernel::kNative) return {KernelNative, kMr512, kNr512};
-  if (HasAvx512()) return {KernelEmulated512, kMr512, kNr512};
+  if (k == Kernel::kEmulated && HasAvx512()) return {KernelEmulated512, kMr512, kNr512};
   return {KernelEmulated256, kMr256, kNr256};
 }
 
@@ -206,15 +206,23 @@ Kernel ActiveKernel() {
   return NativeAvailable() ? Kernel::kNative : Kernel::kEmulated;
 }
 
+bool KernelAvailable(Kernel k) {
+  if (k == Kernel::kNative) return NativeAvailable();
+  if (k == Kernel::kEmulatedAvx2) return HasAvx2Fma();
+  return Supported();
+}
+
 bool ForceKernel(Kernel k) {
-  if (k == Kernel::kNative && !NativeAvailable()) return false;
+  if (!KernelAvailable(k)) return false;
   g_forced.store(static_cast<int>(k), std::memory_order_relaxed);
   return true;
 }
 
+void UnforceKernel() { g_forced.store(-1, std::memory_order_relaxed); }
+
 const char* KernelName(Kernel k) {
   if (k == Kernel::kNative) return "avx512bf16";
-  if (HasAvx512()) return "emulated-avx512f";
+  if (k == Kernel::kEmulated && HasAvx512()) return "emulated-avx512f";
   return HasAvx2Fma() ? "emulated-avx2-fma" : "unsupported";
 }
 

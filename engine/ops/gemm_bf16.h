@@ -17,15 +17,21 @@
 
 namespace lanlm::engine::gemm_bf16 {
 
-enum class Kernel { kNative, kEmulated };
+// kEmulated is the widest emulation the CPU has (AVX-512F, else AVX2 + FMA); kEmulatedAvx2 the
+// AVX2 + FMA one even on an AVX-512 CPU, so tests on such a machine also check the kernel that
+// AVX2-only machines of a mixed LAN run.
+enum class Kernel { kNative, kEmulated, kEmulatedAvx2 };
 
 bool NativeAvailable();  // the CPU has AVX512_BF16 (and AVX-512F)
+bool KernelAvailable(Kernel k);
 // The CPU can compute the contract exactly: native, or emulated with AVX-512F or AVX2 + FMA.
 bool Supported();
 // The kernel Gemm uses: native where available, unless ForceKernel chose otherwise.
 Kernel ActiveKernel();
-// Tests and benchmarks: use k from now on (kNative where unavailable is refused: false).
+// Tests and benchmarks: use k from now on (a kernel the CPU lacks is refused: false).
 bool ForceKernel(Kernel k);
+// Back to the automatic choice.
+void UnforceKernel();
 // "avx512bf16" or "emulated-<width>" (e.g. "emulated-avx2-fma"): printed by lanlm-bench,
 // lanlm train and the worker's join line.
 const char* KernelName(Kernel k);

@@ -89,10 +89,12 @@ const char* Bf16KernelPath() { return gemm_bf16::KernelName(gemm_bf16::ActiveKer
 bool SelectBf16Kernel(std::string_view name) {
   using gemm_bf16::Kernel;
   if (name == "auto") {
-    return gemm_bf16::ForceKernel(gemm_bf16::NativeAvailable() ? Kernel::kNative : Kernel::kEmulated);
+    gemm_bf16::UnforceKernel();
+    return true;
   }
   if (name == "native") return gemm_bf16::ForceKernel(Kernel::kNative);
   if (name == "emulated") return gemm_bf16::ForceKernel(Kernel::kEmulated);
+  if (name == "emulated-avx2") return gemm_bf16::ForceKernel(Kernel::kEmulatedAvx2);
   return false;
 }
 

@@ -39,8 +39,9 @@ void MatmulBackward(const float* dy, const float* x, const float* w, int64_t row
 // the name of the bf16 kernel it runs ("avx512bf16", "emulated-avx2-fma", ...).
 bool Bf16Supported();
 const char* Bf16KernelPath();
-// Benchmarks and tests: "auto" (native where the CPU has AVX512_BF16), "native" or "emulated".
-// false (nothing changed) for another name, or "native" on a CPU without AVX512_BF16.
+// Benchmarks and tests: "auto" (native where the CPU has AVX512_BF16), "native", "emulated"
+// (the widest emulation) or "emulated-avx2" (the AVX2 + FMA one, also on AVX-512 CPUs). false
+// (nothing changed) for another name, or for a kernel this CPU cannot run.
 bool SelectBf16Kernel(std::string_view name);
 
 }  // namespace lanlm::engine

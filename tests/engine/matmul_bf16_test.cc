@@ -6,6 +6,7 @@
 // message on CPUs without AVX512_BF16.
 #include <cmath>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -123,21 +124,55 @@ void RunBf16(const std::vector<float>& x, const std::vector<float>& w, const std
 
 const Shape kShapes[] = {{1, 64, 40}, {3, 17, 5}, {15, 33, 70}, {37, 29, 45}, {64, 128, 96}, {13, 1, 2}};
 
+// The kernels this CPU can run, each forced for the scope of one check.
+std::vector<gemm_bf16::Kernel> AvailableKernels() {
+  std::vector<gemm_bf16::Kernel> out;
+  for (auto k : {gemm_bf16::Kernel::kNative, gemm_bf16::Kernel::kEmulated, gemm_bf16::Kernel::kEmulatedAvx2}) {
+    if (gemm_bf16::KernelAvailable(k)) out.push_back(k);
+  }
+  return out;
+}
+
+class ScopedKernel {
+ public:
+  explicit ScopedKernel(gemm_bf16::Kernel k) { EXPECT_TRUE(gemm_bf16::ForceKernel(k)); }
+  ~ScopedKernel() { gemm_bf16::UnforceKernel(); }
+  ScopedKernel(const ScopedKernel&) = delete;
+  ScopedKernel& operator=(const ScopedKernel&) = delete;
+};
+
+// Every kernel the CPU has (on an AVX-512 machine also the AVX2 one that AVX2-only machines of a
+// mixed LAN run) against the scalar statement of the contract.
 TEST(MatmulBf16Test, EveryProductEqualsTheContractBitForBit) {
   ThreadPool pool(2);
-  for (Shape s : kShapes) {
-    const auto x = HostileVector(s.rows * s.in, 1);
-    const auto w = HostileVector(s.out * s.in, 2);
-    const auto dy = HostileVector(s.rows * s.out, 3);
-    std::vector<float> y(s.rows * s.out), dx(x.size(), 0.25f), dw(w.size(), -0.5f);
-    std::vector<float> ry(y.size()), rdx(dx), rdw(dw);
-    RunBf16(x, w, dy, s, pool, &y, &dx, &dw);
-    ContractMatmul(x, w, dy, s, &ry, &rdx, &rdw);
-    SCOPED_TRACE(testing::Message() << s.rows << "x" << s.in << "x" << s.out << " kernel " << Bf16KernelPath());
-    ExpectSameBits(y, ry, "y");
-    ExpectSameBits(dx, rdx, "dx");
-    ExpectSameBits(dw, rdw, "dw");
+  for (gemm_bf16::Kernel kernel : AvailableKernels()) {
+    const ScopedKernel scoped(kernel);
+    for (Shape s : kShapes) {
+      const auto x = HostileVector(s.rows * s.in, 1);
+      const auto w = HostileVector(s.out * s.in, 2);
+      const auto dy = HostileVector(s.rows * s.out, 3);
+      std::vector<float> y(s.rows * s.out), dx(x.size(), 0.25f), dw(w.size(), -0.5f);
+      std::vector<float> ry(y.size()), rdx(dx), rdw(dw);
+      RunBf16(x, w, dy, s, pool, &y, &dx, &dw);
+      ContractMatmul(x, w, dy, s, &ry, &rdx, &rdw);
+      SCOPED_TRACE(testing::Message() << s.rows << "x" << s.in << "x" << s.out << " kernel " << Bf16KernelPath());
+      ExpectSameBits(y, ry, "y");
+      ExpectSameBits(dx, rdx, "dx");
+      ExpectSameBits(dw, rdw, "dw");
+    }
   }
+}
+
+TEST(MatmulBf16Test, AvailableKernelsAreNamed) {
+  for (gemm_bf16::Kernel kernel : AvailableKernels()) {
+    const ScopedKernel scoped(kernel);
+    const std::string name = Bf16KernelPath();
+    EXPECT_TRUE(name == "avx512bf16" || name == "emulated-avx512f" || name == "emulated-avx2-fma") << name;
+    EXPECT_EQ(name == "avx512bf16", kernel == gemm_bf16::Kernel::kNative);
+  }
+  EXPECT_FALSE(SelectBf16Kernel("fastest"));
+  EXPECT_TRUE(SelectBf16Kernel("auto"));
+  EXPECT_EQ(std::string(Bf16KernelPath()) == "avx512bf16", gemm_bf16::NativeAvailable());
 }
 
 TEST(MatmulBf16Test, WithinBf16ErrorOfTheExactProduct) {
@@ -224,15 +259,20 @@ TEST(MatmulBf16Test, NativeKernelEqualsEmulatedKernel) {
     const auto x = HostileVector(s.rows * s.in, 21);
     const auto w = HostileVector(s.out * s.in, 22);
     const auto dy = HostileVector(s.rows * s.out, 23);
-    std::vector<std::vector<float>> out[2];
-    for (int native = 0; native < 2; ++native) {
-      ASSERT_TRUE(gemm_bf16::ForceKernel(native ? gemm_bf16::Kernel::kNative : gemm_bf16::Kernel::kEmulated));
+    std::vector<std::vector<float>> want;
+    for (gemm_bf16::Kernel kernel : AvailableKernels()) {  // native first, then each emulation
+      const ScopedKernel scoped(kernel);
       std::vector<float> y(s.rows * s.out), dx(x.size(), 0.25f), dw(w.size(), -0.5f);
       RunBf16(x, w, dy, s, pool, &y, &dx, &dw);
-      out[native] = {y, dx, dw};
+      if (want.empty()) {
+        want = {y, dx, dw};
+        continue;
+      }
+      SCOPED_TRACE(testing::Message() << "native vs " << Bf16KernelPath());
+      ExpectSameBits(y, want[0], "y");
+      ExpectSameBits(dx, want[1], "dx");
+      ExpectSameBits(dw, want[2], "dw");
     }
-    gemm_bf16::ForceKernel(gemm_bf16::Kernel::kNative);
-    for (int t = 0; t < 3; ++t) ExpectSameBits(out[1][t], out[0][t], "native vs emulated");
   }
 }
 
