@@ -14,6 +14,7 @@
 
 #include "engine/cli/flags.h"
 #include "engine/base/thread_pool.h"
+#include "engine/ops/matmul.h"
 #include "ops/logging.h"
 #include "protos/cluster_auth.h"
 #include "worker/http_metrics.h"
@@ -48,6 +49,7 @@ int main(int argc, char** argv) {
   std::string token_file, token;
   bool keep_running = false;
   std::string http_listen;
+  std::string bf16_kernel = "auto";
   ops::LogOptions log_options;
   FlagSet flags("lanlm-worker --coordinator HOST:PORT --cluster-token-file FILE [flags]");
   flags.String("coordinator", &options.coordinator, "coordinator address, host:port");
@@ -62,6 +64,9 @@ int main(int argc, char** argv) {
                "refuse to join unless the tokenizer hash matches (0 = accept any)");
   flags.Bool("keep-running", &keep_running, "stay up and wait for a next run after a run finishes");
   flags.String("http-listen", &http_listen, "serve /metrics, /healthz and /readyz on host:port; empty = off");
+  flags.String("bf16-kernel", &bf16_kernel,
+               "kernel of --precision bf16 runs: auto, native (AVX512_BF16), emulated or emulated-avx2; every "
+               "kernel gives the same bits (for benchmarks, and for testing a mixed LAN on one machine)");
   log_options.Register(flags);
   const Status parsed = flags.Parse(std::vector<std::string>(argv + 1, argv + argc));
   if (!parsed.ok()) {
@@ -74,6 +79,11 @@ int main(int argc, char** argv) {
   }
   if (Status logging = ops::ConfigureLogging("worker", "%Y-%m-%d %H:%M:%S.%e %^%l%$ %v", log_options); !logging.ok()) {
     std::cerr << "lanlm-worker: " << logging.ToString() << "\n";
+    return 2;
+  }
+  if (!engine::SelectBf16Kernel(bf16_kernel)) {
+    std::cerr << "lanlm-worker: --bf16-kernel = '" << bf16_kernel
+              << "' is not one this CPU runs: auto, emulated, emulated-avx2 (AVX2 + FMA), or native (AVX512_BF16)\n";
     return 2;
   }
   if (const char* env = std::getenv(protos::kClusterTokenEnv)) token = env;

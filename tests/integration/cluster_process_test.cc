@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "engine/cli/run_history.h"
+#include "engine/ops/matmul.h"
 #include "tests/integration/cluster_harness.h"
 #include "tests/support/process.h"
 
@@ -65,17 +66,20 @@ class SlowClusterProcessTest : public ::testing::Test {
     *pid_out = pid;
     return LoggedPort(log, std::chrono::seconds(60));
   }
-  pid_t StartWorker(int port, const std::string& log) {
-    const pid_t pid = Spawn({kWorker, "--coordinator", "127.0.0.1:" + std::to_string(port), "--threads", "1",
-                             "--cluster-token-file", token_file_},
-                            log);
+  pid_t StartWorker(int port, const std::string& log, const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> argv = {kWorker, "--coordinator", "127.0.0.1:" + std::to_string(port), "--threads", "1",
+                                     "--cluster-token-file", token_file_};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    const pid_t pid = Spawn(argv, log);
     pids_.push_back(pid);
     return pid;
   }
 
   // Runs a coordinator with n workers to the end; returns the coordinator's fingerprint.
+  // worker_extra[i]: flags of worker i (when given).
   std::string RunCluster(const std::vector<std::string>& run_flags, int workers, const std::string& name,
-                         std::vector<std::string> extra = {}) {
+                         std::vector<std::string> extra = {},
+                         const std::vector<std::vector<std::string>>& worker_extra = {}) {
     const std::string log = dir_ + "/" + name + ".coordinator.log";
     pid_t coordinator = 0;
     extra.insert(extra.end(), {"--min-workers", std::to_string(workers)});
@@ -83,7 +87,8 @@ class SlowClusterProcessTest : public ::testing::Test {
     EXPECT_GT(port, 0) << ReadAll(log);
     std::vector<pid_t> worker_pids;
     for (int i = 0; i < workers; ++i) {
-      worker_pids.push_back(StartWorker(port, dir_ + "/" + name + ".worker" + std::to_string(i) + ".log"));
+      worker_pids.push_back(StartWorker(port, dir_ + "/" + name + ".worker" + std::to_string(i) + ".log",
+                                        i < static_cast<int>(worker_extra.size()) ? worker_extra[i] : std::vector<std::string>{}));
     }
     EXPECT_EQ(Wait(coordinator, std::chrono::seconds(120)), 0) << ReadAll(log);
     for (pid_t pid : worker_pids) EXPECT_EQ(Wait(pid, std::chrono::seconds(20)), 0);
@@ -172,6 +177,30 @@ TEST_F(SlowClusterProcessTest, LanlmTrainOneWorkerAndThreeWorkersAgree) {
   EXPECT_GT(cluster[1].validation_loss, 0.0f);  // steps 2, 4 and 5 (the end)
   EXPECT_EQ(cluster[2].validation_loss, 0.0f);
   EXPECT_GT(cluster[4].validation_loss, 0.0f);
+}
+
+// A mixed LAN on one machine: bf16 workers on different kernels (the AVX2 + FMA emulation, the
+// widest one, native AVX512_BF16 where the CPU has it) train the model `lanlm train` trains.
+TEST_F(SlowClusterProcessTest, Bf16WorkersOnDifferentKernelsAgreeWithLanlmTrain) {
+  if (!std::filesystem::exists(kLanlm)) GTEST_SKIP() << kLanlm << " is not built";
+  auto flags = RunFlags(corpus_, 4, /*larger=*/true);
+  flags.insert(flags.end(), {"--precision", "bf16"});
+  std::vector<std::string> argv = {kLanlm, "train", "--threads", "2", "--out", dir_ + "/bf16.safetensors"};
+  argv.insert(argv.end(), flags.begin(), flags.end());
+  const std::string log = dir_ + "/bf16-train.log";
+  const pid_t pid = Spawn(argv, log);
+  ASSERT_EQ(Wait(pid, std::chrono::seconds(120)), 0) << ReadAll(log);
+  const std::string train_fingerprint = LastFingerprint(ReadAll(log));
+  ASSERT_EQ(train_fingerprint.size(), 16u);
+  std::vector<std::vector<std::string>> kernels = {{"--bf16-kernel", "emulated-avx2"}, {"--bf16-kernel", "emulated"}};
+  if (engine::Bf16KernelPath() == std::string("avx512bf16")) kernels.push_back({"--bf16-kernel", "native"});
+  const int workers = static_cast<int>(kernels.size());
+  EXPECT_EQ(RunCluster(flags, workers, "mixed", {}, kernels), train_fingerprint);
+  for (int i = 0; i < workers; ++i) {  // each worker said which kernel it ran
+    const std::string text = ReadAll(dir_ + "/mixed.worker" + std::to_string(i) + ".log");
+    EXPECT_NE(text.find("matmul kernel "), std::string::npos) << text;
+  }
+  EXPECT_NE(ReadAll(dir_ + "/mixed.worker0.log").find("matmul kernel emulated-avx2-fma"), std::string::npos);
 }
 
 // Config-M-like head shapes (D = 48: partial 32-column panels; T = 96: several 12-row
