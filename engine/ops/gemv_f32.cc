@@ -143,6 +143,10 @@ void DotTileSessions(const float* w, const float* x, int64_t n, int64_t sessions
 }
 
 inline constexpr int64_t kSessionTile = 3;
+// With AVX-512's 32 vector registers a whole block of 4 rows x 3 sessions fits (24
+// accumulators, 4 weight vectors, 1 activation vector): 7 loads per 12 FMAs instead of 5 per 6.
+// Each output keeps its own two accumulators, so the bits do not change.
+inline constexpr bool kWideTiles = simd::kLanes == 16;
 
 // One activation row: one weight row at a time, streamed once from memory (one sequential
 // stream measured faster than interleaved rows when memory is the limit: 13 against 9 GB/s
@@ -169,6 +173,10 @@ template <typename T>
   }
   for (int64_t r = 0; r < n; r += kSessionTile) {
     const int64_t m = std::min(kSessionTile, n - r);
+    if (kWideTiles && o1 - o0 == 4) {
+      DotTileSessions<4>(wide, x + r * cols, cols, m, y + r * ldy + o0, ldy);
+      continue;
+    }
     for (int64_t o = o0; o < o1; o += 2) {
       const float* row = wide + (o - o0) * cols;
       if (o + 1 < o1) {

@@ -81,7 +81,11 @@ const char* Q8KernelName() {
         acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_broadcast_ss(&factors[j * groups + g]), acc[j]);
       }
     }
-    for (int64_t j = 0; j < valid; ++j) y[r * ldy + o0 + j] = ReduceLanes(acc[j]);
+    // All four reduced, then the valid ones stored: indexing acc by the runtime count kept
+    // the accumulators on the stack inside the group loop.
+    float out[4];
+    for (int j = 0; j < 4; ++j) out[j] = ReduceLanes(acc[j]);
+    for (int64_t j = 0; j < valid; ++j) y[r * ldy + o0 + j] = out[j];
   }
 }
 
