@@ -5,11 +5,9 @@
 // accumulated with one FMA per lane; the lanes are then summed pairwise as the reference does,
 // so both agree bit for bit. Four weight rows share each activation group. Where the CPU has
 // VNNI (vpdpbusd), one instruction gives the same eight sums of four products (exact: the
-// products are at most 127 * 127), and the per-group factor scale(w) * scale(x) is computed for
-// a row block's groups before the loop (the same single rounding), so the inner loop is
-// load, vpsignb, vpdpbusd, convert, FMA with a broadcast from memory.
+// products are at most 127 * 127). (Computing each block's scale(w) * scale(x) factors before
+// the group loop measured 10 % slower at batch 1: 36 products per 36 group steps at C = 288.)
 #include <algorithm>
-#include <vector>
 
 #include "engine/ops/gemv.h"
 
@@ -63,14 +61,9 @@ const char* Q8KernelName() {
     wr[j] = w.q8 + o * cols;
     sr[j] = w.scale + o * groups;
   }
-  thread_local std::vector<float> factors;  // (4, groups): scale(w row j, g) * scale(x, g)
-  if (static_cast<int64_t>(factors.size()) < 4 * groups) factors.resize(4 * groups);
   for (int64_t r = 0; r < x.n; ++r) {
     const int8_t* xq = x.xq + r * cols;
     const float* xs = x.xs + r * groups;
-    for (int j = 0; j < 4; ++j) {
-      for (int64_t g = 0; g < groups; ++g) factors[j * groups + g] = sr[j][g] * xs[g];
-    }
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     for (int64_t g = 0; g < groups; ++g) {
       const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + g * kQ8Group));
@@ -78,7 +71,7 @@ const char* Q8KernelName() {
       for (int j = 0; j < 4; ++j) {
         const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr[j] + g * kQ8Group));
         const __m256i p = GroupSums(ax, _mm256_sign_epi8(wv, xv));
-        acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_broadcast_ss(&factors[j * groups + g]), acc[j]);
+        acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(sr[j][g] * xs[g]), acc[j]);
       }
     }
     // All four reduced, then the valid ones stored: indexing acc by the runtime count kept
