@@ -4,6 +4,7 @@
 #include "engine/base/thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "engine/base/check.h"
 
@@ -33,6 +34,21 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
+template <typename Done>
+bool ThreadPool::SpinUntil(Done&& done) {
+  // Long enough to bridge the gap between two jobs of one decoding step (the caller's
+  // elementwise work in between), short enough that an idle pool sleeps at once in human terms.
+  constexpr auto kSpin = std::chrono::microseconds(100);
+  const auto until = std::chrono::steady_clock::now() + kSpin;
+  for (int i = 1;; ++i) {
+    if (done()) return true;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+    if (i % 64 == 0 && std::chrono::steady_clock::now() > until) return done();
+  }
+}
+
 void ThreadPool::RunChunks() {
   for (;;) {
     const int64_t c = next_chunk_.fetch_add(1, std::memory_order_relaxed);
@@ -53,6 +69,7 @@ void ThreadPool::Run(int64_t count, RangeFn fn, void* ctx) {
   {
     // A worker still inside RunChunks() of the previous job reads the job fields without the
     // lock, so they are rewritten only once every worker has left it (active_ == 0).
+    SpinUntil([&] { return active_.load(std::memory_order_acquire) == 0; });
     std::unique_lock<std::mutex> lock(mu_);
     done_cv_.wait(lock, [&] { return active_ == 0; });
     job_fn_ = fn;
@@ -63,9 +80,13 @@ void ThreadPool::Run(int64_t count, RangeFn fn, void* ctx) {
     next_chunk_.store(0, std::memory_order_relaxed);
     chunks_done_.store(0, std::memory_order_relaxed);
     ++generation_;
+    published_.store(generation_, std::memory_order_release);
   }
   wake_cv_.notify_all();
   RunChunks();
+  SpinUntil([&] {
+    return chunks_done_.load(std::memory_order_acquire) == job_chunks_ && active_.load(std::memory_order_acquire) == 0;
+  });
   std::unique_lock<std::mutex> lock(mu_);
   done_cv_.wait(lock, [&] {
     return active_ == 0 && chunks_done_.load(std::memory_order_acquire) == job_chunks_;
@@ -75,6 +96,7 @@ void ThreadPool::Run(int64_t count, RangeFn fn, void* ctx) {
 void ThreadPool::WorkerLoop() {
   uint64_t seen = 0;
   for (;;) {
+    SpinUntil([&] { return published_.load(std::memory_order_acquire) != seen; });
     {
       std::unique_lock<std::mutex> lock(mu_);
       wake_cv_.wait(lock, [&] { return stop_ || generation_ != seen; });

@@ -100,9 +100,7 @@ Decoder::Decoder(const ModelConfig& config)
 
 const ServingWeights& Decoder::View(const float* params) {
   if (view_ == nullptr || view_->params() != params) {
-    auto w = ServingWeights::Convert(config_, params, WeightFormat::kF32);
-    LANLM_CHECK(w.ok(), w.status().ToString());
-    view_ = std::make_unique<ServingWeights>(std::move(w).value());
+    view_ = std::make_unique<ServingWeights>(ServingWeights::View(config_, params));
   }
   return *view_;
 }

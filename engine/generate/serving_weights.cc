@@ -1,8 +1,10 @@
 // Conversion of the fp32 parameter block into a serving format (see serving_weights.h).
 #include "engine/generate/serving_weights.h"
 
+#include <cstdint>
 #include <cstring>
 
+#include "engine/base/check.h"
 #include "engine/base/float_bits.h"
 #include "engine/model/parameters.h"
 
@@ -22,6 +24,22 @@ int64_t MatrixElements(const ModelConfig& c) {
   return int64_t{c.n_layers} * (4 * C * C + 3 * C * F) + V * C;
 }
 
+// Floats per alignment unit: a copied fp32 matrix starts at a multiple of this.
+constexpr int64_t kAlignFloats = static_cast<int64_t>(kGemvAlign / sizeof(float));
+int64_t RoundUpAligned(int64_t n) { return (n + kAlignFloats - 1) / kAlignFloats * kAlignFloats; }
+bool IsAligned(const float* p) { return reinterpret_cast<uintptr_t>(p) % kGemvAlign == 0; }
+
+// Whether every matrix of the block starts on a kGemvAlign boundary (then views are as fast).
+bool MatricesAligned(const ModelWeights& w) {
+  if (!IsAligned(w.output)) return false;
+  for (const LayerWeights& l : w.layers) {
+    for (const float* m : {l.wq, l.wk, l.wv, l.wo, l.w1, l.w2, l.w3}) {
+      if (!IsAligned(m)) return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 WeightMatrix ServingWeights::Make(const float* w, int64_t rows, int64_t cols) {
@@ -32,7 +50,14 @@ WeightMatrix ServingWeights::Make(const float* w, int64_t rows, int64_t cols) {
   const int64_t n = rows * cols;
   switch (format_) {
     case WeightFormat::kF32:
-      m.f32 = w;
+      if (f32_.empty()) {
+        m.f32 = w;
+      } else {
+        float* dst = f32_.data() + used_;
+        std::memcpy(dst, w, n * sizeof(float));
+        m.f32 = dst;
+        used_ += RoundUpAligned(n) - n;  // the next matrix starts aligned too
+      }
       break;
     case WeightFormat::kBf16: {
       uint16_t* dst = bf16_.data() + used_;
@@ -65,6 +90,19 @@ Status ServingWeights::CheckShape(const ModelConfig& config, WeightFormat format
 
 StatusOr<ServingWeights> ServingWeights::Convert(const ModelConfig& config, const float* params,
                                                  WeightFormat format) {
+  LANLM_RETURN_IF_ERROR(config.Validate());
+  const bool copy = format == WeightFormat::kF32 && !MatricesAligned(BindWeights(config, const_cast<float*>(params)));
+  return Build(config, params, format, copy);
+}
+
+ServingWeights ServingWeights::View(const ModelConfig& config, const float* params) {
+  auto w = Build(config, params, WeightFormat::kF32, false);
+  LANLM_CHECK(w.ok(), w.status().ToString());
+  return std::move(w).value();
+}
+
+StatusOr<ServingWeights> ServingWeights::Build(const ModelConfig& config, const float* params, WeightFormat format,
+                                               bool copy_f32) {
   LANLM_RETURN_IF_ERROR(CheckShape(config, format));
   const int64_t C = config.dim, F = config.ffn_hidden, V = config.vocab_size;
   if (format != WeightFormat::kF32) {
@@ -81,6 +119,10 @@ StatusOr<ServingWeights> ServingWeights::Convert(const ModelConfig& config, cons
   s.format_ = format;
   s.params_ = params;
   const int64_t total = MatrixElements(config);
+  if (copy_f32) {
+    // Each of the 7 L + 1 matrices padded to the alignment unit.
+    s.f32_.resize(total + (7 * config.n_layers + 1) * kAlignFloats);
+  }
   if (format == WeightFormat::kBf16) s.bf16_.resize(total);
   if (format == WeightFormat::kQ8) {
     s.q8_.resize(total);

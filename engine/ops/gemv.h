@@ -76,7 +76,7 @@ void GemvBlock(const WeightMatrix& w, const GemvInput& x, int64_t block, float* 
 // order; the eight lanes are summed pairwise (l + 4, then + 2, then + 1).
 void GemvBlockQ8(const WeightMatrix& w, const GemvInput& x, int64_t block, float* y, int64_t ldy);
 void GemvBlockQ8Reference(const WeightMatrix& w, const GemvInput& x, int64_t block, float* y, int64_t ldy);
-// Which q8 kernel GemvBlock uses in this build ("avx2" or "generic").
+// Which q8 kernel GemvBlock uses in this build ("avx2-vnni", "avx2" or "generic").
 const char* Q8KernelName();
 
 // bf16 conversion: round to nearest even (NaN stays NaN), and the exact widening.

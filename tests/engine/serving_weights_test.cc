@@ -7,7 +7,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <vector>
@@ -161,6 +163,41 @@ TEST(ServingWeightsTest, BadFormatsAndUnconvertibleModelsGetClearErrors) {
   auto inf = ServingWeights::Convert(good, params.data(), WeightFormat::kBf16);
   ASSERT_FALSE(inf.ok());
   EXPECT_NE(inf.status().message().find("output.weight"), std::string::npos) << inf.status().message();
+}
+
+bool Aligned64(const float* p) { return reinterpret_cast<uintptr_t>(p) % 64 == 0; }
+
+TEST(ServingWeightsTest, Fp32MatricesAreAlignedViewsOrAnAlignedCopyWithTheSameBits) {
+  const ModelConfig c = Config();  // every tensor a multiple of 16 floats: aligned block, aligned matrices
+  const auto values = Params(c, 11);
+  const int64_t n = ParameterCount(c);
+  AlignedVector<float> aligned(values.begin(), values.end());
+  AlignedVector<float> block(n + 1);
+  float* shifted = block.data() + 1;  // 4 bytes off a cache line, as a std::vector's data may be
+  std::copy(values.begin(), values.end(), shifted);
+
+  auto view = ServingWeights::Convert(c, aligned.data(), WeightFormat::kF32);
+  ASSERT_TRUE(view.ok());
+  EXPECT_FALSE(view->CopiedF32());
+  EXPECT_EQ(view->output().f32, aligned.data() + (n - c.vocab_size * c.dim));
+
+  auto copy = ServingWeights::Convert(c, shifted, WeightFormat::kF32);
+  ASSERT_TRUE(copy.ok());
+  EXPECT_TRUE(copy->CopiedF32());
+  EXPECT_TRUE(Aligned64(copy->output().f32));
+  for (const ServingLayer& l : copy->layers()) {
+    for (const WeightMatrix* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w1, &l.w2, &l.w3}) EXPECT_TRUE(Aligned64(m->f32));
+  }
+  EXPECT_FALSE(ServingWeights::View(c, shifted).CopiedF32());  // never copies
+
+  const auto tokens = Tokens(c, 12);
+  const auto want = Decode(*view, tokens, 2);
+  const auto got = Decode(*copy, tokens, 2);
+  EXPECT_EQ(0, std::memcmp(want.data(), got.data(), want.size() * sizeof(float)));
+  // The copy holds the matrices' values at conversion time (embedding and norms stay views).
+  std::fill(shifted + n - c.vocab_size * c.dim, shifted + n, 0.0f);
+  const auto again = Decode(*copy, tokens, 1);
+  EXPECT_EQ(0, std::memcmp(want.data(), again.data(), want.size() * sizeof(float)));
 }
 
 TEST(ServingWeightsTest, MatrixBytesFollowTheFormat) {
