@@ -61,15 +61,13 @@ tag="llan$$x$RANDOM"
 br="$tag-br"
 nodes=("$tag-c")
 for i in $(seq 1 "$workers"); do nodes+=("$tag-w$i"); done
-pids=()
+# Each pid is a `timeout`, which passes SIGTERM on to its program (a SIGKILL would not).
+source deploy/children.sh bench-lan interrupted
 cleanup() {
-  # Each pid is a `timeout`, which passes SIGTERM on to its program (a SIGKILL would not).
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  trap - EXIT INT TERM
+  stop_children
   for ns in "${nodes[@]}" "$br"; do ip netns del "$ns" 2>/dev/null || true; done
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 ip netns add "$br"
 ip -n "$br" link add br0 type bridge
@@ -134,20 +132,13 @@ for rate in $rates; do
   ip netns exec "${nodes[0]}" timeout "$limit" "$bindir/lanlm-coordinator" --listen "$coordinator_ip:$port" \
     --cluster-token-file "$token" --threads 2 --min-workers "$workers" --shards-per-lease "$per_lease" \
     "${flags[@]}" > "$dir/coordinator.out" 2> "$dir/coordinator.log" &
-  coordinator=$!
-  pids+=("$coordinator")
+  pids+=("$!")
   for i in $(seq 1 "$workers"); do
     ip netns exec "${nodes[$i]}" timeout "$limit" "$bindir/lanlm-worker" --coordinator "$coordinator_ip:$port" \
       --threads "$threads" --cluster-token-file "$token" --name "lan-w$i" 2> "$dir/worker-$i.log" &
     pids+=("$!")
   done
-  if ! wait "$coordinator"; then
-    echo "bench-lan: coordinator failed at rate $rate; see $dir/coordinator.log" >&2
-    tail -5 "$dir/coordinator.log" >&2
-    exit 1
-  fi
-  for pid in "${pids[@]:1}"; do wait "$pid" || true; done
-  pids=()
+  wait_cluster bench-lan "$dir/coordinator.log" "at rate $rate"
   c="$dir/coordinator.log"
   tps=$(timed "$c" | field tok/s | median)
   wall=$(timed "$c" | field wall_ms | median)
