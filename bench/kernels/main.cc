@@ -98,7 +98,9 @@ double PeakGflops(double flops_per_iter, Fn loop) {
     for (int j = 0; j < kChains; ++j) acc[j] = _mm512_fmadd_ps(acc[j], a, b);
   }
   for (int j = 1; j < kChains; ++j) acc[0] = _mm512_add_ps(acc[0], acc[j]);
-  return _mm512_reduce_add_ps(acc[0]);
+  alignas(64) float out[16];
+  _mm512_store_ps(out, acc[0]);  // not _mm512_reduce_add_ps: GCC 12 -O1 warns inside it
+  return out[0] + out[15];
 }
 
 [[gnu::noipa]] __attribute__((target("avx2,fma"))) float Fma256(int64_t iters) {
@@ -124,7 +126,9 @@ double PeakGflops(double flops_per_iter, Fn loop) {
     for (int j = 0; j < kChains; ++j) acc[j] = _mm512_dpbf16_ps(acc[j], a, b);
   }
   for (int j = 1; j < kChains; ++j) acc[0] = _mm512_add_ps(acc[0], acc[j]);
-  return _mm512_reduce_add_ps(acc[0]);
+  alignas(64) float out[16];
+  _mm512_store_ps(out, acc[0]);  // not _mm512_reduce_add_ps: GCC 12 -O1 warns inside it
+  return out[0] + out[15];
 }
 
 void BenchPeak() {
