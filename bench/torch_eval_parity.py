@@ -84,20 +84,16 @@ def main():
     from torch_ref import Transformer  # noqa: E402
 
     torch.set_num_threads(args.threads)
-    tensors, _ = read_safetensors(args.checkpoint)
+    tensors, meta = read_safetensors(args.checkpoint)
     params = {torch_name(k): v for k, v in tensors.items() if torch_name(k) is not None}
-    V, C = params["tok_emb.weight"].shape
-    L = 1 + max(int(k.split(".")[1]) for k in params if k.startswith("layers."))
-    H = params["layers.0.ffn.w1.weight"].shape[0]
+    try:  # the model config lanlm writes into the checkpoint's metadata
+        V, C, L, nh, H, T = (int(meta["model." + k]) for k in
+                             ("vocab_size", "dim", "n_layers", "n_heads", "ffn_hidden", "context"))
+    except KeyError as e:
+        raise SystemExit(f"{args.checkpoint}: no model config in its metadata ({e} missing)")
     ids_text = subprocess.run([args.lanlm, "tokenize", "--checkpoint", args.checkpoint, "--text", args.text],
                               check=True, capture_output=True, text=True).stdout
     ids = torch.tensor([int(t) for t in ids_text.split()], dtype=torch.long)
-    ckpt_eval = subprocess.run([args.lanlm, "eval", "--checkpoint", args.checkpoint, "--text", args.text,
-                                "--max-windows", "1"], check=True, capture_output=True, text=True).stdout
-    T = int(re.search(r"tokens=(\d+)", ckpt_eval).group(1))  # one window predicts T tokens
-    nh = int(os.environ.get("LANLM_PARITY_HEADS", "0")) or {128: 4, 288: 6, 768: 12}.get(C)
-    if nh is None:
-        raise SystemExit(f"C = {C}: set LANLM_PARITY_HEADS to the model's head count")
     model = Transformer(V=V, C=C, L=L, nh=nh, H=H, T=T)
     missing = set(dict(model.named_parameters())) - set(params)
     if missing:
