@@ -11,6 +11,7 @@
 #include "protos/cluster_auth.h"
 #include "protos/convert.h"
 #include "protos/raw_message.h"
+#include "protos/tls.h"
 
 namespace lanlm::coordinator {
 namespace {
@@ -33,8 +34,19 @@ class StreamLink final : public WorkerLink {
  public:
   StreamLink(Reactor* reactor, ClusterService& service) : reactor_(reactor), service_(service) {}
 
-  void SendParams(std::shared_ptr<const ParamSnapshot> params) override {
-    for (const auto& message : service_.ParamMessages(params)) Send(message);
+  Status SendParams(std::shared_ptr<const ParamSnapshot> params, int64_t from_offset) override {
+    const auto messages = service_.ParamMessages(params);
+    size_t first = 0;
+    while (first < messages.size() && messages[first]->param_chunk().chunk().offset() < from_offset) ++first;
+    const int64_t total = static_cast<int64_t>(params->params.size());
+    if (first == messages.size() || messages[first]->param_chunk().chunk().offset() != from_offset) {
+      return InvalidArgumentError("ParamRequest offset " + std::to_string(from_offset) +
+                                  " is not where a parameter chunk starts (chunks of " +
+                                  std::to_string(service_.identity().param_chunk_bytes) + " bytes, " +
+                                  std::to_string(total) + " floats)");
+    }
+    for (size_t i = first; i < messages.size(); ++i) Send(messages[i]);
+    return OkStatus();
   }
 
   void SendLease(engine::ShardLease lease) override {
@@ -173,7 +185,8 @@ class WorkStream final : public Reactor, public std::enable_shared_from_this<Wor
       return false;
     }
     const v1::Hello& hello = in_.hello();
-    StatusOr<std::string> name = service_.ClaimWorkerId(hello.worker_id(), context_->peer());
+    std::string relay_address;
+    StatusOr<std::string> name = service_.ClaimWorkerId(hello.worker_id(), context_->peer(), &relay_address);
     if (!name.ok()) {
       link_->Close(protos::ToGrpcStatus(name.status()));
       return false;
@@ -183,8 +196,8 @@ class WorkStream final : public Reactor, public std::enable_shared_from_this<Wor
     std::shared_ptr<WorkerLink> link = link_;
     const int64_t version = service_.CachedVersion(hello.cached_run_id(), hello.cached_version());
     boost::asio::post(service_.io(), [run, connection = connection_, link, id = hello.worker_id(), name = *name,
-                                      version] {
-      run->OnConnected(connection, link, id, name, version);
+                                      version, relay_address] {
+      run->OnConnected(connection, link, id, name, version, relay_address);
     });
     return true;
   }
@@ -208,6 +221,11 @@ class WorkStream final : public Reactor, public std::enable_shared_from_this<Wor
         boost::asio::post(service_.io(), [run, connection, chunk] { run->OnGradientChunk(connection, std::move(*chunk)); });
         break;
       }
+      case v1::WorkerMessage::kParamRequest:
+        boost::asio::post(service_.io(), [run, connection, request = in_.param_request()] {
+          run->OnParamRequest(connection, request.run_id(), request.version(), request.offset());
+        });
+        break;
       case v1::WorkerMessage::kCommit:
         boost::asio::post(service_.io(), [run, connection, commit = protos::FromProto(in_.commit())] {
           run->OnCommit(connection, commit);
@@ -249,7 +267,7 @@ std::vector<std::shared_ptr<const v1::CoordinatorMessage>> ClusterService::Param
   if (param_source_ != params) {
     param_messages_.clear();
     const auto n = static_cast<int64_t>(params->params.size());
-    for (v1::FloatChunk& chunk : protos::MakeChunks(params->params.data(), n, protos::kMaxChunkBytes, identity_.wire)) {
+    for (v1::FloatChunk& chunk : protos::MakeChunks(params->params.data(), n, identity_.param_chunk_bytes, identity_.wire)) {
       auto message = std::make_shared<v1::CoordinatorMessage>();
       v1::ParamChunk* param = message->mutable_param_chunk();
       param->set_version(params->version);
@@ -271,7 +289,8 @@ int64_t ClusterService::CachedVersion(const std::string& cached_run, int64_t cac
   return -1;  // another run's step numbers mean nothing here
 }
 
-StatusOr<std::string> ClusterService::ClaimWorkerId(const std::string& worker_id, const std::string& peer) {
+StatusOr<std::string> ClusterService::ClaimWorkerId(const std::string& worker_id, const std::string& peer,
+                                                    std::string* relay_address) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = joined_.find(worker_id);
   if (it == joined_.end()) return NotFoundError("unknown worker_id '" + worker_id.substr(0, 64) + "'; call Join first");
@@ -284,6 +303,7 @@ StatusOr<std::string> ClusterService::ClaimWorkerId(const std::string& worker_id
     return Status(StatusCode::kPermissionDenied, "worker_id " + worker_id + " already has a Work stream; call Join");
   }
   joined.claimed = true;
+  *relay_address = joined.relay_address;
   return joined.name;
 }
 
@@ -346,6 +366,9 @@ Status ClusterService::Admit(grpc::CallbackServerContext* context, const v1::Joi
                                 " bytes, more than 128");
   }
   if (request->threads() < 0) return InvalidArgumentError("threads = " + std::to_string(request->threads()) + " < 0");
+  if (!request->relay_address().empty()) {
+    LANLM_RETURN_IF_ERROR(protos::CheckHostPort(request->relay_address(), "relay_address"));
+  }
   if (!run_.accepting()) return UnavailableError("coordinator is shutting down");
 
   std::string worker_id;
@@ -353,7 +376,7 @@ Status ClusterService::Admit(grpc::CallbackServerContext* context, const v1::Joi
     std::lock_guard<std::mutex> lock(mu_);
     worker_id = "w" + std::to_string(next_worker_++);
     joined_[worker_id] = {request->worker_name().empty() ? context->peer() : request->worker_name(),
-                          PeerHost(context->peer())};
+                          PeerHost(context->peer()), false, request->relay_address()};
   }
   reply->set_worker_id(worker_id);
   protos::ToProto(identity_.config, reply->mutable_model_config());

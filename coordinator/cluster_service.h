@@ -16,6 +16,7 @@
 #include "coordinator/param_snapshot.h"
 #include "coordinator/training_run.h"
 #include "protos/cluster.grpc.pb.h"
+#include "protos/convert.h"
 
 namespace lanlm::coordinator {
 
@@ -31,6 +32,7 @@ struct ClusterIdentity {
   engine::Precision precision = engine::Precision::kFp32;  // workers must compute it exactly
   int local_steps = 0;              // > 0: JoinReply.inner carries it and `adamw`
   engine::AdamWOptions adamw;
+  int64_t param_chunk_bytes = protos::kMaxChunkBytes;  // ParamChunk data size (smaller: relay hops pipeline)
   std::string run_id;  // RunSetup::run_id: ParamChunks, Leases and JoinReply carry it; workers key their cache by it
   std::string token;
 };
@@ -60,7 +62,9 @@ class ClusterService final
   // worker gave at Join. NOT_FOUND for an id never joined; PERMISSION_DENIED when the id
   // joined from another host or already has a stream: a token holder cannot speak for
   // another worker's id.
-  StatusOr<std::string> ClaimWorkerId(const std::string& worker_id, const std::string& peer);
+  // *relay_address: the one the worker gave at Join ("" = none).
+  StatusOr<std::string> ClaimWorkerId(const std::string& worker_id, const std::string& peer,
+                                      std::string* relay_address);
   // A worker's cached parameter version as this run sees it: -1 unless it is of this run
   // (Hello/LeaseRequest cached_run_id == identity().run_id).
   int64_t CachedVersion(const std::string& cached_run, int64_t cached_version) const;
@@ -79,6 +83,7 @@ class ClusterService final
     std::string name;
     std::string host;      // peer address without the port
     bool claimed = false;  // a Work stream said Hello with this id
+    std::string relay_address;  // JoinRequest.relay_address (checked)
   };
   std::map<std::string, Joined> joined_;         // worker_id -> who joined; guarded by mu_
   std::shared_ptr<const ParamSnapshot> param_source_;                           // guarded by mu_

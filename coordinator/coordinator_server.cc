@@ -45,6 +45,11 @@ StatusOr<std::unique_ptr<TrainingServer>> TrainingServer::Start(const Coordinato
                                 std::to_string(protos::kMaxShardsPerLease) + "]");
   }
   LANLM_ASSIGN_OR_RETURN(const engine::WireFormat wire, engine::ParseWireFormat(options.wire));
+  if (options.param_chunk_bytes <= 0 || options.param_chunk_bytes % 4 != 0 ||
+      options.param_chunk_bytes > protos::kMaxChunkBytes) {
+    return InvalidArgumentError("param_chunk_bytes = " + std::to_string(options.param_chunk_bytes) +
+                                " is not a positive multiple of 4 up to " + std::to_string(protos::kMaxChunkBytes));
+  }
   if (!options.checkpoint_dir.empty()) {
     LANLM_RETURN_IF_ERROR(engine::PrepareWritableDir(options.checkpoint_dir, "--checkpoint-dir"));
   }
@@ -69,6 +74,7 @@ StatusOr<std::unique_ptr<TrainingServer>> TrainingServer::Start(const Coordinato
   identity.precision = setup.train.precision;
   identity.local_steps = options.local_steps;
   identity.adamw = setup.train.adamw;
+  identity.param_chunk_bytes = options.param_chunk_bytes;
 
   RunSettings settings;
   settings.min_workers = options.min_workers;
@@ -83,6 +89,7 @@ StatusOr<std::unique_ptr<TrainingServer>> TrainingServer::Start(const Coordinato
   settings.outer_momentum = options.outer_momentum;
   settings.eval_every = options.eval_every;
   settings.eval_windows = options.eval_windows;
+  settings.relay_fanout = options.relay_fanout;
   self->run_ = std::make_unique<TrainingRun>(std::move(setup), settings, self->host_.io(), *self->pool_,
                                              [self](const RunResult& result) { self->done_.set_value(result); });
   self->cluster_service_ = std::make_unique<ClusterService>(std::move(identity), self->host_.io(), *self->run_);

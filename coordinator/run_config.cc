@@ -20,6 +20,11 @@ void CoordinatorOptions::Register(FlagSet& flags) {
   flags.String("wire", &wire,
               "fp32 | bf16: how parameters and gradients travel (bf16 halves the bytes; master weights, "
               "optimizer and gradient sums stay fp32; bit-identical within a mode, not across modes)");
+  flags.Int("relay-fanout", &relay_fanout,
+            "peers each relaying worker (lanlm-worker --relay-listen) forwards a step's parameters to, so the "
+            "coordinator's link carries one copy per step, not one per worker (1 = a chain, each link at full "
+            "rate; 0 = the coordinator sends every copy)",
+            0, 16);
   flags.Int("local-steps", &local_steps,
             "H > 0: low-communication rounds (DiLoCo): each lease block runs H inner AdamW steps on its own "
             "shards and returns its parameter change; one outer Nesterov step per round (0 = synchronous)",

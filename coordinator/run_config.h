@@ -27,6 +27,8 @@ struct CoordinatorOptions : engine::TrainFlags {
   int64_t lease_timeout_ms = 120000;
   int shards_per_lease = 1;     // a power of two: shards a worker computes and pre-sums per lease
   std::string wire = "fp32";    // parameters and gradients on the wire: fp32 | bf16
+  int relay_fanout = 1;         // peers one relaying worker feeds (0 = no relay)
+  int64_t param_chunk_bytes = int64_t{1} << 20;  // ParamChunk size (not a flag): a relay hop forwards whole chunks
   int local_steps = 0;          // H > 0: DiLoCo rounds of H inner steps per lease (0 = synchronous)
   float outer_lr = 0.7f;        // outer Nesterov step of --local-steps
   float outer_momentum = 0.9f;

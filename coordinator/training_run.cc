@@ -85,6 +85,7 @@ void TrainingRun::PublishParams() { params_ = Snapshot(); }
 
 void TrainingRun::BeginStep() {
   leases_.StartStep(state_.step, options_.shards, settings_.shards_per_lease);
+  relay_nodes_.clear();  // a new version: a new tree
   nonfinite_.clear();
   tree_.Reset();
   std::fill(shard_loss_.begin(), shard_loss_.end(), 0.0f);
@@ -143,13 +144,22 @@ void TrainingRun::IssueLease(int64_t connection, Connection& conn) {
   if (settings_.local_steps > 0) out.local_steps = static_cast<int>(steps);
   bytes_out_ += static_cast<int64_t>(tokens.size()) * 4;
   out.tokens = std::move(tokens);
-  conn.link->SendLease(std::move(out));
   // Protocol 6: the parameters follow their Lease, in forward order, so the worker starts
-  // the forward pass as soon as the first layers have arrived.
-  if (conn.known_version != state_.step) {
-    conn.link->SendParams(params_);
+  // the forward pass as soon as the first layers have arrived. Protocol 7: or the Lease names
+  // a peer that relays them.
+  const bool needs_params = conn.known_version != state_.step;
+  if (needs_params) out.param_source = RelaySourceFor(connection);
+  const bool direct = needs_params && out.param_source.empty();
+  conn.link->SendLease(std::move(out));
+  if (direct) {
+    const Status sent = conn.link->SendParams(params_, 0);
+    LANLM_CHECK(sent.ok(), sent.ToString());  // offset 0 always starts a chunk
     bytes_out_ += static_cast<int64_t>(params_->params.size()) * engine::WireBytes(static_cast<int>(settings_.wire));
+  }
+  if (needs_params) {
     conn.known_version = state_.step;
+    // It now holds or receives this version: it can feed peers.
+    if (!conn.relay_address.empty() && settings_.relay_fanout > 0) relay_nodes_.push_back({connection, 0});
   }
 
   auto timer = std::make_unique<boost::asio::steady_timer>(io_, timeout);
@@ -160,6 +170,45 @@ void TrainingRun::IssueLease(int64_t connection, Connection& conn) {
   timers_[lease_id] = std::move(timer);
 }
 
+std::string TrainingRun::RelaySourceFor(int64_t connection) {
+  for (RelayNode& node : relay_nodes_) {
+    if (node.connection == connection || node.children >= settings_.relay_fanout) continue;
+    auto it = connections_.find(node.connection);
+    if (it == connections_.end()) continue;
+    ++node.children;
+    spdlog::debug("step {}: {} gets the parameters from {} ({})", state_.step, connection, Who(it->second),
+                  it->second.relay_address);
+    return it->second.relay_address;
+  }
+  return "";
+}
+
+void TrainingRun::OnParamRequest(int64_t connection, const std::string& run_id, int64_t version, int64_t offset) {
+  auto it = connections_.find(connection);
+  if (it == connections_.end() || ended_) return;
+  Connection& conn = it->second;
+  if (run_id != run_id_) {
+    conn.link->Close(InvalidArgumentError("ParamRequest for run " + run_id.substr(0, 40) + " on a stream of run " +
+                                          run_id_));
+    return;
+  }
+  if (version != state_.step || !params_ || params_->version != version) {
+    // Its lease is of a step that has ended: nothing it computes can be applied.
+    conn.link->Close(Status(StatusCode::kAborted, "ParamRequest for version " + std::to_string(version) +
+                                                      ", but the run is at step " + std::to_string(state_.step) +
+                                                      " and keeps only its parameters; reconnect"));
+    return;
+  }
+  if (Status sent = conn.link->SendParams(params_, offset); !sent.ok()) {
+    conn.link->Close(sent);
+    return;
+  }
+  const int64_t n = static_cast<int64_t>(params_->params.size());
+  bytes_out_ += (n - offset) * engine::WireBytes(static_cast<int>(settings_.wire));
+  spdlog::info("step {}: worker {} did not get the parameters from its peer; sent them from float {}", state_.step,
+               Who(conn), offset);
+}
+
 void TrainingRun::CancelTimer(int64_t lease_id) {
   auto it = timers_.find(lease_id);
   if (it == timers_.end()) return;
@@ -168,7 +217,7 @@ void TrainingRun::CancelTimer(int64_t lease_id) {
 }
 
 void TrainingRun::OnConnected(int64_t connection, std::shared_ptr<WorkerLink> link, const std::string& worker_id,
-                              const std::string& name, int64_t cached_version) {
+                              const std::string& name, int64_t cached_version, const std::string& relay_address) {
   if (ended_) {
     link->SendShutdown("training run is over", true);  // the worker closes (see End)
     return;
@@ -178,7 +227,9 @@ void TrainingRun::OnConnected(int64_t connection, std::shared_ptr<WorkerLink> li
   conn.worker_id = worker_id;
   conn.name = name;
   conn.known_version = cached_version;
-  spdlog::info("worker {} joined (cached version {}); {} connected", Who(conn), cached_version, connections_.size());
+  conn.relay_address = relay_address;
+  spdlog::info("worker {} joined (cached version {}{}); {} connected", Who(conn), cached_version,
+               relay_address.empty() ? "" : ", relays parameters at " + relay_address, connections_.size());
   metrics_.WorkerJoined(worker_id, name);
   UpdateStatus();
   Dispatch();
@@ -193,6 +244,8 @@ void TrainingRun::OnDisconnected(int64_t connection, const std::string& reason) 
   spdlog::info("worker {} left: {}; {} lease(s) back in the queue; {} connected", Who(it->second), reason,
                released.size(), connections_.size() - 1);
   metrics_.WorkerLeft(it->second.worker_id);
+  // Peers it was feeding find out themselves (their fetch fails) and ask the coordinator.
+  std::erase_if(relay_nodes_, [connection](const RelayNode& node) { return node.connection == connection; });
   connections_.erase(it);
   UpdateStatus();
   Dispatch();

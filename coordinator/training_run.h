@@ -40,8 +40,9 @@ namespace lanlm::coordinator {
 class WorkerLink {
  public:
   virtual ~WorkerLink() = default;
-  // The parameters of version params->version (shared by every link; not to be modified).
-  virtual void SendParams(std::shared_ptr<const ParamSnapshot> params) = 0;
+  // The parameters of version params->version (shared by every link; not to be modified), from
+  // float from_offset on; INVALID_ARGUMENT (nothing sent) when no chunk starts there.
+  virtual Status SendParams(std::shared_ptr<const ParamSnapshot> params, int64_t from_offset) = 0;
   virtual void SendLease(engine::ShardLease lease) = 0;
   // The answer to the commit of lease_id: OK (applied) or why not.
   virtual void SendCommitResult(int64_t lease_id, const Status& status) = 0;
@@ -64,6 +65,7 @@ struct RunSettings {
   float outer_momentum = 0.9f;
   int64_t eval_every = 100;         // validation loss every N steps and at the end (0 = only at the end)
   int64_t eval_windows = 16;        // windows of T+1 validation tokens per evaluation (0 = all)
+  int relay_fanout = 1;             // peers one relaying worker feeds (0 = the coordinator sends every copy)
 };
 
 struct RunResult {
@@ -104,8 +106,12 @@ class TrainingRun {
 
   // ---- loop thread ----
   void Start();
+  // relay_address: where the worker relays parameters to peers ("" = it does not).
   void OnConnected(int64_t connection, std::shared_ptr<WorkerLink> link, const std::string& worker_id,
-                   const std::string& name, int64_t cached_version);
+                   const std::string& name, int64_t cached_version, const std::string& relay_address = "");
+  // A worker could not get (all of) version `version` from the peer its lease named: send it
+  // the rest from `offset`. A version no longer held ends its stream (ABORTED).
+  void OnParamRequest(int64_t connection, const std::string& run_id, int64_t version, int64_t offset);
   void OnLeaseRequest(int64_t connection, int64_t cached_version);
   void OnGradientChunk(int64_t connection, engine::GradientChunk chunk);
   void OnCommit(int64_t connection, const engine::ShardCommit& commit);
@@ -130,6 +136,7 @@ class TrainingRun {
     std::string name;
     int64_t known_version = -1;    // parameter version the worker holds (as far as we know)
     bool wants_lease = false;
+    std::string relay_address;     // where it relays parameters to peers ("" = it does not)
     std::map<int64_t, engine::ChunkAssembler> gradients;  // lease_id -> gradient so far
     std::map<int64_t, Status> failed;                     // lease_id -> error to answer at commit
   };
@@ -137,6 +144,9 @@ class TrainingRun {
   void BeginStep();
   void Dispatch();
   void IssueLease(int64_t connection, Connection& conn);
+  // The relay address of a worker in the current version's relay tree with room for one more
+  // peer (counted), or "" when the coordinator sends the parameters itself.
+  std::string RelaySourceFor(int64_t connection);
   Status AcceptCommit(int64_t connection, Connection& conn, const engine::ShardCommit& commit);
   Status CheckCommit(const engine::ShardCommit& commit, engine::ChunkAssembler* gradient);
   void FailLease(Connection& conn, int64_t lease_id, Status status);
@@ -177,6 +187,13 @@ class TrainingRun {
   std::shared_ptr<const ParamSnapshot> params_;  // of state_.step, as sent to workers
   std::map<int64_t, Connection> connections_;
   std::deque<int64_t> waiting_;     // connections that asked for a lease, in order
+  // The relay tree of the current version: relaying workers that hold or receive it, in the
+  // order they got it, with the peers each feeds (at most settings_.relay_fanout).
+  struct RelayNode {
+    int64_t connection;
+    int children;
+  };
+  std::vector<RelayNode> relay_nodes_;
   std::map<int64_t, std::unique_ptr<boost::asio::steady_timer>> timers_;  // lease_id -> deadline
   bool running_ = false;
   bool ended_ = false;

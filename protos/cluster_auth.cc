@@ -62,7 +62,7 @@ void AttachClusterToken(grpc::ClientContext& context, const std::string& token) 
   context.AddMetadata(kTokenMetadataKey, token);
 }
 
-Status CheckClusterToken(const grpc::CallbackServerContext& context, const std::string& expected) {
+Status CheckClusterToken(const grpc::ServerContextBase& context, const std::string& expected) {
   const auto& metadata = context.client_metadata();
   auto it = metadata.find(kTokenMetadataKey);
   if (it == metadata.end()) return UnauthenticatedError("missing cluster token (metadata lanlm-cluster-token)");

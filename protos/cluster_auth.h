@@ -30,6 +30,6 @@ bool ConstantTimeEquals(const std::string& a, const std::string& b);
 void AttachClusterToken(grpc::ClientContext& context, const std::string& token);
 // OK when the call carries `expected`; UNAUTHENTICATED otherwise (the message never echoes
 // the token).
-Status CheckClusterToken(const grpc::CallbackServerContext& context, const std::string& expected);
+Status CheckClusterToken(const grpc::ServerContextBase& context, const std::string& expected);
 
 }  // namespace lanlm::protos

@@ -148,6 +148,7 @@ void ToProto(const engine::ShardLease& lease, v1::Lease* out) {
   out->set_micro_batch(lease.micro_batch);
   out->set_shard_count(lease.shard_count);
   out->set_local_steps(lease.local_steps);
+  out->set_param_source(lease.param_source);
   TokensToProto(lease.tokens.data(), static_cast<int64_t>(lease.tokens.size()), out);
 }
 

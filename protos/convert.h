@@ -46,7 +46,11 @@ std::vector<v1::FloatChunk> MakeChunks(const float* block, int64_t n, int64_t ma
 class ChunkAssembler : public engine::ChunkAssembler {
  public:
   using engine::ChunkAssembler::Add;
+  using engine::ChunkAssembler::Check;
   using engine::ChunkAssembler::ChunkAssembler;
+  Status Check(const v1::FloatChunk& chunk) const {
+    return Check(chunk.offset(), chunk.total(), chunk.data(), chunk.crc32c(), static_cast<int>(chunk.format()));
+  }
   Status Add(const v1::FloatChunk& chunk) {
     return Add(chunk.offset(), chunk.total(), chunk.data(), chunk.crc32c(), static_cast<int>(chunk.format()));
   }

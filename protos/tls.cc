@@ -143,6 +143,39 @@ StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const std::string& address,
   return grpc::CreateCustomChannel(address, grpc::SslCredentials(ssl), args);
 }
 
+Status CheckHostPort(const std::string& address, const std::string& what, bool port_zero_ok) {
+  const std::string shown = address.size() > 64 ? address.substr(0, 64) + "..." : address;
+  auto bad = [&](const std::string& why) {
+    return InvalidArgumentError(what + " = '" + shown + "' is not host:port (" + why + ")");
+  };
+  if (address.size() > 255) return bad(std::to_string(address.size()) + " bytes, more than 255");
+  for (char c : address) {
+    if (c <= ' ' || c > '~') return bad("a space or control or non-ASCII character");
+  }
+  const size_t colon = address.rfind(':');
+  if (colon == std::string::npos) return bad("no port");
+  const std::string host = address.substr(0, colon), port = address.substr(colon + 1);
+  if (host.empty() || host == "[]") return bad("empty host");
+  if (host.front() == '[' ? host.back() != ']' : host.find(':') != std::string::npos) {
+    return bad("an IPv6 host needs brackets: [::1]:7000");
+  }
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos) {
+    return bad("the port is not a number");
+  }
+  const int value = std::stoi(port);
+  if (value > 65535 || (value == 0 && !port_zero_ok)) {
+    return bad("port " + port + " outside [" + (port_zero_ok ? "0" : "1") + ", 65535]");
+  }
+  return OkStatus();
+}
+
+std::string HostOf(const std::string& address) {
+  const size_t colon = address.rfind(':');
+  std::string host = colon == std::string::npos ? address : address.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  return host;
+}
+
 bool IsLoopbackAddress(const std::string& host_port) {
   std::string host = host_port;
   if (host.rfind("ipv4:", 0) == 0) host = host.substr(5);

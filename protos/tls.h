@@ -48,6 +48,13 @@ StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(const S
 StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const std::string& address, const ClientTlsOptions& options,
                                                      grpc::ChannelArguments args = {});
 
+// OK for "host:port" with a non-empty host (a bracketed IPv6 host is fine), no spaces, at most
+// 255 bytes and a port in [1, 65535] ([0, 65535] with port_zero_ok: a listen address);
+// INVALID_ARGUMENT naming `what` and the value otherwise.
+Status CheckHostPort(const std::string& address, const std::string& what, bool port_zero_ok = false);
+// The host part of a host:port CheckHostPort accepts ("[::1]:7" -> "::1").
+std::string HostOf(const std::string& address);
+
 // True for listen addresses only this host can reach: 127.0.0.0/8, [::1], localhost.
 bool IsLoopbackAddress(const std::string& host_port);
 

@@ -67,6 +67,13 @@ int main(int argc, char** argv) {
   flags.String("bf16-kernel", &bf16_kernel,
                "kernel of --precision bf16 runs: auto, native (AVX512_BF16), emulated or emulated-avx2; every "
                "kernel gives the same bits (for benchmarks, and for testing a mixed LAN on one machine)");
+  flags.String("relay-listen", &options.relay_listen,
+               "serve the parameter relay on host:port: this worker forwards each step's parameters to the peers "
+               "the coordinator points at it (its --relay-fanout), so the coordinator's link carries one copy per "
+               "step; plaintext, token-checked; empty = off");
+  flags.String("relay-address", &options.relay_address,
+               "the host:port peers dial to reach --relay-listen (default: --relay-listen itself; required when it "
+               "listens on 0.0.0.0)");
   log_options.Register(flags);
   const Status parsed = flags.Parse(std::vector<std::string>(argv + 1, argv + argc));
   if (!parsed.ok()) {

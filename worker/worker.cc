@@ -1,6 +1,7 @@
 // The worker's sessions: join, configure, and the Work stream's read loop; see worker.h
 // (worker_lease.cc computes and sends each lease's gradient).
 #include "worker/worker.h"
+#include "worker/work_state.h"
 
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -38,7 +39,7 @@ Status WorkerOptions::Validate() const {
   if (min_backoff.count() <= 0 || max_backoff < min_backoff) {
     return InvalidArgumentError("backoff must satisfy 0 < min <= max");
   }
-  return OkStatus();
+  return ValidateRelay();
 }
 
 Worker::Worker(WorkerOptions options, engine::ThreadPool& pool) : options_(std::move(options)), pool_(pool) {
@@ -56,11 +57,14 @@ void Worker::Stop() {
 
 WorkerStats Worker::stats() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return stats_;
+  WorkerStats stats = stats_;
+  if (relay_) stats.relay_served_bytes = relay_->service().bytes_served();
+  return stats;
 }
 
 Status Worker::Run() {
   LANLM_RETURN_IF_ERROR(options_.Validate());
+  LANLM_RETURN_IF_ERROR(StartRelay());
   auto backoff = options_.min_backoff;
   while (!stopping_) {
     Status status;
@@ -106,6 +110,7 @@ Worker::SessionEnd Worker::Session(Status* status, bool* made_progress) {
     request.set_threads(pool_.size());
     request.add_precisions("fp32");
     if (engine::Bf16Supported()) request.add_precisions("bf16");
+    request.set_relay_address(relay_advertised_);
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (stopping_) return SessionEnd::kStopped;
@@ -144,34 +149,6 @@ Worker::SessionEnd Worker::Session(Status* status, bool* made_progress) {
   return WorkStream(*stub, reply.run_id(), status, made_progress);
 }
 
-// One Work stream's state, shared by the read loop and the message handlers.
-struct Worker::WorkState {
-  Stream* stream = nullptr;
-  std::string run_id;     // the run joined; parameters of another run are refused
-  Status* status = nullptr;
-  bool* made_progress = nullptr;
-  // `writable` goes false when a write fails: the coordinator has ended the call (for example
-  // right after the last step's commit). What it sent before that (the last CommitResult,
-  // the Shutdown) is still in the stream, so keep reading until the end rather than
-  // dropping it. `local_error` is a problem on this side: stop reading and cancel.
-  bool writable = true;
-  bool local_error = false;
-  bool shut_down = false;
-  SessionEnd end = SessionEnd::kRetry;
-  grpc::ClientContext* context = nullptr;
-  // Parameters being received: those of the lease on the compute thread (protocol 6 sends
-  // them after their Lease), whose block the compute thread reads as they arrive.
-  std::unique_ptr<protos::ChunkAssembler> incoming;
-  int64_t incoming_version = -1;
-  std::thread compute;    // the lease being computed (joined before the next, and at the end)
-  LeaseOutcome outcome;   // written by the compute thread, read after joining it
-
-  void FailLocally(Status error) {
-    *status = std::move(error);
-    local_error = true;
-  }
-};
-
 Worker::SessionEnd Worker::WorkStream(v1::Cluster::Stub& stub, const std::string& run_id, Status* status,
                                       bool* made_progress) {
   grpc::ClientContext context;
@@ -202,6 +179,11 @@ Worker::SessionEnd Worker::WorkStream(v1::Cluster::Stub& stub, const std::string
   // cancel it so Finish returns (and a lease still computing stops writing).
   if (state.local_error || (state.shut_down && state.end != SessionEnd::kFinished)) context.TryCancel();
   arrival_.Abandon();  // parameters still missing never come: the lease is dropped, not committed
+  StopFetch(state);
+  {
+    std::lock_guard<std::mutex> lock(param_mu_);
+    if (state.incoming && feed_) feed_->Drop();  // peers fetching it ask the coordinator instead
+  }
   JoinCompute(state);
   if (state.local_error) context.TryCancel();
   if (state.writable) stream->WritesDone();
@@ -283,17 +265,24 @@ void Worker::StartLease(const v1::Lease& lease, WorkState& s) {
   task.shards = *shards;
   task.stream = s.stream;
   task.context = s.context;
-  if (lease.step() == cached_version_ && lease.run_id() == cached_run_) {
-    task.params = params_.data();
-    arrival_.Reset(parameter_count_);
-    s.incoming.reset();
-  } else {
-    // Protocol 6: the parameters of version lease.step() follow; compute while they arrive.
-    s.incoming = std::make_unique<protos::ChunkAssembler>(parameter_count_, protos::kMaxChunkBytes, wire_);
-    s.incoming_version = lease.step();
-    task.params = s.incoming->block().data();
-    arrival_.Reset(0);
+  StopFetch(s);  // the previous lease's fetch ended when its parameters were complete
+  {
+    std::lock_guard<std::mutex> lock(param_mu_);
+    if (lease.step() == cached_version_ && lease.run_id() == cached_run_) {
+      task.params = params_.data();
+      arrival_.Reset(parameter_count_);
+      s.incoming.reset();
+    } else {
+      // Protocol 6: the parameters of version lease.step() follow (protocol 7: from the peer
+      // lease.param_source when it names one); compute while they arrive.
+      s.incoming = std::make_unique<protos::ChunkAssembler>(parameter_count_, protos::kMaxChunkBytes, wire_);
+      s.incoming_version = lease.step();
+      task.params = s.incoming->block().data();
+      arrival_.Reset(0);
+      BeginFeed(lease.run_id(), lease.step());
+    }
   }
+  if (!lease.param_source().empty() && s.incoming) StartFetch(lease, s);
   s.compute = std::thread([this, &s, task = std::move(task)] {
     s.outcome = RunLease(task);
     // A local failure: end the stream so the reader stops waiting for messages.
@@ -304,24 +293,26 @@ void Worker::StartLease(const v1::Lease& lease, WorkState& s) {
 }
 
 void Worker::AcceptParamChunk(const v1::ParamChunk& chunk, WorkState& s) {
+  if (Status added = AddParamChunk(chunk, s, /*from_peer=*/false); !added.ok()) s.FailLocally(std::move(added));
+}
+
+Status Worker::AddParamChunk(const v1::ParamChunk& chunk, WorkState& s, bool from_peer) {
   if (chunk.run_id() != s.run_id) {
-    s.FailLocally(InvalidArgumentError("parameters of run " + chunk.run_id().substr(0, 40) + " on a stream of run " +
-                                       s.run_id));
-    return;
+    return InvalidArgumentError("parameters of run " + chunk.run_id().substr(0, 40) + " on a stream of run " + s.run_id);
   }
+  std::lock_guard<std::mutex> lock(param_mu_);
   if (!s.incoming || s.incoming_version != chunk.version()) {
-    s.FailLocally(InvalidArgumentError(
+    return InvalidArgumentError(
         "parameters of version " + std::to_string(chunk.version()) + " without a lease of that version before them" +
-        (s.incoming ? " (the lease being computed needs version " + std::to_string(s.incoming_version) + ")" : "")));
-    return;
+        (s.incoming ? " (the lease being computed needs version " + std::to_string(s.incoming_version) + ")" : ""));
   }
-  if (Status added = s.incoming->Add(chunk.chunk()); !added.ok()) {
-    s.FailLocally(std::move(added));
-    return;
-  }
+  if (from_peer) LANLM_RETURN_IF_ERROR(s.incoming->Check(chunk.chunk()));
+  LANLM_RETURN_IF_ERROR(s.incoming->Add(chunk.chunk()));
+  if (relay_ && feed_) feed_->Append(std::make_shared<const v1::ParamChunk>(chunk));
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::mutex> stats_lock(mu_);
     stats_.param_bytes += static_cast<int64_t>(chunk.chunk().data().size());
+    if (from_peer) stats_.relayed_param_bytes += static_cast<int64_t>(chunk.chunk().data().size());
   }
   if (s.incoming->complete()) {
     // Moving the vector keeps its buffer, which the compute thread is reading.
@@ -329,8 +320,10 @@ void Worker::AcceptParamChunk(const v1::ParamChunk& chunk, WorkState& s) {
     cached_version_ = s.incoming_version;
     cached_run_ = chunk.run_id();
     s.incoming.reset();
+    if (feed_) feed_->Complete();
   }
   arrival_.Advance(s.incoming ? s.incoming->received() : parameter_count_);
+  return OkStatus();
 }
 
 }  // namespace lanlm::worker

@@ -31,6 +31,7 @@
 #include "protos/tls.h"
 #include "worker/gradient_sender.h"
 #include "worker/param_arrival.h"
+#include "worker/param_relay.h"
 
 namespace lanlm::worker {
 
@@ -45,8 +46,16 @@ struct WorkerOptions {
   std::chrono::milliseconds max_backoff{5000};
   std::chrono::milliseconds join_timeout{10000};
   bool exit_when_finished = true;  // return from Run when the run is complete
+  // The parameter relay (protocol 7, worker/param_relay.h). relay_listen: host:port to serve
+  // Relay on ("" = relay nothing; parameters may still come from peers); relay_address: what
+  // peers dial (default relay_listen, with the port actually bound). Plaintext and
+  // token-checked: refused together with TLS, which the relay does not speak yet.
+  std::string relay_listen;
+  std::string relay_address;
+  std::chrono::milliseconds relay_version_wait{10000};  // see RelayService
 
   Status Validate() const;
+  Status ValidateRelay() const;  // the relay flags (worker_relay.cc)
 };
 
 struct WorkerStats {
@@ -56,6 +65,9 @@ struct WorkerStats {
   int64_t sessions = 0;        // successful Joins
   int64_t param_bytes = 0;     // parameter bytes received
   int64_t gradient_bytes = 0;  // gradient bytes sent
+  int64_t relayed_param_bytes = 0;  // of param_bytes, those received from a peer
+  int64_t relay_served_bytes = 0;   // parameter bytes this worker relayed to peers
+  int64_t relay_fallbacks = 0;      // versions a peer failed to deliver (asked the coordinator)
 };
 
 class Worker {
@@ -100,6 +112,19 @@ class Worker {
   // Reassembles the parameters of the lease being computed, advancing arrival_; a complete
   // set becomes params_ at its version.
   void AcceptParamChunk(const v1::ParamChunk& chunk, WorkState& state);
+  // Adds one chunk of the version being received (from the coordinator or a peer) under
+  // param_mu_; a peer's chunk is checked first and refused without failing the assembler, so
+  // the coordinator can send the rest. Publishes it to the relay feed.
+  Status AddParamChunk(const v1::ParamChunk& chunk, WorkState& state, bool from_peer);
+  // The relay (worker_relay.cc): starts the server when --relay-listen is set.
+  Status StartRelay();
+  // Fetches the lease's parameters from lease.param_source on a thread of its own; on failure
+  // asks the coordinator for the rest (ParamRequest).
+  void StartFetch(const v1::Lease& lease, WorkState& state);
+  // Cancels and joins the fetch thread, if any.
+  void StopFetch(WorkState& state);
+  // A new version starts arriving: its relay feed.
+  void BeginFeed(const std::string& run_id, int64_t version);
   // Starts a lease on the compute thread (after joining the previous one).
   void StartLease(const v1::Lease& lease, WorkState& state);
   // Joins the compute thread, if any, and takes in its outcome.
@@ -134,6 +159,14 @@ class Worker {
   ParamArrival arrival_;    // how far the parameters of the lease being computed have arrived
   int64_t cached_version_ = -1;
   std::string cached_run_;  // run id of params_; a version of another run is never reused
+
+  // Relay: the server, the address peers dial, and the feed of the version being received.
+  std::unique_ptr<RelayServer> relay_;
+  std::string relay_advertised_;
+  std::shared_ptr<ParamFeed> feed_;  // guarded by param_mu_
+  // Guards WorkState::incoming/incoming_version, params_, cached_version_, cached_run_ and
+  // feed_ while a fetch thread runs beside the stream's reader.
+  std::mutex param_mu_;
 
   int closed_before_http2_ = 0;  // Joins in a row closed before HTTP/2 (protos::TlsRefusal)
 

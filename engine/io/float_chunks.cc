@@ -95,38 +95,47 @@ std::string Overlap(const std::map<int64_t, int64_t>& ranges, int64_t begin, int
 
 }  // namespace
 
-Status ChunkAssembler::Add(int64_t offset, int64_t total, std::string_view data, uint32_t crc32c, int format) {
+Status ChunkAssembler::Check(int64_t offset, int64_t total, std::string_view data, uint32_t crc32c,
+                             int format) const {
   if (!status_.ok()) return status_;
   const int64_t bytes = static_cast<int64_t>(data.size());
   const int width = WireBytes(static_cast<int>(format_));
+  Status status;
   if (format != static_cast<int>(format_)) {
-    status_ = InvalidArgumentError("chunk format " + WireName(format) + ", but this run uses " +
-                                   WireName(static_cast<int>(format_)));
+    status = InvalidArgumentError("chunk format " + WireName(format) + ", but this run uses " +
+                                  WireName(static_cast<int>(format_)));
   } else if (total != total_) {
-    status_ = InvalidArgumentError("chunk total = " + std::to_string(total) + " floats, expected " +
+    status = InvalidArgumentError("chunk total = " + std::to_string(total) + " floats, expected " +
                                    std::to_string(total_));
   } else if (order_ == ChunkOrder::kInOrder && offset != received_) {
-    status_ = InvalidArgumentError("chunk offset = " + std::to_string(offset) + ", expected " +
+    status = InvalidArgumentError("chunk offset = " + std::to_string(offset) + ", expected " +
                                    std::to_string(received_) + " (chunks must arrive in order without gaps)");
   } else if (offset < 0 || offset > total_) {
-    status_ = InvalidArgumentError("chunk offset = " + std::to_string(offset) + " is outside [0, " +
+    status = InvalidArgumentError("chunk offset = " + std::to_string(offset) + " is outside [0, " +
                                    std::to_string(total_) + "]");
   } else if (bytes == 0 || bytes > max_chunk_bytes_ || bytes % width != 0) {
-    status_ = InvalidArgumentError("chunk data = " + std::to_string(bytes) + " bytes; must be a positive multiple of " +
+    status = InvalidArgumentError("chunk data = " + std::to_string(bytes) + " bytes; must be a positive multiple of " +
                                    std::to_string(width) + " up to " + std::to_string(max_chunk_bytes_));
   } else if (bytes / width > total_ - offset) {
-    status_ = InvalidArgumentError("chunk at offset " + std::to_string(offset) + " with " +
+    status = InvalidArgumentError("chunk at offset " + std::to_string(offset) + " with " +
                                    std::to_string(bytes / width) + " floats runs past total = " +
                                    std::to_string(total_));
   } else if (Crc32c(data.data(), data.size()) != crc32c) {
-    status_ = DataLossError("chunk at offset " + std::to_string(offset) + " fails its CRC32C check");
+    status = DataLossError("chunk at offset " + std::to_string(offset) + " fails its CRC32C check");
   } else if (order_ == ChunkOrder::kAnyOrder) {
     if (std::string other = Overlap(ranges_, offset, offset + bytes / width); !other.empty()) {
-      status_ = InvalidArgumentError("chunk " + Range(offset, offset + bytes / width) + " overlaps " + other +
+      status = InvalidArgumentError("chunk " + Range(offset, offset + bytes / width) + " overlaps " + other +
                                      " received before (each range of a gradient is sent once)");
     }
   }
+  return status;
+}
+
+Status ChunkAssembler::Add(int64_t offset, int64_t total, std::string_view data, uint32_t crc32c, int format) {
+  status_ = Check(offset, total, data, crc32c, format);
   if (!status_.ok()) return status_;
+  const int64_t bytes = static_cast<int64_t>(data.size());
+  const int width = WireBytes(static_cast<int>(format_));
   const int64_t floats = bytes / width;
   if (order_ == ChunkOrder::kAnyOrder) Insert(offset, offset + floats);
   if (format_ == WireFormat::kBf16) {

@@ -67,6 +67,9 @@ class ChunkAssembler {
   // message names both ranges). DATA_LOSS: the chunk's CRC32C does not match its data.
   // After any error the assembler stays failed (every later Add returns the first error).
   Status Add(int64_t offset, int64_t total, std::string_view data, uint32_t crc32c, int format = 0);
+  // What Add would return, without adding the chunk or failing the assembler (for chunks from
+  // a source the receiver may drop and replace, such as a relaying peer).
+  Status Check(int64_t offset, int64_t total, std::string_view data, uint32_t crc32c, int format = 0) const;
   Status Add(const FloatChunk& chunk) {
     return Add(chunk.offset, chunk.total, chunk.data, chunk.crc32c, static_cast<int>(chunk.format));
   }

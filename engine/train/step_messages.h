@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "engine/io/float_chunks.h"
@@ -22,6 +23,7 @@ struct ShardLease {
   int shard_count = 1;
   int local_steps = 0;           // 0: synchronous; H > 0: a DiLoCo round (engine/train/local_steps.h)
   std::vector<int32_t> tokens;   // (max(1, local_steps), shard_count, B, T+1) token ids, row-major
+  std::string param_source;      // non-empty: a peer's relay address to fetch version `step` from
 };
 
 // One chunk of the gradient of a lease.

@@ -34,7 +34,10 @@ RunSetup TinySetup(int64_t steps) {
 // Records what the loop sends to one worker.
 class FakeLink final : public WorkerLink {
  public:
-  void SendParams(std::shared_ptr<const ParamSnapshot> params) override { params_ = std::move(params); }
+  Status SendParams(std::shared_ptr<const ParamSnapshot> params, int64_t /*from_offset*/) override {
+    params_ = std::move(params);
+    return OkStatus();
+  }
   void SendLease(engine::ShardLease lease) override { leases.push_back(std::move(lease)); }
   void SendCommitResult(int64_t lease_id, const Status& status) override { results.emplace_back(lease_id, status); }
   void SendShutdown(const std::string&, bool finished) override { shutdown = finished; }

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -120,7 +121,9 @@ class WorkerGroup {
   ~WorkerGroup() { StopAll(); }
 
   // exit_when_finished = false: the worker outlives the run (lanlm-worker --keep-running).
-  void Add(int port, int threads, bool exit_when_finished = true) {
+  // customize: changes the options before the worker starts (relay flags, ...).
+  void Add(int port, int threads, bool exit_when_finished = true,
+           const std::function<void(worker::WorkerOptions&)>& customize = {}) {
     auto entry = std::make_unique<Entry>();
     entry->pool = std::make_unique<engine::ThreadPool>(threads);
     worker::WorkerOptions options;
@@ -130,6 +133,7 @@ class WorkerGroup {
     options.min_backoff = std::chrono::milliseconds(20);
     options.max_backoff = std::chrono::milliseconds(200);
     options.exit_when_finished = exit_when_finished;
+    if (customize) customize(options);
     entry->worker = std::make_unique<worker::Worker>(options, *entry->pool);
     Entry* raw = entry.get();
     entry->thread = std::thread([raw] {
@@ -212,8 +216,9 @@ class RawClient {
 
   // Join (listing both precisions, as a worker on an AVX2 CPU does) + open the stream + Hello.
   // Returns false on failure.
-  bool Connect() {
+  bool Connect(const std::string& relay_address = "") {
     v1::JoinRequest request;
+    request.set_relay_address(relay_address);
     request.add_precisions("fp32");
     request.add_precisions("bf16");
     if (!Join(request, &reply_).ok()) return false;
@@ -361,6 +366,17 @@ class RawClient {
 
   const v1::JoinReply& reply() const { return reply_; }
   int64_t parameter_count() const { return reply_.parameter_count(); }
+  const std::vector<float>& params() const { return params_; }
+  bool Write(const v1::WorkerMessage& message) { return stream_->Write(message); }
+  // Reads until the stream ends; its status.
+  grpc::Status Drain() {
+    v1::CoordinatorMessage message;
+    while (stream_->Read(&message)) {
+    }
+    grpc::Status status = stream_->Finish();
+    stream_.reset();
+    return status;
+  }
 
  private:
   std::unique_ptr<v1::Cluster::Stub> stub_;
