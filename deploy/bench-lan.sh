@@ -5,8 +5,10 @@
 # every rate, every link is limited with `tc ... tbf` in both directions (the node's veth and
 # the bridge's port), and the same run is repeated; "none" is the unshaped reference.
 #   deploy/bench-lan.sh [-b "BUILD_DIR ..."] [-s STEPS] [-c CONFIG] [-w WORKERS] [-t THREADS]
-#                       [-k PER_LEASE] [-n SHARDS] [-r "none 1gbit 100mbit 20mbit"] [-T TIMEOUT_S]
-#                       [-- extra lanlm-coordinator flags, e.g. --wire bf16]
+#                       [-k PER_LEASE] [-n SHARDS] [-r "none 1gbit 100mbit 20mbit"] [-T TIMEOUT_S] [-R]
+#                       [-- extra lanlm-coordinator flags, e.g. --wire bf16 --relay-fanout 2]
+# -R: every worker relays parameters (lanlm-worker --relay-listen ITS_IP:7400), so the
+# coordinator sends one copy per step (protocol 7); without it the coordinator sends W copies.
 # With several build folders (-b "build-main build"), each rate runs every build in turn, side
 # by side on the same machine state, and each build's efficiency is against its own unshaped
 # run. Prints per rate (and build): median tokens/s and step wall time over the timed steps (the first step
@@ -21,12 +23,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 build=build; steps=4; config=M; workers=2; threads=1; per_lease=2; shards=4; limit=1800
-rates="none 1gbit 100mbit 20mbit"
-while getopts "b:s:c:w:t:k:n:r:T:h" opt; do
+rates="none 1gbit 100mbit 20mbit"; relay=0
+while getopts "b:s:c:w:t:k:n:r:T:Rh" opt; do
   case "$opt" in
     b) build="$OPTARG" ;; s) steps="$OPTARG" ;; c) config="$OPTARG" ;; w) workers="$OPTARG" ;;
-    t) threads="$OPTARG" ;; k) per_lease="$OPTARG" ;; n) shards="$OPTARG" ;; r) rates="$OPTARG" ;; T) limit="$OPTARG" ;;
-    *) sed -n '2,18p' "$0"; exit 2 ;;
+    t) threads="$OPTARG" ;; k) per_lease="$OPTARG" ;; n) shards="$OPTARG" ;; r) rates="$OPTARG" ;; T) limit="$OPTARG" ;; R) relay=1 ;;
+    *) sed -n '2,20p' "$0"; exit 2 ;;
   esac
 done
 shift $((OPTIND - 1))
@@ -116,7 +118,8 @@ timed() { grep -E " step [0-9]+/" "$1" | tail -n +2 || true; }
 
 flags=(--corpus data/kjv.txt --config "$config" --steps "$steps" --shards "$shards" --seed 1 "${extra[@]}")
 echo "bench-lan: config $config, $shards shards, --shards-per-lease $per_lease, $workers workers x $threads threads," \
-     "$steps steps (the first step line, a step or a round, is a warm-up), extra flags: ${extra[*]:-none}; logs in $out"
+     "$steps steps (the first step line, a step or a round, is a warm-up), extra flags: ${extra[*]:-none}," \
+     "relay: $([[ $relay == 1 ]] && echo on || echo off); logs in $out"
 row() { printf '%-9s %-24s %8s %9s %5s %11s %11s %10s %10s %9s %8s  %s\n' "$@"; }
 row rate build tok/s wall_ms eff compute_ms overhead_ms bytes_out bytes_in out/tok in/tok fingerprint
 declare -A base_tps=()
@@ -134,8 +137,11 @@ for rate in $rates; do
     "${flags[@]}" > "$dir/coordinator.out" 2> "$dir/coordinator.log" &
   pids+=("$!")
   for i in $(seq 1 "$workers"); do
+    relay_flags=()
+    [[ $relay == 1 ]] && relay_flags=(--relay-listen "10.78.$((i / 250)).$((i % 250 + 1)):7400")
     ip netns exec "${nodes[$i]}" timeout "$limit" "$bindir/lanlm-worker" --coordinator "$coordinator_ip:$port" \
-      --threads "$threads" --cluster-token-file "$token" --name "lan-w$i" 2> "$dir/worker-$i.log" &
+      --threads "$threads" --cluster-token-file "$token" --name "lan-w$i" "${relay_flags[@]}" \
+      2> "$dir/worker-$i.log" &
     pids+=("$!")
   done
   wait_cluster bench-lan "$dir/coordinator.log" "at rate $rate"

@@ -41,7 +41,8 @@ run lanlm_coordinator_tests '-Slow*'
 run lanlm_worker_tests '-Slow*'
 run lanlm_engine_tests "$engine_filter:-Slow*"
 # A coordinator and in-process workers training together (step loop, Work streams, leases,
-# bad input, a broken stream, and the worker's overlapped compute and gradient-sender threads);
+# bad input, a broken stream, the worker's overlapped compute and gradient-sender threads, and the
+# parameter relay's fetch thread and Relay server);
 # the other multi-worker ones take minutes under TSan and stay out.
-run lanlm_integration_tests ClusterTest.OneWorkerMatchesLocalTrainer:ClusterTest.BadInputGetsItsCodeAndTrainingGoesOn:ClusterTest.BrokenStreamReturnsItsLeaseAtOnce:ClusterOverlapTest.StreamingWorkersMatchWithMultiShardLeasesInBothWireFormats:ClusterOverlapTest.WorkerGoneWithItsGradientHalfSentIsRecomputedInFull
+run lanlm_integration_tests ClusterTest.OneWorkerMatchesLocalTrainer:ClusterTest.BadInputGetsItsCodeAndTrainingGoesOn:ClusterTest.BrokenStreamReturnsItsLeaseAtOnce:ClusterOverlapTest.StreamingWorkersMatchWithMultiShardLeasesInBothWireFormats:ClusterOverlapTest.WorkerGoneWithItsGradientHalfSentIsRecomputedInFull:ClusterRelayTest.*:RelayServiceTest.*
 exit $status

@@ -263,5 +263,40 @@ TEST_F(SlowClusterProcessTest, SurvivesSigkilledAndStalledWorkers) {
   EXPECT_NE(b_out.find("rejected (code 10)"), std::string::npos) << "no late commit was refused:\n" << b_out;
 }
 
+// Protocol 7 with real processes: three workers relay each step's parameters along a chain
+// (lanlm-worker --relay-listen), and one of them is SIGKILLed mid-run: it leaves the relay tree,
+// and a peer that was fetching from it (if any, at that moment) asks the coordinator for the
+// rest. The run ends on the fingerprint of workers that do not relay. (The fallback itself is
+// tested deterministically in cluster_relay_test.cc.)
+TEST_F(SlowClusterProcessTest, RelayingWorkersAgreeWithPlainWorkersAndSurviveASigkilledRelay) {
+  const int64_t steps = 30;
+  const auto flags = RunFlags(corpus_, steps, /*larger=*/true);
+  const std::string plain = RunCluster(flags, 2, "plain");
+  ASSERT_EQ(plain.size(), 16u);
+
+  const std::string log = dir_ + "/relay.coordinator.log";
+  pid_t coordinator = 0;
+  const int port = StartCoordinator(flags, &coordinator, log, {"--min-workers", "2"});
+  ASSERT_GT(port, 0) << ReadAll(log);
+  const std::vector<std::string> relay = {"--relay-listen", "127.0.0.1:0"};
+  const pid_t a = StartWorker(port, dir_ + "/relay.a.log", relay);
+  const pid_t b = StartWorker(port, dir_ + "/relay.b.log", relay);
+  const pid_t c = StartWorker(port, dir_ + "/relay.c.log", relay);
+  ASSERT_TRUE(WaitForLog(log, "; 3 connected", std::chrono::seconds(60))) << ReadAll(log);
+  EXPECT_NE(ReadAll(log).find("relays parameters at 127.0.0.1:"), std::string::npos) << ReadAll(log);
+  ASSERT_TRUE(WaitForLog(log, "step 5/", std::chrono::seconds(60))) << ReadAll(log);
+  kill(b, SIGKILL);
+  EXPECT_EQ(Wait(b, std::chrono::seconds(5)), 128 + SIGKILL);
+  ASSERT_EQ(Wait(coordinator, std::chrono::seconds(180)), 0)
+      << ReadAll(log) << ReadAll(dir_ + "/relay.a.log") << ReadAll(dir_ + "/relay.c.log");
+  EXPECT_EQ(Wait(a, std::chrono::seconds(20)), 0);
+  EXPECT_EQ(Wait(c, std::chrono::seconds(20)), 0);
+  const std::string out = ReadAll(log);
+  EXPECT_NE(out.find("step=" + std::to_string(steps) + " "), std::string::npos) << out;
+  EXPECT_EQ(LastFingerprint(out), plain) << out;
+  const std::string a_out = ReadAll(dir_ + "/relay.a.log"), c_out = ReadAll(dir_ + "/relay.c.log");
+  EXPECT_NE((a_out + c_out).find("relaying parameters to peers on port"), std::string::npos) << a_out;
+}
+
 }  // namespace
 }  // namespace lanlm::testing
