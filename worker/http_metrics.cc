@@ -20,6 +20,14 @@ std::string RenderWorkerMetrics(const WorkerStats& stats, const std::string& nam
   m.Counter("lanlm_worker_parameters_received_bytes_total", "Parameter bytes received.",
             static_cast<double>(stats.param_bytes));
   m.Counter("lanlm_worker_gradient_sent_bytes_total", "Gradient bytes sent.", static_cast<double>(stats.gradient_bytes));
+  m.Counter("lanlm_worker_parameters_relayed_in_bytes_total",
+            "Of the parameter bytes received, those a peer relayed (--relay-listen on the peer).",
+            static_cast<double>(stats.relayed_param_bytes));
+  m.Counter("lanlm_worker_parameters_relayed_out_bytes_total", "Parameter bytes this worker relayed to peers.",
+            static_cast<double>(stats.relay_served_bytes));
+  m.Counter("lanlm_worker_relay_fallbacks_total",
+            "Parameter versions a peer failed to deliver (the rest came from the coordinator).",
+            static_cast<double>(stats.relay_fallbacks));
   return m.text();
 }
 

@@ -146,6 +146,7 @@ TEST_F(SlowHttpMetricsTest, ScrapesARunningClusterAndKeepsHistoryAcrossResume) {
   }
   const HttpResult worker_metrics = HttpGet(worker_http, "/metrics");
   EXPECT_NE(worker_metrics.body.find("lanlm_worker_leases_total "), std::string::npos) << worker_metrics.body;
+  EXPECT_NE(worker_metrics.body.find("lanlm_worker_relay_fallbacks_total 0"), std::string::npos) << worker_metrics.body;
   EXPECT_EQ(HttpGet(worker_http, "/readyz").status, 200);
   const HttpResult page = HttpGet(http, "/");
   EXPECT_EQ(page.status, 200);
