@@ -64,7 +64,10 @@ sign() {
 }
 sign server "lanlm-coordinator" "extendedKeyUsage=serverAuth
 subjectAltName=$san"
-sign worker "lanlm-worker" "extendedKeyUsage=clientAuth"
+# Workers also serve the parameter relay to each other (lanlm-worker --relay-listen): they dial
+# peers by address and check this one fixed name instead (worker/param_relay.h kRelayTlsName).
+sign worker "lanlm-worker" "extendedKeyUsage=clientAuth,serverAuth
+subjectAltName=DNS:lanlm-worker-relay"
 sign client "lanlm-client" "extendedKeyUsage=clientAuth"
 chmod 0644 "$out"/*.crt
 echo "make-certs: wrote $out/{ca,server,worker,client}.{crt,key} (server names: $san; $days days)"

@@ -128,11 +128,19 @@ grpc::Status RelayService::Params(grpc::ServerContext* context, const v1::RelayP
 }
 
 StatusOr<std::unique_ptr<RelayServer>> RelayServer::Start(const std::string& listen, const std::string& token,
-                                                          std::chrono::milliseconds version_wait) {
+                                                          std::chrono::milliseconds version_wait,
+                                                          const protos::ClientTlsOptions& tls) {
   LANLM_RETURN_IF_ERROR(protos::CheckHostPort(listen, "--relay-listen", /*port_zero_ok=*/true));
+  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+  if (tls.enabled()) {
+    // The worker's own certificate, and only peers with a certificate of the cluster's CA.
+    LANLM_ASSIGN_OR_RETURN(credentials, protos::MakeServerCredentials({.cert_file = tls.cert_file,
+                                                                       .key_file = tls.key_file,
+                                                                       .client_ca_file = tls.ca_file}));
+  }
   std::unique_ptr<RelayServer> relay(new RelayServer(token, version_wait));
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &relay->port_);
+  builder.AddListeningPort(listen, credentials, &relay->port_);
   builder.SetMaxSendMessageSize(protos::kMaxMessageBytes);
   builder.SetMaxReceiveMessageSize(64 << 10);  // requests are tiny
   builder.RegisterService(&relay->service_);
@@ -149,10 +157,19 @@ RelayServer::~RelayServer() {
 }
 
 Status FetchFromPeer(const std::string& address, const std::string& run_id, int64_t version,
-                     grpc::ClientContext* context, const std::function<Status(const v1::ParamChunk&)>& on_chunk) {
+                     grpc::ClientContext* context, const std::function<Status(const v1::ParamChunk&)>& on_chunk,
+                     const protos::ClientTlsOptions& tls) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(protos::kMaxMessageBytes);
-  auto stub = v1::Relay::NewStub(grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
+  std::shared_ptr<grpc::Channel> channel;
+  if (tls.enabled()) {
+    protos::ClientTlsOptions relay_tls = tls;
+    relay_tls.server_name = kRelayTlsName;
+    LANLM_ASSIGN_OR_RETURN(channel, protos::MakeChannel(address, relay_tls, args));
+  } else {
+    channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  }
+  auto stub = v1::Relay::NewStub(channel);
   v1::RelayParamsRequest request;
   request.set_run_id(run_id);
   request.set_version(version);
@@ -165,7 +182,13 @@ Status FetchFromPeer(const std::string& address, const std::string& run_id, int6
     reader->Finish();
     return kept;
   }
-  return protos::FromGrpcStatus(reader->Finish());
+  const grpc::Status finished = reader->Finish();
+  if (tls.enabled() && protos::IsTlsFailure(finished)) {
+    return UnavailableError(finished.error_message() + " (the relay's TLS handshake with " + address +
+                            " failed: each worker's --tls-cert must be a worker certificate of this version's "
+                            "deploy/make-certs.sh, which names " + kRelayTlsName + " and allows serverAuth)");
+  }
+  return protos::FromGrpcStatus(finished);
 }
 
 }  // namespace lanlm::worker

@@ -25,6 +25,7 @@
 
 #include "engine/base/status.h"
 #include "protos/cluster.grpc.pb.h"
+#include "protos/tls.h"
 
 namespace lanlm::worker {
 
@@ -90,12 +91,21 @@ class RelayService final : public v1::Relay::Service {
   std::atomic<int64_t> bytes_served_{0};
 };
 
-// RelayService listening on an address. Plaintext, token-checked (see WorkerOptions).
+// The name a relaying worker's certificate must carry (subjectAltName DNS) when the cluster
+// uses TLS: peers dial each other by address, and every worker presents the same worker
+// certificate of deploy/make-certs.sh, so they check this name instead of the address.
+inline constexpr char kRelayTlsName[] = "lanlm-worker-relay";
+
+// RelayService listening on an address; token-checked. With TLS (the worker's --tls-ca,
+// --tls-cert, --tls-key) it presents the worker's certificate and requires a peer certificate
+// of the same CA (mutual TLS); plaintext otherwise.
 class RelayServer {
  public:
-  // listen: host:port to bind (port 0 picks a free one). INVALID_ARGUMENT when it cannot bind.
+  // listen: host:port to bind (port 0 picks a free one). INVALID_ARGUMENT when it cannot bind
+  // or the TLS files do not load.
   static StatusOr<std::unique_ptr<RelayServer>> Start(const std::string& listen, const std::string& token,
-                                                      std::chrono::milliseconds version_wait);
+                                                      std::chrono::milliseconds version_wait,
+                                                      const protos::ClientTlsOptions& tls = {});
   ~RelayServer();
   int port() const { return port_; }
   RelayService& service() { return service_; }
@@ -111,8 +121,10 @@ class RelayServer {
 // checks and keeps each (a non-OK return stops the fetch with that status). OK when the peer
 // ended the stream normally (the caller checks that the version is complete); the peer's or
 // the channel's error otherwise. `context` (carrying the token and a deadline) may be cancelled
-// from another thread.
+// from another thread. tls: the worker's client options (the peer's certificate must chain to
+// tls.ca_file and name kRelayTlsName); plaintext when empty.
 Status FetchFromPeer(const std::string& address, const std::string& run_id, int64_t version,
-                     grpc::ClientContext* context, const std::function<Status(const v1::ParamChunk&)>& on_chunk);
+                     grpc::ClientContext* context, const std::function<Status(const v1::ParamChunk&)>& on_chunk,
+                     const protos::ClientTlsOptions& tls = {});
 
 }  // namespace lanlm::worker

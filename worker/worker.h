@@ -48,8 +48,8 @@ struct WorkerOptions {
   bool exit_when_finished = true;  // return from Run when the run is complete
   // The parameter relay (protocol 7, worker/param_relay.h). relay_listen: host:port to serve
   // Relay on ("" = relay nothing; parameters may still come from peers); relay_address: what
-  // peers dial (default relay_listen, with the port actually bound). Plaintext and
-  // token-checked: refused together with TLS, which the relay does not speak yet.
+  // peers dial (default relay_listen, with the port actually bound). Token-checked; with TLS
+  // options, mutual TLS with the worker's own certificate (worker/param_relay.h).
   std::string relay_listen;
   std::string relay_address;
   std::chrono::milliseconds relay_version_wait{10000};  // see RelayService

@@ -16,7 +16,8 @@ bool IsWildcardHost(const std::string& host) { return host == "0.0.0.0" || host 
 
 Status Worker::StartRelay() {
   if (options_.relay_listen.empty() || relay_) return OkStatus();
-  auto started = RelayServer::Start(options_.relay_listen, options_.token, options_.relay_version_wait);
+  auto started =
+      RelayServer::Start(options_.relay_listen, options_.token, options_.relay_version_wait, options_.tls);
   if (!started.ok()) return started.status();
   {
     std::lock_guard<std::mutex> lock(mu_);  // stats() reads relay_ from other threads
@@ -41,9 +42,10 @@ Status WorkerOptions::ValidateRelay() const {
     return OkStatus();
   }
   LANLM_RETURN_IF_ERROR(protos::CheckHostPort(relay_listen, "--relay-listen", /*port_zero_ok=*/true));
-  if (tls.enabled()) {
-    return InvalidArgumentError("--relay-listen with --tls-*: the parameter relay is plaintext (token-checked) "
-                                "and does not speak TLS yet; on a network that needs TLS, leave --relay-listen off");
+  if (tls.enabled() && (tls.cert_file.empty() || tls.key_file.empty() || tls.ca_file.empty())) {
+    return InvalidArgumentError("--relay-listen on a TLS cluster needs --tls-ca, --tls-cert and --tls-key: the relay "
+                                "presents this worker's certificate to its peers and accepts only peers with a "
+                                "certificate of that CA");
   }
   if (!relay_address.empty()) return protos::CheckHostPort(relay_address, "--relay-address");
   if (IsWildcardHost(protos::HostOf(relay_listen))) {
@@ -76,13 +78,17 @@ void Worker::StartFetch(const v1::Lease& lease, WorkState& s) {
                                     std::to_string(version));
       }
       return AddParamChunk(c, s, /*from_peer=*/true);
-    });
+    }, options_.tls);
     int64_t received = -1;  // -1: complete
     {
       std::lock_guard<std::mutex> lock(param_mu_);
       if (s.incoming && s.incoming_version == version) received = s.incoming->received();
     }
-    if (received < 0 || stopping_ || s.fetch_cancelled) return;
+    if (received < 0) {
+      spdlog::debug("worker {}: parameters of version {} relayed by peer {}", options_.name, version, source);
+      return;
+    }
+    if (stopping_ || s.fetch_cancelled) return;
     {
       std::lock_guard<std::mutex> lock(mu_);
       ++stats_.relay_fallbacks;

@@ -243,9 +243,12 @@ TEST(RelayOptionsTest, RelayFlagsAreCheckedBeforeTheWorkerStarts) {
   options.relay_address = "";
   EXPECT_TRUE(options.ValidateRelay().ok());
   options.tls.ca_file = "ca.pem";
-  status = options.ValidateRelay();  // the relay does not speak TLS yet: refused, not silently plaintext
+  status = options.ValidateRelay();  // TLS without the worker's own certificate: nothing to present
   EXPECT_EQ(status.code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(status.message().find("TLS"), std::string::npos) << status.ToString();
+  EXPECT_NE(status.message().find("--tls-cert"), std::string::npos) << status.ToString();
+  options.tls.cert_file = "worker.crt";
+  options.tls.key_file = "worker.key";
+  EXPECT_TRUE(options.ValidateRelay().ok());
 }
 
 }  // namespace

@@ -1,7 +1,7 @@
 // TLS, mutual TLS, client tokens and reflection with real lanlm-coordinator, lanlm-worker and
 // lanlm processes on loopback (issue 12), certificates from deploy/make-certs.sh: bad flags
-// exit 2 in one line before anything listens; an mTLS cluster trains to the plaintext
-// fingerprint; wrong credentials are refused in one line and the worker gives up; tokens
+// exit 2 in one line before anything listens; an mTLS cluster (whose workers relay parameters
+// to each other over mutual TLS) trains to the plaintext fingerprint; wrong credentials are refused in one line and the worker gives up; tokens
 // guard ClusterStatus while health stays open; reflection only with --reflection; Join bytes
 // that do not parse get INVALID_ARGUMENT; plaintext beyond loopback warns. Skipped without openssl.
 #include <cstdlib>
@@ -143,7 +143,10 @@ TEST_F(SlowClusterTlsTest, MutualTlsClusterTrainsToThePlaintextFingerprint) {
     ASSERT_GT(port, 0) << ReadAll(dir_ + "/" + name + ".log");
     std::vector<pid_t> workers;
     for (int i = 0; i < 2; ++i) {
-      const auto argv = tls ? Concat(Worker(port), ClientTls("a", "worker")) : Worker(port);
+      // With TLS the workers also relay parameters to each other over mutual TLS (protocol 7).
+      const auto argv = tls ? Concat(Concat(Worker(port), ClientTls("a", "worker")),
+                                     {"--relay-listen", "127.0.0.1:0", "--log-level", "debug"})
+                            : Worker(port);
       workers.push_back(Spawn(argv, dir_ + "/" + name + ".worker" + std::to_string(i) + ".log"));
       pids_.push_back(workers.back());
     }
@@ -156,6 +159,9 @@ TEST_F(SlowClusterTlsTest, MutualTlsClusterTrainsToThePlaintextFingerprint) {
   }
   EXPECT_EQ(fingerprints[0].size(), 16u);
   EXPECT_EQ(fingerprints[1], fingerprints[0]);
+  const std::string relayed = ReadAll(dir_ + "/mtls.worker0.log") + ReadAll(dir_ + "/mtls.worker1.log");
+  EXPECT_NE(relayed.find("relayed by peer 127.0.0.1:"), std::string::npos) << relayed;
+  EXPECT_EQ(relayed.find("asking the coordinator for the rest"), std::string::npos) << relayed;
 }
 
 // Every wrong credential against an mTLS coordinator: the worker exits non-zero with one line
