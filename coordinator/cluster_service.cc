@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/post.hpp>
+#include <algorithm>
 #include <deque>
 
 #include "engine/base/hash.h"
@@ -16,7 +17,9 @@
 namespace lanlm::coordinator {
 namespace {
 
-using Reactor = grpc::ServerBidiReactor<v1::WorkerMessage, v1::CoordinatorMessage>;
+// Registered raw (protos/raw_message.h): a message that does not parse ends the stream with
+// INVALID_ARGUMENT naming its type, where a typed stream would end OK with no word.
+using Reactor = grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>;
 
 std::string Hex(uint64_t v) { return "0x" + engine::Hex16(v); }
 
@@ -35,17 +38,17 @@ class StreamLink final : public WorkerLink {
   StreamLink(Reactor* reactor, ClusterService& service) : reactor_(reactor), service_(service) {}
 
   Status SendParams(std::shared_ptr<const ParamSnapshot> params, int64_t from_offset) override {
-    const auto messages = service_.ParamMessages(params);
-    size_t first = 0;
-    while (first < messages.size() && messages[first]->param_chunk().chunk().offset() < from_offset) ++first;
-    const int64_t total = static_cast<int64_t>(params->params.size());
-    if (first == messages.size() || messages[first]->param_chunk().chunk().offset() != from_offset) {
+    const std::shared_ptr<const ParamWire> wire = service_.ParamMessages(params);
+    const auto& offsets = wire->offsets;
+    const size_t first = static_cast<size_t>(std::lower_bound(offsets.begin(), offsets.end(), from_offset) -
+                                             offsets.begin());
+    if (first == offsets.size() || offsets[first] != from_offset) {
       return InvalidArgumentError("ParamRequest offset " + std::to_string(from_offset) +
                                   " is not where a parameter chunk starts (chunks of " +
                                   std::to_string(service_.identity().param_chunk_bytes) + " bytes, " +
-                                  std::to_string(total) + " floats)");
+                                  std::to_string(params->params.size()) + " floats)");
     }
-    for (size_t i = first; i < messages.size(); ++i) Send(messages[i]);
+    for (size_t i = first; i < wire->messages.size(); ++i) SendBytes(wire->messages[i]);
     return OkStatus();
   }
 
@@ -75,12 +78,23 @@ class StreamLink final : public WorkerLink {
   void Close(const Status& status) override { Close(protos::ToGrpcStatus(status)); }
 
   void Send(std::shared_ptr<const v1::CoordinatorMessage> message) {
+    grpc::ByteBuffer bytes;
+    if (grpc::Status serialized = protos::SerializeRaw(*message, &bytes); !serialized.ok()) {
+      Close(serialized);  // cannot happen for a message built here; never a silent drop
+      return;
+    }
+    SendBytes(std::move(bytes));
+  }
+
+  // A serialized CoordinatorMessage. A ByteBuffer copy shares its slices (reference counted),
+  // so the parameter chunks serialized once per version go to every stream without copying.
+  void SendBytes(grpc::ByteBuffer bytes) {
     std::lock_guard<std::mutex> lock(mu_);
     if (reactor_ == nullptr || closing_ || broken_) return;
-    queue_.push_back(std::move(message));
+    queue_.push_back(std::move(bytes));  // a deque: front() stays put while it is written
     if (!writing_) {
       writing_ = true;
-      reactor_->StartWrite(queue_.front().get());
+      reactor_->StartWrite(&queue_.front());
     }
   }
 
@@ -101,7 +115,7 @@ class StreamLink final : public WorkerLink {
       queue_.clear();
     }
     if (!queue_.empty()) {
-      reactor_->StartWrite(queue_.front().get());
+      reactor_->StartWrite(&queue_.front());
       return;
     }
     writing_ = false;
@@ -124,7 +138,7 @@ class StreamLink final : public WorkerLink {
   std::mutex mu_;
   Reactor* reactor_;  // null once the reactor is done
   ClusterService& service_;
-  std::deque<std::shared_ptr<const v1::CoordinatorMessage>> queue_;
+  std::deque<grpc::ByteBuffer> queue_;
   bool writing_ = false;
   bool closing_ = false;
   bool broken_ = false;
@@ -152,7 +166,7 @@ class WorkStream final : public Reactor, public std::enable_shared_from_this<Wor
       link_->Close(grpc::Status(grpc::StatusCode::UNAVAILABLE, "coordinator is shutting down"));
       return;
     }
-    StartRead(&in_);
+    StartRead(&in_bytes_);
   }
 
   void OnReadDone(bool ok) override {
@@ -161,13 +175,19 @@ class WorkStream final : public Reactor, public std::enable_shared_from_this<Wor
       link_->Close(grpc::Status::OK);
       return;
     }
+    in_.Clear();
+    if (Status parsed = protos::ParseRaw(in_bytes_, &in_); !parsed.ok()) {
+      ReportGone("malformed message");
+      link_->Close(protos::ToGrpcStatus(parsed));
+      return;
+    }
     if (connection_ == 0) {
       if (!OnHello()) return;
     } else {
       PostToLoop();
     }
-    in_.Clear();
-    StartRead(&in_);
+    in_bytes_.Clear();
+    StartRead(&in_bytes_);
   }
 
   void OnWriteDone(bool ok) override { link_->OnWriteDone(ok); }
@@ -250,7 +270,8 @@ class WorkStream final : public Reactor, public std::enable_shared_from_this<Wor
   ClusterService& service_;
   grpc::CallbackServerContext* context_;
   std::shared_ptr<StreamLink> link_;
-  v1::WorkerMessage in_;
+  grpc::ByteBuffer in_bytes_;  // target of the one outstanding read
+  v1::WorkerMessage in_;       // in_bytes_, parsed
   int64_t connection_ = 0;  // 0 until a valid Hello
   bool gone_reported_ = false;
   std::shared_ptr<WorkStream> self_;  // keeps the reactor alive until OnDone
@@ -261,23 +282,27 @@ class WorkStream final : public Reactor, public std::enable_shared_from_this<Wor
 ClusterService::ClusterService(ClusterIdentity identity, boost::asio::io_context& io, TrainingRun& run)
     : identity_(std::move(identity)), io_(io), run_(run) {}
 
-std::vector<std::shared_ptr<const v1::CoordinatorMessage>> ClusterService::ParamMessages(
-    const std::shared_ptr<const ParamSnapshot>& params) {
+std::shared_ptr<const ParamWire> ClusterService::ParamMessages(const std::shared_ptr<const ParamSnapshot>& params) {
   std::lock_guard<std::mutex> lock(mu_);
   if (param_source_ != params) {
-    param_messages_.clear();
+    auto wire = std::make_shared<ParamWire>();
     const auto n = static_cast<int64_t>(params->params.size());
     for (v1::FloatChunk& chunk : protos::MakeChunks(params->params.data(), n, identity_.param_chunk_bytes, identity_.wire)) {
-      auto message = std::make_shared<v1::CoordinatorMessage>();
-      v1::ParamChunk* param = message->mutable_param_chunk();
+      v1::CoordinatorMessage message;
+      v1::ParamChunk* param = message.mutable_param_chunk();
       param->set_version(params->version);
       param->set_run_id(identity_.run_id);
+      wire->offsets.push_back(chunk.offset());
       *param->mutable_chunk() = std::move(chunk);
-      param_messages_.push_back(std::move(message));
+      grpc::ByteBuffer bytes;
+      const grpc::Status serialized = protos::SerializeRaw(message, &bytes);
+      LANLM_CHECK(serialized.ok(), serialized.error_message());  // a message built here always serializes
+      wire->messages.push_back(std::move(bytes));
     }
+    param_wire_ = std::move(wire);
     param_source_ = params;
   }
-  return param_messages_;
+  return param_wire_;
 }
 
 int64_t ClusterService::CachedVersion(const std::string& cached_run, int64_t cached_version) const {
@@ -395,7 +420,7 @@ Status ClusterService::Admit(grpc::CallbackServerContext* context, const v1::Joi
   return OkStatus();
 }
 
-grpc::ServerBidiReactor<v1::WorkerMessage, v1::CoordinatorMessage>* ClusterService::Work(
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* ClusterService::Work(
     grpc::CallbackServerContext* context) {
   auto stream = std::make_shared<WorkStream>(*this, context);
   stream->Start();

@@ -37,27 +37,31 @@ struct ClusterIdentity {
   std::string token;
 };
 
-// Join is registered raw (bytes in and out, protos/raw_message.h) so that a request that does
-// not parse gets INVALID_ARGUMENT naming its type.
+// The serialized ParamChunk messages of one parameter version, and each chunk's first float.
+struct ParamWire {
+  std::vector<grpc::ByteBuffer> messages;  // CoordinatorMessage{param_chunk}, in offset order
+  std::vector<int64_t> offsets;
+};
+
+// Join and Work are registered raw (bytes in and out, protos/raw_message.h) so that a message
+// that does not parse gets INVALID_ARGUMENT naming its type.
 class ClusterService final
-    : public v1::Cluster::WithRawCallbackMethod_Join<v1::Cluster::WithCallbackMethod_Work<v1::Cluster::Service>> {
+    : public v1::Cluster::WithRawCallbackMethod_Join<v1::Cluster::WithRawCallbackMethod_Work<v1::Cluster::Service>> {
  public:
   // run is used only through posts to io; both must outlive the server.
   ClusterService(ClusterIdentity identity, boost::asio::io_context& io, TrainingRun& run);
 
   grpc::ServerUnaryReactor* Join(grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
                                  grpc::ByteBuffer* reply) override;
-  grpc::ServerBidiReactor<v1::WorkerMessage, v1::CoordinatorMessage>* Work(
-      grpc::CallbackServerContext* context) override;
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Work(grpc::CallbackServerContext* context) override;
 
   // For the stream reactors.
   const ClusterIdentity& identity() const { return identity_; }
   boost::asio::io_context& io() { return io_; }
   TrainingRun& run() { return run_; }
   int64_t NextConnectionId() { return next_connection_++; }
-  // The ParamChunk messages of params, built once per snapshot and shared by every stream.
-  std::vector<std::shared_ptr<const v1::CoordinatorMessage>> ParamMessages(
-      const std::shared_ptr<const ParamSnapshot>& params);
+  // The ParamChunk messages of params, serialized once per snapshot and shared by every stream.
+  std::shared_ptr<const ParamWire> ParamMessages(const std::shared_ptr<const ParamSnapshot>& params);
   // Binds worker_id to the Work stream of `peer` (grpc peer string) and returns the name the
   // worker gave at Join. NOT_FOUND for an id never joined; PERMISSION_DENIED when the id
   // joined from another host or already has a stream: a token holder cannot speak for
@@ -87,7 +91,7 @@ class ClusterService final
   };
   std::map<std::string, Joined> joined_;         // worker_id -> who joined; guarded by mu_
   std::shared_ptr<const ParamSnapshot> param_source_;                           // guarded by mu_
-  std::vector<std::shared_ptr<const v1::CoordinatorMessage>> param_messages_;  // of param_source_
+  std::shared_ptr<const ParamWire> param_wire_;                                // of param_source_
 };
 
 }  // namespace lanlm::coordinator

@@ -10,6 +10,7 @@
 #include "engine/io/checkpoint.h"
 #include "protos/generate.grpc.pb.h"
 #include "tests/integration/cluster_harness.h"
+#include "tests/support/raw_call.h"
 
 namespace lanlm::testing {
 namespace {
@@ -114,6 +115,36 @@ TEST_F(ClusterTrustTest, WorkerIdCannotBeClaimedTwice) {
 // A prompt above --generate-max-prompt-bytes but also above the cluster's gRPC receive limit
 // (4.25 MiB) reaches the Generate service, which refuses it naming the flag, instead of gRPC's
 // anonymous "received message larger than max".
+// Bytes that are not a WorkerMessage, first or after a valid Hello, end the Work stream with
+// INVALID_ARGUMENT naming the message type (not gRPC's INTERNAL or a silent close), and the
+// run goes on.
+TEST_F(ClusterTrustTest, WorkMessagesThatDoNotParseAreInvalidArgument) {
+  auto options = TinyOptions(corpus_, 1);
+  auto server = coordinator::TrainingServer::Start(options, GivenFlags{"steps"}, false);
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  const std::string address = "127.0.0.1:" + std::to_string((*server)->port());
+  auto channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+  const std::multimap<std::string, std::string> token = {{protos::kTokenMetadataKey, kTestToken}};
+  const std::string garbage("\xff\xff\xff\xff\x0f\x01", 6);
+  const RawResult first = RawCall(channel, "/lanlm.v1.Cluster/Work", {garbage}, token);
+  EXPECT_EQ(first.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << first.status.error_message();
+  EXPECT_NE(first.status.error_message().find("malformed lanlm.v1.WorkerMessage"), std::string::npos)
+      << first.status.error_message();
+
+  RawClient raw((*server)->port());
+  v1::JoinReply reply;
+  ASSERT_TRUE(raw.Join(v1::JoinRequest(), &reply).ok());
+  v1::WorkerMessage hello;
+  hello.mutable_hello()->set_worker_id(reply.worker_id());
+  const RawResult later = RawCall(channel, "/lanlm.v1.Cluster/Work", {hello.SerializeAsString(), garbage}, token);
+  EXPECT_EQ(later.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << later.status.error_message();
+  EXPECT_NE(later.status.error_message().find("malformed lanlm.v1.WorkerMessage"), std::string::npos)
+      << later.status.error_message();
+
+  WorkerGroup workers((*server)->port(), 1, 1);
+  EXPECT_TRUE((*server)->Wait().finished);
+}
+
 TEST_F(ClusterTrustTest, OversizedPromptIsRefusedNamingTheFlag) {
   coordinator::GenerateServiceOptions generate_options;
   generate_options.max_prompt_bytes = 5 << 20;
