@@ -1,0 +1,99 @@
+// The q8 GEMV block on AVX-512 with VNNI: two consecutive groups of 32 per 512-bit vector, the
+// layout of gemv.h's 16 lanes (even group in lanes 0-7, odd in 8-15), so one vpdpbusd, one
+// conversion and one FMA serve 64 weights of a row. The stored weights q + 128 are vpdpbusd's
+// unsigned operand and the signed activations its other; the accumulator starts at -128 *
+// (sum of each lane's four activations), computed once per pair of groups for the four rows,
+// so each lane holds the exact sum of four q * x (|sum| <= 4 * 255 * 127). Per row and pair of
+// groups that is: load, vpdpbusd, vcvtdq2ps, vpermps (the two groups' scale products, computed
+// 16 groups at a time per row) and vfmadd, against load, vpsignb, vpdpbusd, vcvtdq2ps, vmulss,
+// vbroadcastss and vfmadd per single group before. An odd last group runs in the lower half
+// with a masked FMA (the upper lanes keep their bits, as the reference adds nothing there).
+#include <algorithm>
+
+#include "engine/ops/gemv_q8_kernels.h"
+
+#if defined(LANLM_Q8_AVX512)
+#include <immintrin.h>
+
+namespace lanlm::engine::q8_internal {
+namespace {
+
+typedef float V16F __attribute__((vector_size(64)));
+typedef int32_t V16I __attribute__((vector_size(64)));
+
+// gemv.h's reduction of the 16 lanes: l + 8, then + 4, + 2, + 1. The halves are taken with a
+// vector builtin: GCC 12's extract intrinsics warn (maybe-uninitialized) in the -O1 sanitizer
+// build, and halves taken by memcpy kept the accumulators in memory inside the group loop.
+inline float ReduceLanes(__m512 v) {
+  const V16F f = reinterpret_cast<V16F>(v);
+  const __m256 lo = reinterpret_cast<__m256>(__builtin_shufflevector(f, f, 0, 1, 2, 3, 4, 5, 6, 7));
+  const __m256 hi = reinterpret_cast<__m256>(__builtin_shufflevector(f, f, 8, 9, 10, 11, 12, 13, 14, 15));
+  const __m256 y = _mm256_add_ps(lo, hi);
+  const __m128 x = _mm_add_ps(_mm256_castps256_ps128(y), _mm256_extractf128_ps(y, 1));
+  const __m128 two = _mm_add_ps(x, _mm_movehl_ps(x, x));
+  return _mm_cvtss_f32(_mm_add_ss(two, _mm_shuffle_ps(two, two, 1)));
+}
+
+// Lanes pick[i] of v (vpermps), and int32 to fp32 (vcvtdq2ps), as vector builtins: GCC 12's
+// _mm512_permutexvar_ps and _mm512_cvtepi32_ps start from _mm512_undefined_ps and warn
+// (maybe-uninitialized) under -Werror.
+inline __m512 Spread(__m512 v, V16I pick) {
+  return reinterpret_cast<__m512>(__builtin_shuffle(reinterpret_cast<V16F>(v), pick));
+}
+inline __m512 ToFloat(__m512i v) { return reinterpret_cast<__m512>(__builtin_convertvector(reinterpret_cast<V16I>(v), V16F)); }
+
+}  // namespace
+
+[[gnu::noipa]] void GemvBlockAvx512(const WeightMatrix& w, const GemvInput& x, int64_t block, float* y,
+                                    int64_t ldy) {
+  const int64_t cols = w.cols, groups = cols / kQ8Group;
+  const int64_t o0 = block * kGemvRows;
+  const BlockRows rows = RowsOf(w, block);
+  const __m512i offset = _mm512_set1_epi8(static_cast<char>(kQ8WeightOffset));
+  for (int64_t r = 0; r < x.n; ++r) {
+    const int8_t* xq = x.xq + r * cols;
+    const float* xs = x.xs + r * groups;
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    // Chunks of up to 16 groups: each row's 16 scale products ws * xs in one vmulps, then one
+    // vpermps per pair of groups spreads products g and g + 1 to the two halves.
+    for (int64_t c = 0; c < groups; c += 16) {
+      const int64_t m = std::min<int64_t>(16, groups - c);
+      const __mmask16 in_chunk = static_cast<__mmask16>((1u << m) - 1u);
+      const __m512 xscale = _mm512_maskz_loadu_ps(in_chunk, xs + c);
+      __m512 prod[4];
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; ++j) prod[j] = _mm512_mul_ps(_mm512_maskz_loadu_ps(in_chunk, rows.scale[j] + c), xscale);
+      V16I pick = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1};
+      int64_t g = c;
+      for (; g + 2 <= c + m; g += 2, pick += 2) {
+        const __m512i xv = _mm512_loadu_si512(xq + g * kQ8Group);
+        const __m512i start = _mm512_sub_epi32(_mm512_setzero_si512(),
+                                               _mm512_dpbusd_epi32(_mm512_setzero_si512(), offset, xv));
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; ++j) {
+          const __m512i p = _mm512_dpbusd_epi32(start, _mm512_loadu_si512(rows.q[j] + g * kQ8Group), xv);
+          acc[j] = _mm512_fmadd_ps(ToFloat(p), Spread(prod[j], pick), acc[j]);
+        }
+      }
+      if (g < c + m) {  // an odd last group: the lower half only (masked loads zero the upper)
+        const __m512i xv = _mm512_maskz_loadu_epi8(0xffffffffull, xq + g * kQ8Group);
+        const __m512i start = _mm512_sub_epi32(_mm512_setzero_si512(),
+                                               _mm512_dpbusd_epi32(_mm512_setzero_si512(), offset, xv));
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; ++j) {
+          const __m512i wv = _mm512_maskz_loadu_epi8(0xffffffffull, rows.q[j] + g * kQ8Group);
+          const __m512i p = _mm512_dpbusd_epi32(start, wv, xv);
+          // Lanes 8-15 keep their bits, as the reference adds nothing there.
+          acc[j] = _mm512_mask3_fmadd_ps(ToFloat(p), Spread(prod[j], pick), acc[j], 0x00ff);
+        }
+      }
+    }
+    float out[4];
+    for (int j = 0; j < 4; ++j) out[j] = ReduceLanes(acc[j]);
+    for (int64_t j = 0; j < rows.valid; ++j) y[r * ldy + o0 + j] = out[j];
+  }
+}
+
+}  // namespace lanlm::engine::q8_internal
+
+#endif  // LANLM_Q8_AVX512
