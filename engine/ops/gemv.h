@@ -86,10 +86,12 @@ struct Q8Kernel {
   const char* name;  // "avx512-vnni", "avx2-vnni", "avx2"
   GemvBlockFn fn;
 };
-// The fast q8 kernels this build compiled, best first (GemvBlockQ8 runs the first; the others
-// are what a build for an older -march would run, kept callable so tests check them here).
+// The fast q8 kernels this build compiled, widest first (GemvBlockQ8 runs the 512-bit one for
+// batched steps and the 256-bit one for a single row; a build for an older -march runs only
+// the latter), all callable so tests check each against the reference here.
 std::vector<Q8Kernel> Q8Kernels();
-// Which q8 kernel GemvBlock uses in this build (Q8Kernels()'s first, or "generic").
+// Which q8 kernels GemvBlock uses in this build ("avx512-vnni,avx2-vnni-at-batch-1",
+// "avx2-vnni", "avx2" or "generic").
 const char* Q8KernelName();
 
 // bf16 conversion: round to nearest even (NaN stays NaN), and the exact widening.

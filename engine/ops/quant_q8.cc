@@ -91,7 +91,9 @@ std::vector<Q8Kernel> Q8Kernels() {
 }
 
 const char* Q8KernelName() {
-#if defined(LANLM_Q8_AVX512)
+#if defined(LANLM_Q8_AVX512) && defined(LANLM_Q8_AVX2)
+  return "avx512-vnni,avx2-vnni-at-batch-1";
+#elif defined(LANLM_Q8_AVX512)
   return "avx512-vnni";
 #elif defined(LANLM_Q8_AVX2)
   return q8_internal::Avx2Name();
@@ -100,8 +102,20 @@ const char* Q8KernelName() {
 #endif
 }
 
+// One activation row (batch 1) streams the weights from memory once per token: there the
+// 256-bit kernel measured faster (lanlm-bench INF15M q8, 1 thread: the 512-bit kernel at
+// 0.5-0.75x, its 64-byte loads of rows 288 bytes apart span two cache lines every other row).
+// Several rows (batched decoding) reuse the block from L1, where the 512-bit kernel's fewer
+// instructions per weight pay. Both equal the reference bit for bit, so a session's logits
+// are the same batched or alone.
 void GemvBlockQ8(const WeightMatrix& w, const GemvInput& x, int64_t block, float* y, int64_t ldy) {
-#if defined(LANLM_Q8_AVX512)
+#if defined(LANLM_Q8_AVX512) && defined(LANLM_Q8_AVX2)
+  if (x.n == 1) {
+    q8_internal::GemvBlockAvx2(w, x, block, y, ldy);
+  } else {
+    q8_internal::GemvBlockAvx512(w, x, block, y, ldy);
+  }
+#elif defined(LANLM_Q8_AVX512)
   q8_internal::GemvBlockAvx512(w, x, block, y, ldy);
 #elif defined(LANLM_Q8_AVX2)
   q8_internal::GemvBlockAvx2(w, x, block, y, ldy);

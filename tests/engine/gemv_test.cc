@@ -147,7 +147,6 @@ TEST(GemvTest, Q8WeightsAreStoredOffsetBy128) {
 TEST(GemvTest, FastQ8KernelsEqualReferenceBitForBit) {
   const auto kernels = Q8Kernels();
   if (kernels.empty()) GTEST_SKIP() << "no fast q8 kernel in this build (" << Q8KernelName() << ")";
-  EXPECT_STREQ(kernels.front().name, Q8KernelName());
   for (int64_t cols : {32, 96, 288, 768}) {
     const int64_t rows = 7, n = 3;
     const auto w = Random(rows * cols, 6 + cols, 0.1f);
