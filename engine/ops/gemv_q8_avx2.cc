@@ -101,7 +101,7 @@ const char* Avx2Name() {
     // the accumulators on the stack inside the group loop.
     float out[4];
     for (int j = 0; j < 4; ++j) out[j] = ReduceLanes(_mm256_add_ps(acc[0][j], acc[1][j]));
-    for (int64_t j = 0; j < rows.valid; ++j) y[r * ldy + o0 + j] = out[j];
+    StoreRows(out, rows.valid, y + r * ldy + o0);
   }
 }
 

@@ -118,7 +118,7 @@ template <bool kFromMemory>
     } else {
       Pass<false>(rows, x.xq + r * cols, x.xs + r * groups, groups, out);
     }
-    for (int64_t j = 0; j < rows.valid; ++j) y[r * ldy + o0 + j] = out[j];
+    StoreRows(out, rows.valid, y + r * ldy + o0);
   }
 }
 

@@ -35,6 +35,17 @@ inline BlockRows RowsOf(const WeightMatrix& w, int64_t block) {
   return rows;
 }
 
+// Stores a block's four results, the valid ones: a whole block as one 16-byte store. The plain
+// loop over `valid` compiled to a call of memcpy per block and activation row, 15 % of a
+// 32-session q8 step (perf, config M).
+inline void StoreRows(const float* out, int64_t valid, float* y) {
+  if (valid == 4) {
+    __builtin_memcpy(y, out, 4 * sizeof(float));  // constant size: one vector store, no call
+  } else {
+    for (int64_t j = 0; j < valid; ++j) y[j] = out[j];
+  }
+}
+
 #if defined(LANLM_Q8_AVX2)
 // 256-bit: one group per vector, even and odd groups in two accumulators per row.
 void GemvBlockAvx2(const WeightMatrix& w, const GemvInput& x, int64_t block, float* y, int64_t ldy);
