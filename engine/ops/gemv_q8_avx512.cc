@@ -21,17 +21,28 @@ namespace {
 typedef float V16F __attribute__((vector_size(64)));
 typedef int32_t V16I __attribute__((vector_size(64)));
 
-// gemv.h's reduction of the 16 lanes: l + 8, then + 4, + 2, + 1. The halves are taken with a
-// vector builtin: GCC 12's extract intrinsics warn (maybe-uninitialized) in the -O1 sanitizer
-// build, and halves taken by memcpy kept the accumulators in memory inside the group loop.
-inline float ReduceLanes(__m512 v) {
-  const V16F f = reinterpret_cast<V16F>(v);
-  const __m256 lo = reinterpret_cast<__m256>(__builtin_shufflevector(f, f, 0, 1, 2, 3, 4, 5, 6, 7));
-  const __m256 hi = reinterpret_cast<__m256>(__builtin_shufflevector(f, f, 8, 9, 10, 11, 12, 13, 14, 15));
-  const __m256 y = _mm256_add_ps(lo, hi);
-  const __m128 x = _mm_add_ps(_mm256_castps256_ps128(y), _mm256_extractf128_ps(y, 1));
-  const __m128 two = _mm_add_ps(x, _mm_movehl_ps(x, x));
-  return _mm_cvtss_f32(_mm_add_ss(two, _mm_shuffle_ps(two, two, 1)));
+// gemv.h's reduction of the 16 lanes (l + 8, then + 4, + 2, + 1) for four vectors at once:
+// each output by the same additions in the same order (a + b and b + a are the same bits),
+// with whole-vector shuffles instead of four chains of extracts and scalar adds. Vector
+// builtins, not intrinsics: GCC 12's extract and shuffle intrinsics warn (maybe-uninitialized)
+// in the -O1 sanitizer build.
+inline void ReduceFour(const __m512 (&v)[4], float* out) {
+  typedef float V4F __attribute__((vector_size(16)));
+  const V16F a = reinterpret_cast<V16F>(v[0]), b = reinterpret_cast<V16F>(v[1]);
+  const V16F c = reinterpret_cast<V16F>(v[2]), d = reinterpret_cast<V16F>(v[3]);
+  // l + 8: [a's 8 sums, b's 8 sums] and [c's, d's].
+  const V16F ab = __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23) +
+                  __builtin_shufflevector(a, b, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+  const V16F cd = __builtin_shufflevector(c, d, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23) +
+                  __builtin_shufflevector(c, d, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+  // l + 4: quarter j holds output j's four sums.
+  const V16F q = __builtin_shufflevector(ab, cd, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27) +
+                 __builtin_shufflevector(ab, cd, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+  // l + 2, then l + 1, within each quarter.
+  const V16F h = q + __builtin_shufflevector(q, q, 2, 3, 2, 3, 6, 7, 6, 7, 10, 11, 10, 11, 14, 15, 14, 15);
+  const V16F z = h + __builtin_shufflevector(h, h, 1, 1, 1, 1, 5, 5, 5, 5, 9, 9, 9, 9, 13, 13, 13, 13);
+  const V4F r = __builtin_shufflevector(z, z, 0, 4, 8, 12);
+  __builtin_memcpy(out, &r, sizeof(r));
 }
 
 // Lanes pick[i] of v (vpermps), and int32 to fp32 (vcvtdq2ps), as vector builtins: GCC 12's
@@ -100,8 +111,7 @@ template <bool kFromMemory>
       }
     }
   }
-#pragma GCC unroll 4
-  for (int j = 0; j < 4; ++j) out[j] = ReduceLanes(acc[j]);
+  ReduceFour(acc, out);
 }
 
 }  // namespace
