@@ -50,7 +50,7 @@ const float* Widened(const WeightMatrix& w, Work& work, ThreadPool& pool) {
     if (w.format == WeightFormat::kBf16) {
       for (int64_t i = 0; i < n; ++i) dst[i0 + i] = Bf16ToFloat(w.bf16[i0 + i]);
     } else {
-      DequantizeQ8(w.q8 + i0, w.scale + i0 / kQ8Group, n, dst + i0);
+      DequantizeQ8Weights(w.q8 + i0, w.scale + i0 / kQ8Group, n, dst + i0);
     }
   });
   return dst;

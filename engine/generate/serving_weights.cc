@@ -66,9 +66,9 @@ WeightMatrix ServingWeights::Make(const float* w, int64_t rows, int64_t cols) {
       break;
     }
     case WeightFormat::kQ8: {
-      int8_t* dst = q8_.data() + used_;
+      uint8_t* dst = q8_.data() + used_;
       float* s = scales_.data() + used_ / kQ8Group;
-      QuantizeQ8(w, n, dst, s);
+      QuantizeQ8Weights(w, n, dst, s);
       m.q8 = dst;
       m.scale = s;
       break;
@@ -167,7 +167,7 @@ void Widen(const WeightMatrix& m, float* dst) {
     case WeightFormat::kBf16:
       for (int64_t i = 0; i < n; ++i) dst[i] = Bf16ToFloat(m.bf16[i]);
       break;
-    case WeightFormat::kQ8: DequantizeQ8(m.q8, m.scale, n, dst); break;
+    case WeightFormat::kQ8: DequantizeQ8Weights(m.q8, m.scale, n, dst); break;
   }
 }
 

@@ -82,7 +82,7 @@ class ServingWeights {
   std::vector<ServingLayer> layers_;
   AlignedVector<float> f32_;      // fp32 copied: every matrix, in order, each on a kGemvAlign boundary
   AlignedVector<uint16_t> bf16_;  // bf16: every matrix, in order
-  AlignedVector<int8_t> q8_;      // q8: every matrix, in order
+  AlignedVector<uint8_t> q8_;     // q8: every matrix, in order (q + 128)
   AlignedVector<float> scales_;   // q8: their group scales
   int64_t used_ = 0;             // elements handed out so far by Make
 };

@@ -10,8 +10,12 @@
 //         fp32 exactly in the kernel, so bf16 results equal fp32 results on the widened weights
 //         bit for bit.
 //   q8:   per row, in / 32 groups of 32 int8 in [-127, 127] with one fp32 scale each
-//         (w ≈ q * scale, scale = max|w| / 127). The activation is quantized the same way on
-//         the fly (Q8Activation) and each group's product is summed in integers.
+//         (w ≈ q * scale, scale = max|w| / 127), stored offset by 128 as uint8 (q + 128 in
+//         [1, 255]): VNNI's vpdpbusd takes its first operand unsigned, so the kernel multiplies
+//         the stored bytes directly and subtracts 128 * (sum of the activations), instead of
+//         moving the signs onto the activation per weight vector. The activation is quantized
+//         the same way (signed, no offset) on the fly and each group's product is summed in
+//         integers, exactly.
 #pragma once
 
 #include <cstdint>
@@ -52,7 +56,7 @@ struct WeightMatrix {
   int64_t cols = 0;  // in (a multiple of kQ8Group for q8)
   const float* f32 = nullptr;      // fp32: (rows, cols)
   const uint16_t* bf16 = nullptr;  // bf16: (rows, cols)
-  const int8_t* q8 = nullptr;      // q8: (rows, cols)
+  const uint8_t* q8 = nullptr;     // q8: (rows, cols), q + 128
   const float* scale = nullptr;    // q8: (rows, cols / kQ8Group)
   int64_t blocks() const { return (rows + kGemvRows - 1) / kGemvRows; }
 };
@@ -69,14 +73,25 @@ struct GemvInput {
 // y[r * ldy + o] = w[o, :] · x[r, :] for the rows o of `block` and every activation row r.
 void GemvBlock(const WeightMatrix& w, const GemvInput& x, int64_t block, float* y, int64_t ldy);
 
-// q8 blocks: GemvBlock's q8 case, the best kernel this build has (AVX2 where compiled in),
-// and the plain C++ reference every fast q8 kernel equals bit for bit. Both define a row's
-// result the same way: for each group g, eight exact integer partial sums p[l] of four
-// consecutive products (l < 8); lane l accumulates fma(float(p[l]), ws[g] * xs[g]) in group
-// order; the eight lanes are summed pairwise (l + 4, then + 2, then + 1).
+// q8 blocks: GemvBlock's q8 case, the best kernel this build has, and the plain C++ reference
+// every fast q8 kernel equals bit for bit. All define a row's result the same way: for each
+// group g, eight exact integer partial sums p[l] of four consecutive products (l < 8); of 16
+// fp32 lanes, lane 8 * (g % 2) + l accumulates fma(float(p[l]), ws[g] * xs[g]) in group order
+// (even groups in lanes 0-7, odd groups in lanes 8-15: one 512-bit vector holds two
+// consecutive groups); the 16 lanes are summed pairwise (l + 8, then + 4, + 2, + 1).
 void GemvBlockQ8(const WeightMatrix& w, const GemvInput& x, int64_t block, float* y, int64_t ldy);
 void GemvBlockQ8Reference(const WeightMatrix& w, const GemvInput& x, int64_t block, float* y, int64_t ldy);
-// Which q8 kernel GemvBlock uses in this build ("avx2-vnni", "avx2" or "generic").
+using GemvBlockFn = void (*)(const WeightMatrix& w, const GemvInput& x, int64_t block, float* y, int64_t ldy);
+struct Q8Kernel {
+  const char* name;  // "avx512-vnni", "avx2-vnni", "avx2"
+  GemvBlockFn fn;
+};
+// The fast q8 kernels this build compiled, widest first (GemvBlockQ8 runs the 512-bit one for
+// batched steps and the 256-bit one for a single row; a build for an older -march runs only
+// the latter), all callable so tests check each against the reference here.
+std::vector<Q8Kernel> Q8Kernels();
+// Which q8 kernels GemvBlock uses in this build ("avx512-vnni,avx2-vnni-at-batch-1",
+// "avx2-vnni", "avx2" or "generic").
 const char* Q8KernelName();
 
 // bf16 conversion: round to nearest even (NaN stays NaN), and the exact widening.
@@ -92,5 +107,9 @@ inline float Bf16ToFloat(uint16_t h) {  // inline: widening loops over whole mat
 // scale = max|x| / 127 per group, q = round(x / scale) (0 for an all-zero group).
 void QuantizeQ8(const float* x, int64_t n, int8_t* q, float* scale);
 void DequantizeQ8(const int8_t* q, const float* scale, int64_t n, float* x);
+// The weights' layout: QuantizeQ8 with each value stored as q + 128, and back.
+void QuantizeQ8Weights(const float* w, int64_t n, uint8_t* q, float* scale);
+void DequantizeQ8Weights(const uint8_t* q, const float* scale, int64_t n, float* w);
+inline constexpr int32_t kQ8WeightOffset = 128;
 
 }  // namespace lanlm::engine

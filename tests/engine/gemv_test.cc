@@ -1,7 +1,7 @@
 // Decoding GEMV kernels (gemv.h): fp32 and bf16 against a double-precision reference, bf16
 // equal to fp32 on the widened weights bit for bit, q8 quantization error bounds per group,
-// the fast q8 kernel equal to the plain C++ reference bit for bit, and every block slot and
-// batch row computing the same bits.
+// every fast q8 kernel of the build equal to the plain C++ reference bit for bit, q8 weights
+// stored offset by 128, and every block slot and batch row computing the same bits.
 #include "engine/ops/gemv.h"
 
 #include <gtest/gtest.h>
@@ -21,15 +21,22 @@ std::vector<float> Random(int64_t n, uint64_t seed, float scale) {
   return v;
 }
 
-struct Q8 {
-  std::vector<int8_t> q;
+// Activations (signed int8) or weights in their stored layout (q + 128, uint8).
+template <typename T>
+struct Q8Of {
+  std::vector<T> q;
   std::vector<float> s;
 };
-Q8 Quantize(const std::vector<float>& x) {
-  Q8 out{std::vector<int8_t>(x.size()), std::vector<float>(x.size() / kQ8Group)};
-  QuantizeQ8(x.data(), static_cast<int64_t>(x.size()), out.q.data(), out.s.data());
+template <typename T, void (*kQuantize)(const float*, int64_t, T*, float*)>
+Q8Of<T> QuantizeWith(const std::vector<float>& x) {
+  Q8Of<T> out{std::vector<T>(x.size()), std::vector<float>(x.size() / kQ8Group)};
+  kQuantize(x.data(), static_cast<int64_t>(x.size()), out.q.data(), out.s.data());
   return out;
 }
+using Q8 = Q8Of<int8_t>;
+using Q8W = Q8Of<uint8_t>;
+Q8 Quantize(const std::vector<float>& x) { return QuantizeWith<int8_t, QuantizeQ8>(x); }
+Q8W QuantizeWeights(const std::vector<float>& w) { return QuantizeWith<uint8_t, QuantizeQ8Weights>(w); }
 
 // y (n, rows) over all blocks.
 std::vector<float> RunBlocks(const WeightMatrix& w, const GemvInput& in, bool reference = false) {
@@ -82,7 +89,8 @@ TEST(GemvTest, EachRowGetsTheSameBitsInAnySlotOrBatch) {
   const int64_t rows = 9, cols = 96;
   const auto w = Random(rows * cols, 3, 1.0f);
   const auto x = Random(2 * cols, 4, 1.0f);
-  const Q8 wq = Quantize(w), xq = Quantize(x);
+  const Q8W wq = QuantizeWeights(w);
+  const Q8 xq = Quantize(x);
   for (WeightFormat f : {WeightFormat::kF32, WeightFormat::kQ8}) {
     WeightMatrix m{f, rows, cols, w.data(), nullptr, wq.q.data(), wq.s.data()};
     const auto both = RunBlocks(m, {x.data(), xq.q.data(), xq.s.data(), 2});
@@ -117,21 +125,50 @@ TEST(GemvTest, Q8QuantizeDequantizeErrorIsAtMostHalfAScalePerGroup) {
   EXPECT_LE(std::abs(back[3 * kQ8Group + 1] - x[3 * kQ8Group + 1]), 3.0f / 254.0f * (1.0f + 1e-6f));
 }
 
-TEST(GemvTest, FastQ8KernelEqualsReferenceBitForBit) {
+TEST(GemvTest, Q8WeightsAreStoredOffsetBy128) {
+  auto w = Random(3 * kQ8Group, 8, 1.0f);
+  w[5] = 0.0f;
+  const Q8 signed_q = Quantize(w);
+  const Q8W stored = QuantizeWeights(w);
+  EXPECT_EQ(signed_q.s, stored.s);
+  for (size_t i = 0; i < w.size(); ++i) {
+    ASSERT_EQ(int32_t{stored.q[i]}, int32_t{signed_q.q[i]} + 128) << i;
+    ASSERT_GE(stored.q[i], 1) << i;  // q in [-127, 127]
+  }
+  std::vector<float> a(w.size()), b(w.size());
+  DequantizeQ8(signed_q.q.data(), signed_q.s.data(), static_cast<int64_t>(w.size()), a.data());
+  DequantizeQ8Weights(stored.q.data(), stored.s.data(), static_cast<int64_t>(w.size()), b.data());
+  EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float)));
+}
+
+// Every q8 kernel this build compiled (the one GemvBlock runs and the narrower ones a build for
+// an older -march would run) equals the reference bit for bit: odd and even group counts
+// (1, 3, 9, 24), activations at the int8 extremes, and several activation rows.
+TEST(GemvTest, FastQ8KernelsEqualReferenceBitForBit) {
+  const auto kernels = Q8Kernels();
+  if (kernels.empty()) GTEST_SKIP() << "no fast q8 kernel in this build (" << Q8KernelName() << ")";
   for (int64_t cols : {32, 96, 288, 768}) {
     const int64_t rows = 7, n = 3;
     const auto w = Random(rows * cols, 6 + cols, 0.1f);
-    const auto x = Random(n * cols, 7 + cols, 2.0f);
-    const Q8 wq = Quantize(w), xq = Quantize(x);
+    auto x = Random(n * cols, 7 + cols, 2.0f);
+    x[1] = 4.0f;   // the first group's extremes: +127 and -127 after quantization
+    x[2] = -4.0f;
+    const Q8W wq = QuantizeWeights(w);
+    const Q8 xq = Quantize(x);
     const WeightMatrix m{WeightFormat::kQ8, rows, cols, nullptr, nullptr, wq.q.data(), wq.s.data()};
     const GemvInput in{x.data(), xq.q.data(), xq.s.data(), n};
-    const auto fast = RunBlocks(m, in), ref = RunBlocks(m, in, /*reference=*/true);
-    EXPECT_EQ(0, std::memcmp(fast.data(), ref.data(), fast.size() * sizeof(float))) << cols << " " << Q8KernelName();
+    const auto ref = RunBlocks(m, in, /*reference=*/true);
+    EXPECT_EQ(0, std::memcmp(RunBlocks(m, in).data(), ref.data(), ref.size() * sizeof(float))) << cols;
+    for (const Q8Kernel& k : kernels) {
+      std::vector<float> y(ref.size(), -1.0f);
+      for (int64_t b = 0; b < m.blocks(); ++b) k.fn(m, in, b, y.data(), rows);
+      EXPECT_EQ(0, std::memcmp(y.data(), ref.data(), ref.size() * sizeof(float))) << cols << " " << k.name;
+    }
     // And the reference is the dot product of the dequantized values (to rounding).
     for (int64_t o = 0; o < rows; ++o) {
       double want = 0.0, mag = 0.0;
       for (int64_t i = 0; i < cols; ++i) {
-        const double a = static_cast<double>(wq.q[o * cols + i]) * wq.s[(o * cols + i) / kQ8Group];
+        const double a = static_cast<double>(int32_t{wq.q[o * cols + i]} - 128) * wq.s[(o * cols + i) / kQ8Group];
         const double b = static_cast<double>(xq.q[i]) * xq.s[i / kQ8Group];
         want += a * b;
         mag += std::abs(a * b);
