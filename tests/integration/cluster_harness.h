@@ -19,6 +19,7 @@
 
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <spdlog/spdlog.h>
 
 #include "coordinator/coordinator_server.h"
 #include "coordinator/run_config.h"
@@ -106,6 +107,10 @@ inline uint64_t ReferenceFingerprint(const coordinator::CoordinatorOptions& opti
 class CorpusTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    // spdlog builds its registry on first use, inside the uninstrumented libspdlog, so TSan
+    // cannot see the guard when a coordinator's and a worker's threads log first together:
+    // build it here, on the test's thread, before either starts.
+    spdlog::default_logger_raw();
     dir_ = TempDir("run");
     corpus_ = WriteCorpus(dir_);
   }

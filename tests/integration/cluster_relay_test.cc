@@ -25,6 +25,9 @@ class ClusterRelayTest : public CorpusTest {
     auto options = TinyOptions(corpus_, steps);
     options.min_workers = min_workers;
     options.param_chunk_bytes = kChunkBytes;
+    // A fetch from a peer gives up after half the lease timeout; under ThreadSanitizer a chain
+    // of three takes over 10 s to pass 27 chunks, so give it a minute.
+    options.lease_timeout_ms = 120000;
     return options;
   }
   // fp32 bytes of one parameter copy.
