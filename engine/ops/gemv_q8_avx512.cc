@@ -48,8 +48,13 @@ inline void ReduceFour(const __m512 (&v)[4], float* out) {
 // Lanes pick[i] of v (vpermps), and int32 to fp32 (vcvtdq2ps), as vector builtins: GCC 12's
 // _mm512_permutexvar_ps and _mm512_cvtepi32_ps start from _mm512_undefined_ps and warn
 // (maybe-uninitialized) under -Werror.
+// Clang (the fuzz build) has no __builtin_shuffle and its intrinsic does not warn.
 inline __m512 Spread(__m512 v, V16I pick) {
+#if defined(__clang__)
+  return _mm512_permutexvar_ps(reinterpret_cast<__m512i>(pick), v);
+#else
   return reinterpret_cast<__m512>(__builtin_shuffle(reinterpret_cast<V16F>(v), pick));
+#endif
 }
 inline __m512 ToFloat(__m512i v) { return reinterpret_cast<__m512>(__builtin_convertvector(reinterpret_cast<V16I>(v), V16F)); }
 
