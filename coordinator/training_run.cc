@@ -7,7 +7,6 @@
 #include "engine/base/hash.h"
 #include "engine/data/corpus.h"
 #include "engine/train/local_steps.h"
-#include "engine/train/training_checkpoint.h"
 
 namespace lanlm::coordinator {
 namespace {
@@ -305,34 +304,6 @@ void TrainingRun::FinishStep() {
   if (evaluate) Validate(end);
   if (state_.step >= end_step()) End(true, "training finished");
 }
-
-Status TrainingRun::WriteCheckpoint() {
-  if (settings_.checkpoint_dir.empty()) return OkStatus();
-  // A copy: Snapshot() reads state_ from other threads meanwhile.
-  const engine::Checkpoint checkpoint =
-      engine::MakeTrainingCheckpoint(state_, options_, *tokenizer_, corpus_hash_, run_id_);
-  StatusOr<std::string> path = engine::StepCheckpointPath(settings_.checkpoint_dir, state_.step);
-  const Status saved = path.ok() ? engine::SaveCheckpoint(*path, checkpoint) : path.status();
-  std::lock_guard<std::mutex> lock(status_mu_);
-  if (!saved.ok()) {
-    ++status_.checkpoint_failures;
-    status_.checkpoint_error = "step " + std::to_string(state_.step) + ": " + saved.message();
-    spdlog::error("step {}: checkpoint {} failed ({} failure(s) so far; retried after the next step): {}; last good "
-                  "checkpoint: {}",
-                  state_.step, path.ok() ? *path : settings_.checkpoint_dir, status_.checkpoint_failures,
-                  saved.ToString(), LastGood());
-    metrics_.CheckpointWritten(state_.step, path.ok() ? *path : settings_.checkpoint_dir, false);
-    return saved;
-  }
-  spdlog::info("step {}: checkpoint written to {}", state_.step, *path);
-  last_checkpoint_ = *path;
-  status_.last_checkpoint = *path;
-  status_.checkpoint_error.clear();
-  metrics_.CheckpointWritten(state_.step, *path, true);
-  return OkStatus();
-}
-
-std::string TrainingRun::LastGood() const { return last_checkpoint_.empty() ? "none" : last_checkpoint_; }
 
 void TrainingRun::Stop(const std::string& reason) {
   if (ended_) return;
