@@ -6,7 +6,7 @@
 // Threading: every method except status()/Snapshot()/accepting() runs on the one thread that
 // runs the io_context (the "loop"); gRPC reactors only post to it. Not the gRPC layer: it
 // speaks the plain step messages of engine/train/step_messages.h, and the Work stream
-// adapter (cluster_service.cc) turns them into lanlm.v1 messages (protos/convert).
+// adapter (work_stream.cc) turns them into lanlm.v1 messages (protos/convert).
 #pragma once
 
 #include <atomic>
