@@ -74,6 +74,11 @@ int main(int argc, char** argv) {
   flags.String("relay-address", &options.relay_address,
                "the host:port peers dial to reach --relay-listen (default: --relay-listen itself; required when it "
                "listens on 0.0.0.0)");
+  int64_t relay_stall_ms = options.relay_stall.count();
+  flags.Int("relay-stall-ms", &relay_stall_ms,
+            "give a relaying peer up when it sends no parameter chunk for this many ms, and get the rest from the "
+            "coordinator",
+            100, 3600000);
   log_options.Register(flags);
   const Status parsed = flags.Parse(std::vector<std::string>(argv + 1, argv + argc));
   if (!parsed.ok()) {
@@ -100,6 +105,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   options.token = *resolved;
+  options.relay_stall = std::chrono::milliseconds(relay_stall_ms);
   options.exit_when_finished = !keep_running;
   if (Status valid = options.Validate(); !valid.ok()) {
     std::cerr << "lanlm-worker: " << valid.ToString() << "\n";

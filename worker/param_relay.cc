@@ -3,6 +3,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
 #include "protos/cluster_auth.h"
 #include "protos/convert.h"
 #include "protos/tls.h"
@@ -156,9 +160,60 @@ RelayServer::~RelayServer() {
   if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
 }
 
+namespace {
+
+// Cancels a client call when no progress was reported for `stall`. One thread per fetch (a
+// fetch is one per lease at most), woken at the due time or when stopped.
+class StallWatch {
+ public:
+  using Clock = std::chrono::steady_clock;
+  StallWatch(grpc::ClientContext* context, std::chrono::milliseconds stall)
+      : context_(context), stall_(stall), last_(Clock::now()), thread_([this] { Run(); }) {}
+  ~StallWatch() { Stop(); }
+  void Progress() {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_ = Clock::now();
+  }
+  // Joins the watcher; true when it cancelled the call.
+  bool Stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+    return fired_;
+  }
+
+ private:
+  void Run() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!done_) {
+      const Clock::time_point due = last_ + stall_;
+      if (Clock::now() >= due) {
+        fired_ = true;
+        context_->TryCancel();
+        return;
+      }
+      cv_.wait_until(lock, due);
+    }
+  }
+
+  grpc::ClientContext* context_;
+  const std::chrono::milliseconds stall_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  Clock::time_point last_;  // guarded by mu_
+  bool done_ = false;       // guarded by mu_
+  bool fired_ = false;      // written by the watcher; read after the join
+  std::thread thread_;      // last: starts once the members above exist
+};
+
+}  // namespace
+
 Status FetchFromPeer(const std::string& address, const std::string& run_id, int64_t version,
                      grpc::ClientContext* context, const std::function<Status(const v1::ParamChunk&)>& on_chunk,
-                     const protos::ClientTlsOptions& tls) {
+                     std::chrono::milliseconds stall, const protos::ClientTlsOptions& tls) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(protos::kMaxMessageBytes);
   std::shared_ptr<grpc::Channel> channel;
@@ -173,16 +228,24 @@ Status FetchFromPeer(const std::string& address, const std::string& run_id, int6
   v1::RelayParamsRequest request;
   request.set_run_id(run_id);
   request.set_version(version);
+  StallWatch watch(context, stall);
   std::unique_ptr<grpc::ClientReader<v1::ParamChunk>> reader = stub->Params(context, request);
   v1::ParamChunk chunk;
   Status kept;
-  while (kept.ok() && reader->Read(&chunk)) kept = on_chunk(chunk);
+  while (kept.ok() && reader->Read(&chunk)) {
+    watch.Progress();
+    kept = on_chunk(chunk);
+  }
   if (!kept.ok()) {
     context->TryCancel();
     reader->Finish();
     return kept;
   }
   const grpc::Status finished = reader->Finish();
+  if (watch.Stop() && !finished.ok()) {
+    return UnavailableError("peer " + address + " sent no parameter chunk for " + std::to_string(stall.count()) +
+                            " ms (the worker's --relay-stall-ms)");
+  }
   if (tls.enabled() && protos::IsTlsFailure(finished)) {
     return UnavailableError(finished.error_message() + " (the relay's TLS handshake with " + address +
                             " failed: each worker's --tls-cert must be a worker certificate of this version's "

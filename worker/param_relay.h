@@ -123,8 +123,11 @@ class RelayServer {
 // the channel's error otherwise. `context` (carrying the token and a deadline) may be cancelled
 // from another thread. tls: the worker's client options (the peer's certificate must chain to
 // tls.ca_file and name kRelayTlsName); plaintext when empty.
+// stall: the call is cancelled (UNAVAILABLE, naming the wait) when no chunk arrived for that
+// long, the call's start counting as the first arrival: a peer whose own source stalls, or a
+// link that drops packets without resetting, costs that wait, not the context's deadline.
 Status FetchFromPeer(const std::string& address, const std::string& run_id, int64_t version,
                      grpc::ClientContext* context, const std::function<Status(const v1::ParamChunk&)>& on_chunk,
-                     const protos::ClientTlsOptions& tls = {});
+                     std::chrono::milliseconds stall, const protos::ClientTlsOptions& tls = {});
 
 }  // namespace lanlm::worker

@@ -53,6 +53,10 @@ struct WorkerOptions {
   std::string relay_listen;
   std::string relay_address;
   std::chrono::milliseconds relay_version_wait{10000};  // see RelayService
+  // A peer that sends no chunk for this long is given up (FetchFromPeer's stall): the worker
+  // asks the coordinator for the rest. Above relay_version_wait, the longest a healthy peer
+  // waits before the version's first chunk.
+  std::chrono::milliseconds relay_stall{15000};
 
   Status Validate() const;
   Status ValidateRelay() const;  // the relay flags (worker_relay.cc)

@@ -68,7 +68,8 @@ void Worker::StartFetch(const v1::Lease& lease, WorkState& s) {
   s.fetch_context = std::make_unique<grpc::ClientContext>();
   protos::AttachClusterToken(*s.fetch_context, options_.token);
   // A peer that stalls (its own source slow or gone) must not hold the lease to its deadline:
-  // after half of it the coordinator sends the rest.
+  // after --relay-stall-ms without a chunk (FetchFromPeer), or half the lease timeout in all,
+  // the coordinator sends the rest.
   const auto timeout = std::chrono::milliseconds(std::max<int64_t>(lease.timeout_ms() / 2, 1000));
   s.fetch_context->set_deadline(std::chrono::system_clock::now() + timeout);
   s.fetch = std::thread([this, &s, source = lease.param_source(), run = lease.run_id(), version = lease.step()] {
@@ -78,7 +79,7 @@ void Worker::StartFetch(const v1::Lease& lease, WorkState& s) {
                                     std::to_string(version));
       }
       return AddParamChunk(c, s, /*from_peer=*/true);
-    }, options_.tls);
+    }, options_.relay_stall, options_.tls);
     int64_t received = -1;  // -1: complete
     {
       std::lock_guard<std::mutex> lock(param_mu_);

@@ -36,6 +36,7 @@ class ClusterRelayTest : public CorpusTest {
     EXPECT_TRUE(setup.ok());
     return setup.ok() ? static_cast<int64_t>(setup->state.params.size()) * 4 : 0;
   }
+  void PeerStopsAfterTwoChunks(bool drop);
 };
 
 TEST_F(ClusterRelayTest, ChainOfRelayingWorkersMatchesTheSingleProcessRunWithOneCopyPerStep) {
@@ -93,9 +94,11 @@ TEST_F(ClusterRelayTest, UnreachablePeerMeansTheCoordinatorSendsTheParameters) {
   EXPECT_EQ(relayed, 0);
 }
 
-// A peer that delivers two chunks of a version and then gives it up: the worker keeps them
-// and the coordinator sends the rest from the third chunk on.
-TEST_F(ClusterRelayTest, PeerGoneHalfwayMeansTheCoordinatorSendsTheRest) {
+// A peer that delivers two chunks of a version and then gives it up (drop) or goes silent:
+// the worker keeps them and the coordinator sends the rest from the third chunk on. Silence
+// is noticed after the worker's relay_stall (1 s here), long before half the lease timeout
+// (60 s), which is past the 20 s this waits for the fallback.
+void ClusterRelayTest::PeerStopsAfterTwoChunks(bool drop) {
   const auto options = Options(2, /*min_workers=*/1);
   const std::string reference = Hex(ReferenceFingerprint(options));
   auto server = TrainingServer::Start(options, GivenFlags{"steps"}, false);
@@ -121,10 +124,11 @@ TEST_F(ClusterRelayTest, PeerGoneHalfwayMeansTheCoordinatorSendsTheRest) {
     *message->mutable_chunk() = chunks[static_cast<size_t>(i)];
     feed->Append(message);
   }
-  feed->Drop();
+  if (drop) feed->Drop();
   (*relay)->service().Publish(feed);
 
-  WorkerGroup group((*server)->port(), 1, 1);
+  WorkerGroup group((*server)->port(), 0, 1);
+  group.Add((*server)->port(), 1, true, [](worker::WorkerOptions& o) { o.relay_stall = std::chrono::seconds(1); });
   float loss = 0;
   std::vector<float> grad = raw.Gradient(lease, &loss);
   const v1::CommitResult committed = raw.Send(lease.lease_id(), protos::MakeChunks(grad.data(), n), n, loss);
@@ -143,6 +147,13 @@ TEST_F(ClusterRelayTest, PeerGoneHalfwayMeansTheCoordinatorSendsTheRest) {
   EXPECT_EQ(stats.relay_fallbacks, 1);
   EXPECT_EQ(stats.relayed_param_bytes, 2 * kChunkBytes);
   EXPECT_EQ((*relay)->service().bytes_served(), 2 * kChunkBytes);
+  feed->Drop();  // ends a silent peer's stream before its server shuts down
+}
+
+TEST_F(ClusterRelayTest, PeerGoneHalfwayMeansTheCoordinatorSendsTheRest) { PeerStopsAfterTwoChunks(true); }
+
+TEST_F(ClusterRelayTest, PeerSilentHalfwayIsGivenUpAfterTheStallTimeAndTheCoordinatorSendsTheRest) {
+  PeerStopsAfterTwoChunks(false);
 }
 
 TEST_F(ClusterRelayTest, ParamRequestSendsTheRestFromAChunkBoundaryAndRefusesOtherOffsets) {
@@ -215,7 +226,8 @@ TEST(RelayServiceTest, RefusesAWrongTokenABadRequestAndAVersionItDoesNotHold) {
     grpc::ClientContext context;
     if (!token.empty()) protos::AttachClusterToken(context, token);
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    return worker::FetchFromPeer(address, run_id, version, &context, [](const v1::ParamChunk&) { return OkStatus(); });
+    return worker::FetchFromPeer(address, run_id, version, &context, [](const v1::ParamChunk&) { return OkStatus(); },
+                                 std::chrono::seconds(10));
   };
   EXPECT_EQ(fetch("wrong-token", run, 5).code(), StatusCode::kUnauthenticated);
   EXPECT_EQ(fetch("", run, 5).code(), StatusCode::kUnauthenticated);
@@ -226,6 +238,36 @@ TEST(RelayServiceTest, RefusesAWrongTokenABadRequestAndAVersionItDoesNotHold) {
   EXPECT_NE(older.message().find("holds version 5"), std::string::npos) << older.ToString();
   EXPECT_EQ(fetch(kTestToken, run, 6).code(), StatusCode::kNotFound);  // after waiting 200 ms
   EXPECT_EQ(fetch(kTestToken, std::string(32, 'b'), 5).code(), StatusCode::kNotFound);
+}
+
+// A feed that stops growing: the fetch is cancelled after `stall` without a chunk (not at
+// its 30 s deadline), keeps what came, and says why.
+TEST(RelayServiceTest, FetchGivesUpAPeerThatSendsNothingForTheStallTime) {
+  auto relay = worker::RelayServer::Start("127.0.0.1:0", kTestToken, std::chrono::milliseconds(200));
+  ASSERT_TRUE(relay.ok()) << relay.status().ToString();
+  const std::string run(32, 'a');
+  auto feed = std::make_shared<worker::ParamFeed>(run, 3);
+  const std::vector<float> values(64, 0.5f);
+  auto chunk = std::make_shared<v1::ParamChunk>();
+  chunk->set_version(3);
+  chunk->set_run_id(run);
+  *chunk->mutable_chunk() = protos::MakeChunks(values.data(), 64, 1 << 20)[0];
+  feed->Append(chunk);
+  (*relay)->service().Publish(feed);
+  grpc::ClientContext context;
+  protos::AttachClusterToken(context, kTestToken);
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  int chunks = 0;
+  const Status fetched = worker::FetchFromPeer("127.0.0.1:" + std::to_string((*relay)->port()), run, 3, &context,
+                                               [&](const v1::ParamChunk&) {
+                                                 ++chunks;
+                                                 return OkStatus();
+                                               },
+                                               std::chrono::milliseconds(300));
+  EXPECT_EQ(fetched.code(), StatusCode::kUnavailable) << fetched.ToString();
+  EXPECT_NE(fetched.message().find("no parameter chunk for 300 ms"), std::string::npos) << fetched.ToString();
+  EXPECT_EQ(chunks, 1);
+  feed->Complete();
 }
 
 TEST(RelayOptionsTest, RelayFlagsAreCheckedBeforeTheWorkerStarts) {
