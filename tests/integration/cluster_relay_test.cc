@@ -96,8 +96,9 @@ TEST_F(ClusterRelayTest, UnreachablePeerMeansTheCoordinatorSendsTheParameters) {
 
 // A peer that delivers two chunks of a version and then gives it up (drop) or goes silent:
 // the worker keeps them and the coordinator sends the rest from the third chunk on. Silence
-// is noticed after the worker's relay_stall (1 s here), long before half the lease timeout
-// (60 s), which is past the 20 s this waits for the fallback.
+// is noticed after the worker's relay_stall (5 s here: under TSan the call alone can take a
+// second to connect), before half the lease timeout (60 s), which is past the 40 s this
+// waits for the fallback.
 void ClusterRelayTest::PeerStopsAfterTwoChunks(bool drop) {
   const auto options = Options(2, /*min_workers=*/1);
   const std::string reference = Hex(ReferenceFingerprint(options));
@@ -128,13 +129,13 @@ void ClusterRelayTest::PeerStopsAfterTwoChunks(bool drop) {
   (*relay)->service().Publish(feed);
 
   WorkerGroup group((*server)->port(), 0, 1);
-  group.Add((*server)->port(), 1, true, [](worker::WorkerOptions& o) { o.relay_stall = std::chrono::seconds(1); });
+  group.Add((*server)->port(), 1, true, [](worker::WorkerOptions& o) { o.relay_stall = std::chrono::seconds(5); });
   float loss = 0;
   std::vector<float> grad = raw.Gradient(lease, &loss);
   const v1::CommitResult committed = raw.Send(lease.lease_id(), protos::MakeChunks(grad.data(), n), n, loss);
   EXPECT_EQ(committed.code(), 0) << committed.message();
   // The relaying client stays in the tree until the worker has been pointed at it.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(40);
   while (group.worker(0).stats().relay_fallbacks == 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
