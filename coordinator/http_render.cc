@@ -76,13 +76,18 @@ void RenderRun(ops::MetricsText& m, const RunMetrics& metrics) {
       {"lanlm_worker_leases_committed_total", "Leases the worker committed and the coordinator applied."},
       {"lanlm_worker_tokens_total", "Tokens in the worker's applied leases."},
       {"lanlm_worker_compute_seconds_total", "The worker's forward+backward time of applied leases."},
-      {"lanlm_worker_tokens_per_second", "The worker's throughput over its newest lease's round trip."}};
-  for (int f = 0; f < 5; ++f) {
+      {"lanlm_worker_tokens_per_second", "The worker's throughput over its newest lease's round trip."},
+      {"lanlm_worker_params_from_peer", "1 when the worker's newest parameter version came from a peer (the relay)."},
+      {"lanlm_worker_relay_fallbacks_total",
+       "Versions a peer failed to deliver to the worker, whose rest the coordinator sent."}};
+  for (int f = 0; f < 7; ++f) {
     const std::string name = families[f].first;
     m.Family(name, name.ends_with("_total") ? "counter" : "gauge", families[f].second);
     for (const WorkerRecord& w : workers) {
       const double values[] = {w.connected ? 1.0 : 0.0, static_cast<double>(w.leases), static_cast<double>(w.tokens),
-                               w.compute_s, w.tokens_per_second};
+                               w.compute_s, w.tokens_per_second,
+                               w.params_from.empty() || w.params_from == "coordinator" ? 0.0 : 1.0,
+                               static_cast<double>(w.relay_fallbacks)};
       m.Sample(values[f], {{"worker", w.id}, {"name", w.name}});
     }
   }
@@ -165,6 +170,11 @@ std::string RenderStatusJson(const v1::GetStatusReply& s, const RunMetrics* metr
       out += std::string(",\"connected\":") + (w.connected ? "true" : "false");
       out += ",\"leases\":" + std::to_string(w.leases) + ",\"tokens\":" + std::to_string(w.tokens);
       out += ",\"compute_s\":" + Number(w.compute_s) + ",\"tokens_per_second\":" + Number(w.tokens_per_second);
+      out += ",";
+      AppendField(out, "relay_address", w.relay_address);
+      out += ",";
+      AppendField(out, "params_from", w.params_from);
+      out += ",\"relay_fallbacks\":" + std::to_string(w.relay_fallbacks);
       out += ",\"joined_unix_ms\":" + std::to_string(w.joined_unix_ms) +
              ",\"last_seen_unix_ms\":" + std::to_string(w.last_seen_unix_ms) + "}";
     }

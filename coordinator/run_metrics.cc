@@ -57,11 +57,12 @@ Status RunMetrics::OpenHistory(const std::string& checkpoint_dir, int64_t resume
   return OkStatus();
 }
 
-void RunMetrics::WorkerJoined(const std::string& id, const std::string& name) {
+void RunMetrics::WorkerJoined(const std::string& id, const std::string& name, const std::string& relay_address) {
   std::lock_guard<std::mutex> lock(mu_);
   WorkerRecord& worker = workers_[id];
   worker.id = id;
   worker.name = name;
+  worker.relay_address = relay_address;
   worker.connected = true;
   worker.joined_unix_ms = worker.last_seen_unix_ms = UnixMs();
   ++totals_.workers_joined;
@@ -84,6 +85,16 @@ void RunMetrics::WorkerLeft(const std::string& id) {
     }
     if (oldest != workers_.end()) workers_.erase(oldest);
   }
+}
+
+void RunMetrics::ParamsFrom(const std::string& worker_id, const std::string& source) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto it = workers_.find(worker_id); it != workers_.end()) it->second.params_from = source;
+}
+
+void RunMetrics::RelayFallback(const std::string& worker_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto it = workers_.find(worker_id); it != workers_.end()) ++it->second.relay_fallbacks;
 }
 
 void RunMetrics::LeaseIssued(int64_t lease_id, const std::string& worker_id) {

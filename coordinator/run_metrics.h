@@ -41,6 +41,11 @@ struct WorkerRecord {
   double compute_s = 0.0;             // their forward + backward time
   double tokens_per_second = 0.0;     // of the last committed lease, over its round trip
   int64_t joined_unix_ms = 0, last_seen_unix_ms = 0;
+  // The parameter relay (protocol 7): where the worker relays ("" = it does not), where its
+  // newest parameter version came from ("" = none yet, "coordinator", or a peer's worker id),
+  // and the versions a peer failed to deliver (the coordinator sent the rest).
+  std::string relay_address, params_from;
+  int64_t relay_fallbacks = 0;
 };
 
 struct CheckpointRecord {
@@ -71,7 +76,10 @@ class RunMetrics {
   // steps are appended to it. An empty dir keeps the history in memory only. Errors (an
   // unwritable directory) are returned; the run goes on without the file.
   Status OpenHistory(const std::string& checkpoint_dir, int64_t resumed_step);
-  void WorkerJoined(const std::string& id, const std::string& name);
+  void WorkerJoined(const std::string& id, const std::string& name, const std::string& relay_address = "");
+  // A lease that needs a parameter version: from a peer (source = its worker id) or "coordinator".
+  void ParamsFrom(const std::string& worker_id, const std::string& source);
+  void RelayFallback(const std::string& worker_id);
   void WorkerLeft(const std::string& id);
   void LeaseIssued(int64_t lease_id, const std::string& worker_id);
   void LeaseCommitted(int64_t lease_id, const std::string& worker_id, int64_t tokens, double compute_ms);

@@ -147,8 +147,10 @@ void TrainingRun::IssueLease(int64_t connection, Connection& conn) {
   // the forward pass as soon as the first layers have arrived. Protocol 7: or the Lease names
   // a peer that relays them.
   const bool needs_params = conn.known_version != state_.step;
-  if (needs_params) out.param_source = RelaySourceFor(connection);
-  const bool direct = needs_params && out.param_source.empty();
+  const Connection* source = needs_params ? RelaySourceFor(connection) : nullptr;
+  if (source != nullptr) out.param_source = source->relay_address;
+  if (needs_params) metrics_.ParamsFrom(conn.worker_id, source != nullptr ? source->worker_id : "coordinator");
+  const bool direct = needs_params && source == nullptr;
   conn.link->SendLease(std::move(out));
   if (direct) {
     const Status sent = conn.link->SendParams(params_, 0);
@@ -190,7 +192,7 @@ void TrainingRun::OnConnected(int64_t connection, std::shared_ptr<WorkerLink> li
   conn.relay_address = relay_address;
   spdlog::info("worker {} joined (cached version {}{}); {} connected", Who(conn), cached_version,
                relay_address.empty() ? "" : ", relays parameters at " + relay_address, connections_.size());
-  metrics_.WorkerJoined(worker_id, name);
+  metrics_.WorkerJoined(worker_id, name, relay_address);
   UpdateStatus();
   Dispatch();
 }

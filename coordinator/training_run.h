@@ -144,9 +144,9 @@ class TrainingRun {
   void BeginStep();
   void Dispatch();
   void IssueLease(int64_t connection, Connection& conn);
-  // The relay address of a worker in the current version's relay tree with room for one more
-  // peer (counted), or "" when the coordinator sends the parameters itself.
-  std::string RelaySourceFor(int64_t connection);
+  // A worker in the current version's relay tree with room for one more peer (counted), or
+  // nullptr when the coordinator sends the parameters itself. Valid until connections_ changes.
+  const Connection* RelaySourceFor(int64_t connection);
   Status AcceptCommit(int64_t connection, Connection& conn, const engine::ShardCommit& commit);
   Status CheckCommit(const engine::ShardCommit& commit, engine::ChunkAssembler* gradient);
   void FailLease(Connection& conn, int64_t lease_id, Status status);

@@ -6,7 +6,7 @@
 
 namespace lanlm::coordinator {
 
-std::string TrainingRun::RelaySourceFor(int64_t connection) {
+const TrainingRun::Connection* TrainingRun::RelaySourceFor(int64_t connection) {
   for (RelayNode& node : relay_nodes_) {
     if (node.connection == connection || node.children >= settings_.relay_fanout) continue;
     auto it = connections_.find(node.connection);
@@ -14,9 +14,9 @@ std::string TrainingRun::RelaySourceFor(int64_t connection) {
     ++node.children;
     spdlog::debug("step {}: {} gets the parameters from {} ({})", state_.step, connection, Who(it->second),
                   it->second.relay_address);
-    return it->second.relay_address;
+    return &it->second;
   }
-  return "";
+  return nullptr;
 }
 
 void TrainingRun::OnParamRequest(int64_t connection, const std::string& run_id, int64_t version, int64_t offset) {
@@ -41,6 +41,7 @@ void TrainingRun::OnParamRequest(int64_t connection, const std::string& run_id, 
   }
   const int64_t n = static_cast<int64_t>(params_->params.size());
   bytes_out_ += (n - offset) * engine::WireBytes(static_cast<int>(settings_.wire));
+  metrics_.RelayFallback(conn.worker_id);
   spdlog::info("step {}: worker {} did not get the parameters from its peer; sent them from float {}", state_.step,
                Who(conn), offset);
 }

@@ -112,6 +112,9 @@
       const row = workers.insertRow();
       cell(row, w.name); cell(row, w.id); cell(row, w.connected ? "connected" : "left");
       cell(row, fmt(w.tokens_per_second), "num"); cell(row, String(w.leases), "num");
+      // The relay: which peer fed its newest version, and how often a peer failed it.
+      const from = w.params_from === "" ? "–" : w.params_from;
+      cell(row, w.relay_fallbacks > 0 ? from + " (" + w.relay_fallbacks + " fallbacks)" : from);
       cell(row, ago(w.last_seen_unix_ms, s.now_unix_ms));
     }
     window.lanlmDashboard.workerRows = sorted.filter((w) => w.connected || w.leases > 0).length;

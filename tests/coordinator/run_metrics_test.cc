@@ -175,6 +175,37 @@ TEST(CoordinatorHttpTest, RoutesAnswerFromTheSnapshot) {
   EXPECT_EQ(HandleCoordinatorHttp(training, {"GET", "/dashboard.js", ""}).status, 200);
 }
 
+// The relay (protocol 7): who fed each worker its newest version, and the versions a peer
+// failed to deliver, in /api/status (the dashboard's workers table) and /metrics.
+TEST(CoordinatorHttpTest, WorkersShowWhereTheirParametersCameFrom) {
+  RunMetrics metrics;
+  metrics.WorkerJoined("w1", "host-a", "10.0.0.1:7400");
+  metrics.WorkerJoined("w2", "host-b", "10.0.0.2:7400");
+  metrics.ParamsFrom("w1", "coordinator");
+  metrics.ParamsFrom("w2", "w1");
+  metrics.RelayFallback("w2");
+  metrics.RelayFallback("w2");
+  metrics.RelayFallback("w9");  // not joined: ignored
+  const std::vector<WorkerRecord> workers = metrics.Workers();
+  ASSERT_EQ(workers.size(), 2u);
+  EXPECT_EQ(workers[0].relay_address, "10.0.0.1:7400");
+  EXPECT_EQ(workers[0].params_from, "coordinator");
+  EXPECT_EQ(workers[0].relay_fallbacks, 0);
+  EXPECT_EQ(workers[1].params_from, "w1");
+  EXPECT_EQ(workers[1].relay_fallbacks, 2);
+  const HttpSources training = Sources(&metrics, "training");
+  const std::string status = HandleCoordinatorHttp(training, {"GET", "/api/status", ""}).body;
+  EXPECT_NE(status.find("\"relay_address\":\"10.0.0.2:7400\",\"params_from\":\"w1\",\"relay_fallbacks\":2"),
+            std::string::npos)
+      << status;
+  const std::string text = HandleCoordinatorHttp(training, {"GET", "/metrics", ""}).body;
+  for (const char* line : {"lanlm_worker_params_from_peer{worker=\"w1\",name=\"host-a\"} 0\n",
+                           "lanlm_worker_params_from_peer{worker=\"w2\",name=\"host-b\"} 1\n",
+                           "lanlm_worker_relay_fallbacks_total{worker=\"w2\",name=\"host-b\"} 2\n"}) {
+    EXPECT_NE(text.find(line), std::string::npos) << line << "\n" << text;
+  }
+}
+
 TEST(CoordinatorHttpTest, MetricsPassPromtool) {
   RunMetrics metrics;
   metrics.WorkerJoined("w1", "host-a");
