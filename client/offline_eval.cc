@@ -101,7 +101,7 @@ int Eval(const EvalFlags& f) {
   for (int64_t i = 1; i <= r.predictions; ++i) bytes += static_cast<int64_t>(tokenizer->TokenText(tokens[i]).size());
   const double total_nats = r.mean_loss * static_cast<double>(r.predictions);
   const double bpb = bytes > 0 ? total_nats / std::log(2.0) / static_cast<double>(bytes) : 0.0;
-  std::printf("loss=%.4f ppl=%.3f bpb=%.4f tokens=%lld bytes=%lld windows=%lld\n", r.mean_loss, std::exp(r.mean_loss),
+  std::printf("loss=%.6f ppl=%.4f bpb=%.6f tokens=%lld bytes=%lld windows=%lld\n", r.mean_loss, std::exp(r.mean_loss),
               bpb, static_cast<long long>(r.predictions), static_cast<long long>(bytes),
               static_cast<long long>(r.predictions / T));
   return kExitOk;
