@@ -217,6 +217,20 @@ void PrintStatus(const v1::GetStatusReply& r) {
     }
     std::printf("tokens/s       %.0f\n", r.tokens_per_second());
     std::printf("workers        %d\n", r.workers());
+    // One line per connected worker: who, how much, and where its parameters come from.
+    int left = 0;
+    for (const v1::WorkerStatus& w : r.worker_list()) {
+      if (!w.connected()) {
+        ++left;
+        continue;
+      }
+      std::string from = w.params_from().empty() ? "-" : w.params_from();
+      if (w.relay_fallbacks() > 0) from += " (" + std::to_string(w.relay_fallbacks()) + " relay fallbacks)";
+      std::printf("  %-4s %-24s %6lld leases %8.0f tok/s  parameters from %s%s\n", w.id().c_str(),
+                  w.name().substr(0, 24).c_str(), static_cast<long long>(w.leases()), w.tokens_per_second(),
+                  from.c_str(), w.relay_address().empty() ? "" : (", relays at " + w.relay_address()).c_str());
+    }
+    if (left > 0) std::printf("  (%d worker(s) left)\n", left);
   }
   std::printf("sessions       %d (KV cache %.1f MiB)\n", r.sessions(),
               static_cast<double>(r.kv_cache_bytes()) / (1 << 20));

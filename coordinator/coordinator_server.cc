@@ -2,6 +2,7 @@
 #include "coordinator/coordinator_server.h"
 
 #include <boost/asio/post.hpp>
+#include <algorithm>
 
 #include "engine/base/hash.h"
 #include "engine/io/atomic_file.h"
@@ -112,6 +113,21 @@ StatusOr<std::unique_ptr<TrainingServer>> TrainingServer::Start(const Coordinato
     reply->set_last_checkpoint(status.last_checkpoint);
     reply->set_checkpoint_error(status.checkpoint_error);
     reply->set_checkpoint_failures(status.checkpoint_failures);
+    std::vector<WorkerRecord> workers = run->metrics().Workers();
+    std::stable_sort(workers.begin(), workers.end(),
+                     [](const WorkerRecord& a, const WorkerRecord& b) { return a.connected > b.connected; });
+    for (const WorkerRecord& w : workers) {
+      v1::WorkerStatus* out = reply->add_worker_list();
+      out->set_id(w.id);
+      out->set_name(w.name);
+      out->set_connected(w.connected);
+      out->set_leases(w.leases);
+      out->set_tokens_per_second(w.tokens_per_second);
+      out->set_params_from(w.params_from);
+      out->set_relay_fallbacks(w.relay_fallbacks);
+      out->set_relay_address(w.relay_address);
+      out->set_last_seen_unix_ms(w.last_seen_unix_ms);
+    }
   };
   std::function<void(const std::string&)> on_signal;
   if (handle_signals) on_signal = [run](const std::string& signal) { run->Stop(signal); };

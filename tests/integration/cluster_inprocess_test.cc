@@ -322,6 +322,12 @@ TEST_F(ClusterTest, WaitsForMinWorkersAndStopsGracefully) {
   EXPECT_EQ(reply.total_steps(), 1000);
   EXPECT_EQ(reply.workers(), 2);
   EXPECT_EQ(reply.fingerprint().size(), 16u);
+  ASSERT_EQ(reply.worker_list_size(), 2);
+  for (const v1::WorkerStatus& w : reply.worker_list()) {
+    EXPECT_TRUE(w.connected()) << w.id();
+    EXPECT_EQ(w.params_from(), "coordinator") << w.id();  // no relay here
+    EXPECT_GE(w.leases(), 1) << w.id();
+  }
 
   server->Stop("test");
   const auto result = server->Wait();

@@ -62,6 +62,16 @@ TEST_F(ClusterRelayTest, ChainOfRelayingWorkersMatchesTheSingleProcessRunWithOne
   }
   EXPECT_EQ(fallbacks, 0);
   EXPECT_GT(relayed, 0);
+  // The coordinator's view (/api/status, lanlm status): each worker relays; of their newest
+  // versions, the first worker's came from the coordinator and a later one's from a peer.
+  int from_coordinator = 0, from_peer = 0;
+  for (const coordinator::WorkerRecord& w : (*server)->run().metrics().Workers()) {
+    EXPECT_FALSE(w.relay_address.empty()) << w.id;
+    EXPECT_EQ(w.relay_fallbacks, 0) << w.id;
+    (w.params_from == "coordinator" ? from_coordinator : from_peer) += 1;
+  }
+  EXPECT_GE(from_coordinator, 1);
+  EXPECT_GE(from_peer, 1);
   EXPECT_EQ(served, relayed);  // every byte a worker relayed was received by a peer
   // The coordinator sent exactly one copy per step; peers carried the rest.
   EXPECT_EQ(received - relayed, steps * CopyBytes(options));
