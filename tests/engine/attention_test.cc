@@ -1,6 +1,6 @@
 // Attention: forward (outputs and saved probabilities) and backward against naive double
 // references, gradient check of q, k and v, accumulate-twice, bit-identity across thread counts, and
-// decoding over a KV cache equal to the last row of the training forward.
+// decoding over a KV cache (rows or transposed keys) equal to the last row of the training forward.
 #include "engine/ops/attention.h"
 
 #include <gtest/gtest.h>
@@ -181,6 +181,41 @@ TEST(AttentionTest, DecodeEqualsEveryRowOfTheForward) {
   }
 }
 
+// k (T, row) rows as a decoding cache's transposed keys (row, ldt): element e of position j at
+// e * ldt + j; columns from T on hold NaN, which no result may touch.
+std::vector<float> Transposed(const std::vector<float>& k, int64_t T, int64_t row, int64_t ldt) {
+  std::vector<float> kt(row * ldt, std::nanf(""));
+  for (int64_t j = 0; j < T; ++j)
+    for (int64_t e = 0; e < row; ++e) kt[e * ldt + j] = k[j * row + e];
+  return kt;
+}
+
+// The transposed-key cache gives AttentionDecode's bits without packing, at every length (full
+// and partial key blocks), for head sizes with and without a partial vector, whatever lies
+// past the filled positions (NaN keys here; values end at the last position, so a read past
+// it shows under ASan), at 1 and 3 threads.
+TEST(AttentionTest, DecodeOnTransposedKeysEqualsDecodeBitForBit) {
+  for (const Dims d : {Dims{1, 45, 3, 20}, Dims{1, 70, 6, 48}, Dims{1, 9, 2, 7}}) {
+    const int64_t row = d.NH * d.D, ldt = d.T + 3;
+    const auto q = RandomVector(d.size(), 40, -2.0f, 2.0f);
+    const auto k = RandomVector(d.size(), 41, -2.0f, 2.0f);
+    const auto v = RandomVector(d.size(), 42);
+    for (int threads : {1, 3}) {
+      ThreadPool pool(threads);
+      std::vector<float> want(row), got(row), scratch(d.NH * d.T);
+      for (int64_t len = 1; len <= d.T; ++len) {
+        std::vector<float> kl(k.begin(), k.begin() + len * row), vl(v.begin(), v.begin() + len * row);
+        AttentionDecode(q.data() + (len - 1) * row, kl.data(), vl.data(), len, d.NH, d.D, want.data(), scratch.data(),
+                        pool);
+        const auto kt = Transposed(kl, len, row, ldt);
+        AttentionDecodeKt(q.data() + (len - 1) * row, kt.data(), ldt, vl.data(), len, d.NH, d.D, got.data(),
+                          scratch.data(), pool);
+        ASSERT_TRUE(op_test::BitEqual(got, want)) << "D " << d.D << " len " << len << " threads " << threads;
+      }
+    }
+  }
+}
+
 // A prompt fed into a cache that already holds pos positions: every row equals decoding that
 // position alone, bit for bit, at any thread count (and for pos = 0 the training forward).
 TEST(AttentionTest, PrefillRowsEqualDecodeAtEveryOffset) {
@@ -194,7 +229,9 @@ TEST(AttentionTest, PrefillRowsEqualDecodeAtEveryOffset) {
     for (int64_t pos : {0, 1, 13, 40}) {
       const int64_t n = d.T - pos;
       std::vector<float> probs(d.NH * n * d.T), out(n * row), dec(row), scratch(d.NH * d.T);
-      AttentionPrefill(q.data() + pos * row, k.data(), v.data(), pos, n, d.NH, d.D, probs.data(), out.data(), pool);
+      const auto kt = Transposed(k, d.T, row, d.T + 5);
+      AttentionPrefill(q.data() + pos * row, kt.data(), d.T + 5, v.data(), pos, n, d.NH, d.D, probs.data(), out.data(),
+                       pool);
       for (int64_t i = 0; i < n; ++i) {
         AttentionDecode(q.data() + (pos + i) * row, k.data(), v.data(), pos + i + 1, d.NH, d.D, dec.data(),
                         scratch.data(), pool);
