@@ -79,13 +79,6 @@ Scratch CarveScratch(AlignedVector<float>& s, const ModelConfig& c, int64_t rows
   return out;
 }
 
-// Writes n key rows k (n, C) as positions pos.. of one layer's transposed keys kt (C, T).
-void AppendKeys(const float* k, int64_t n, int64_t pos, int64_t C, int64_t T, float* kt) {
-  for (int64_t c = 0; c < C; ++c) {
-    for (int64_t i = 0; i < n; ++i) kt[c * T + pos + i] = k[i * C + c];
-  }
-}
-
 // The feed-forward half of a block: x += W2 · SwiGLU(W1 · norm(x), W3 · norm(x)).
 void FeedForward(const ServingLayer& lw, const ModelConfig& c, int64_t n, Scratch& s, decode::Work& work,
                  ThreadPool& pool) {
@@ -148,7 +141,7 @@ Status Decoder::Feed(const ServingWeights& w, const int32_t* tokens, int64_t n, 
     decode::ProjectQkv(lw, s.xn, n, s.q, s.k, vc + pos * C, work_, pool);
     RopeForward(s.q, rope_, n, n, pos, NH, s.q, pool);
     RopeForward(s.k, rope_, n, n, pos, NH, s.k, pool);
-    AppendKeys(s.k, n, pos, C, T, kt);
+    StoreKeys(s.k, n, pos, C, T, kt);
     if (n == 1) {
       AttentionDecodeKt(s.q, kt, T, vc, pos + 1, NH, D, s.att, s.scores, pool);
     } else {
@@ -203,7 +196,7 @@ Status Decoder::FeedBatch(const ServingWeights& w, const std::vector<KvCache*>& 
       const int64_t pos = cache.length;
       RopeForward(s.q + i * C, rope_, 1, 1, pos, NH, s.q + i * C, InlinePool());
       RopeForward(s.k + i * C, rope_, 1, 1, pos, NH, s.k + i * C, InlinePool());
-      AppendKeys(s.k + i * C, 1, pos, C, T, cache.k.data() + l * T * C);
+      StoreKeys(s.k + i * C, 1, pos, C, T, cache.k.data() + l * T * C);
       std::memcpy(cache.v.data() + (l * T + pos) * C, s.v + i * C, C * sizeof(float));
     }
     if (n == 1) {
