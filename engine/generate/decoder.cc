@@ -135,19 +135,20 @@ Status Decoder::Feed(const ServingWeights& w, const int32_t* tokens, int64_t n, 
   EmbeddingForward(tokens, w.tok_embeddings(), n, C, s.x, pool);
   for (int l = 0; l < c.n_layers; ++l) {
     const ServingLayer& lw = w.layers()[l];
-    float* kc = cache.k.data() + l * T * C;
+    float* kt = cache.k.data() + l * T * C;
     float* vc = cache.v.data() + l * T * C;
     RmsNormForward(s.x, lw.attention_norm, n, C, c.norm_eps, s.xn, s.rstd, pool);
-    decode::ProjectQkv(lw, s.xn, n, s.q, kc + pos * C, vc + pos * C, work_, pool);
+    decode::ProjectQkv(lw, s.xn, n, s.q, s.k, vc + pos * C, work_, pool);
     RopeForward(s.q, rope_, n, n, pos, NH, s.q, pool);
-    RopeForward(kc + pos * C, rope_, n, n, pos, NH, kc + pos * C, pool);
+    RopeForward(s.k, rope_, n, n, pos, NH, s.k, pool);
+    StoreKeys(s.k, n, pos, C, T, kt);
     if (n == 1) {
-      AttentionDecode(s.q, kc, vc, pos + 1, NH, D, s.att, s.scores, pool);
+      AttentionDecodeKt(s.q, kt, T, vc, pos + 1, NH, D, s.att, s.scores, pool);
     } else {
       // A prompt: all its queries at once on the training forward's GEMM path (each row equals
       // AttentionDecode of that position bit for bit); scores holds the (NH, n, pos + n)
       // probabilities, not needed later.
-      AttentionPrefill(s.q, kc, vc, pos, n, NH, D, s.scores, s.att, pool);
+      AttentionPrefill(s.q, kt, T, vc, pos, n, NH, D, s.scores, s.att, pool);
     }
     decode::AddLinear(lw.wo, s.att, n, s.x, s.tmp, work_, pool);
     FeedForward(lw, c, n, s, work_, pool);
@@ -194,18 +195,19 @@ Status Decoder::FeedBatch(const ServingWeights& w, const std::vector<KvCache*>& 
       KvCache& cache = *caches[i];
       const int64_t pos = cache.length;
       RopeForward(s.q + i * C, rope_, 1, 1, pos, NH, s.q + i * C, InlinePool());
-      RopeForward(s.k + i * C, rope_, 1, 1, pos, NH, cache.k.data() + (l * T + pos) * C, InlinePool());
+      RopeForward(s.k + i * C, rope_, 1, 1, pos, NH, s.k + i * C, InlinePool());
+      StoreKeys(s.k + i * C, 1, pos, C, T, cache.k.data() + l * T * C);
       std::memcpy(cache.v.data() + (l * T + pos) * C, s.v + i * C, C * sizeof(float));
     }
     if (n == 1) {
-      AttentionDecode(s.q, caches[0]->k.data() + l * T * C, caches[0]->v.data() + l * T * C, caches[0]->length + 1, NH,
-                      D, s.att, s.scores, pool);
+      AttentionDecodeKt(s.q, caches[0]->k.data() + l * T * C, T, caches[0]->v.data() + l * T * C,
+                        caches[0]->length + 1, NH, D, s.att, s.scores, pool);
     } else {
       pool.ParallelFor(n, 4 * T * C, [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; ++i) {
           const KvCache& cache = *caches[i];
-          AttentionDecode(s.q + i * C, cache.k.data() + l * T * C, cache.v.data() + l * T * C, cache.length + 1, NH, D,
-                          s.att + i * C, s.scores + i * NH * T, InlinePool());
+          AttentionDecodeKt(s.q + i * C, cache.k.data() + l * T * C, T, cache.v.data() + l * T * C, cache.length + 1,
+                            NH, D, s.att + i * C, s.scores + i * NH * T, InlinePool());
         }
       });
     }

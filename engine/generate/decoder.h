@@ -10,20 +10,29 @@
 #include "engine/generate/decoder_steps.h"
 #include "engine/generate/serving_weights.h"
 #include "engine/model/model_config.h"
+#include "engine/ops/attention.h"
 #include "engine/ops/rope.h"
 #include "engine/base/thread_pool.h"
 
 namespace lanlm::engine {
 
 // Keys (after RoPE) and values of every layer for positions [0, length). One per session.
+// Keys are held in transposed blocks of positions, the layout attention's scores read in place
+// (attention.h, KeyIndex): a new position is written once instead of every step re-packing
+// the whole cache. The size is that of plain rows: 2 * L * capacity * C floats (what admission
+// control counts).
 struct KvCache {
   explicit KvCache(const ModelConfig& config);
   int64_t length = 0;        // positions filled
   int64_t capacity = 0;      // = config.context
   int64_t row = 0;           // floats per position per layer (= C)
-  std::vector<float> k;      // (L, capacity, C)
+  std::vector<float> k;      // (L, capacity * C): layer l's keys at l * capacity * C, attention.h's blocks
   std::vector<float> v;      // (L, capacity, C)
   int64_t MemoryBytes() const { return static_cast<int64_t>((k.size() + v.size()) * sizeof(float)); }
+  // Element c (< C) of layer l's key at position pos.
+  float Key(int64_t l, int64_t pos, int64_t c) const {
+    return k[l * capacity * row + KeyIndex(pos, c, row, capacity)];
+  }
 };
 
 // Scratch buffers for decoding; one per thread that decodes. Not thread-safe.

@@ -1,8 +1,11 @@
 // Causal attention: training forward (parallel over (b, h), probabilities saved), backward
 // (parallel over (b, h), five small GEMMs per head on the matmul's micro-kernel), and decoding
 // over a KV cache. In the forward, each (b, h) first packs its keys transposed (D x T) and its
-// values padded (T x Dp), so scores are vectorised across keys (no horizontal sums) and p·v
-// across the head dimension. The forward row and the decode step share AttendRow over the same packing, so a
+// values (T x D) into GEMM panels, so scores are vectorised across keys (no horizontal sums) and
+// p·v across the head dimension. A decode step reads keys transposed and values as rows in
+// place: AttentionDecodeKt from a cache kept in that layout (keys appended transposed once per
+// token), AttentionDecode (the plain reference, row-major cache) after packing them per call.
+// Every score is one FMA chain over d and every output one over j in the forward's order, so a
 // decoded position equals the corresponding row of the training forward bit for bit.
 #include "engine/ops/attention.h"
 
@@ -47,68 +50,130 @@ void PackHead(const float* k, const float* v, int64_t ld, int64_t n, int64_t D, 
   }
 }
 
-// s[j0 + c] for NB blocks of kLanes keys: one FMA chain over d per key.
+// Where a head's keys sit: key j's dimension d at At(j) + d * Stride(j). Keys come in blocks of
+// kKeyBlock positions at block_stride; inside block b each dimension's row holds the block's
+// positions contiguously (row stride w, the block's width). The reference packs a head as one
+// D x ldt matrix (block_stride = kKeyBlock, w = ldt); a decoding cache is attention.h's layout.
+struct KeyView {
+  const float* p;
+  int64_t block_stride;
+  int64_t width;       // row stride of every block but `last`
+  int64_t head_rows;   // rows of the block before this head's (h * D in a cache, 0 packed)
+  int64_t last = -1;   // a narrower last block (the cache's capacity % kKeyBlock), or none
+  int64_t last_width = 0;
+  int64_t Stride(int64_t j) const { return j / kKeyBlock == last ? last_width : width; }
+  const float* At(int64_t j) const { return p + j / kKeyBlock * block_stride + head_rows * Stride(j) + j % kKeyBlock; }
+};
+static_assert(kKeyBlock % kLanes == 0, "a vector of keys never spans two blocks");
+
+// Head h of a decoding cache (attention.h's layout, C = NH * D).
+KeyView CacheKeys(const float* k_blocks, int64_t capacity, int64_t h, int64_t NH, int64_t D) {
+  const int64_t rem = capacity % kKeyBlock;
+  return KeyView{k_blocks, kKeyBlock * NH * D, kKeyBlock, h * D, rem > 0 ? capacity / kKeyBlock : -1, rem};
+}
+
+// Keys [0, L) of a head into kt (D x L), row-major: a strided operand for the prompt's GEMM.
+void GatherKeys(const KeyView& k, int64_t L, int64_t D, float* kt) {
+  for (int64_t j0 = 0; j0 < L; j0 += kKeyBlock) {
+    const int64_t m = std::min<int64_t>(kKeyBlock, L - j0);
+    const float* src = k.At(j0);
+    const int64_t w = k.Stride(j0);
+    for (int64_t d = 0; d < D; ++d) std::memcpy(kt + d * L + j0, src + d * w, sizeof(float) * m);
+  }
+}
+
+// s[c] for NB vectors of kLanes keys, vector b's keys at bt[b] + d * ld[b]: one FMA chain over
+// d per key.
 template <int NB>
-void ScoreBlocks(const float* a, const float* bt, int64_t ldt, int64_t D, float* s) {
+void ScoreBlocks(const float* a, const float* const* bt, const int64_t* ld, int64_t D, float* s) {
   VecF c[NB];
   for (int b = 0; b < NB; ++b) c[b] = VecF{};
-  for (int64_t d = 0; d < D; ++d, bt += ldt) {
+  for (int64_t d = 0; d < D; ++d) {
     const VecF ad = Splat(a[d]);
-    for (int b = 0; b < NB; ++b) c[b] = simd::Fma(c[b], ad, LoadU(bt + b * kLanes));
+    for (int b = 0; b < NB; ++b) c[b] = simd::Fma(c[b], ad, LoadU(bt[b] + d * ld[b]));
   }
   for (int b = 0; b < NB; ++b) StoreU(s + b * kLanes, c[b]);
 }
 
-// s[j] = sum_d a[d] * bt[d * ldt + j] for j < RoundUp(n): one FMA chain over d in order per
-// key, vectorised across keys (up to four blocks at a time for latency), the same bits for
-// every key wherever it falls.
-void ScoresAcross(const float* a, const float* bt, int64_t ldt, int64_t n, int64_t D, float* s) {
+// The last n (< kLanes) keys: ScoreBlocks<1> with partial loads, so nothing past key n - 1 is
+// read and the lanes below n run the same chain as a full vector's.
+void ScoreTail(const float* a, const float* bt, int64_t ldt, int64_t n, int64_t D, float* s) {
+  VecF c{};
+  for (int64_t d = 0; d < D; ++d, bt += ldt) c = simd::Fma(c, Splat(a[d]), simd::LoadPartial(bt, n));
+  simd::StorePartial(s, c, n);
+}
+
+// NB vectors of keys from j on.
+template <int NB>
+void ScoreVectors(const float* a, const KeyView& k, int64_t j, int64_t D, float* s) {
+  const float* bt[NB];
+  int64_t ld[NB];
+  for (int b = 0; b < NB; ++b) {
+    bt[b] = k.At(j + b * kLanes);
+    ld[b] = k.Stride(j + b * kLanes);
+  }
+  ScoreBlocks<NB>(a, bt, ld, D, s + j);
+}
+
+// s[j] = sum_d a[d] * key_j[d] for j < n: one FMA chain over d in order per key, vectorised
+// across keys (up to four vectors at a time for latency), the same bits for every key
+// wherever it falls. Reads only keys [0, n).
+void ScoresAcross(const float* a, const KeyView& k, int64_t n, int64_t D, float* s) {
   int64_t j = 0;
-  for (; j + 4 * kLanes <= n; j += 4 * kLanes) ScoreBlocks<4>(a, bt + j, ldt, D, s + j);
-  switch ((n - j + kLanes - 1) / kLanes) {  // 0 to 4 blocks left
-    case 4:
-      ScoreBlocks<4>(a, bt + j, ldt, D, s + j);
-      break;
+  for (; j + 4 * kLanes <= n; j += 4 * kLanes) ScoreVectors<4>(a, k, j, D, s);
+  switch ((n - j) / kLanes) {  // 0 to 3 full vectors left
     case 3:
-      ScoreBlocks<3>(a, bt + j, ldt, D, s + j);
+      ScoreVectors<3>(a, k, j, D, s);
       break;
     case 2:
-      ScoreBlocks<2>(a, bt + j, ldt, D, s + j);
+      ScoreVectors<2>(a, k, j, D, s);
       break;
     case 1:
-      ScoreBlocks<1>(a, bt + j, ldt, D, s + j);
+      ScoreVectors<1>(a, k, j, D, s);
       break;
     default:
       break;
   }
+  j += (n - j) / kLanes * kLanes;
+  if (j < n) ScoreTail(a, k.At(j), k.Stride(j), n - j, D, s + j);
 }
 
-// out[c] = sum_j w[j] * rows[j * Dp + c] for c < NV * kLanes: one FMA chain over j in order
-// per element, exactly as the GEMM micro-kernel sums P·V in the training forward.
+// out[c] = sum_j w[j] * rows[j * ld + c] for c < NV * kLanes (the last vector holds only
+// `tail` columns when tail > 0: partial loads, nothing past them read): one FMA chain over j
+// in order per element, exactly as the GEMM micro-kernel sums P·V in the training forward.
 template <int NV>
-void WeightedRowsChunk(const float* w, const float* rows, int64_t Dp, int64_t n, float* out) {
+void WeightedRowsChunk(const float* w, const float* rows, int64_t ld, int64_t n, int64_t tail, float* out) {
   VecF acc[NV];
   for (int v = 0; v < NV; ++v) acc[v] = VecF{};
   for (int64_t j = 0; j < n; ++j) {
     const VecF wj = Splat(w[j]);
-    for (int v = 0; v < NV; ++v) acc[v] = simd::Fma(acc[v], wj, LoadU(rows + j * Dp + v * kLanes));
+    const float* r = rows + j * ld;
+    for (int v = 0; v < NV; ++v) {
+      const VecF x = (tail > 0 && v == NV - 1) ? simd::LoadPartial(r + v * kLanes, tail) : LoadU(r + v * kLanes);
+      acc[v] = simd::Fma(acc[v], wj, x);
+    }
   }
   for (int v = 0; v < NV; ++v) StoreU(out + v * kLanes, acc[v]);
 }
 
-// out (Dp) = sum_j w[j] * rows[j] (each element's order depends only on n).
-void WeightedRows(const float* w, const float* rows, int64_t Dp, int64_t n, float* out) {
+// out (RoundUp(D)) = sum_j w[j] * rows[j] over the first D columns of n rows at stride ld
+// (each element's order depends only on n; lanes past D are zero).
+void WeightedRows(const float* w, const float* rows, int64_t ld, int64_t D, int64_t n, float* out) {
   int64_t c = 0;
-  for (; c + 4 * kLanes <= Dp; c += 4 * kLanes) WeightedRowsChunk<4>(w, rows + c, Dp, n, out + c);
-  switch ((Dp - c) / kLanes) {
+  for (; c + 4 * kLanes <= D; c += 4 * kLanes) WeightedRowsChunk<4>(w, rows + c, ld, n, 0, out + c);
+  const int64_t tail = (D - c) % kLanes;
+  switch ((D - c + kLanes - 1) / kLanes) {  // 0 to 4 vectors left, the last one partial if tail > 0
+    case 4:
+      WeightedRowsChunk<4>(w, rows + c, ld, n, tail, out + c);
+      break;
     case 3:
-      WeightedRowsChunk<3>(w, rows + c, Dp, n, out + c);
+      WeightedRowsChunk<3>(w, rows + c, ld, n, tail, out + c);
       break;
     case 2:
-      WeightedRowsChunk<2>(w, rows + c, Dp, n, out + c);
+      WeightedRowsChunk<2>(w, rows + c, ld, n, tail, out + c);
       break;
     case 1:
-      WeightedRowsChunk<1>(w, rows + c, Dp, n, out + c);
+      WeightedRowsChunk<1>(w, rows + c, ld, n, tail, out + c);
       break;
     default:
       break;
@@ -127,14 +192,15 @@ void WeightedRows(const float* w, const float* rows, int64_t Dp, int64_t n, floa
   simd::Scale(1.0f / sum, n, p);
 }
 
-// One query q (D) against n packed keys kt (D x ldt) and values vp (n x Dp):
-// p (n) = softmax(scale * q·k_j), out (D) = sum_j p_j v_j. s (RoundUp(n)) and o (Dp) are scratch.
-// Decoding only; the same arithmetic per element as ForwardHead's row.
-[[gnu::noipa]] void AttendRow(const float* q, const float* kt, int64_t ldt, const float* vp, int64_t n, int64_t D,
+// One query q (D) against n keys k and values v (n rows at stride ldv): p (n) =
+// softmax(scale * q·k_j), out (D) = sum_j p_j v_j. Reads keys and values [0, n) only. s
+// (RoundUp(n)) and o (RoundUp(D)) are scratch. Decoding only; the same arithmetic per element
+// as ForwardHead's row.
+[[gnu::noipa]] void AttendRow(const float* q, const KeyView& k, const float* v, int64_t ldv, int64_t n, int64_t D,
                               float scale, float* s, float* o, float* p, float* out) {
-  ScoresAcross(q, kt, ldt, n, D, s);
+  ScoresAcross(q, k, n, D, s);
   SoftmaxRow(s, n, scale, p);
-  WeightedRows(p, vp, RoundUp(D), n, o);
+  WeightedRows(p, v, ldv, D, n, o);
   std::memcpy(out, o, sizeof(float) * D);
 }
 
@@ -145,12 +211,13 @@ int64_t ForwardScratch(int64_t L, int64_t D) { return Panels(L) * D * gemm::kNr 
 
 // One (batch, head) of the forward as two small GEMMs on the shared micro-kernel: n queries
 // at positions pos..pos+n-1 against keys and values 0..L-1 (L = pos + n); q and out point at
-// the first query's row, k and v at position 0's, all rows at stride ld; probs (n, L). S = q·kᵀ (the tiles that touch
+// the first query's row, v at position 0's, q, v and out rows at stride ld; kt is kᵀ (D x L) as a B operand (the
+// training forward's k rows, or a decoding cache's transposed keys); probs (n, L). S = q·kᵀ (the tiles that touch
 // the causal range) is written into the probability rows, each row's softmax is taken in place (zeros past the query's
 // position), then out = P·v with each reduction cut to the causal range. Every score is one FMA chain over d and every
 // output one over j, in order: the arithmetic of AttendRow, so decoding a position gives this row's bits. The training
 // forward is pos = 0, n = T.
-[[gnu::noipa]] void ForwardHead(const float* q, const float* k, const float* v, int64_t n, int64_t pos, int64_t ld,
+[[gnu::noipa]] void ForwardHead(const float* q, gemm::Operand kt, const float* v, int64_t n, int64_t pos, int64_t ld,
                                 int64_t D, float scale, float* probs, float* out, float* scratch) {
   using gemm::kMr;
   using gemm::kNr;
@@ -158,7 +225,7 @@ int64_t ForwardScratch(int64_t L, int64_t D) { return Panels(L) * D * gemm::kNr 
   const int64_t pd = Panels(D), pl = Panels(L);
   float* bkt = scratch;            // kᵀ as B (D x L), pl panels of D x kNr
   float* bv = bkt + pl * D * kNr;  // v as B (L x D), pd panels of L x kNr
-  for (int64_t j = 0; j < pl; ++j) gemm::PackBPanel({k, 1, ld}, D, L, j, bkt + j * D * kNr);
+  for (int64_t j = 0; j < pl; ++j) gemm::PackBPanel(kt, D, L, j, bkt + j * D * kNr);
   for (int64_t j = 0; j < pd; ++j) gemm::PackBPanel({v, ld, 1}, L, D, j, bv + j * L * kNr);
   const int64_t blocks = (n + kMr - 1) / kMr;
   for (int64_t rb = 0; rb < blocks; ++rb) {
@@ -281,7 +348,7 @@ void AttentionForward(const float* q, const float* k, const float* v, int64_t B,
     float* scratch = simd::Scratch(buf, ForwardScratch(T, D));
     for (int64_t bh = begin; bh < end; ++bh) {
       const int64_t base = (bh / NH) * T * ld + (bh % NH) * D;  // (b, t = 0, h)
-      ForwardHead(q + base, k + base, v + base, T, 0, ld, D, scale, probs + bh * T * T, out + base, scratch);
+      ForwardHead(q + base, {k + base, 1, ld}, v + base, T, 0, ld, D, scale, probs + bh * T * T, out + base, scratch);
     }
   });
 }
@@ -301,15 +368,17 @@ void AttentionBackward(const float* dout, const float* q, const float* k, const 
   });
 }
 
-void AttentionPrefill(const float* q, const float* k_cache, const float* v_cache, int64_t pos, int64_t n, int64_t NH,
-                      int64_t D, float* probs, float* out, ThreadPool& pool) {
+void AttentionPrefill(const float* q, const float* k_blocks, int64_t capacity, const float* v_cache, int64_t pos,
+                      int64_t n, int64_t NH, int64_t D, float* probs, float* out, ThreadPool& pool) {
   const float scale = ScoreScale(D);
   const int64_t ld = NH * D, L = pos + n;
   pool.ParallelFor(NH, 2 * n * L * D, [&](int64_t begin, int64_t end) {
     thread_local std::vector<float> buf;
-    float* scratch = simd::Scratch(buf, ForwardScratch(L, D));
+    float* scratch = simd::Scratch(buf, ForwardScratch(L, D) + D * L);
+    float* kt = scratch + ForwardScratch(L, D);
     for (int64_t h = begin; h < end; ++h) {
-      ForwardHead(q + h * D, k_cache + h * D, v_cache + h * D, n, pos, ld, D, scale, probs + h * n * L, out + h * D,
+      GatherKeys(CacheKeys(k_blocks, capacity, h, NH, D), L, D, kt);
+      ForwardHead(q + h * D, {kt, L, 1}, v_cache + h * D, n, pos, ld, D, scale, probs + h * n * L, out + h * D,
                   scratch);
     }
   });
@@ -328,9 +397,32 @@ void AttentionDecode(const float* q, const float* k_cache, const float* v_cache,
     float* o = s + Lp;
     for (int64_t h = begin; h < end; ++h) {
       PackHead(k_cache + h * D, v_cache + h * D, ld, len, D, Lp, kt, vp);
-      AttendRow(q + h * D, kt, Lp, vp, len, D, scale, s, o, scratch + h * len, out + h * D);
+      AttendRow(q + h * D, KeyView{kt, kKeyBlock, Lp, 0}, vp, Dp, len, D, scale, s, o, scratch + h * len, out + h * D);
     }
   });
+}
+
+void AttentionDecodeKt(const float* q, const float* k_blocks, int64_t capacity, const float* v_cache, int64_t len,
+                       int64_t NH, int64_t D, float* out, float* scratch, ThreadPool& pool) {
+  const float scale = ScoreScale(D);
+  const int64_t ld = NH * D;
+  pool.ParallelFor(NH, 4 * len * D, [&](int64_t begin, int64_t end) {
+    thread_local std::vector<float> buf;
+    float* s = simd::Scratch(buf, RoundUp(len) + RoundUp(D));
+    float* o = s + RoundUp(len);
+    for (int64_t h = begin; h < end; ++h) {
+      AttendRow(q + h * D, CacheKeys(k_blocks, capacity, h, NH, D), v_cache + h * D, ld, len, D, scale, s, o,
+                scratch + h * len, out + h * D);
+    }
+  });
+}
+
+void StoreKeys(const float* k, int64_t n, int64_t pos, int64_t C, int64_t capacity, float* k_blocks) {
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t j = pos + i, w = KeyBlockWidth(j / kKeyBlock, capacity);
+    float* dst = k_blocks + KeyIndex(j, 0, C, capacity);  // element c at dst[c * w]
+    for (int64_t c = 0; c < C; ++c) dst[c * w] = k[i * C + c];
+  }
 }
 
 }  // namespace lanlm::engine

@@ -59,13 +59,24 @@ typedef int32_t VecI __attribute__((vector_size(kLanes * sizeof(int32_t))));
 // auto-vectorised loops peel and split by address alignment and (with -ffast-math) may use a
 // different exp in the vector body and the scalar remainder, which would make results depend
 // on allocation addresses and on how work is split.
+// With AVX-512 they are one masked load or store (the same values; as a memcpy of a variable
+// size each was a libc call and a round trip through the stack, most of a short decoding
+// attention's time).
 inline VecF LoadPartial(const float* p, int64_t n) {
+#if defined(__AVX512F__)
+  return reinterpret_cast<VecF>(_mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1u), p));
+#else
   VecF v{};
   __builtin_memcpy(&v, p, static_cast<size_t>(n) * sizeof(float));
   return v;
+#endif
 }
 inline void StorePartial(float* p, VecF v, int64_t n) {
+#if defined(__AVX512F__)
+  _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1u), reinterpret_cast<__m512>(v));
+#else
   __builtin_memcpy(p, &v, static_cast<size_t>(n) * sizeof(float));
+#endif
 }
 // Lanes [0, n) all ones, the rest zero.
 inline VecI LaneMask(int64_t n) {

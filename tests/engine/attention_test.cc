@@ -1,6 +1,6 @@
 // Attention: forward (outputs and saved probabilities) and backward against naive double
 // references, gradient check of q, k and v, accumulate-twice, bit-identity across thread counts, and
-// decoding over a KV cache equal to the last row of the training forward.
+// decoding over a KV cache (rows or key blocks) equal to the last row of the training forward.
 #include "engine/ops/attention.h"
 
 #include <gtest/gtest.h>
@@ -181,6 +181,57 @@ TEST(AttentionTest, DecodeEqualsEveryRowOfTheForward) {
   }
 }
 
+// k (T, row) rows as a decoding cache's key blocks of `capacity` positions (attention.h);
+// positions from T on hold NaN, which no result may touch.
+std::vector<float> Blocks(const std::vector<float>& k, int64_t T, int64_t row, int64_t capacity) {
+  std::vector<float> kb(row * capacity, std::nanf(""));
+  StoreKeys(k.data(), T, 0, row, capacity, kb.data());
+  return kb;
+}
+
+// The block layout maps (position, element) one to one onto capacity * C floats: the cache
+// is exactly as large as plain rows.
+TEST(AttentionTest, KeyBlocksFillTheCacheExactlyOnce) {
+  for (int64_t C : {3, 48}) {
+    for (int64_t capacity : {1, 12, 16, 37, 64}) {
+      std::vector<int> hits(C * capacity, 0);
+      for (int64_t j = 0; j < capacity; ++j)
+        for (int64_t c = 0; c < C; ++c) {
+          const int64_t i = KeyIndex(j, c, C, capacity);
+          ASSERT_TRUE(i >= 0 && i < C * capacity) << "C " << C << " capacity " << capacity;
+          ++hits[i];
+        }
+      for (int h : hits) ASSERT_EQ(h, 1) << "C " << C << " capacity " << capacity;
+    }
+  }
+}
+
+// The block cache gives AttentionDecode's bits without packing, at every length (full and
+// partial key vectors, a narrower last block), for head sizes with and without a partial
+// vector, whatever lies past the filled positions (NaN keys here; values end at the last
+// position, so a read past it shows under ASan), at 1 and 3 threads.
+TEST(AttentionTest, DecodeOnKeyBlocksEqualsDecodeBitForBit) {
+  for (const Dims d : {Dims{1, 45, 3, 20}, Dims{1, 70, 6, 48}, Dims{1, 9, 2, 7}}) {
+    const int64_t row = d.NH * d.D, capacity = d.T + 3;  // 48: whole blocks; 73 and 12: a narrower last one
+    const auto q = RandomVector(d.size(), 40, -2.0f, 2.0f);
+    const auto k = RandomVector(d.size(), 41, -2.0f, 2.0f);
+    const auto v = RandomVector(d.size(), 42);
+    for (int threads : {1, 3}) {
+      ThreadPool pool(threads);
+      std::vector<float> want(row), got(row), scratch(d.NH * d.T);
+      for (int64_t len = 1; len <= d.T; ++len) {
+        std::vector<float> kl(k.begin(), k.begin() + len * row), vl(v.begin(), v.begin() + len * row);
+        AttentionDecode(q.data() + (len - 1) * row, kl.data(), vl.data(), len, d.NH, d.D, want.data(), scratch.data(),
+                        pool);
+        const auto kb = Blocks(kl, len, row, capacity);
+        AttentionDecodeKt(q.data() + (len - 1) * row, kb.data(), capacity, vl.data(), len, d.NH, d.D, got.data(),
+                          scratch.data(), pool);
+        ASSERT_TRUE(op_test::BitEqual(got, want)) << "D " << d.D << " len " << len << " threads " << threads;
+      }
+    }
+  }
+}
+
 // A prompt fed into a cache that already holds pos positions: every row equals decoding that
 // position alone, bit for bit, at any thread count (and for pos = 0 the training forward).
 TEST(AttentionTest, PrefillRowsEqualDecodeAtEveryOffset) {
@@ -194,7 +245,9 @@ TEST(AttentionTest, PrefillRowsEqualDecodeAtEveryOffset) {
     for (int64_t pos : {0, 1, 13, 40}) {
       const int64_t n = d.T - pos;
       std::vector<float> probs(d.NH * n * d.T), out(n * row), dec(row), scratch(d.NH * d.T);
-      AttentionPrefill(q.data() + pos * row, k.data(), v.data(), pos, n, d.NH, d.D, probs.data(), out.data(), pool);
+      const auto kb = Blocks(k, d.T, row, d.T + 5);  // 58 positions: a last block of 10
+      AttentionPrefill(q.data() + pos * row, kb.data(), d.T + 5, v.data(), pos, n, d.NH, d.D, probs.data(), out.data(),
+                       pool);
       for (int64_t i = 0; i < n; ++i) {
         AttentionDecode(q.data() + (pos + i) * row, k.data(), v.data(), pos + i + 1, d.NH, d.D, dec.data(),
                         scratch.data(), pool);

@@ -136,9 +136,12 @@ TEST(DecoderTest, ErrorsLeaveCachesUnchanged) {
   const int32_t negative = -1;
   EXPECT_EQ(decoder.Feed(params.data(), &negative, 1, other, logits.data(), pool).code(),
             StatusCode::kInvalidArgument);
+  EXPECT_EQ(cache.length, c.context - 1);
+  EXPECT_EQ(0, std::memcmp(cache.k.data(), k_before.data(), cache.k.size() * sizeof(float)));
 
   // FeedBatch: a full cache, a bad token or a shared cache anywhere rejects the whole batch.
   ASSERT_TRUE(decoder.Feed(params.data(), tokens.data(), 1, cache, logits.data(), pool).ok());  // now full
+  const std::vector<float> k_full = cache.k, v_full = cache.v;
   const int32_t two[] = {1, 2};
   EXPECT_EQ(decoder.FeedBatch(params.data(), {&other, &cache}, two, logits.data(), pool).code(),
             StatusCode::kOutOfRange);
@@ -150,7 +153,44 @@ TEST(DecoderTest, ErrorsLeaveCachesUnchanged) {
   EXPECT_EQ(other.length, 0);
   EXPECT_EQ(fresh.length, 0);
   EXPECT_EQ(cache.length, c.context);
-  EXPECT_EQ(0, std::memcmp(cache.k.data(), k_before.data(), (c.context - 1) * c.dim * sizeof(float)));
+  EXPECT_EQ(0, std::memcmp(cache.k.data(), k_full.data(), cache.k.size() * sizeof(float)));
+  EXPECT_EQ(0, std::memcmp(cache.v.data(), v_full.data(), cache.v.size() * sizeof(float)));
+}
+
+// The cache is 2 * L * T * C floats whatever its layout (the coordinator's admission control
+// counts SessionKvBytes with that formula), and a step writes only its own position: keys
+// (held transposed) and values of later positions stay zero.
+TEST(DecoderTest, CacheSizeIsTwoLTCFloatsAndStepsWriteOnlyTheirPosition) {
+  const ModelConfig c = test_support::TinyConfig(kSizes);
+  const auto params = Params(c, 11);
+  const auto tokens = Tokens(c, 2, 12);
+  KvCache cache(c), other(c);
+  EXPECT_EQ(cache.MemoryBytes(),
+            2 * static_cast<int64_t>(c.n_layers) * c.context * c.dim * static_cast<int64_t>(sizeof(float)));
+  ThreadPool pool(2);
+  Decoder decoder(c);
+  std::vector<float> logits(2 * c.vocab_size);
+  ASSERT_TRUE(decoder.Feed(params.data(), tokens.data(), 3, cache, logits.data(), pool).ok());  // a prompt
+  ASSERT_TRUE(decoder.Feed(params.data(), &tokens[3], 1, cache, logits.data(), pool).ok());     // one token
+  ASSERT_TRUE(decoder.Feed(params.data(), &tokens[c.context + 1], 2, other, logits.data(), pool).ok());
+  const int32_t next[] = {tokens[4], tokens[c.context + 3]};
+  ASSERT_TRUE(decoder.FeedBatch(params.data(), {&cache, &other}, next, logits.data(), pool).ok());  // a batch
+  for (const KvCache* kv : {&cache, &other}) {
+    for (int64_t l = 0; l < c.n_layers; ++l) {
+      for (int64_t pos = 0; pos < c.context; ++pos) {
+        int64_t nonzero = 0;
+        for (int64_t e = 0; e < c.dim; ++e) {
+          nonzero += kv->Key(l, pos, e) != 0.0f;
+          nonzero += kv->v[(l * c.context + pos) * c.dim + e] != 0.0f;
+        }
+        if (pos < kv->length) {
+          EXPECT_GT(nonzero, c.dim) << "layer " << l << " position " << pos;
+        } else {
+          EXPECT_EQ(nonzero, 0) << "layer " << l << " position " << pos;
+        }
+      }
+    }
+  }
 }
 
 TEST(DecoderTest, OneThreadEqualsManyThreadsBitForBit) {
