@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # One command, one machine: starts a lanlm-coordinator and N lanlm-workers on localhost with a
 # fresh random cluster token, prints where each log is, and stops them all on Ctrl-C or exit.
-#   deploy/local-cluster.sh [-w WORKERS] [-t THREADS_PER_WORKER] [-b BUILD_DIR] [-p PORT]
+#   deploy/local-cluster.sh [-w WORKERS] [-t THREADS_PER_WORKER] [-b BUILD_DIR] [-p PORT] [-R]
 #                           [-- extra lanlm-coordinator flags, e.g. --steps 200 --config M]
 # Defaults: 2 workers x 1 thread, config S, corpus data/kjv.txt (deploy/fetch-corpus.sh),
 # build dir build/, port 50051, logs and checkpoints under runs/local-<timestamp>/.
+# -R: the workers relay parameters to each other (--relay-listen on ports PORT+1..PORT+W), as
+#     on a LAN; `lanlm status --server 127.0.0.1:PORT` shows who fed whom.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,13 +14,15 @@ workers=2
 threads=1
 build=build
 port=50051
-while getopts "w:t:b:p:h" opt; do
+relay=0
+while getopts "w:t:b:p:Rh" opt; do
   case "$opt" in
     w) workers="$OPTARG" ;;
     t) threads="$OPTARG" ;;
     b) build="$OPTARG" ;;
     p) port="$OPTARG" ;;
-    *) sed -n '2,7p' "$0"; exit 2 ;;
+    R) relay=1 ;;
+    *) sed -n '2,9p' "$0"; exit 2 ;;
   esac
 done
 shift $((OPTIND - 1))
@@ -57,8 +61,10 @@ coordinator_pid=$!
 pids+=("$coordinator_pid")
 echo "coordinator  pid $coordinator_pid  log $run/coordinator.log  (final line: $run/coordinator.out)"
 for i in $(seq 1 "$workers"); do
+  relay_flags=()
+  [[ $relay == 1 ]] && relay_flags=(--relay-listen "127.0.0.1:$((port + i))")
   "$worker" --coordinator "127.0.0.1:$port" --threads "$threads" --cluster-token-file "$token_file" \
-    --name "local-$i" 2> "$run/worker-$i.log" &
+    --name "local-$i" "${relay_flags[@]}" 2> "$run/worker-$i.log" &
   pids+=("$!")
   echo "worker $i     pid $!  log $run/worker-$i.log"
 done
