@@ -6,8 +6,9 @@
 
 namespace lanlm::worker {
 
-GradientSender::GradientSender(Stream& stream, int64_t lease_id, int64_t total, engine::WireFormat wire)
-    : stream_(stream), lease_id_(lease_id), total_(total), wire_(wire), thread_([this] { Loop(); }) {}
+GradientSender::GradientSender(Stream& stream, std::mutex& write_mu, int64_t lease_id, int64_t total,
+                               engine::WireFormat wire)
+    : stream_(stream), write_mu_(write_mu), lease_id_(lease_id), total_(total), wire_(wire), thread_([this] { Loop(); }) {}
 
 GradientSender::~GradientSender() { (void)Finish(); }  // a stream error was reported by a call before, or is moot
 
@@ -56,7 +57,12 @@ bool GradientSender::Write(const Range& range) {
     v1::GradientChunk* g = out.mutable_gradient_chunk();
     g->set_lease_id(lease_id_);
     *g->mutable_chunk() = std::move(chunk);
-    if (!stream_.Write(out)) return false;
+    bool written = false;
+    {
+      std::lock_guard<std::mutex> lock(write_mu_);
+      written = stream_.Write(out);
+    }
+    if (!written) return false;
     crc_ = engine::Crc32c(&crc, 4, crc_);
     bytes_ += bytes;
   }

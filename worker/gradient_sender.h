@@ -25,7 +25,8 @@ class GradientSender {
   using Stream = grpc::ClientReaderWriter<v1::WorkerMessage, v1::CoordinatorMessage>;
 
   // total: floats in the gradient block (JoinReply.parameter_count).
-  GradientSender(Stream& stream, int64_t lease_id, int64_t total, engine::WireFormat wire);
+  // write_mu: held for each write (the stream has other writers; see WorkState::write_mu).
+  GradientSender(Stream& stream, std::mutex& write_mu, int64_t lease_id, int64_t total, engine::WireFormat wire);
   ~GradientSender();  // finishes (a sender must not outlive its stream)
   GradientSender(const GradientSender&) = delete;
   GradientSender& operator=(const GradientSender&) = delete;
@@ -52,6 +53,7 @@ class GradientSender {
   bool Write(const Range& range);
 
   Stream& stream_;
+  std::mutex& write_mu_;
   int64_t lease_id_;
   int64_t total_;
   engine::WireFormat wire_;

@@ -15,6 +15,11 @@ namespace lanlm::worker {
 // One Work stream's state, shared by the read loop and the message handlers.
 struct Worker::WorkState {
   grpc::ClientReaderWriter<v1::WorkerMessage, v1::CoordinatorMessage>* stream = nullptr;
+  // gRPC allows one write in flight per stream, and after the Hello three threads write: the
+  // compute thread (commits), its gradient sender, and the relay fetch (a ParamRequest, which
+  // the coordinator can answer, and the lease complete and commit, before that Write returns).
+  // Every write after the Hello holds this.
+  std::mutex write_mu;
   std::string run_id;     // the run joined; parameters of another run are refused
   Status* status = nullptr;
   bool* made_progress = nullptr;

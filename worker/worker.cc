@@ -264,6 +264,7 @@ void Worker::StartLease(const v1::Lease& lease, WorkState& s) {
   task.tokens = std::move(*tokens);
   task.shards = *shards;
   task.stream = s.stream;
+  task.write_mu = &s.write_mu;
   task.context = s.context;
   StopFetch(s);  // the previous lease's fetch ended when its parameters were complete
   {

@@ -101,6 +101,7 @@ class Worker {
     int shards = 1;
     const float* params = nullptr;  // the cached block, or the one being received
     grpc::ClientReaderWriter<v1::WorkerMessage, v1::CoordinatorMessage>* stream = nullptr;
+    std::mutex* write_mu = nullptr;  // WorkState::write_mu: held by every write on stream
     grpc::ClientContext* context = nullptr;
   };
   // What the compute thread reports; read by the stream's reader after joining it.

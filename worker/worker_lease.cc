@@ -91,7 +91,7 @@ Worker::LeaseOutcome Worker::RunLease(const LeaseTask& task) {
   const auto start = Clock::now();
   double wait_ms = 0.0;
   std::vector<float> losses(static_cast<size_t>(task.shards));
-  GradientSender sender(*task.stream, lease.lease_id(), parameter_count_, wire_);
+  GradientSender sender(*task.stream, *task.write_mu, lease.lease_id(), parameter_count_, wire_);
   if (Status computed = ComputeLease(task, losses.data(), sender, &wait_ms); !computed.ok()) {
     outcome.status = std::move(computed);  // nothing is committed; chunks already sent are dropped
     return outcome;
@@ -121,7 +121,12 @@ Worker::LeaseOutcome Worker::RunLease(const LeaseTask& task) {
   // The lease's parameters are complete here (the forward pass waited for all of them).
   ask.mutable_lease_request()->set_cached_version(lease.step());
   ask.mutable_lease_request()->set_cached_run_id(lease.run_id());
-  if (!task.stream->Write(out) || !task.stream->Write(ask)) {
+  bool written = false;
+  {
+    std::lock_guard<std::mutex> lock(*task.write_mu);
+    written = task.stream->Write(out) && task.stream->Write(ask);
+  }
+  if (!written) {
     outcome.status = UnavailableError("stream broke while committing");
     outcome.writable = false;
     return outcome;

@@ -97,12 +97,13 @@ void Worker::StartFetch(const v1::Lease& lease, WorkState& s) {
     spdlog::warn("worker {}: parameters of version {} from peer {} stopped at float {} ({}); asking the coordinator "
                  "for the rest",
                  options_.name, version, source, received, fetched.ok() ? "the stream ended early" : fetched.ToString());
-    // The compute thread writes nothing until these parameters are complete and the reader
-    // writes only at the stream's start, so this thread is the stream's only writer now.
+    // The compute thread writes once these parameters are complete, which the coordinator's
+    // answer can make happen before this Write returns: hence the stream's write lock.
     v1::WorkerMessage ask;
     ask.mutable_param_request()->set_version(version);
     ask.mutable_param_request()->set_run_id(run);
     ask.mutable_param_request()->set_offset(received);
+    std::lock_guard<std::mutex> lock(s.write_mu);
     s.stream->Write(ask);  // a broken stream ends the session anyway
   });
 }
