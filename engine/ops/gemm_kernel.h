@@ -1,5 +1,5 @@
 // Internal to engine/ops: the packed, register-blocked GEMM building blocks shared by the
-// parallel matmul (matmul.cc) and the per-head attention backward (attention.cc). A kMr x kNr
+// parallel matmul (matmul.cc) and the per-head attention (attention.cc, attention_backward.cc). A kMr x kNr
 // tile of C is summed over the reduction in registers, one FMA chain per element in k order,
 // so an element's bits depend only on its operands and the reduction range, never on how
 // work is split. Not a general BLAS.
