@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "client/commands.h"
+#include "protos/library_logs.h"
 
 namespace {
 
@@ -34,6 +35,7 @@ bool HasFlag(const std::vector<std::string>& args, const char* name) {
 
 int main(int argc, char** argv) {
   using namespace lanlm::client;
+  lanlm::protos::QuietGrpcLogs();  // each failed call is reported in one line of ours
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     std::fputs(kUsage, args.empty() ? stderr : stdout);

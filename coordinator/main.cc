@@ -15,7 +15,7 @@
 
 #include "coordinator/coordinator_server.h"
 #include "coordinator/http_endpoint.h"
-#include "coordinator/library_logs.h"
+#include "protos/library_logs.h"
 #include "coordinator/local_run.h"
 #include "coordinator/serve_server.h"
 #include "coordinator/run_config.h"
@@ -88,7 +88,7 @@ int main(int argc, char** argv) {
     std::cerr << "lanlm-coordinator: " << parsed.ToString() << "\n";
     return 2;
   }
-  coordinator::RouteLibraryLogs();  // one spdlog line per protobuf/gRPC message, never a multi-line dump
+  protos::RouteLibraryLogs();  // one spdlog line per protobuf/gRPC message, never a multi-line dump
   if (Status valid = generate_options.Validate(); !valid.ok()) {
     std::cerr << "lanlm-coordinator: " << valid.ToString() << "\n";
     return 2;

@@ -3,7 +3,7 @@
 // answers one that does not parse on its own terms (a bidi stream ends OK with no events, a
 // unary call gets UNIMPLEMENTED with an empty message). Parsed here, such a request gets
 // INVALID_ARGUMENT naming its message type. libprotobuf's log line about it goes through
-// coordinator/library_logs.h.
+// protos/library_logs.h.
 #pragma once
 
 #include <grpcpp/grpcpp.h>

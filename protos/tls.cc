@@ -221,7 +221,10 @@ Status TlsRefusal(const grpc::Status& status, const std::string& address, const 
 
 std::string TlsHint(const ClientTlsOptions& tls) {
   if (!tls.enabled()) return "this side dials in plaintext: if the server serves TLS, give --tls-ca";
-  std::string hint = "check that --tls-ca signed the server's certificate and that it names the host dialled";
+  std::string hint = tls.ca_file.empty()
+                         ? "without --tls-ca only the system's trusted roots are checked: give --tls-ca with the CA "
+                           "that signed the server's certificate (a private one such as deploy/make-certs.sh's)"
+                         : "check that --tls-ca signed the server's certificate and that it names the host dialled";
   hint += tls.cert_file.empty() ? "; a server with --tls-client-ca needs --tls-cert/--tls-key here"
                                 : "; and that the server's --tls-client-ca signed --tls-cert";
   return hint;

@@ -17,6 +17,7 @@
 #include "engine/ops/matmul.h"
 #include "ops/logging.h"
 #include "protos/cluster_auth.h"
+#include "protos/library_logs.h"
 #include "worker/http_metrics.h"
 #include "worker/worker.h"
 
@@ -93,6 +94,7 @@ int main(int argc, char** argv) {
     std::cerr << "lanlm-worker: " << logging.ToString() << "\n";
     return 2;
   }
+  protos::RouteLibraryLogs();  // gRPC's lines (a failed TLS handshake) as one log line each, in this log's format
   if (!engine::SelectBf16Kernel(bf16_kernel)) {
     std::cerr << "lanlm-worker: --bf16-kernel = '" << bf16_kernel
               << "' is not one this CPU runs: auto, emulated, emulated-avx2 (AVX2 + FMA), or native (AVX512_BF16)\n";

@@ -1,9 +1,11 @@
 // TLS, mutual TLS, client tokens and reflection with real lanlm-coordinator, lanlm-worker and
 // lanlm processes on loopback (issue 12), certificates from deploy/make-certs.sh: bad flags
 // exit 2 in one line before anything listens; an mTLS cluster (whose workers relay parameters
-// to each other over mutual TLS) trains to the plaintext fingerprint; wrong credentials are refused in one line and the worker gives up; tokens
-// guard ClusterStatus while health stays open; reflection only with --reflection; Join bytes
-// that do not parse get INVALID_ARGUMENT; plaintext beyond loopback warns. Skipped without openssl.
+// to each other over mutual TLS) trains to the plaintext fingerprint; wrong credentials are
+// refused in one line and the worker gives up; without --tls-ca a client trusts the system
+// roots; tokens guard ClusterStatus while health stays open; reflection only with
+// --reflection; Join bytes that do not parse get INVALID_ARGUMENT; plaintext beyond loopback
+// warns. Skipped without openssl.
 #include <cstdlib>
 #include <filesystem>
 
@@ -199,6 +201,20 @@ TEST_F(SlowClusterTlsTest, WrongCredentialsAreRefusedInOneLine) {
   EXPECT_NE(out.find("a server with --tls-client-ca needs --tls-cert/--tls-key here"), std::string::npos) << out;
   EXPECT_EQ(RunToEnd(Concat({kLanlm, "status", "--server", address}, ClientTls("a", "client")), "status-ok", &out), 0)
       << out;
+  EXPECT_NE(out.find("mode           training"), std::string::npos) << out;
+
+  // No --tls-ca: the client trusts the system's roots, which do not hold this private CA; with
+  // gRPC's default roots pointed at it (GRPC_DEFAULT_SSL_ROOTS_FILE_PATH, as a CA installed in
+  // the system store would be), the same command gets through.
+  const std::vector<std::string> no_ca = {kLanlm,       "status", "--server", address, "--tls-cert",
+                                          Cert("a", "client.crt"), "--tls-key", Cert("a", "client.key")};
+  EXPECT_EQ(RunToEnd(no_ca, "status-system-roots", &out), 1) << out;
+  EXPECT_NE(out.find("without --tls-ca only the system's trusted roots are checked"), std::string::npos) << out;
+  EXPECT_EQ(Lines(out), 1) << out;  // gRPC's own handshake log line is not printed
+  setenv("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH", Cert("a", "ca.crt").c_str(), 1);
+  const int with_default_roots = RunToEnd(no_ca, "status-default-roots", &out);
+  unsetenv("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH");
+  EXPECT_EQ(with_default_roots, 0) << out;
   EXPECT_NE(out.find("mode           training"), std::string::npos) << out;
 }
 

@@ -47,6 +47,12 @@ TEST(TlsTest, FailedCallsAreClassified) {
   ClientTlsOptions no_cert;
   no_cert.ca_file = "ca.crt";
   EXPECT_NE(TlsHint(no_cert).find("needs --tls-cert/--tls-key here"), std::string::npos);
+  ClientTlsOptions system_roots;  // a client certificate, no --tls-ca
+  system_roots.cert_file = "client.crt";
+  system_roots.key_file = "client.key";
+  EXPECT_NE(TlsHint(system_roots).find("without --tls-ca only the system's trusted roots are checked"),
+            std::string::npos);
+  EXPECT_EQ(TlsHint(no_cert).find("system's trusted roots"), std::string::npos);
 }
 
 TEST(ClientTokensTest, FileRules) {

@@ -1,11 +1,13 @@
 // Library log routing; see library_logs.h.
-#include "coordinator/library_logs.h"
+#include "protos/library_logs.h"
+
+#include <cstdlib>
 
 #include <google/protobuf/stubs/logging.h>
 #include <grpc/support/log.h>
 #include <spdlog/spdlog.h>
 
-namespace lanlm::coordinator {
+namespace lanlm::protos {
 namespace {
 
 void ProtobufLog(google::protobuf::LogLevel level, const char* /*file*/, int /*line*/, const std::string& message) {
@@ -25,6 +27,8 @@ void GrpcLog(gpr_log_func_args* args) {
   }
 }
 
+void DropGrpcLog(gpr_log_func_args* /*args*/) {}
+
 }  // namespace
 
 std::string OneLine(const std::string& text) {
@@ -43,4 +47,9 @@ void RouteLibraryLogs() {
   gpr_set_log_function(&GrpcLog);
 }
 
-}  // namespace lanlm::coordinator
+void QuietGrpcLogs() {
+  if (std::getenv("GRPC_VERBOSITY") != nullptr || std::getenv("GRPC_TRACE") != nullptr) return;
+  gpr_set_log_function(&DropGrpcLog);
+}
+
+}  // namespace lanlm::protos

@@ -1,10 +1,10 @@
 // Library log lines become one line each (issue 12: no multi-line libprotobuf dumps on the
 // coordinator's stderr for a client's malformed message).
-#include "coordinator/library_logs.h"
+#include "protos/library_logs.h"
 
 #include <gtest/gtest.h>
 
-namespace lanlm::coordinator {
+namespace lanlm::protos {
 namespace {
 
 TEST(LibraryLogsTest, OneLineCollapsesLineBreaksAndSpaces) {
@@ -17,4 +17,4 @@ TEST(LibraryLogsTest, OneLineCollapsesLineBreaksAndSpaces) {
 }
 
 }  // namespace
-}  // namespace lanlm::coordinator
+}  // namespace lanlm::protos
