@@ -80,7 +80,7 @@ __attribute__((target("amx-tile"))) void ConfigureFullTiles() {
 }
 
 // c (16x16, row-major) += a (16 rows x 16 pair words) · b (16 pair rows x 16 pair words).
-void TileDot(const uint32_t* a, const uint32_t* b, float* c) {
+__attribute__((target("amx-tile,amx-bf16"))) void TileDot(const uint32_t* a, const uint32_t* b, float* c) {
   MemoryBarrier();
   _tile_loadd(0, c, 64);
   _tile_loadd(1, a, 64);
@@ -225,7 +225,8 @@ std::vector<uint32_t> PackPanels(const std::vector<float>& w, int64_t O, int64_t
 }
 
 // y (R x O) = A · B with 32x32 blocks of four C tiles; R, O multiples of 32, K of 32.
-void AmxGemm(const uint32_t* ap, const uint32_t* bp, int64_t R, int64_t O, int64_t K, float* y) {
+__attribute__((target("amx-tile,amx-bf16"))) void AmxGemm(const uint32_t* ap, const uint32_t* bp, int64_t R, int64_t O,
+                                                          int64_t K, float* y) {
   const int64_t k2 = K / 2;
   MemoryBarrier();  // the tile loads are asm that names no memory: the packed operands first
   for (int64_t r0 = 0; r0 < R; r0 += 32) {
