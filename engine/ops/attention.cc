@@ -1,11 +1,12 @@
 // Causal attention: training forward (parallel over (b, h), probabilities saved) and decoding
-// over a KV cache; the backward is in attention_backward.cc. In the forward, each (b, h) first packs its keys transposed (D x T) and its
-// values (T x D) into GEMM panels, so scores are vectorised across keys (no horizontal sums) and
-// p·v across the head dimension. A decode step reads keys transposed and values as rows in
-// place: AttentionDecodeKt from a cache kept in that layout (keys appended transposed once per
-// token), AttentionDecode (the plain reference, row-major cache) after packing them per call.
-// Every score is one FMA chain over d and every output one over j in the forward's order, so a
-// decoded position equals the corresponding row of the training forward bit for bit.
+// over a KV cache; the backward is in attention_backward.cc. In the forward, each (b, h) first
+// packs its keys transposed (D x T) and its values (T x D) into GEMM panels, so scores are
+// vectorised across keys (no horizontal sums) and p·v across the head dimension. A decode step
+// reads keys transposed and values as rows in place: AttentionDecodeKt from a cache kept in that
+// layout (keys appended transposed once per token), AttentionDecode (the plain reference,
+// row-major cache) after packing them per call. Every score is one FMA chain over d and every
+// output one over j in the forward's order, so a decoded position equals the corresponding row
+// of the training forward bit for bit.
 #include "engine/ops/attention.h"
 
 #include <algorithm>
