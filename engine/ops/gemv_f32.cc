@@ -149,17 +149,18 @@ inline constexpr int64_t kSessionTile = 3;
 // Each output keeps its own two accumulators, so the bits do not change.
 inline constexpr bool kWideTiles = simd::kLanes == 16;
 
-// Batch 1 asks for the lines kPrefetchWeights weights ahead of each row it reads (16 KB of
-// fp32, 8 KB of bf16): rows run in order within a ParallelFor range, and with the hardware
-// prefetcher alone the 1-row kernel ran 1.2-1.8x slower than a plain read of the same bytes
-// (micro-benchmark, 52,800 x 288; of 4, 8, 16 and 32 KB ahead, bf16 was fastest at 8-16 KB and
-// fp32 at 16-32 KB). Addresses past the matrix's end are only prefetched (no fault, no
-// dereference). The timing changes, never the arithmetic.
-inline constexpr uintptr_t kPrefetchWeights = 4096;
-template <typename T>
-inline void PrefetchAhead(const T* row, int64_t cols) {
-  const uintptr_t at = reinterpret_cast<uintptr_t>(row) + kPrefetchWeights * sizeof(T);
-  for (uintptr_t b = 0; b < static_cast<uintptr_t>(cols) * sizeof(T); b += 64) {
+// bf16 batch 1 asks for the lines 4096 weights (8 KB) ahead of each row it reads: rows run in
+// order within a ParallelFor range, and with the hardware prefetcher alone the 1-row kernel
+// ran 1.2-1.35x slower than a plain read of the same bytes (micro-benchmark, 52,800 x 288;
+// 8-16 KB ahead measured best of 4-32 KB). fp32 is left to the hardware: in the decoding
+// benchmark the same prefetch made its tokens 0.89-0.92x as fast (5 alternating rounds), though
+// it gained in the micro-benchmark (BENCHMARKS.md, issue 11, ninth session). Addresses past
+// the matrix's end are only prefetched (no fault, no dereference). The timing changes, never
+// the arithmetic.
+inline constexpr uintptr_t kPrefetchBytes = 8192;
+inline void PrefetchAhead(const uint16_t* row, int64_t cols) {
+  const uintptr_t at = reinterpret_cast<uintptr_t>(row) + kPrefetchBytes;
+  for (uintptr_t b = 0; b < static_cast<uintptr_t>(cols) * sizeof(uint16_t); b += 64) {
     __builtin_prefetch(reinterpret_cast<const void*>(at + b));
   }
 }
@@ -175,7 +176,7 @@ template <typename T>
   const int64_t o0 = block * kGemvRows, o1 = std::min(rows, o0 + kGemvRows);
   if (n == 1) {
     for (int64_t o = o0; o < o1; ++o) {
-      PrefetchAhead(w + o * cols, cols);
+      if constexpr (std::is_same_v<T, uint16_t>) PrefetchAhead(w + o * cols, cols);
       y[o] = DotRow(w + o * cols, x, cols);
     }
     return;
