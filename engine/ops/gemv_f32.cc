@@ -151,9 +151,9 @@ inline constexpr bool kWideTiles = simd::kLanes == 16;
 
 // bf16 batch 1 asks for the lines 4096 weights (8 KB) ahead of each row it reads: rows run in
 // order within a ParallelFor range, and with the hardware prefetcher alone the 1-row kernel
-// ran 1.2-1.35x slower than a plain read of the same bytes (micro-benchmark, 52,800 x 288;
-// 8-16 KB ahead measured best of 4-32 KB). fp32 is left to the hardware: in the decoding
-// benchmark the same prefetch made its tokens 0.89-0.92x as fast (5 alternating rounds), though
+// ran 1.2-1.5x slower than a plain read of the same bytes (micro-benchmark, 52,800 x 288;
+// 8-16 KB ahead measured best of 1-32 KB). fp32 is left to the hardware: in the decoding
+// benchmark the same prefetch made its tokens 0.85-0.94x as fast (5 alternating rounds), though
 // it gained in the micro-benchmark (BENCHMARKS.md, issue 11, ninth session). Addresses past
 // the matrix's end are only prefetched (no fault, no dereference). The timing changes, never
 // the arithmetic.
