@@ -233,6 +233,14 @@ void GemvBlock(const WeightMatrix& w, const GemvInput& x, int64_t block, float* 
   }
 }
 
+void GemvBlocks(const WeightMatrix& w, const GemvInput& x, int64_t begin, int64_t end, float* y, int64_t ldy) {
+  if (w.format == WeightFormat::kQ8) {
+    GemvBlocksQ8(w, x, begin, end, y, ldy);
+    return;
+  }
+  for (int64_t b = begin; b < end; ++b) GemvBlock(w, x, b, y, ldy);
+}
+
 uint16_t FloatToBf16(float x) {
   uint32_t u;
   std::memcpy(&u, &x, sizeof(u));
