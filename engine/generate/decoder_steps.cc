@@ -67,7 +67,7 @@ void Linear(const WeightMatrix& w, const float* x, int64_t n, float* y, Work& wo
   }
   const GemvInput in = Prepare(w, x, n, work);
   pool.ParallelFor(w.blocks(), BlockCost(w, n), [&](int64_t begin, int64_t end) {
-    for (int64_t b = begin; b < end; ++b) GemvBlock(w, in, b, y, w.rows);
+    GemvBlocks(w, in, begin, end, y, w.rows);
   });
 }
 
@@ -83,14 +83,11 @@ void ProjectQkv(const ServingLayer& l, const float* xn, int64_t n, float* q, flo
   const GemvInput in = Prepare(l.wq, xn, n, work);
   const int64_t nb = l.wq.blocks();
   pool.ParallelFor(3 * nb, BlockCost(l.wq, n), [&](int64_t begin, int64_t end) {
-    for (int64_t b = begin; b < end; ++b) {
-      if (b < nb) {
-        GemvBlock(l.wq, in, b, q, l.wq.rows);
-      } else if (b < 2 * nb) {
-        GemvBlock(l.wk, in, b - nb, k, l.wk.rows);
-      } else {
-        GemvBlock(l.wv, in, b - 2 * nb, v, l.wv.rows);
-      }
+    const WeightMatrix* w[3] = {&l.wq, &l.wk, &l.wv};
+    float* y[3] = {q, k, v};
+    for (int m = 0; m < 3; ++m) {  // the part of [begin, end) in matrix m's blocks
+      const int64_t b0 = std::max(begin, m * nb) - m * nb, b1 = std::min(end, (m + 1) * nb) - m * nb;
+      if (b0 < b1) GemvBlocks(*w[m], in, b0, b1, y[m], w[m]->rows);
     }
   });
 }
@@ -104,12 +101,10 @@ void AddLinear(const WeightMatrix& w, const float* in, int64_t n, float* x, floa
   }
   const GemvInput gin = Prepare(w, in, n, work);
   pool.ParallelFor(w.blocks(), BlockCost(w, n), [&](int64_t begin, int64_t end) {
-    for (int64_t b = begin; b < end; ++b) {
-      GemvBlock(w, gin, b, tmp, w.rows);
-      const int64_t o0 = b * kGemvRows, o1 = std::min(w.rows, o0 + kGemvRows);
-      for (int64_t r = 0; r < n; ++r) {
-        for (int64_t o = o0; o < o1; ++o) x[r * w.rows + o] += tmp[r * w.rows + o];
-      }
+    GemvBlocks(w, gin, begin, end, tmp, w.rows);
+    const int64_t o0 = begin * kGemvRows, o1 = std::min(w.rows, end * kGemvRows);
+    for (int64_t r = 0; r < n; ++r) {
+      for (int64_t o = o0; o < o1; ++o) x[r * w.rows + o] += tmp[r * w.rows + o];
     }
   });
 }
@@ -127,10 +122,8 @@ void GatedFfn(const ServingLayer& l, const float* xn, int64_t n, float* a, float
   // The gate runs once per range of blocks (contiguous columns), not per block of four
   // columns: elementwise, so the same bits, without a call per four values.
   pool.ParallelFor(l.w1.blocks(), 2 * BlockCost(l.w1, n), [&](int64_t begin, int64_t end) {
-    for (int64_t blk = begin; blk < end; ++blk) {
-      GemvBlock(l.w1, in, blk, a, F);
-      GemvBlock(l.w3, in, blk, b, F);
-    }
+    GemvBlocks(l.w1, in, begin, end, a, F);
+    GemvBlocks(l.w3, in, begin, end, b, F);
     const int64_t o0 = begin * kGemvRows, m = std::min(F, end * kGemvRows) - o0;
     for (int64_t r = 0; r < n; ++r) {
       const int64_t at = r * F + o0;

@@ -72,6 +72,10 @@ struct GemvInput {
 
 // y[r * ldy + o] = w[o, :] · x[r, :] for the rows o of `block` and every activation row r.
 void GemvBlock(const WeightMatrix& w, const GemvInput& x, int64_t block, float* y, int64_t ldy);
+// GemvBlock for each block in [begin, end), the same bits; batched q8 on AVX-512 runs two whole
+// blocks per pass over each activation row (the activation loads and the accumulator starts of
+// each pair of groups serve 8 rows instead of 4).
+void GemvBlocks(const WeightMatrix& w, const GemvInput& x, int64_t begin, int64_t end, float* y, int64_t ldy);
 
 // q8 blocks: GemvBlock's q8 case, the best kernel this build has, and the plain C++ reference
 // every fast q8 kernel equals bit for bit. All define a row's result the same way: for each
@@ -81,6 +85,7 @@ void GemvBlock(const WeightMatrix& w, const GemvInput& x, int64_t block, float* 
 // consecutive groups); the 16 lanes are summed pairwise (l + 8, then + 4, + 2, + 1).
 void GemvBlockQ8(const WeightMatrix& w, const GemvInput& x, int64_t block, float* y, int64_t ldy);
 void GemvBlockQ8Reference(const WeightMatrix& w, const GemvInput& x, int64_t block, float* y, int64_t ldy);
+void GemvBlocksQ8(const WeightMatrix& w, const GemvInput& x, int64_t begin, int64_t end, float* y, int64_t ldy);
 using GemvBlockFn = void (*)(const WeightMatrix& w, const GemvInput& x, int64_t block, float* y, int64_t ldy);
 struct Q8Kernel {
   const char* name;  // "avx512-vnni", "avx2-vnni", "avx2"

@@ -26,7 +26,7 @@ typedef int32_t V16I __attribute__((vector_size(64)));
 // with whole-vector shuffles instead of four chains of extracts and scalar adds. Vector
 // builtins, not intrinsics: GCC 12's extract and shuffle intrinsics warn (maybe-uninitialized)
 // in the -O1 sanitizer build.
-inline void ReduceFour(const __m512 (&v)[4], float* out) {
+inline void ReduceFour(const __m512* v, float* out) {
   typedef float V4F __attribute__((vector_size(16)));
   const V16F a = reinterpret_cast<V16F>(v[0]), b = reinterpret_cast<V16F>(v[1]);
   const V16F c = reinterpret_cast<V16F>(v[2]), d = reinterpret_cast<V16F>(v[3]);
@@ -76,30 +76,34 @@ inline __m512i LoadGroups(const uint8_t* p) {
   }
 }
 
-// The block's four rows times one activation row (xq, xs), reduced: out[j] = row j · x.
-template <bool kFromMemory>
-[[gnu::always_inline]] inline void Pass(const BlockRows& rows, const int8_t* xq, const float* xs, int64_t groups,
-                                        float* out) {
+// R weight rows (one block, or two: R = 8 shares each pair's activation load and accumulator
+// start between twice the rows) times one activation row (xq, xs), reduced: out[j] = row j · x.
+// Each row's arithmetic is the same for R = 4 and 8.
+template <int R, bool kFromMemory>
+[[gnu::always_inline]] inline void Pass(const uint8_t* const* q, const float* const* scale, const int8_t* xq,
+                                        const float* xs, int64_t groups, float* out) {
   const __m512i offset = _mm512_set1_epi8(static_cast<char>(kQ8WeightOffset));
-  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  __m512 acc[R];
+#pragma GCC unroll 8
+  for (int j = 0; j < R; ++j) acc[j] = _mm512_setzero_ps();
   // Chunks of up to 16 groups: each row's 16 scale products ws * xs in one vmulps, then one
   // vpermps per pair of groups spreads products g and g + 1 to the two halves.
   for (int64_t c = 0; c < groups; c += 16) {
     const int64_t m = std::min<int64_t>(16, groups - c);
     const __mmask16 in_chunk = static_cast<__mmask16>((1u << m) - 1u);
     const __m512 xscale = _mm512_maskz_loadu_ps(in_chunk, xs + c);
-    __m512 prod[4];
-#pragma GCC unroll 4
-    for (int j = 0; j < 4; ++j) prod[j] = _mm512_mul_ps(_mm512_maskz_loadu_ps(in_chunk, rows.scale[j] + c), xscale);
+    __m512 prod[R];
+#pragma GCC unroll 8
+    for (int j = 0; j < R; ++j) prod[j] = _mm512_mul_ps(_mm512_maskz_loadu_ps(in_chunk, scale[j] + c), xscale);
     V16I pick = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1};
     int64_t g = c;
     for (; g + 2 <= c + m; g += 2, pick += 2) {
       const __m512i xv = _mm512_loadu_si512(xq + g * kQ8Group);
       const __m512i start = _mm512_sub_epi32(_mm512_setzero_si512(),
                                              _mm512_dpbusd_epi32(_mm512_setzero_si512(), offset, xv));
-#pragma GCC unroll 4
-      for (int j = 0; j < 4; ++j) {
-        const __m512i p = _mm512_dpbusd_epi32(start, LoadGroups<kFromMemory>(rows.q[j] + g * kQ8Group), xv);
+#pragma GCC unroll 8
+      for (int j = 0; j < R; ++j) {
+        const __m512i p = _mm512_dpbusd_epi32(start, LoadGroups<kFromMemory>(q[j] + g * kQ8Group), xv);
         acc[j] = _mm512_fmadd_ps(ToFloat(p), Spread(prod[j], pick), acc[j]);
       }
     }
@@ -107,16 +111,17 @@ template <bool kFromMemory>
       const __m512i xv = _mm512_maskz_loadu_epi8(0xffffffffull, xq + g * kQ8Group);
       const __m512i start = _mm512_sub_epi32(_mm512_setzero_si512(),
                                              _mm512_dpbusd_epi32(_mm512_setzero_si512(), offset, xv));
-#pragma GCC unroll 4
-      for (int j = 0; j < 4; ++j) {
-        const __m512i wv = _mm512_maskz_loadu_epi8(0xffffffffull, rows.q[j] + g * kQ8Group);
+#pragma GCC unroll 8
+      for (int j = 0; j < R; ++j) {
+        const __m512i wv = _mm512_maskz_loadu_epi8(0xffffffffull, q[j] + g * kQ8Group);
         const __m512i p = _mm512_dpbusd_epi32(start, wv, xv);
         // Lanes 8-15 keep their bits, as the reference adds nothing there.
         acc[j] = _mm512_mask3_fmadd_ps(ToFloat(p), Spread(prod[j], pick), acc[j], 0x00ff);
       }
     }
   }
-  ReduceFour(acc, out);
+#pragma GCC unroll 2
+  for (int j = 0; j < R; j += 4) ReduceFour(acc + j, out + j);
 }
 
 }  // namespace
@@ -129,12 +134,34 @@ template <bool kFromMemory>
   for (int64_t r = 0; r < x.n; ++r) {
     float out[4];
     if (r == 0) {
-      Pass<true>(rows, x.xq, x.xs, groups, out);
+      Pass<4, true>(rows.q, rows.scale, x.xq, x.xs, groups, out);
     } else {
-      Pass<false>(rows, x.xq + r * cols, x.xs + r * groups, groups, out);
+      Pass<4, false>(rows.q, rows.scale, x.xq + r * cols, x.xs + r * groups, groups, out);
     }
     StoreRows(out, rows.valid, y + r * ldy + o0);
   }
+}
+
+[[gnu::noipa]] void GemvBlocksAvx512(const WeightMatrix& w, const GemvInput& x, int64_t begin, int64_t end,
+                                     float* y, int64_t ldy) {
+  const int64_t cols = w.cols, groups = cols / kQ8Group;
+  int64_t b = begin;
+  for (; b + 2 <= end && (b + 2) * kGemvRows <= w.rows; b += 2) {
+    const BlockRows lo = RowsOf(w, b), hi = RowsOf(w, b + 1);
+    const uint8_t* q[8] = {lo.q[0], lo.q[1], lo.q[2], lo.q[3], hi.q[0], hi.q[1], hi.q[2], hi.q[3]};
+    const float* scale[8] = {lo.scale[0], lo.scale[1], lo.scale[2], lo.scale[3],
+                             hi.scale[0], hi.scale[1], hi.scale[2], hi.scale[3]};
+    for (int64_t r = 0; r < x.n; ++r) {
+      float out[8];
+      if (r == 0) {
+        Pass<8, true>(q, scale, x.xq, x.xs, groups, out);
+      } else {
+        Pass<8, false>(q, scale, x.xq + r * cols, x.xs + r * groups, groups, out);
+      }
+      __builtin_memcpy(y + r * ldy + b * kGemvRows, out, sizeof(out));  // constant size: no call
+    }
+  }
+  for (; b < end; ++b) GemvBlockAvx512(w, x, b, y, ldy);
 }
 
 }  // namespace lanlm::engine::q8_internal

@@ -54,6 +54,9 @@ const char* Avx2Name();  // "avx2-vnni" or "avx2"
 #if defined(LANLM_Q8_AVX512)
 // 512-bit: two consecutive groups per vector (gemv.h's 16 lanes), one accumulator per row.
 void GemvBlockAvx512(const WeightMatrix& w, const GemvInput& x, int64_t block, float* y, int64_t ldy);
+// Blocks [begin, end): two whole blocks per pass over each activation row (8 rows), the rest
+// one at a time; every row's bits are GemvBlockAvx512's.
+void GemvBlocksAvx512(const WeightMatrix& w, const GemvInput& x, int64_t begin, int64_t end, float* y, int64_t ldy);
 #endif
 
 }  // namespace lanlm::engine::q8_internal

@@ -124,4 +124,14 @@ void GemvBlockQ8(const WeightMatrix& w, const GemvInput& x, int64_t block, float
 #endif
 }
 
+void GemvBlocksQ8(const WeightMatrix& w, const GemvInput& x, int64_t begin, int64_t end, float* y, int64_t ldy) {
+#if defined(LANLM_Q8_AVX512)
+  if (x.n > 1) {
+    q8_internal::GemvBlocksAvx512(w, x, begin, end, y, ldy);
+    return;
+  }
+#endif
+  for (int64_t b = begin; b < end; ++b) GemvBlockQ8(w, x, b, y, ldy);
+}
+
 }  // namespace lanlm::engine

@@ -178,5 +178,43 @@ TEST(GemvTest, FastQ8KernelsEqualReferenceBitForBit) {
   }
 }
 
+// GemvBlocks on any range of blocks gives GemvBlock's bits (q8: the reference's) for exactly the
+// rows of that range: ranges starting on odd blocks, pairs of whole blocks, a partial last block.
+TEST(GemvTest, BlockRangesEqualSingleBlocksBitForBit) {
+  const int64_t rows = 23;  // 5 whole blocks and one of 3 rows
+  for (int64_t cols : {96, 288}) {
+    for (int64_t n : {1, 2, 5}) {
+      const auto w = Random(rows * cols, 11 + cols, 0.1f);
+      const auto x = Random(n * cols, 12 + cols, 2.0f);
+      const Q8W wq = QuantizeWeights(w);
+      const Q8 xq = Quantize(x);
+      std::vector<uint16_t> wb(w.size());
+      for (size_t i = 0; i < w.size(); ++i) wb[i] = FloatToBf16(w[i]);
+      const WeightMatrix mats[3] = {{WeightFormat::kF32, rows, cols, w.data(), nullptr, nullptr, nullptr},
+                                    {WeightFormat::kBf16, rows, cols, nullptr, wb.data(), nullptr, nullptr},
+                                    {WeightFormat::kQ8, rows, cols, nullptr, nullptr, wq.q.data(), wq.s.data()}};
+      const GemvInput in{x.data(), xq.q.data(), xq.s.data(), n};
+      for (const WeightMatrix& m : mats) {
+        const auto want = RunBlocks(m, in, /*reference=*/m.format == WeightFormat::kQ8);
+        for (int64_t begin = 0; begin < m.blocks(); ++begin) {
+          for (int64_t end = begin + 1; end <= m.blocks(); ++end) {
+            std::vector<float> y(n * rows, -1.0f);
+            GemvBlocks(m, in, begin, end, y.data(), rows);
+            for (int64_t r = 0; r < n; ++r) {
+              for (int64_t o = 0; o < rows; ++o) {
+                const bool in_range = o >= begin * kGemvRows && o < end * kGemvRows;
+                const float expect = in_range ? want[r * rows + o] : -1.0f;
+                ASSERT_EQ(0, std::memcmp(&y[r * rows + o], &expect, sizeof(float)))
+                    << WeightFormatName(m.format) << " cols " << cols << " n " << n << " blocks [" << begin << ", "
+                    << end << ") row " << r << " out " << o;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace lanlm::engine
