@@ -37,6 +37,18 @@ elseif(LANLM_TSAN)
 elseif(LANLM_SANITIZE)
   add_compile_options(-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined)
   add_link_options(-fsanitize=address,undefined)
+elseif(CMAKE_BUILD_TYPE MATCHES "^(Release|Dev)$" AND NOT CMAKE_CXX_COMPILER_ID STREQUAL "GNU"
+       AND NOT LANLM_ALLOW_NON_GCC)
+  # The determinism contract (the same bits at any thread count, a decoded position equal to
+  # the training forward's row) is verified with GCC only. Under -ffast-math clang builds
+  # elementwise loops whose vector body and scalar remainder round differently, and it ignores
+  # [[gnu::noipa]], the engine's guard against per-call-site fusion: clang 14's Release engine
+  # fails GradientTree, OptimizerTest.OneThreadEqualsManyThreadsBitForBit and
+  # TrainerTest.LocalTrainerIsBitIdenticalForAnyThreadCount. Refuse rather than train
+  # silently thread-count-dependent parameters.
+  message(FATAL_ERROR "lanlm's ${CMAKE_BUILD_TYPE} build needs GCC (CXX=g++; Debian 12's g++ 12 is verified): "
+                      "with ${CMAKE_CXX_COMPILER_ID} ${CMAKE_CXX_COMPILER_VERSION} parameters may differ between "
+                      "thread counts. -DLANLM_ALLOW_NON_GCC=ON builds anyway (for compile checks, not training).")
 elseif(CMAKE_BUILD_TYPE STREQUAL "Release")
   set(CMAKE_CXX_FLAGS_RELEASE "-O3 -DNDEBUG")
   add_compile_options(-ffast-math -funroll-loops -flto=auto)
