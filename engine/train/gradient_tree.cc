@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <string>
 
+#include "engine/ops/simd.h"
+
 namespace lanlm::engine {
 namespace {
 
@@ -86,8 +88,8 @@ void GradientTree::Finish(float* out, ThreadPool& pool) {
   const float* root = nodes_.at({TopLevel(num_shards_), 0}).data();
   // Multiplication by the float reciprocal: under -ffast-math a division may be compiled
   // either as a true division or as this product, so the product is written out to keep the
-  // bits the same in every build and caller.
-  const float inv = 1.0f / static_cast<float>(num_shards_);
+  // bits the same in every build and caller. Opaque: clang folds x * (1 / S) back into x / S.
+  const float inv = simd::Opaque(1.0f / static_cast<float>(num_shards_));
   const int64_t n = size_;
   pool.ParallelFor((n + kBlock - 1) / kBlock, kBlock, [&](int64_t bb, int64_t be) {
     const int64_t end = std::min(n, be * kBlock);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engine/base/random.h"
+#include "engine/ops/simd.h"
 
 namespace lanlm::engine {
 namespace {
@@ -39,7 +40,7 @@ std::vector<float> Reference(const std::vector<std::vector<float>>& g) {
   int64_t width = 1;
   while (width < static_cast<int64_t>(g.size())) width *= 2;
   std::vector<float> root = Node(g, 0, width);
-  const float inv = 1.0f / static_cast<float>(g.size());
+  const float inv = simd::Opaque(1.0f / static_cast<float>(g.size()));  // the product, not x / S
   for (float& x : root) x = x * inv;
   return root;
 }
