@@ -37,8 +37,7 @@ ServingWeights Weights(const Options& o, const ModelConfig& c, std::vector<float
 
 std::string WeightsText(const ServingWeights& w) {
   char text[128];
-  std::snprintf(text, sizeof(text), "weights=%s%s%s%s matrix_MB=%.1f", WeightFormatName(w.format()),
-                w.CopiedF32() ? " (aligned copy)" : "",
+  std::snprintf(text, sizeof(text), "weights=%s%s%s matrix_MB=%.1f", WeightFormatName(w.format()),
                 w.format() == WeightFormat::kQ8 ? " q8_kernel=" : "", w.format() == WeightFormat::kQ8 ? Q8KernelName() : "",
                 w.MatrixBytes() / 1e6);
   return text;

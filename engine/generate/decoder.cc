@@ -98,21 +98,21 @@ KvCache::KvCache(const ModelConfig& config)
 Decoder::Decoder(const ModelConfig& config)
     : config_(config), rope_(MakeRopeTable(config.context, config.head_dim(), config.rope_theta)) {}
 
-const ServingWeights& Decoder::View(const float* params) {
-  if (view_ == nullptr || view_->params() != params) {
-    view_ = std::make_unique<ServingWeights>(ServingWeights::View(config_, params));
-  }
+const ServingWeights& Decoder::Fp32(const float* params) {
+  auto w = ServingWeights::Convert(config_, params, WeightFormat::kF32);
+  LANLM_CHECK(w.ok(), w.status().ToString());  // fp32 takes every valid config and any values
+  view_ = std::make_unique<ServingWeights>(std::move(w).value());
   return *view_;
 }
 
 Status Decoder::Feed(const float* params, const int32_t* tokens, int64_t n, KvCache& cache, float* logits,
                      ThreadPool& pool) {
-  return Feed(View(params), tokens, n, cache, logits, pool);
+  return Feed(Fp32(params), tokens, n, cache, logits, pool);
 }
 
 Status Decoder::FeedBatch(const float* params, const std::vector<KvCache*>& caches, const int32_t* tokens,
                           float* logits, ThreadPool& pool) {
-  return FeedBatch(View(params), caches, tokens, logits, pool);
+  return FeedBatch(Fp32(params), caches, tokens, logits, pool);
 }
 
 Status Decoder::Feed(const ServingWeights& w, const int32_t* tokens, int64_t n, KvCache& cache, float* logits,

@@ -51,14 +51,16 @@ class Decoder {
   Status FeedBatch(const ServingWeights& weights, const std::vector<KvCache*>& caches, const int32_t* tokens,
                    float* logits, ThreadPool& pool);
 
-  // The same on fp32 weights viewed in the parameter block (ParameterCount floats).
+  // The same on the parameter block (ParameterCount floats) as fp32 weights, converted on every
+  // call (so a block changed in place between calls is always read afresh): for tests and
+  // one-off use; servers convert once (ServingWeights::Convert).
   Status Feed(const float* params, const int32_t* tokens, int64_t n, KvCache& cache, float* logits,
               ThreadPool& pool);
   Status FeedBatch(const float* params, const std::vector<KvCache*>& caches, const int32_t* tokens,
                    float* logits, ThreadPool& pool);
 
  private:
-  const ServingWeights& View(const float* params);  // fp32 views, rebuilt when params moves
+  const ServingWeights& Fp32(const float* params);  // converted afresh on every call
 
   ModelConfig config_;
   RopeTable rope_;

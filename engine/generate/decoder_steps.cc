@@ -39,24 +39,21 @@ GemvInput Prepare(const WeightMatrix& w, const float* x, int64_t n, Work& work) 
   return in;
 }
 
-// The fp32 values of w: w.f32 itself, or w widened into work.widened (parallel over blocks).
+// The fp32 values of w row-major: fp32's row-major view when it has one, else w widened into
+// work.widened (parallel over blocks).
 const float* Widened(const WeightMatrix& w, Work& work, ThreadPool& pool) {
-  if (w.format == WeightFormat::kF32) return w.f32;
+  if (w.f32_rows != nullptr) return w.f32_rows;
   if (static_cast<int64_t>(work.widened.size()) < w.rows * w.cols) work.widened.resize(w.rows * w.cols);
   float* dst = work.widened.data();
-  pool.ParallelFor(w.blocks(), 4 * kGemvRows * w.cols, [&](int64_t begin, int64_t end) {
-    const int64_t r0 = begin * kGemvRows, r1 = std::min(w.rows, end * kGemvRows);
-    const int64_t i0 = r0 * w.cols, n = (r1 - r0) * w.cols;
-    if (w.format == WeightFormat::kBf16) {
-      for (int64_t i = 0; i < n; ++i) dst[i0 + i] = Bf16ToFloat(w.bf16[i0 + i]);
-    } else {
-      DequantizeQ8Weights(w.q8 + i0, w.scale + i0 / kQ8Group, n, dst + i0);
-    }
+  const int64_t br = w.block_rows();
+  pool.ParallelFor(w.blocks(), 4 * br * w.cols, [&](int64_t begin, int64_t end) {
+    const int64_t r0 = begin * br, r1 = std::min(w.rows, end * br);
+    WidenRows(w, r0, r1, dst + r0 * w.cols);
   });
   return dst;
 }
 
-int64_t BlockCost(const WeightMatrix& w, int64_t n) { return 2 * kGemvRows * w.cols * n; }
+int64_t BlockCost(const WeightMatrix& w, int64_t n) { return 2 * w.block_rows() * w.cols * n; }
 
 }  // namespace
 
@@ -102,7 +99,7 @@ void AddLinear(const WeightMatrix& w, const float* in, int64_t n, float* x, floa
   const GemvInput gin = Prepare(w, in, n, work);
   pool.ParallelFor(w.blocks(), BlockCost(w, n), [&](int64_t begin, int64_t end) {
     GemvBlocks(w, gin, begin, end, tmp, w.rows);
-    const int64_t o0 = begin * kGemvRows, o1 = std::min(w.rows, end * kGemvRows);
+    const int64_t o0 = begin * w.block_rows(), o1 = std::min(w.rows, end * w.block_rows());
     for (int64_t r = 0; r < n; ++r) {
       for (int64_t o = o0; o < o1; ++o) x[r * w.rows + o] += tmp[r * w.rows + o];
     }
@@ -124,7 +121,7 @@ void GatedFfn(const ServingLayer& l, const float* xn, int64_t n, float* a, float
   pool.ParallelFor(l.w1.blocks(), 2 * BlockCost(l.w1, n), [&](int64_t begin, int64_t end) {
     GemvBlocks(l.w1, in, begin, end, a, F);
     GemvBlocks(l.w3, in, begin, end, b, F);
-    const int64_t o0 = begin * kGemvRows, m = std::min(F, end * kGemvRows) - o0;
+    const int64_t o0 = begin * l.w1.block_rows(), m = std::min(F, end * l.w1.block_rows()) - o0;
     for (int64_t r = 0; r < n; ++r) {
       const int64_t at = r * F + o0;
       SwiGluForward(a + at, b + at, m, g + at, InlinePool());

@@ -24,20 +24,13 @@ int64_t MatrixElements(const ModelConfig& c) {
   return int64_t{c.n_layers} * (4 * C * C + 3 * C * F) + V * C;
 }
 
-// Floats per alignment unit: a copied fp32 matrix starts at a multiple of this.
-constexpr int64_t kAlignFloats = static_cast<int64_t>(kGemvAlign / sizeof(float));
-int64_t RoundUpAligned(int64_t n) { return (n + kAlignFloats - 1) / kAlignFloats * kAlignFloats; }
-bool IsAligned(const float* p) { return reinterpret_cast<uintptr_t>(p) % kGemvAlign == 0; }
-
-// Whether every matrix of the block starts on a kGemvAlign boundary (then views are as fast).
-bool MatricesAligned(const ModelWeights& w) {
-  if (!IsAligned(w.output)) return false;
-  for (const LayerWeights& l : w.layers) {
-    for (const float* m : {l.wq, l.wk, l.wv, l.wo, l.w1, l.w2, l.w3}) {
-      if (!IsAligned(m)) return false;
-    }
-  }
-  return true;
+// Elements the matrices take in `format`: fp32 and bf16 panels round each matrix's rows up to
+// whole panels (zero padding).
+int64_t StoredElements(const ModelConfig& c, WeightFormat format) {
+  if (format == WeightFormat::kQ8) return MatrixElements(c);
+  const int64_t C = c.dim, F = c.ffn_hidden, V = c.vocab_size;
+  return int64_t{c.n_layers} * (4 * PanelElements(C, C) + 2 * PanelElements(F, C) + PanelElements(C, F)) +
+         PanelElements(V, C);
 }
 
 }  // namespace
@@ -49,21 +42,20 @@ WeightMatrix ServingWeights::Make(const float* w, int64_t rows, int64_t cols) {
   m.cols = cols;
   const int64_t n = rows * cols;
   switch (format_) {
-    case WeightFormat::kF32:
-      if (f32_.empty()) {
-        m.f32 = w;
-      } else {
-        float* dst = f32_.data() + used_;
-        std::memcpy(dst, w, n * sizeof(float));
-        m.f32 = dst;
-        used_ += RoundUpAligned(n) - n;  // the next matrix starts aligned too
-      }
-      break;
+    case WeightFormat::kF32: {
+      float* dst = f32_.data() + used_;
+      PackPanels(w, rows, cols, dst);
+      m.f32 = dst;
+      m.f32_rows = w;
+      used_ += PanelElements(rows, cols);
+      return m;
+    }
     case WeightFormat::kBf16: {
       uint16_t* dst = bf16_.data() + used_;
-      for (int64_t i = 0; i < n; ++i) dst[i] = FloatToBf16(w[i]);
+      PackPanels(w, rows, cols, dst);
       m.bf16 = dst;
-      break;
+      used_ += PanelElements(rows, cols);
+      return m;
     }
     case WeightFormat::kQ8: {
       uint8_t* dst = q8_.data() + used_;
@@ -90,19 +82,6 @@ Status ServingWeights::CheckShape(const ModelConfig& config, WeightFormat format
 
 StatusOr<ServingWeights> ServingWeights::Convert(const ModelConfig& config, const float* params,
                                                  WeightFormat format) {
-  LANLM_RETURN_IF_ERROR(config.Validate());
-  const bool copy = format == WeightFormat::kF32 && !MatricesAligned(BindWeights(config, const_cast<float*>(params)));
-  return Build(config, params, format, copy);
-}
-
-ServingWeights ServingWeights::View(const ModelConfig& config, const float* params) {
-  auto w = Build(config, params, WeightFormat::kF32, false);
-  LANLM_CHECK(w.ok(), w.status().ToString());
-  return std::move(w).value();
-}
-
-StatusOr<ServingWeights> ServingWeights::Build(const ModelConfig& config, const float* params, WeightFormat format,
-                                               bool copy_f32) {
   LANLM_RETURN_IF_ERROR(CheckShape(config, format));
   const int64_t C = config.dim, F = config.ffn_hidden, V = config.vocab_size;
   if (format != WeightFormat::kF32) {
@@ -118,11 +97,8 @@ StatusOr<ServingWeights> ServingWeights::Build(const ModelConfig& config, const 
   s.config_ = config;
   s.format_ = format;
   s.params_ = params;
-  const int64_t total = MatrixElements(config);
-  if (copy_f32) {
-    // Each of the 7 L + 1 matrices padded to the alignment unit.
-    s.f32_.resize(total + (7 * config.n_layers + 1) * kAlignFloats);
-  }
+  const int64_t total = StoredElements(config, format);
+  if (format == WeightFormat::kF32) s.f32_.resize(total);
   if (format == WeightFormat::kBf16) s.bf16_.resize(total);
   if (format == WeightFormat::kQ8) {
     s.q8_.resize(total);
@@ -149,7 +125,7 @@ StatusOr<ServingWeights> ServingWeights::Build(const ModelConfig& config, const 
 }
 
 int64_t ServingWeights::MatrixBytes() const {
-  const int64_t n = MatrixElements(config_);
+  const int64_t n = StoredElements(config_, format_);
   switch (format_) {
     case WeightFormat::kF32: return n * 4;
     case WeightFormat::kBf16: return n * 2;
@@ -160,16 +136,7 @@ int64_t ServingWeights::MatrixBytes() const {
 
 namespace {
 
-void Widen(const WeightMatrix& m, float* dst) {
-  const int64_t n = m.rows * m.cols;
-  switch (m.format) {
-    case WeightFormat::kF32: std::memcpy(dst, m.f32, n * sizeof(float)); break;
-    case WeightFormat::kBf16:
-      for (int64_t i = 0; i < n; ++i) dst[i] = Bf16ToFloat(m.bf16[i]);
-      break;
-    case WeightFormat::kQ8: DequantizeQ8Weights(m.q8, m.scale, n, dst); break;
-  }
-}
+void Widen(const WeightMatrix& m, float* dst) { WidenRows(m, 0, m.rows, dst); }
 
 }  // namespace
 

@@ -1,9 +1,10 @@
-// The model's weights as decoding reads them, in a format chosen at load time: fp32 (views
-// into the parameter block where its matrices start on 64-byte boundaries, else one aligned
-// copy), bf16 or q8 (converted once from the fp32 block).
+// The model's weights as decoding reads them, in a format chosen at load time, converted once
+// from the fp32 block: fp32 or bf16 panels (gemv.h), or q8.
 // Checkpoints and training stay fp32. Only the seven matrices of each block and the output
 // projection change format; the token embedding (one row read per token) and the norm weights
-// stay fp32 views into the parameter block, which must therefore outlive these weights.
+// stay fp32 views into the parameter block, which must therefore outlive these weights; so do
+// fp32 prompts of kGemvMaxRows rows or more, whose GEMMs read the block's row-major matrices
+// (fp32 serving thus holds the matrices twice: the block and the panels).
 // Immutable after Convert; safe to share between threads. Move-only (the views point into
 // the owned buffers, whose storage a move keeps).
 #pragma once
@@ -34,14 +35,7 @@ class ServingWeights {
   // Views or converts `params` (ParameterCount(config) floats). INVALID_ARGUMENT when the
   // format cannot hold this model: q8 needs C and F to be multiples of 32, and no format takes
   // a non-finite weight (the message names the tensor and the limit).
-  // fp32 matrices are views when they all start on a kGemvAlign boundary and are copied into
-  // an aligned buffer otherwise (a std::vector's 16-byte alignment made every 64-byte AVX-512
-  // load of a weight row straddle two cache lines: 1.3x slower streaming), so the copy holds
-  // the values at the time of the call.
   static StatusOr<ServingWeights> Convert(const ModelConfig& config, const float* params, WeightFormat format);
-  // fp32 views into `params` whatever their alignment (never a copy): for callers that change
-  // the parameters in place and decode again without converting (Decoder's params overloads).
-  static ServingWeights View(const ModelConfig& config, const float* params);
   // Convert's checks that depend on the shapes alone (not on the values): whether every model of
   // `config` can be served in `format`. For refusing a server's flags at start.
   static Status CheckShape(const ModelConfig& config, WeightFormat format);
@@ -59,18 +53,15 @@ class ServingWeights {
   const WeightMatrix& output() const { return output_; }           // (V, C)
   const std::vector<ServingLayer>& layers() const { return layers_; }
 
-  // Bytes of the matrices in this format (scales included); the fp32 block is not counted.
+  // Bytes of the matrices in this format (scales and panel padding included); the fp32 block
+  // is not counted.
   int64_t MatrixBytes() const;
-  // Whether the fp32 matrices are an aligned copy rather than views into the parameter block.
-  bool CopiedF32() const { return !f32_.empty(); }
   // A full fp32 parameter block (ParameterCount floats) with every matrix replaced by its
   // served values widened to fp32: the model these weights really compute (tests, quality).
   std::vector<float> Dequantized() const;
 
  private:
   ServingWeights() = default;
-  static StatusOr<ServingWeights> Build(const ModelConfig& config, const float* params, WeightFormat format,
-                                        bool copy_f32);
   WeightMatrix Make(const float* w, int64_t rows, int64_t cols);
 
   ModelConfig config_;
@@ -80,8 +71,8 @@ class ServingWeights {
   const float* norm_ = nullptr;
   WeightMatrix output_;
   std::vector<ServingLayer> layers_;
-  AlignedVector<float> f32_;      // fp32 copied: every matrix, in order, each on a kGemvAlign boundary
-  AlignedVector<uint16_t> bf16_;  // bf16: every matrix, in order
+  AlignedVector<float> f32_;      // fp32: every matrix's panels, in order
+  AlignedVector<uint16_t> bf16_;  // bf16: every matrix's panels, in order
   AlignedVector<uint8_t> q8_;     // q8: every matrix, in order (q + 128)
   AlignedVector<float> scales_;   // q8: their group scales
   int64_t used_ = 0;             // elements handed out so far by Make

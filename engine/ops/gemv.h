@@ -1,14 +1,21 @@
-// Decoding matrix-vector products over weights in a serving format (fp32, bf16 or q8), stored
-// [out, in] like every lanlm matrix. Work is cut into blocks of kGemvRows weight rows fixed by
-// the shape; a block reads its rows once and multiplies them with every activation row given
-// (batched decoding), so a caller's ParallelFor over blocks is bit-identical for any thread
-// count. Each row's arithmetic is the same whichever block slot it sits in.
+// Decoding matrix-vector products over weights in a serving format (fp32, bf16 or q8). Work is
+// cut into blocks of weight rows fixed by the shape and the format (WeightMatrix::block_rows);
+// a block reads its rows once and multiplies them with every activation row given (batched
+// decoding), so a caller's ParallelFor over blocks is bit-identical for any thread count. Each
+// output's arithmetic is the same whichever block slot or batch it sits in.
 //
 // Formats (the layout of llama2.c's runq / GGUF Q8_0 for q8):
-//   fp32: w (rows, in) floats.
-//   bf16: w (rows, in) upper 16 bits of the fp32 value, rounded to nearest even; widened to
-//         fp32 exactly in the kernel, so bf16 results equal fp32 results on the widened weights
-//         bit for bit.
+//   fp32: panels of kPanelRows (16) rows, input-major: w[o, i] at
+//         ((o / 16) * cols + i) * 16 + o % 16, the last panel padded with zeros. Each output is
+//         one fma chain in input order, y = fma(w[o, cols-1], x[cols-1], ... fma(w[o, 0], x[0],
+//         0)), computed 16 outputs per vector by broadcasting x[i]: no horizontal sums, and a
+//         tile of 4 panels x 6 activation rows loads 10 vectors per 24 fmas. Row-major dot
+//         products (two 16-lane accumulators, then a horizontal sum per output) ran 2.5-3x
+//         slower batched and 1.3-1.8x slower at batch 1 in a micro-benchmark (BENCHMARKS.md,
+//         issue 11, tenth session).
+//   bf16: the same panels of the upper 16 bits of the fp32 value, rounded to nearest even;
+//         widened to fp32 exactly in the kernel, so bf16 results equal fp32 results on the
+//         widened weights bit for bit.
 //   q8:   per row, in / 32 groups of 32 int8 in [-127, 127] with one fp32 scale each
 //         (w ≈ q * scale, scale = max|w| / 127), stored offset by 128 as uint8 (q + 128 in
 //         [1, 255]): VNNI's vpdpbusd takes its first operand unsigned, so the kernel multiplies
@@ -29,7 +36,8 @@ namespace lanlm::engine {
 enum class WeightFormat { kF32, kBf16, kQ8 };
 const char* WeightFormatName(WeightFormat format);  // "fp32", "bf16", "q8"
 
-inline constexpr int64_t kGemvRows = 4;   // weight rows per block
+inline constexpr int64_t kGemvRows = 4;    // q8: weight rows per block
+inline constexpr int64_t kPanelRows = 16;  // fp32 and bf16: weight rows per panel (= per block)
 
 // Weights and activations the kernels read start on a cache line: a 32-byte vector load
 // that straddles two lines costs two, and with std::vector's 16-byte alignment every other
@@ -54,12 +62,25 @@ struct WeightMatrix {
   WeightFormat format = WeightFormat::kF32;
   int64_t rows = 0;  // out
   int64_t cols = 0;  // in (a multiple of kQ8Group for q8)
-  const float* f32 = nullptr;      // fp32: (rows, cols)
-  const uint16_t* bf16 = nullptr;  // bf16: (rows, cols)
-  const uint8_t* q8 = nullptr;     // q8: (rows, cols), q + 128
-  const float* scale = nullptr;    // q8: (rows, cols / kQ8Group)
-  int64_t blocks() const { return (rows + kGemvRows - 1) / kGemvRows; }
+  const float* f32 = nullptr;       // fp32: PanelElements(rows, cols), panels
+  const uint16_t* bf16 = nullptr;   // bf16: PanelElements(rows, cols), panels
+  const uint8_t* q8 = nullptr;      // q8: (rows, cols), q + 128
+  const float* scale = nullptr;     // q8: (rows, cols / kQ8Group)
+  const float* f32_rows = nullptr;  // fp32, optional: the same values row-major (rows, cols), for GEMMs
+  int64_t block_rows() const { return format == WeightFormat::kQ8 ? kGemvRows : kPanelRows; }
+  int64_t blocks() const { return (rows + block_rows() - 1) / block_rows(); }
 };
+
+// Elements of a paneled matrix: rows rounded up to whole panels, times cols.
+inline int64_t PanelElements(int64_t rows, int64_t cols) {
+  return (rows + kPanelRows - 1) / kPanelRows * kPanelRows * cols;
+}
+// Row-major w (rows, cols) into panels (PanelElements values, padding zeroed); bf16 rounds
+// each value to nearest even. And back: rows [r0, r1) of any format widened into dst
+// (r1 - r0, cols) (q8: dequantized).
+void PackPanels(const float* w, int64_t rows, int64_t cols, float* panels);
+void PackPanels(const float* w, int64_t rows, int64_t cols, uint16_t* panels);
+void WidenRows(const WeightMatrix& w, int64_t r0, int64_t r1, float* dst);
 
 // Activation rows prepared for one matrix shape: the fp32 values and, for q8 weights, their
 // per-group int8 quantization. n rows of `cols` values each.
@@ -71,11 +92,16 @@ struct GemvInput {
 };
 
 // y[r * ldy + o] = w[o, :] · x[r, :] for the rows o of `block` and every activation row r.
+// fp32 and bf16: GemvReference's chain, bit for bit.
 void GemvBlock(const WeightMatrix& w, const GemvInput& x, int64_t block, float* y, int64_t ldy);
 // GemvBlock for each block in [begin, end), the same bits; batched q8 on AVX-512 runs two whole
 // blocks per pass over each activation row (the activation loads and the accumulator starts of
 // each pair of groups serve 8 rows instead of 4).
 void GemvBlocks(const WeightMatrix& w, const GemvInput& x, int64_t begin, int64_t end, float* y, int64_t ldy);
+
+// The fp32 / bf16 arithmetic in plain C++ (std::fma in input order from 0), one output at a
+// time from row-major fp32 weights (bf16: the widened values): what the kernels equal bit for bit.
+float GemvReference(const float* w_row, const float* x, int64_t cols);
 
 // q8 blocks: GemvBlock's q8 case, the best kernel this build has, and the plain C++ reference
 // every fast q8 kernel equals bit for bit. All define a row's result the same way: for each

@@ -1,5 +1,6 @@
-// Decoding GEMV kernels (gemv.h): fp32 and bf16 against a double-precision reference, bf16
-// equal to fp32 on the widened weights bit for bit, q8 quantization error bounds per group,
+// Decoding GEMV kernels (gemv.h): fp32 and bf16 equal to their plain C++ chain bit for bit and
+// near a double-precision reference, bf16 equal to fp32 on the widened weights bit for bit, the
+// panel layout round trip, q8 quantization error bounds per group,
 // every fast q8 kernel of the build equal to the plain C++ reference bit for bit, q8 weights
 // stored offset by 128, and every block slot and batch row computing the same bits.
 #include "engine/ops/gemv.h"
@@ -8,6 +9,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "engine/base/random.h"
@@ -38,6 +40,22 @@ using Q8W = Q8Of<uint8_t>;
 Q8 Quantize(const std::vector<float>& x) { return QuantizeWith<int8_t, QuantizeQ8>(x); }
 Q8W QuantizeWeights(const std::vector<float>& w) { return QuantizeWith<uint8_t, QuantizeQ8Weights>(w); }
 
+// fp32 and bf16 matrices in their panel layout (gemv.h), owning the storage.
+struct Paneled {
+  AlignedVector<float> f32;
+  AlignedVector<uint16_t> bf16;
+  WeightMatrix F32(int64_t rows, int64_t cols) const { return {WeightFormat::kF32, rows, cols, f32.data()}; }
+  WeightMatrix Bf16(int64_t rows, int64_t cols) const {
+    return {WeightFormat::kBf16, rows, cols, nullptr, bf16.data()};
+  }
+};
+Paneled Pack(const std::vector<float>& w, int64_t rows, int64_t cols) {
+  Paneled p{AlignedVector<float>(PanelElements(rows, cols), -7.0f), AlignedVector<uint16_t>(PanelElements(rows, cols))};
+  PackPanels(w.data(), rows, cols, p.f32.data());
+  PackPanels(w.data(), rows, cols, p.bf16.data());
+  return p;
+}
+
 // y (n, rows) over all blocks.
 std::vector<float> RunBlocks(const WeightMatrix& w, const GemvInput& in, bool reference = false) {
   std::vector<float> y(in.n * w.rows, -1.0f);
@@ -63,9 +81,9 @@ TEST(GemvTest, Fp32AndBf16MatchDoubleReferenceAndBf16EqualsFp32OnWidenedWeights)
       widened[i] = Bf16ToFloat(wb[i]);
       ASSERT_LE(std::abs(widened[i] - wf[i]), std::abs(wf[i]) * (1.0f / 256.0f)) << i;  // 8 mantissa bits
     }
-    WeightMatrix m{WeightFormat::kF32, rows, cols, wf.data()};
+    const Paneled p = Pack(wf, rows, cols), pw = Pack(widened, rows, cols);
     const GemvInput in{x.data(), nullptr, nullptr, n};
-    const auto y = RunBlocks(m, in);
+    const auto y = RunBlocks(p.F32(rows, cols), in);
     for (int64_t r = 0; r < n; ++r) {
       for (int64_t o = 0; o < rows; ++o) {
         double want = 0.0, mag = 0.0;
@@ -73,14 +91,15 @@ TEST(GemvTest, Fp32AndBf16MatchDoubleReferenceAndBf16EqualsFp32OnWidenedWeights)
           want += double{wf[o * cols + i]} * x[r * cols + i];
           mag += std::abs(double{wf[o * cols + i]} * x[r * cols + i]);
         }
-        EXPECT_NEAR(y[r * rows + o], want, 1e-6 * mag + 1e-7) << cols << " " << r << " " << o;
+        // One chain of `cols` roundings: at most cols * 2^-24 of the sum of magnitudes.
+        EXPECT_NEAR(y[r * rows + o], want, static_cast<double>(cols) * 0x1p-24 * mag + 1e-30)
+            << cols << " " << r << " " << o;
+        const float chain = GemvReference(&wf[o * cols], &x[r * cols], cols);
+        EXPECT_EQ(0, std::memcmp(&y[r * rows + o], &chain, sizeof(float))) << cols << " " << r << " " << o;
       }
     }
-    m.format = WeightFormat::kBf16;
-    m.bf16 = wb.data();
-    const auto yb = RunBlocks(m, in);
-    const WeightMatrix mw{WeightFormat::kF32, rows, cols, widened.data()};
-    const auto yw = RunBlocks(mw, in);
+    const auto yb = RunBlocks(p.Bf16(rows, cols), in);
+    const auto yw = RunBlocks(pw.F32(rows, cols), in);
     EXPECT_EQ(0, std::memcmp(yb.data(), yw.data(), yb.size() * sizeof(float))) << cols;
   }
 }
@@ -91,13 +110,16 @@ TEST(GemvTest, EachRowGetsTheSameBitsInAnySlotOrBatch) {
   const auto x = Random(2 * cols, 4, 1.0f);
   const Q8W wq = QuantizeWeights(w);
   const Q8 xq = Quantize(x);
+  const Paneled p = Pack(w, rows, cols);
+  const std::vector<float> row5(w.begin() + 5 * cols, w.begin() + 6 * cols);
+  const Paneled p5 = Pack(row5, 1, cols);
   for (WeightFormat f : {WeightFormat::kF32, WeightFormat::kQ8}) {
-    WeightMatrix m{f, rows, cols, w.data(), nullptr, wq.q.data(), wq.s.data()};
+    WeightMatrix m{f, rows, cols, p.f32.data(), nullptr, wq.q.data(), wq.s.data()};
     const auto both = RunBlocks(m, {x.data(), xq.q.data(), xq.s.data(), 2});
     const auto second = RunBlocks(m, {x.data() + cols, xq.q.data() + cols, xq.s.data() + cols / kQ8Group, 1});
     EXPECT_EQ(0, std::memcmp(both.data() + rows, second.data(), rows * sizeof(float)));
     // Row 5 alone (a one-row matrix) equals row 5 inside a block of four.
-    WeightMatrix one{f, 1, cols, w.data() + 5 * cols, nullptr, wq.q.data() + 5 * cols,
+    WeightMatrix one{f, 1, cols, p5.f32.data(), nullptr, wq.q.data() + 5 * cols,
                      wq.s.data() + 5 * cols / kQ8Group};
     const auto alone = RunBlocks(one, {x.data(), xq.q.data(), xq.s.data(), 1});
     EXPECT_EQ(0, std::memcmp(&alone[0], &both[5], sizeof(float))) << WeightFormatName(f);
@@ -179,19 +201,18 @@ TEST(GemvTest, FastQ8KernelsEqualReferenceBitForBit) {
 }
 
 // GemvBlocks on any range of blocks gives GemvBlock's bits (q8: the reference's) for exactly the
-// rows of that range: ranges starting on odd blocks, pairs of whole blocks, a partial last block.
+// rows of that range: ranges starting on odd blocks, groups of 4, 2 and 1 panels, pairs of whole
+// q8 blocks, a partial last block, and more activation rows than one tile holds.
 TEST(GemvTest, BlockRangesEqualSingleBlocksBitForBit) {
-  const int64_t rows = 23;  // 5 whole blocks and one of 3 rows
+  const int64_t rows = 71;  // q8: 17 whole blocks and one of 3 rows; panels: 4 whole and one of 7
   for (int64_t cols : {96, 288}) {
-    for (int64_t n : {1, 2, 5}) {
+    for (int64_t n : {1, 2, 5, 13}) {
       const auto w = Random(rows * cols, 11 + cols, 0.1f);
       const auto x = Random(n * cols, 12 + cols, 2.0f);
       const Q8W wq = QuantizeWeights(w);
       const Q8 xq = Quantize(x);
-      std::vector<uint16_t> wb(w.size());
-      for (size_t i = 0; i < w.size(); ++i) wb[i] = FloatToBf16(w[i]);
-      const WeightMatrix mats[3] = {{WeightFormat::kF32, rows, cols, w.data(), nullptr, nullptr, nullptr},
-                                    {WeightFormat::kBf16, rows, cols, nullptr, wb.data(), nullptr, nullptr},
+      const Paneled p = Pack(w, rows, cols);
+      const WeightMatrix mats[3] = {p.F32(rows, cols), p.Bf16(rows, cols),
                                     {WeightFormat::kQ8, rows, cols, nullptr, nullptr, wq.q.data(), wq.s.data()}};
       const GemvInput in{x.data(), xq.q.data(), xq.s.data(), n};
       for (const WeightMatrix& m : mats) {
@@ -202,13 +223,67 @@ TEST(GemvTest, BlockRangesEqualSingleBlocksBitForBit) {
             GemvBlocks(m, in, begin, end, y.data(), rows);
             for (int64_t r = 0; r < n; ++r) {
               for (int64_t o = 0; o < rows; ++o) {
-                const bool in_range = o >= begin * kGemvRows && o < end * kGemvRows;
+                const bool in_range = o >= begin * m.block_rows() && o < end * m.block_rows();
                 const float expect = in_range ? want[r * rows + o] : -1.0f;
                 ASSERT_EQ(0, std::memcmp(&y[r * rows + o], &expect, sizeof(float)))
                     << WeightFormatName(m.format) << " cols " << cols << " n " << n << " blocks [" << begin << ", "
                     << end << ") row " << r << " out " << o;
               }
             }
+          }
+        }
+      }
+    }
+  }
+}
+
+// Panels hold each value once in its slot, padding rows are zeros, and WidenRows gives any
+// row range back: fp32 exactly, bf16 as the rounded values, q8 as the dequantized ones.
+TEST(GemvTest, PanelsRoundTripAndPadWithZeros) {
+  const int64_t rows = 37, cols = 64;  // 2 whole panels and one of 5 rows
+  const auto w = Random(rows * cols, 13, 1.0f);
+  const Paneled p = Pack(w, rows, cols);
+  ASSERT_EQ(PanelElements(rows, cols), 48 * cols);
+  for (int64_t j = 5; j < kPanelRows; ++j) {
+    for (int64_t i = 0; i < cols; ++i) ASSERT_EQ(p.f32[(2 * cols + i) * kPanelRows + j], 0.0f) << j << " " << i;
+  }
+  EXPECT_EQ(p.f32[(1 * cols + 3) * kPanelRows + 4], w[20 * cols + 3]);  // row 20 = panel 1, slot 4
+  const Q8W wq = QuantizeWeights(w);
+  const WeightMatrix q8{WeightFormat::kQ8, rows, cols, nullptr, nullptr, wq.q.data(), wq.s.data()};
+  for (auto [r0, r1] : {std::pair<int64_t, int64_t>{0, rows}, {3, 19}, {32, 37}, {16, 17}}) {
+    std::vector<float> got(static_cast<size_t>((r1 - r0) * cols));
+    WidenRows(p.F32(rows, cols), r0, r1, got.data());
+    EXPECT_EQ(0, std::memcmp(got.data(), &w[r0 * cols], got.size() * sizeof(float))) << r0;
+    WidenRows(p.Bf16(rows, cols), r0, r1, got.data());
+    for (int64_t i = 0; i < (r1 - r0) * cols; ++i) ASSERT_EQ(got[i], Bf16ToFloat(FloatToBf16(w[r0 * cols + i])));
+    WidenRows(q8, r0, r1, got.data());
+    std::vector<float> want(got.size());
+    DequantizeQ8Weights(wq.q.data() + r0 * cols, wq.s.data() + r0 * cols / kQ8Group, (r1 - r0) * cols, want.data());
+    EXPECT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * sizeof(float))) << r0;
+  }
+}
+
+// Every tile shape the panel kernels have (1, 2 and 4 panels; 1-6 activation rows and their
+// remainders) equals GemvReference bit for bit, for fp32 and for bf16 on the widened values:
+// rows that end inside a panel and inputs of any length.
+TEST(GemvTest, PanelKernelsEqualTheirChainBitForBit) {
+  for (int64_t rows : {1, 15, 16, 17, 70, 129}) {
+    for (int64_t cols : {1, 7, 288}) {
+      const auto w = Random(rows * cols, 14 + rows + cols, 1.0f);
+      std::vector<float> widened(w.size());
+      for (size_t i = 0; i < w.size(); ++i) widened[i] = Bf16ToFloat(FloatToBf16(w[i]));
+      const Paneled p = Pack(w, rows, cols);
+      for (int64_t n : {1, 4, 6, 11}) {
+        const auto x = Random(n * cols, 15 + n, 1.0f);
+        const GemvInput in{x.data(), nullptr, nullptr, n};
+        const auto yf = RunBlocks(p.F32(rows, cols), in);
+        const auto yb = RunBlocks(p.Bf16(rows, cols), in);
+        for (int64_t r = 0; r < n; ++r) {
+          for (int64_t o = 0; o < rows; ++o) {
+            const float f = GemvReference(&w[o * cols], &x[r * cols], cols);
+            const float b = GemvReference(&widened[o * cols], &x[r * cols], cols);
+            ASSERT_EQ(0, std::memcmp(&yf[r * rows + o], &f, sizeof(float))) << rows << " " << cols << " " << n;
+            ASSERT_EQ(0, std::memcmp(&yb[r * rows + o], &b, sizeof(float))) << rows << " " << cols << " " << n;
           }
         }
       }

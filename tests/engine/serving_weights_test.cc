@@ -167,8 +167,8 @@ TEST(ServingWeightsTest, BadFormatsAndUnconvertibleModelsGetClearErrors) {
 
 bool Aligned64(const float* p) { return reinterpret_cast<uintptr_t>(p) % 64 == 0; }
 
-TEST(ServingWeightsTest, Fp32MatricesAreAlignedViewsOrAnAlignedCopyWithTheSameBits) {
-  const ModelConfig c = Config();  // every tensor a multiple of 16 floats: aligned block, aligned matrices
+TEST(ServingWeightsTest, PanelsAreAlignedWhateverTheBlockAndHoldTheValuesAtConversion) {
+  const ModelConfig c = Config();
   const auto values = Params(c, 11);
   const int64_t n = ParameterCount(c);
   AlignedVector<float> aligned(values.begin(), values.end());
@@ -176,36 +176,42 @@ TEST(ServingWeightsTest, Fp32MatricesAreAlignedViewsOrAnAlignedCopyWithTheSameBi
   float* shifted = block.data() + 1;  // 4 bytes off a cache line, as a std::vector's data may be
   std::copy(values.begin(), values.end(), shifted);
 
-  auto view = ServingWeights::Convert(c, aligned.data(), WeightFormat::kF32);
-  ASSERT_TRUE(view.ok());
-  EXPECT_FALSE(view->CopiedF32());
-  EXPECT_EQ(view->output().f32, aligned.data() + (n - c.vocab_size * c.dim));
+  for (WeightFormat format : {WeightFormat::kF32, WeightFormat::kBf16}) {
+    auto a = ServingWeights::Convert(c, aligned.data(), format);
+    auto b = ServingWeights::Convert(c, shifted, format);
+    ASSERT_TRUE(a.ok() && b.ok());
+    for (const ServingWeights* w : {&*a, &*b}) {
+      const WeightMatrix& out = w->output();
+      EXPECT_TRUE(Aligned64(format == WeightFormat::kF32 ? out.f32 : reinterpret_cast<const float*>(out.bf16)));
+      for (const ServingLayer& l : w->layers()) {
+        for (const WeightMatrix* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w1, &l.w2, &l.w3}) {
+          EXPECT_TRUE(Aligned64(format == WeightFormat::kF32 ? m->f32 : reinterpret_cast<const float*>(m->bf16)));
+        }
+      }
+    }
+    // fp32 keeps a row-major view of the block for prompts' GEMMs; bf16 widens its panels.
+    EXPECT_EQ(b->output().f32_rows, format == WeightFormat::kF32 ? shifted + (n - c.vocab_size * c.dim) : nullptr);
 
-  auto copy = ServingWeights::Convert(c, shifted, WeightFormat::kF32);
-  ASSERT_TRUE(copy.ok());
-  EXPECT_TRUE(copy->CopiedF32());
-  EXPECT_TRUE(Aligned64(copy->output().f32));
-  for (const ServingLayer& l : copy->layers()) {
-    for (const WeightMatrix* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w1, &l.w2, &l.w3}) EXPECT_TRUE(Aligned64(m->f32));
+    const auto tokens = Tokens(c, 12);
+    const auto want = Decode(*a, tokens, 2);
+    const auto got = Decode(*b, tokens, 2);
+    EXPECT_EQ(0, std::memcmp(want.data(), got.data(), want.size() * sizeof(float))) << WeightFormatName(format);
+    // Token-by-token decoding reads the panels, which hold the values at conversion time.
+    std::vector<float> saved(shifted + n - c.vocab_size * c.dim, shifted + n);
+    std::fill(shifted + n - c.vocab_size * c.dim, shifted + n, 0.0f);
+    const auto again = Decode(*b, tokens, 1);
+    EXPECT_EQ(0, std::memcmp(want.data(), again.data(), want.size() * sizeof(float))) << WeightFormatName(format);
+    std::copy(saved.begin(), saved.end(), shifted + n - c.vocab_size * c.dim);
   }
-  EXPECT_FALSE(ServingWeights::View(c, shifted).CopiedF32());  // never copies
-
-  const auto tokens = Tokens(c, 12);
-  const auto want = Decode(*view, tokens, 2);
-  const auto got = Decode(*copy, tokens, 2);
-  EXPECT_EQ(0, std::memcmp(want.data(), got.data(), want.size() * sizeof(float)));
-  // The copy holds the matrices' values at conversion time (embedding and norms stay views).
-  std::fill(shifted + n - c.vocab_size * c.dim, shifted + n, 0.0f);
-  const auto again = Decode(*copy, tokens, 1);
-  EXPECT_EQ(0, std::memcmp(want.data(), again.data(), want.size() * sizeof(float)));
 }
 
 TEST(ServingWeightsTest, MatrixBytesFollowTheFormat) {
   const ModelConfig c = Config();
   const auto params = Params(c, 9);
   const int64_t n = 2 * (4 * 64 * 64 + 3 * 64 * 96) + 50 * 64;
-  EXPECT_EQ(ServingWeights::Convert(c, params.data(), WeightFormat::kF32)->MatrixBytes(), 4 * n);
-  EXPECT_EQ(ServingWeights::Convert(c, params.data(), WeightFormat::kBf16)->MatrixBytes(), 2 * n);
+  const int64_t paneled = n + 14 * 64;  // the 50 output rows take 4 panels of 16
+  EXPECT_EQ(ServingWeights::Convert(c, params.data(), WeightFormat::kF32)->MatrixBytes(), 4 * paneled);
+  EXPECT_EQ(ServingWeights::Convert(c, params.data(), WeightFormat::kBf16)->MatrixBytes(), 2 * paneled);
   EXPECT_EQ(ServingWeights::Convert(c, params.data(), WeightFormat::kQ8)->MatrixBytes(), n + n / 32 * 4);
 }
 
