@@ -130,7 +130,6 @@ Status Decoder::Feed(const ServingWeights& w, const int32_t* tokens, int64_t n, 
   const int64_t T = c.context, C = c.dim, NH = c.n_heads, D = c.head_dim();
   const int64_t pos = cache.length;
   Scratch s = CarveScratch(scratch_, c, n);
-  work_.batch_step = false;
 
   EmbeddingForward(tokens, w.tok_embeddings(), n, C, s.x, pool);
   for (int l = 0; l < c.n_layers; ++l) {
@@ -184,7 +183,6 @@ Status Decoder::FeedBatch(const ServingWeights& w, const std::vector<KvCache*>& 
 
   const int64_t T = c.context, C = c.dim, NH = c.n_heads, D = c.head_dim();
   Scratch s = CarveScratch(scratch_, c, n);
-  work_.batch_step = true;
   EmbeddingForward(tokens, w.tok_embeddings(), n, C, s.x, pool);
   for (int l = 0; l < c.n_layers; ++l) {
     const ServingLayer& lw = w.layers()[l];

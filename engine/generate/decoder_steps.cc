@@ -3,8 +3,6 @@
 
 #include <algorithm>
 
-#include "engine/ops/elementwise.h"
-#include "engine/ops/matmul.h"
 #include "engine/ops/simd.h"
 #include "engine/ops/swiglu.h"
 
@@ -16,13 +14,6 @@ ThreadPool& InlinePool() {
 }
 
 namespace {
-
-// Batched decoding steps stay on the GEMV blocks whatever the session count: they read each
-// weight once per step without the GEMM's packing and give each session the bits it would get
-// alone. Prompts of many rows take the GEMM.
-bool UseGemm(const WeightMatrix& w, int64_t n, const Work& work) {
-  return !work.batch_step && n >= (w.format == WeightFormat::kF32 ? kGemvMaxRows : kWidenRows);
-}
 
 // The activation rows as the matrix's kernel reads them (q8: quantized per group into work).
 GemvInput Prepare(const WeightMatrix& w, const float* x, int64_t n, Work& work) {
@@ -39,29 +30,11 @@ GemvInput Prepare(const WeightMatrix& w, const float* x, int64_t n, Work& work) 
   return in;
 }
 
-// The fp32 values of w row-major: fp32's row-major view when it has one, else w widened into
-// work.widened (parallel over blocks).
-const float* Widened(const WeightMatrix& w, Work& work, ThreadPool& pool) {
-  if (w.f32_rows != nullptr) return w.f32_rows;
-  if (static_cast<int64_t>(work.widened.size()) < w.rows * w.cols) work.widened.resize(w.rows * w.cols);
-  float* dst = work.widened.data();
-  const int64_t br = w.block_rows();
-  pool.ParallelFor(w.blocks(), 4 * br * w.cols, [&](int64_t begin, int64_t end) {
-    const int64_t r0 = begin * br, r1 = std::min(w.rows, end * br);
-    WidenRows(w, r0, r1, dst + r0 * w.cols);
-  });
-  return dst;
-}
-
 int64_t BlockCost(const WeightMatrix& w, int64_t n) { return 2 * w.block_rows() * w.cols * n; }
 
 }  // namespace
 
 void Linear(const WeightMatrix& w, const float* x, int64_t n, float* y, Work& work, ThreadPool& pool) {
-  if (UseGemm(w, n, work)) {
-    MatmulForward(x, Widened(w, work, pool), n, w.cols, w.rows, y, pool);
-    return;
-  }
   const GemvInput in = Prepare(w, x, n, work);
   pool.ParallelFor(w.blocks(), BlockCost(w, n), [&](int64_t begin, int64_t end) {
     GemvBlocks(w, in, begin, end, y, w.rows);
@@ -70,12 +43,6 @@ void Linear(const WeightMatrix& w, const float* x, int64_t n, float* y, Work& wo
 
 void ProjectQkv(const ServingLayer& l, const float* xn, int64_t n, float* q, float* k, float* v, Work& work,
                 ThreadPool& pool) {
-  if (UseGemm(l.wq, n, work)) {
-    Linear(l.wq, xn, n, q, work, pool);
-    Linear(l.wk, xn, n, k, work, pool);
-    Linear(l.wv, xn, n, v, work, pool);
-    return;
-  }
   // wq, wk and wv share shape and format, so one quantized input serves all three.
   const GemvInput in = Prepare(l.wq, xn, n, work);
   const int64_t nb = l.wq.blocks();
@@ -91,11 +58,6 @@ void ProjectQkv(const ServingLayer& l, const float* xn, int64_t n, float* q, flo
 
 void AddLinear(const WeightMatrix& w, const float* in, int64_t n, float* x, float* tmp, Work& work,
                ThreadPool& pool) {
-  if (UseGemm(w, n, work)) {
-    Linear(w, in, n, tmp, work, pool);
-    AddInPlace(x, tmp, n * w.rows, pool);
-    return;
-  }
   const GemvInput gin = Prepare(w, in, n, work);
   pool.ParallelFor(w.blocks(), BlockCost(w, n), [&](int64_t begin, int64_t end) {
     GemvBlocks(w, gin, begin, end, tmp, w.rows);
@@ -109,12 +71,6 @@ void AddLinear(const WeightMatrix& w, const float* in, int64_t n, float* x, floa
 void GatedFfn(const ServingLayer& l, const float* xn, int64_t n, float* a, float* b, float* g, Work& work,
               ThreadPool& pool) {
   const int64_t F = l.w1.rows;
-  if (UseGemm(l.w1, n, work)) {
-    Linear(l.w1, xn, n, a, work, pool);
-    Linear(l.w3, xn, n, b, work, pool);
-    SwiGluForward(a, b, n * F, g, pool);
-    return;
-  }
   const GemvInput in = Prepare(l.w1, xn, n, work);
   // The gate runs once per range of blocks (contiguous columns), not per block of four
   // columns: elementwise, so the same bits, without a call per four values.

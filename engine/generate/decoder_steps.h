@@ -1,11 +1,12 @@
-// Internal to engine/generate: the projections of Decoder over ServingWeights. For one
-// decoded token, a batched step of any number of sessions, or a prompt below kGemvMaxRows they
-// run on GEMV blocks (gemv.h) with the surrounding elementwise work fused into the same
-// ParallelFor: Q, K and V in one pass, W1 and W3 with the SwiGLU gate in another, Wo and W2
-// with their residual add, so a decoded token wakes the pool five times per layer. From
-// kGemvMaxRows rows on prompts run as GEMMs (matmul.h) on fp32 weights, widened once per call
-// for bf16 and q8. Every element's arithmetic is fixed by the shapes: bit-identical for any
-// thread count.
+// Internal to engine/generate: the projections of Decoder over ServingWeights. A decoded token,
+// a batched step of any number of sessions and a prompt of any length all run on GEMV blocks
+// (gemv.h) with the surrounding elementwise work fused into the same ParallelFor: Q, K and V in
+// one pass, W1 and W3 with the SwiGLU gate in another, Wo and W2 with their residual add, so a
+// step wakes the pool five times per layer. Prompts took GEMMs on widened fp32 weights from 16
+// (fp32) or 64 rows (bf16, q8) on until the panel kernels, which prefill faster at every length
+// measured (up to 512 rows, 1 and 2 threads: BENCHMARKS.md, issue 11, tenth session); a prompt
+// now has its rows' decoding arithmetic. Every element's arithmetic is fixed by the shapes:
+// bit-identical for any thread count.
 #pragma once
 
 #include <cstdint>
@@ -16,17 +17,10 @@
 
 namespace lanlm::engine::decode {
 
-// At and above this many rows, fp32 projections use the packed GEMM; bf16 and q8 ones widen
-// the matrix first, which pays from kWidenRows rows on.
-inline constexpr int64_t kGemvMaxRows = 16;
-inline constexpr int64_t kWidenRows = 64;
-
-// Scratch of one Decoder: int8 activations and their scales for q8, fp32 widened matrices.
+// Scratch of one Decoder: int8 activations and their scales for q8.
 struct Work {
   AlignedVector<int8_t> xq;
   AlignedVector<float> xs;
-  AlignedVector<float> widened;
-  bool batch_step = false;  // set by FeedBatch: one new token of each of n sessions, never a GEMM
 };
 
 // A pool without threads, for ops called from inside another ParallelFor: its ParallelFor

@@ -46,7 +46,6 @@ WeightMatrix ServingWeights::Make(const float* w, int64_t rows, int64_t cols) {
       float* dst = f32_.data() + used_;
       PackPanels(w, rows, cols, dst);
       m.f32 = dst;
-      m.f32_rows = w;
       used_ += PanelElements(rows, cols);
       return m;
     }

@@ -2,9 +2,8 @@
 // from the fp32 block: fp32 or bf16 panels (gemv.h), or q8.
 // Checkpoints and training stay fp32. Only the seven matrices of each block and the output
 // projection change format; the token embedding (one row read per token) and the norm weights
-// stay fp32 views into the parameter block, which must therefore outlive these weights; so do
-// fp32 prompts of kGemvMaxRows rows or more, whose GEMMs read the block's row-major matrices
-// (fp32 serving thus holds the matrices twice: the block and the panels).
+// stay fp32 views into the parameter block, which must therefore outlive these weights. fp32
+// serving thus holds the matrices twice (the block and the panels), where it used to view them.
 // Immutable after Convert; safe to share between threads. Move-only (the views point into
 // the owned buffers, whose storage a move keeps).
 #pragma once

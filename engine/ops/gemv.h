@@ -62,11 +62,10 @@ struct WeightMatrix {
   WeightFormat format = WeightFormat::kF32;
   int64_t rows = 0;  // out
   int64_t cols = 0;  // in (a multiple of kQ8Group for q8)
-  const float* f32 = nullptr;       // fp32: PanelElements(rows, cols), panels
-  const uint16_t* bf16 = nullptr;   // bf16: PanelElements(rows, cols), panels
-  const uint8_t* q8 = nullptr;      // q8: (rows, cols), q + 128
-  const float* scale = nullptr;     // q8: (rows, cols / kQ8Group)
-  const float* f32_rows = nullptr;  // fp32, optional: the same values row-major (rows, cols), for GEMMs
+  const float* f32 = nullptr;      // fp32: PanelElements(rows, cols), panels
+  const uint16_t* bf16 = nullptr;  // bf16: PanelElements(rows, cols), panels
+  const uint8_t* q8 = nullptr;     // q8: (rows, cols), q + 128
+  const float* scale = nullptr;    // q8: (rows, cols / kQ8Group)
   int64_t block_rows() const { return format == WeightFormat::kQ8 ? kGemvRows : kPanelRows; }
   int64_t blocks() const { return (rows + block_rows() - 1) / block_rows(); }
 };

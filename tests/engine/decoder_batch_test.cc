@@ -107,7 +107,7 @@ TEST(DecoderBatchTest, RowsThatAreNotWholeVectorsStillMatch) {
 }
 
 TEST(DecoderBatchTest, ManySessionsStayOnTheSameArithmetic) {
-  // 20 sessions: above kGemvMaxRows, where a prompt of as many rows would take the GEMM.
+  // 20 sessions: four tiles of 5 activation rows per panel group.
   for (WeightFormat format : {WeightFormat::kF32, WeightFormat::kBf16, WeightFormat::kQ8}) {
     ExpectBatchedEqualsAlone(Config(), format, 20, 2);
   }
