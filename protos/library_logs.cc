@@ -13,7 +13,8 @@ namespace {
 void ProtobufLog(google::protobuf::LogLevel level, const char* /*file*/, int /*line*/, const std::string& message) {
   // At ERROR, protobuf reports a client's message that does not parse (invalid UTF-8 in a
   // string field): the client gets INVALID_ARGUMENT naming the message (protos/raw_message.h),
-  // so here it is a debug line, never noise in the coordinator's log. FATAL still aborts.
+  // so here it is a debug line, never noise in the coordinator's or the worker's log. FATAL
+  // still aborts.
   spdlog::log(level >= google::protobuf::LOGLEVEL_FATAL ? spdlog::level::err : spdlog::level::debug, "protobuf: {}",
               OneLine(message));
 }

