@@ -45,11 +45,11 @@ static_assert(kVecsPerPanel * kLanes == kPanelRows);
 inline constexpr int kMaxPanels = kLanes == 16 ? 4 : 1;
 inline constexpr int kMaxRows = kLanes == 4 ? 2 : 6;
 
-// Batch-1 prefetching (PanelTile): bf16, whose 1-row kernel gained 1.2-1.5x from it in the
-// row-major layout; fp32 lost there (0.85-0.94x).
+// Batch-1 prefetching (PanelTile): bf16 only. fp32 lost with it, in the row-major layout
+// (0.85-0.94x) and again on panels (0.73-0.89x at 2 threads); for bf16 the next group's own
+// start measured best (1.0-1.1x against 8 KB past it; BENCHMARKS.md, issue 11, tenth session).
 template <typename T>
 inline constexpr bool kPrefetched = std::is_same_v<T, uint16_t>;
-inline constexpr int64_t kPrefetchBytes = 8192;
 
 // y[s * ldy + o] for the P panels at w (panel q at w + q * cols * kPanelRows, rows o from the
 // tile's first) and the S activation rows at x (ldx apart); only the tile's first `valid`
@@ -61,10 +61,10 @@ template <typename T, int P, int S>
   constexpr int64_t kStepBytes = P * kPanelRows * sizeof(T);  // weight bytes per input, all P panels
   // Batch 1 of a prefetched format: the P panels are P streams, which the hardware prefetcher
   // alone followed poorly (bf16 0.75x the row-major kernel's tokens). A second pointer sweeps
-  // the memory after this group linearly, kStepBytes per input, kPrefetchBytes ahead of where
-  // the next group starts, so every line of that group is asked for before its first read.
+  // the next group's memory linearly, kStepBytes per input, so every line of that group is
+  // asked for before its first read.
   // Addresses past the matrix are only prefetched (no fault); the arithmetic never changes.
-  const char* ahead = reinterpret_cast<const char*>(w + P * kPanelRows * cols) + kPrefetchBytes;
+  const char* ahead = reinterpret_cast<const char*>(w + P * kPanelRows * cols);  // the next group
   VecF acc[V][S] = {};
   for (int64_t i = 0; i < cols; ++i) {
     if constexpr (S == 1 && kPrefetched<T>) {
