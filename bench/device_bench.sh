@@ -91,6 +91,16 @@ decode)
       done
     done
   done
+  say "batched decoding (32 sessions) and prefill (256 tokens), INF15M, by format, 1 and $MAXT threads"
+  for t in 1 $MAXT; do
+    for wf in fp32 bf16 q8; do
+      run 60 "$BUILD/bench/lanlm-bench" --config INF15M --mode decode --threads "$t" --runs 2 --tokens 20 \
+        --sessions 32 --weights "$wf"
+      run 60 "$BUILD/bench/lanlm-bench" --config INF15M --mode prefill --threads "$t" --tokens 256 --runs 5 --weights "$wf"
+    done
+  done
+  say "decoding GEMV, panels vs the row-major form, 1 thread"
+  run 60 "$BUILD/bench/lanlm-gemv-layouts"
   ;;
 esac
 done

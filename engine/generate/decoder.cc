@@ -101,8 +101,8 @@ Decoder::Decoder(const ModelConfig& config)
 const ServingWeights& Decoder::Fp32(const float* params) {
   auto w = ServingWeights::Convert(config_, params, WeightFormat::kF32);
   LANLM_CHECK(w.ok(), w.status().ToString());  // fp32 takes every valid config and any values
-  view_ = std::make_unique<ServingWeights>(std::move(w).value());
-  return *view_;
+  fp32_ = std::make_unique<ServingWeights>(std::move(w).value());
+  return *fp32_;
 }
 
 Status Decoder::Feed(const float* params, const int32_t* tokens, int64_t n, KvCache& cache, float* logits,

@@ -66,7 +66,7 @@ class Decoder {
   RopeTable rope_;
   AlignedVector<float> scratch_;  // rows of C and F floats: aligned while C, F are multiples of 16
   decode::Work work_;
-  std::unique_ptr<ServingWeights> view_;
+  std::unique_ptr<ServingWeights> fp32_;  // the last Fp32 conversion
 };
 
 }  // namespace lanlm::engine

@@ -97,8 +97,7 @@ template <typename T, int P, int S>
   }
 }
 
-// The activation rows [0, n) over one group of P panels, kMaxRows at a time; the last tile
-// takes the largest S that fits what is left.
+// m (<= kMaxRows) activation rows over one group of P panels, as one tile of S = m rows.
 template <typename T, int P, int S = kMaxRows>
 [[gnu::always_inline]] inline void RowTile(const T* w, int64_t cols, const float* x, int64_t m, float* y,
                                            int64_t ldy, int64_t valid) {
