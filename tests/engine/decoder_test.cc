@@ -12,6 +12,7 @@
 #include "engine/model/model.h"
 #include "engine/model/parameters.h"
 #include "engine/base/random.h"
+#include "tests/engine/feed_chunks.h"
 #include "tests/support/tiny.h"
 
 namespace lanlm::engine {
@@ -70,15 +71,11 @@ TEST(DecoderTest, ChunkedPrefillMatchesFullForward) {
   const auto tokens = Tokens(c, 1, 4);
   const auto full = FullLogits(c, params, tokens, 1);
   for (const std::vector<int>& chunks : {std::vector<int>{12}, {5, 1, 6}, {1, 4, 7}, {3, 3, 3, 3}}) {
-    ThreadPool pool(3);
-    Decoder decoder(c);
-    KvCache cache(c);
-    std::vector<float> logits(c.vocab_size);
+    const auto got = test_support_chunks::FeedInChunks(c, params.data(), tokens.data(), chunks, 3);
     int at = 0;
-    for (int n : chunks) {
-      ASSERT_TRUE(decoder.Feed(params.data(), &tokens[at], n, cache, logits.data(), pool).ok());
-      at += n;
-      ExpectClose(logits.data(), &full[static_cast<size_t>(at - 1) * c.vocab_size], c.vocab_size,
+    for (size_t i = 0; i < chunks.size(); ++i) {
+      at += chunks[i];
+      ExpectClose(got[i].data(), &full[static_cast<size_t>(at - 1) * c.vocab_size], c.vocab_size,
                   "chunk ending at " + std::to_string(at));
     }
   }

@@ -18,6 +18,7 @@
 #include "engine/model/model.h"
 #include "engine/model/parameters.h"
 #include "engine/base/random.h"
+#include "tests/engine/feed_chunks.h"
 #include "tests/support/tiny.h"
 
 namespace lanlm::engine {
@@ -108,16 +109,12 @@ TEST(ServingWeightsTest, PromptsInAnyChunksEqualTokenByTokenAndThreadsAgreeBitFo
     // gives token-by-token decoding's logits at each chunk's last position bit for bit: the
     // projections run each row's decoding arithmetic whatever the row count.
     for (const std::vector<int>& chunks : {std::vector<int>{72}, {7, 1, 30, 34}, {1, 70, 1}}) {
-      ThreadPool pool(3);
-      Decoder decoder(c);
-      KvCache cache(c);
-      std::vector<float> logits(c.vocab_size);
+      const auto got = test_support_chunks::FeedInChunks(c, *w, tokens.data(), chunks, 3);
       int at = 0;
-      for (int n : chunks) {
-        ASSERT_TRUE(decoder.Feed(*w, tokens.data() + at, n, cache, logits.data(), pool).ok());
-        at += n;
+      for (size_t i = 0; i < chunks.size(); ++i) {
+        at += chunks[i];
         const size_t last = static_cast<size_t>(at - 1) * c.vocab_size;
-        EXPECT_EQ(0, std::memcmp(logits.data(), &one[last], c.vocab_size * sizeof(float)))
+        EXPECT_EQ(0, std::memcmp(got[i].data(), &one[last], c.vocab_size * sizeof(float)))
             << WeightFormatName(format) << " chunk ending at " << at;
       }
     }
