@@ -2,7 +2,7 @@
 // session (one decoded token, or a prompt) and writes keys/values straight into the cache;
 // FeedBatch stacks one new token of many sessions into the same projections, so the weights
 // are read once per layer for all of them. The projections (decoder_steps.h) run as GEMV
-// blocks for few rows and as GEMMs for many; attention runs per query against the cache.
+// blocks for any number of rows; attention runs per query against the cache.
 #include "engine/generate/decoder.h"
 
 #include <algorithm>
