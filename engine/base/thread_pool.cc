@@ -1,6 +1,6 @@
-// ThreadPool implementation: workers sleep on a condition variable between jobs; each job
-// is cut into a few chunks per thread that threads claim from an atomic counter (load
-// balancing for uneven items such as causal attention rows).
+// ThreadPool implementation: each job is cut into a few chunks per thread that threads claim
+// from one atomic word (load balancing for uneven items such as causal attention rows). Between
+// jobs workers spin briefly, then sleep on a condition variable; the fast path takes no lock.
 #include "engine/base/thread_pool.h"
 
 #include <algorithm>
@@ -28,7 +28,7 @@ ThreadPool::ThreadPool(int num_threads)
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
+    stop_.store(true);
   }
   wake_cv_.notify_all();
   for (auto& t : workers_) t.join();
@@ -49,14 +49,18 @@ bool ThreadPool::SpinUntil(Done&& done) {
   }
 }
 
-void ThreadPool::RunChunks() {
+uint64_t ThreadPool::RunChunks() {
   for (;;) {
-    const int64_t c = next_chunk_.fetch_add(1, std::memory_order_relaxed);
-    if (c >= job_chunks_) return;
+    // acq_rel: a valid claim sees the fields Run() wrote before publishing the word.
+    const uint64_t word = claims_.fetch_add(1, std::memory_order_acq_rel);
+    const int64_t c = static_cast<int64_t>(word & kClaimMask);
+    const int64_t chunks = static_cast<int64_t>((word >> kClaimBits) & kClaimMask);
+    if (c >= chunks) return word >> (2 * kClaimBits);  // the generation it ran out of chunks in
     const int64_t begin = c * job_chunk_;
     const int64_t end = std::min(job_count_, begin + job_chunk_);
     job_fn_(job_ctx_, begin, end);
-    if (chunks_done_.fetch_add(1, std::memory_order_acq_rel) + 1 == job_chunks_) {
+    if (chunks_done_.fetch_add(1, std::memory_order_seq_cst) + 1 == chunks &&
+        caller_sleeps_.load(std::memory_order_seq_cst)) {
       std::lock_guard<std::mutex> lock(mu_);
       done_cv_.notify_all();
     }
@@ -65,50 +69,45 @@ void ThreadPool::RunChunks() {
 
 void ThreadPool::Run(int64_t count, RangeFn fn, void* ctx) {
   std::lock_guard<std::mutex> run_lock(run_mu_);
-  const int64_t target_chunks = std::min<int64_t>(count, int64_t{num_threads_} * 4);
-  {
-    // A worker still inside RunChunks() of the previous job reads the job fields without the
-    // lock, so they are rewritten only once every worker has left it (active_ == 0).
-    SpinUntil([&] { return active_.load(std::memory_order_acquire) == 0; });
-    std::unique_lock<std::mutex> lock(mu_);
-    done_cv_.wait(lock, [&] { return active_ == 0; });
-    job_fn_ = fn;
-    job_ctx_ = ctx;
-    job_count_ = count;
-    job_chunk_ = (count + target_chunks - 1) / target_chunks;
-    job_chunks_ = (count + job_chunk_ - 1) / job_chunk_;
-    next_chunk_.store(0, std::memory_order_relaxed);
-    chunks_done_.store(0, std::memory_order_relaxed);
-    ++generation_;
-    published_.store(generation_, std::memory_order_release);
+  const int64_t chunk = (count + std::min<int64_t>(count, int64_t{num_threads_} * 4) - 1) /
+                        std::min<int64_t>(count, int64_t{num_threads_} * 4);
+  const int64_t chunks = (count + chunk - 1) / chunk;
+  LANLM_CHECK(static_cast<uint64_t>(chunks) + static_cast<uint64_t>(num_threads_) < kClaimMask,
+              "too many chunks for the claim word");
+  // The previous job's chunks are all done (Run returned), so no valid claim reads these.
+  job_fn_ = fn;
+  job_ctx_ = ctx;
+  job_count_ = count;
+  job_chunk_ = chunk;
+  chunks_done_.store(0, std::memory_order_relaxed);
+  ++generation_;
+  claims_.store((generation_ << (2 * kClaimBits)) | (static_cast<uint64_t>(chunks) << kClaimBits),
+                std::memory_order_seq_cst);
+  if (sleepers_.load(std::memory_order_seq_cst) > 0) {
+    { std::lock_guard<std::mutex> lock(mu_); }  // a sleeper is in wait() or sees the new word
+    wake_cv_.notify_all();
   }
-  wake_cv_.notify_all();
   RunChunks();
-  SpinUntil([&] {
-    return chunks_done_.load(std::memory_order_acquire) == job_chunks_ && active_.load(std::memory_order_acquire) == 0;
-  });
+  auto done = [&] { return chunks_done_.load(std::memory_order_seq_cst) == chunks; };
+  if (SpinUntil(done)) return;
   std::unique_lock<std::mutex> lock(mu_);
-  done_cv_.wait(lock, [&] {
-    return active_ == 0 && chunks_done_.load(std::memory_order_acquire) == job_chunks_;
-  });
+  caller_sleeps_.store(true, std::memory_order_seq_cst);
+  done_cv_.wait(lock, done);
+  caller_sleeps_.store(false, std::memory_order_relaxed);
 }
 
 void ThreadPool::WorkerLoop() {
-  uint64_t seen = 0;
+  uint64_t seen = 0;  // the generation of this worker's last failed claim
+  auto fresh = [&] { return (claims_.load(std::memory_order_seq_cst) >> (2 * kClaimBits)) != seen; };
   for (;;) {
-    SpinUntil([&] { return published_.load(std::memory_order_acquire) != seen; });
-    {
+    if (!SpinUntil([&] { return fresh() || stop_.load(std::memory_order_relaxed); })) {
       std::unique_lock<std::mutex> lock(mu_);
-      wake_cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
-      ++active_;
+      sleepers_.fetch_add(1, std::memory_order_seq_cst);
+      wake_cv_.wait(lock, [&] { return stop_.load() || fresh(); });
+      sleepers_.fetch_sub(1, std::memory_order_relaxed);
     }
-    RunChunks();
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (--active_ == 0) done_cv_.notify_all();
-    }
+    if (stop_.load()) return;
+    seen = RunChunks();
   }
 }
 

@@ -52,35 +52,44 @@ class ThreadPool {
   using RangeFn = void (*)(void* ctx, int64_t begin, int64_t end);
   void Run(int64_t count, RangeFn fn, void* ctx);
   void WorkerLoop();
-  // Claims and runs chunks of the current job until none are left.
-  void RunChunks();
+  // Claims and runs chunks of the job published in claims_ until a claim fails; returns the
+  // generation of that failed claim.
+  uint64_t RunChunks();
   // Spins for at most kSpin until done() holds; whether it does. Decoding one token issues
   // about 30 jobs of 20-50 us each at 2 threads, and a condition-variable wake-up costs
   // tens of microseconds in a VM, so workers and the caller poll briefly before sleeping.
   template <typename Done>
   static bool SpinUntil(Done&& done);
 
+  // A job's claim word: generation (bits 40-63), chunk count (bits 20-39), chunks claimed so
+  // far (bits 0-19). One fetch_add both claims a chunk and says which job it belongs to and
+  // whether it exists, so the fast path takes no lock: a claim below the count is valid, and
+  // the job's fields stay unchanged until every valid claim has finished (chunks_done_).
+  static constexpr int kClaimBits = 20;
+  static constexpr uint64_t kClaimMask = (uint64_t{1} << kClaimBits) - 1;
+
   const int num_threads_;
   std::vector<std::thread> workers_;
   std::mutex run_mu_;  // serialises Run() callers
 
+  // Sleeping only: workers wait on wake_cv_ after spinning kSpin without a job, the caller on
+  // done_cv_ after spinning kSpin for the last chunk. sleepers_ and caller_sleeps_ let the other
+  // side skip the mutex and the notify when nobody sleeps (read after a seq_cst write of the
+  // state the sleeper re-checks, so one of the two always sees the other).
   std::mutex mu_;
   std::condition_variable wake_cv_;
   std::condition_variable done_cv_;
-  uint64_t generation_ = 0;  // bumped per job; guarded by mu_
-  bool stop_ = false;        // guarded by mu_
-  // Workers inside RunChunks(); changed under mu_ (condition variables), read by spinners.
-  std::atomic<int> active_{0};
-  // generation_, published for spinning workers (stored under mu_ with generation_).
-  std::atomic<uint64_t> published_{0};
+  std::atomic<int> sleepers_{0};
+  std::atomic<bool> caller_sleeps_{false};
+  std::atomic<bool> stop_{false};
 
-  // The current job; written before generation_ is bumped, read by workers after.
+  // The current job; written by Run() before it publishes claims_, read after a valid claim.
   RangeFn job_fn_ = nullptr;
   void* job_ctx_ = nullptr;
   int64_t job_count_ = 0;
   int64_t job_chunk_ = 0;
-  int64_t job_chunks_ = 0;
-  std::atomic<int64_t> next_chunk_{0};
+  uint64_t generation_ = 0;  // Run() only
+  std::atomic<uint64_t> claims_{0};
   std::atomic<int64_t> chunks_done_{0};
 };
 

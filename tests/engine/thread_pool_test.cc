@@ -1,5 +1,5 @@
-// ThreadPool: coverage of every item exactly once, inline execution of small work, and
-// reuse across many jobs and pool sizes.
+// ThreadPool: coverage of every item exactly once, inline execution of small work, reuse
+// across many jobs and pool sizes, and the sleeping paths of idle workers and of the caller.
 #include "engine/base/thread_pool.h"
 
 #include <gtest/gtest.h>
@@ -69,6 +69,35 @@ TEST(ThreadPoolTest, ManyBackToBackJobsAndConcurrentCallers) {
   work();
   other.join();
   EXPECT_EQ(total.load(), 2 * 500 * 100);
+}
+
+// The pool's slow paths: between jobs idle workers stop spinning and sleep, and a caller whose
+// last chunk runs on another thread sleeps too. Each of 20 jobs comes after an idle gap and has
+// two chunks; the first one claimed waits until the other has been claimed, which only another
+// thread can do, so a worker must wake for every job (a lost wake-up fails the wait). The second
+// chunk then outlasts the caller's spin, so the caller must be woken when it ends.
+TEST(ThreadPoolTest, SleepingWorkersWakeForEachJobAndWakeASleepingCaller) {
+  ThreadPool pool(3);
+  for (int rep = 0; rep < 20; ++rep) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));  // > the 100 us spin
+    std::atomic<int> claimed{0};
+    std::atomic<int> hits[2] = {0, 0};
+    bool partner_came = true;
+    pool.ParallelFor(2, 1 << 20, [&](int64_t b, int64_t e) {
+      ASSERT_EQ(e, b + 1);
+      hits[b].fetch_add(1);
+      if (claimed.fetch_add(1) == 0) {
+        const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+        while (claimed.load() < 2 && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+        partner_came = claimed.load() == 2;
+      } else {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));  // the caller sleeps meanwhile
+      }
+    });
+    ASSERT_TRUE(partner_came) << "no second thread claimed a chunk within 20 s (job " << rep << ")";
+    ASSERT_EQ(hits[0].load(), 1);
+    ASSERT_EQ(hits[1].load(), 1);
+  }
 }
 
 TEST(ThreadPoolTest, DefaultThreadCountIsPositiveAndStable) {
