@@ -27,12 +27,24 @@ typedef uint32_t VecU __attribute__((vector_size(kLanes * sizeof(uint32_t))));
 
 inline VecF LoadW(const float* p) { return LoadU(p); }
 inline VecF LoadW(const uint16_t* p) {
+#if defined(__AVX512F__)
+  // GCC 12 widens the generic form below as two 8-lane halves joined by extract/insert (7
+  // instructions a vector instead of 2); the masked form avoids its -Wmaybe-uninitialized.
+  const __m512i wide = _mm512_maskz_cvtepu16_epi32(0xFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  VecU u;
+  std::memcpy(&u, &wide, sizeof(u));
+  u <<= 16;
+  VecF f;
+  std::memcpy(&f, &u, sizeof(f));
+  return f;
+#else
   VecH h;
   std::memcpy(&h, p, sizeof(h));
   const VecU u = __builtin_convertvector(h, VecU) << 16;
   VecF f;
   std::memcpy(&f, &u, sizeof(f));
   return f;
+#endif
 }
 
 inline constexpr int kVecsPerPanel = static_cast<int>(kPanelRows) / kLanes;  // 1 AVX-512, 2 AVX2, 4 SSE
@@ -54,7 +66,7 @@ inline constexpr bool kPrefetched = std::is_same_v<T, uint16_t>;
 // y[s * ldy + o] for the P panels at w (panel q at w + q * cols * kPanelRows, rows o from the
 // tile's first) and the S activation rows at x (ldx apart); only the tile's first `valid`
 // rows are stored (a last panel's padding, a range's end).
-template <typename T, int P, int S>
+template <typename T, int P, int S, bool kAhead>
 [[gnu::always_inline]] inline void PanelTile(const T* w, int64_t cols, const float* x, int64_t ldx, float* y,
                                              int64_t ldy, int64_t valid) {
   constexpr int V = P * kVecsPerPanel;
@@ -67,7 +79,7 @@ template <typename T, int P, int S>
   const char* ahead = reinterpret_cast<const char*>(w + P * kPanelRows * cols);  // the next group
   VecF acc[V][S] = {};
   for (int64_t i = 0; i < cols; ++i) {
-    if constexpr (S == 1 && kPrefetched<T>) {
+    if constexpr (S == 1 && kPrefetched<T> && kAhead) {
 #pragma GCC unroll 4
       for (int64_t b = 0; b < kStepBytes; b += 64) __builtin_prefetch(ahead + i * kStepBytes + b);
     }
@@ -100,21 +112,26 @@ template <typename T, int P, int S>
 // m (<= kMaxRows) activation rows over one group of P panels, as one tile of S = m rows.
 template <typename T, int P, int S = kMaxRows>
 [[gnu::always_inline]] inline void RowTile(const T* w, int64_t cols, const float* x, int64_t m, float* y,
-                                           int64_t ldy, int64_t valid) {
+                                           int64_t ldy, int64_t valid, bool ahead) {
   if constexpr (S > 1) {
-    if (m < S) return RowTile<T, P, S - 1>(w, cols, x, m, y, ldy, valid);
+    if (m < S) return RowTile<T, P, S - 1>(w, cols, x, m, y, ldy, valid, ahead);
+    PanelTile<T, P, S, false>(w, cols, x, cols, y, ldy, valid);
+  } else if (ahead) {
+    PanelTile<T, P, S, true>(w, cols, x, cols, y, ldy, valid);
+  } else {
+    PanelTile<T, P, S, false>(w, cols, x, cols, y, ldy, valid);
   }
-  PanelTile<T, P, S>(w, cols, x, cols, y, ldy, valid);
 }
 
 // The rows go in ceil(n / kMaxRows) tiles of nearly equal size (32 rows: 6, 6, 5, 5, 5, 5, not
 // five of 6 and one of 2, whose 8 accumulators wait on loads): any split gives the same bits.
 template <typename T, int P>
-void PanelGroup(const T* w, int64_t cols, const float* x, int64_t n, float* y, int64_t ldy, int64_t valid) {
+void PanelGroup(const T* w, int64_t cols, const float* x, int64_t n, float* y, int64_t ldy, int64_t valid,
+                bool ahead) {
   const int64_t tiles = (n + kMaxRows - 1) / kMaxRows;
   for (int64_t t = 0, r = 0; t < tiles; ++t) {
     const int64_t m = n / tiles + (t < n % tiles ? 1 : 0);
-    RowTile<T, P>(w, cols, x + r * cols, m, y + r * ldy, ldy, valid);
+    RowTile<T, P>(w, cols, x + r * cols, m, y + r * ldy, ldy, valid, ahead);
     r += m;
   }
 }
@@ -125,7 +142,7 @@ template <typename T, int P = kMaxPanels>
                                               int64_t begin, int64_t end, float* y, int64_t ldy) {
   for (; end - begin >= P; begin += P) {
     const int64_t o0 = begin * kPanelRows, valid = std::min(rows, o0 + P * kPanelRows) - o0;
-    PanelGroup<T, P>(w + o0 * cols, cols, x, n, y + o0, ldy, valid);
+    PanelGroup<T, P>(w + o0 * cols, cols, x, n, y + o0, ldy, valid, begin + P < end);
   }
   if constexpr (P > 1) PanelRange<T, P / 2>(w, rows, cols, x, n, begin, end, y, ldy);
 }
