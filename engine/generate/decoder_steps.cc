@@ -32,26 +32,40 @@ GemvInput Prepare(const WeightMatrix& w, const float* x, int64_t n, Work& work) 
 
 int64_t BlockCost(const WeightMatrix& w, int64_t n) { return 2 * w.block_rows() * w.cols * n; }
 
-// Threads get whole groups of kGroupBlocks blocks (4 panels, or 4 q8 blocks: two passes of 8
-// rows), the kernels' widest tile. At batch 1 a tile takes the latency of its fma chains
-// whatever its width, and the pool's chunks of single blocks (3 panels per chunk for a 288-row
-// matrix at 2 threads) ran as a 2- and a 1-panel tile: twice the time of one 4-panel tile.
-// fn(begin, end) gets a range of blocks; which thread runs which never changes a bit.
+// Batched (n > 1): threads claim whole groups of kGroupBlocks blocks (4 panels, or 4 q8
+// blocks: two passes of 8 rows), the kernels' widest tile; the pool balances them.
+// Batch 1: one contiguous range per thread, cut at the kernel's narrowest tile (1 panel, 2 q8
+// blocks), so every thread reads the same share and bf16's prefetch runs ahead through the
+// whole range. Groups claimed one at a time (a 288-row matrix is 5 groups: 3 for one thread, 2
+// for the other) left threads waiting, and bf16 prefetched groups that the other thread then
+// read: at 2 threads contiguous ranges measured 1.1-1.4x the tokens in every format
+// (BENCHMARKS.md, issue 11, eleventh session). Which thread runs which never changes a bit.
 constexpr int64_t kGroupBlocks = 4;
 int64_t Groups(int64_t blocks) { return (blocks + kGroupBlocks - 1) / kGroupBlocks; }
 
+// fn(begin, end) on ranges of blocks that together cover [0, blocks); unit = the blocks of
+// the kernel's narrowest tile.
 template <typename Fn>
-void ForBlockGroups(ThreadPool& pool, int64_t blocks, int64_t cost_per_block, Fn&& fn) {
-  pool.ParallelFor(Groups(blocks), kGroupBlocks * cost_per_block, [&](int64_t g0, int64_t g1) {
-    fn(g0 * kGroupBlocks, std::min(blocks, g1 * kGroupBlocks));
-  });
+void ForBlockRanges(ThreadPool& pool, int64_t blocks, int64_t n, int64_t unit, int64_t cost_per_block, Fn&& fn) {
+  if (n > 1) {
+    pool.ParallelFor(Groups(blocks), kGroupBlocks * cost_per_block, [&](int64_t g0, int64_t g1) {
+      fn(g0 * kGroupBlocks, std::min(blocks, g1 * kGroupBlocks));
+    });
+    return;
+  }
+  const int64_t units = (blocks + unit - 1) / unit, parts = std::min<int64_t>(units, pool.size());
+  auto edge = [&](int64_t p) { return std::min(blocks, units * p / parts * unit); };
+  pool.ParallelFor(parts, cost_per_block * blocks / parts, [&](int64_t p0, int64_t p1) { fn(edge(p0), edge(p1)); });
 }
+
+// The narrowest tile's blocks: q8 runs 8 rows (2 blocks) at a time, panels one at a time.
+int64_t TileUnit(const WeightMatrix& w) { return w.format == WeightFormat::kQ8 ? 2 : 1; }
 
 }  // namespace
 
 void Linear(const WeightMatrix& w, const float* x, int64_t n, float* y, Work& work, ThreadPool& pool) {
   const GemvInput in = Prepare(w, x, n, work);
-  ForBlockGroups(pool, w.blocks(), BlockCost(w, n), [&](int64_t begin, int64_t end) {
+  ForBlockRanges(pool, w.blocks(), n, TileUnit(w), BlockCost(w, n), [&](int64_t begin, int64_t end) {
     GemvBlocks(w, in, begin, end, y, w.rows);
   });
 }
@@ -60,14 +74,15 @@ void ProjectQkv(const ServingLayer& l, const float* xn, int64_t n, float* q, flo
                 ThreadPool& pool) {
   // wq, wk and wv share shape and format, so one quantized input serves all three.
   const GemvInput in = Prepare(l.wq, xn, n, work);
-  // Groups of the three matrices in a row: matrix m's groups are [m * ng, (m + 1) * ng).
-  const int64_t nb = l.wq.blocks(), ng = Groups(nb);
-  pool.ParallelFor(3 * ng, kGroupBlocks * BlockCost(l.wq, n), [&](int64_t g0, int64_t g1) {
+  // The three matrices in a row, matrix m's blocks at [m * stride, m * stride + nb); batched,
+  // each starts a group (stride rounded up to whole groups), so no group spans two matrices.
+  const int64_t nb = l.wq.blocks(), stride = n > 1 ? Groups(nb) * kGroupBlocks : nb;
+  ForBlockRanges(pool, 3 * stride, n, TileUnit(l.wq), BlockCost(l.wq, n), [&](int64_t v0, int64_t v1) {
     const WeightMatrix* w[3] = {&l.wq, &l.wk, &l.wv};
     float* y[3] = {q, k, v};
-    for (int m = 0; m < 3; ++m) {  // the part of [g0, g1) in matrix m's groups, as blocks
-      const int64_t b0 = (std::max(g0, m * ng) - m * ng) * kGroupBlocks;
-      const int64_t b1 = std::min(nb, (std::min(g1, (m + 1) * ng) - m * ng) * kGroupBlocks);
+    for (int m = 0; m < 3; ++m) {  // the part of [v0, v1) in matrix m
+      const int64_t b0 = std::clamp(v0 - m * stride, int64_t{0}, nb);
+      const int64_t b1 = std::clamp(v1 - m * stride, int64_t{0}, nb);
       if (b0 < b1) GemvBlocks(*w[m], in, b0, b1, y[m], w[m]->rows);
     }
   });
@@ -76,7 +91,7 @@ void ProjectQkv(const ServingLayer& l, const float* xn, int64_t n, float* q, flo
 void AddLinear(const WeightMatrix& w, const float* in, int64_t n, float* x, float* tmp, Work& work,
                ThreadPool& pool) {
   const GemvInput gin = Prepare(w, in, n, work);
-  ForBlockGroups(pool, w.blocks(), BlockCost(w, n), [&](int64_t begin, int64_t end) {
+  ForBlockRanges(pool, w.blocks(), n, TileUnit(w), BlockCost(w, n), [&](int64_t begin, int64_t end) {
     GemvBlocks(w, gin, begin, end, tmp, w.rows);
     const int64_t o0 = begin * w.block_rows(), o1 = std::min(w.rows, end * w.block_rows());
     for (int64_t r = 0; r < n; ++r) {
@@ -91,7 +106,7 @@ void GatedFfn(const ServingLayer& l, const float* xn, int64_t n, float* a, float
   const GemvInput in = Prepare(l.w1, xn, n, work);
   // The gate runs once per range of blocks (contiguous columns), not per block of four
   // columns: elementwise, so the same bits, without a call per four values.
-  ForBlockGroups(pool, l.w1.blocks(), 2 * BlockCost(l.w1, n), [&](int64_t begin, int64_t end) {
+  ForBlockRanges(pool, l.w1.blocks(), n, TileUnit(l.w1), 2 * BlockCost(l.w1, n), [&](int64_t begin, int64_t end) {
     GemvBlocks(l.w1, in, begin, end, a, F);
     GemvBlocks(l.w3, in, begin, end, b, F);
     const int64_t o0 = begin * l.w1.block_rows(), m = std::min(F, end * l.w1.block_rows()) - o0;
