@@ -65,7 +65,9 @@ inline constexpr bool kPrefetched = std::is_same_v<T, uint16_t>;
 
 // y[s * ldy + o] for the P panels at w (panel q at w + q * cols * kPanelRows, rows o from the
 // tile's first) and the S activation rows at x (ldx apart); only the tile's first `valid`
-// rows are stored (a last panel's padding, a range's end).
+// rows are stored (a last panel's padding, a range's end). kAhead: the caller's range goes on
+// past this group, so prefetching it helps this thread (a range's last group prefetched a group
+// that another thread then read, from its own cold cache).
 template <typename T, int P, int S, bool kAhead>
 [[gnu::always_inline]] inline void PanelTile(const T* w, int64_t cols, const float* x, int64_t ldx, float* y,
                                              int64_t ldy, int64_t valid) {
@@ -75,7 +77,7 @@ template <typename T, int P, int S, bool kAhead>
   // alone followed poorly (bf16 0.75x the row-major kernel's tokens). A second pointer sweeps
   // the next group's memory linearly, kStepBytes per input, so every line of that group is
   // asked for before its first read.
-  // Addresses past the matrix are only prefetched (no fault); the arithmetic never changes.
+  // The arithmetic never changes whatever is prefetched.
   const char* ahead = reinterpret_cast<const char*>(w + P * kPanelRows * cols);  // the next group
   VecF acc[V][S] = {};
   for (int64_t i = 0; i < cols; ++i) {
