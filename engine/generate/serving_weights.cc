@@ -41,21 +41,20 @@ WeightMatrix ServingWeights::Make(const float* w, int64_t rows, int64_t cols) {
   m.rows = rows;
   m.cols = cols;
   const int64_t n = rows * cols;
+  // fp32 and bf16: the next PanelElements of the store, packed.
+  auto pack = [&](auto& store) {
+    auto* dst = store.data() + used_;
+    PackPanels(w, rows, cols, dst);
+    used_ += PanelElements(rows, cols);
+    return dst;
+  };
   switch (format_) {
-    case WeightFormat::kF32: {
-      float* dst = f32_.data() + used_;
-      PackPanels(w, rows, cols, dst);
-      m.f32 = dst;
-      used_ += PanelElements(rows, cols);
+    case WeightFormat::kF32:
+      m.f32 = pack(f32_);
       return m;
-    }
-    case WeightFormat::kBf16: {
-      uint16_t* dst = bf16_.data() + used_;
-      PackPanels(w, rows, cols, dst);
-      m.bf16 = dst;
-      used_ += PanelElements(rows, cols);
+    case WeightFormat::kBf16:
+      m.bf16 = pack(bf16_);
       return m;
-    }
     case WeightFormat::kQ8: {
       uint8_t* dst = q8_.data() + used_;
       float* s = scales_.data() + used_ / kQ8Group;
