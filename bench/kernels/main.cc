@@ -1,8 +1,10 @@
 // lanlm-kernel-bench: GFLOP/s of MatmulForward / MatmulBackward (dx and dw separately) and
-// of attention forward/backward at the config S and M training shapes, at each thread count.
+// of attention forward/backward at the config S and M training shapes, at each thread count,
+// after the thread pool's cost per job.
 // Medians over --reps timed runs after one warm-up. Not the training-step benchmark
 // (that is lanlm-bench).
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <ctime>
 #include <cstdio>
@@ -147,6 +149,21 @@ void BenchPeak() {
   std::fflush(stdout);
 }
 
+// The pool's own cost: one ParallelFor of one trivial item per chunk (every thread gets work,
+// nothing to compute), the fixed cost each of the ~31 jobs of a decoded token pays.
+void BenchPool(int threads, int reps) {
+  ThreadPool pool(threads);
+  constexpr int kJobs = 20000;
+  std::atomic<int64_t> sink{0};
+  const Timing t = Measure(reps, [&] {
+    for (int j = 0; j < kJobs; ++j) {
+      pool.ParallelFor(threads, int64_t{1} << 20, [&](int64_t b, int64_t e) { sink.fetch_add(e - b); });
+    }
+  });
+  std::printf("pool empty ParallelFor of %d items              threads=%d  wall %9.3f us per job\n", threads, threads,
+              t.wall / kJobs * 1e6);
+}
+
 struct Config {
   const char* name;
   int64_t V, C, NH, F, T, B;
@@ -240,6 +257,7 @@ int main(int argc, char** argv) {
     thread_counts.push_back(t);
     pos = comma + 1;
   }
+  for (int t : thread_counts) lanlm::engine::BenchPool(t, reps);
   for (const Config& c : {kS, kM}) {
     if (configs.find(c.name) == std::string::npos) continue;
     for (int t : thread_counts) lanlm::engine::BenchConfig(c, t, reps, precision);
