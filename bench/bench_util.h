@@ -46,6 +46,9 @@ struct Options {
   int runs = 5;
   int vocab_size = 0;
   int sessions = 1;
+  float temperature = 0.0f;  // decode: how each next token is drawn (SampleToken, as the server)
+  int top_k = 40;
+  float top_p = 0.95f;
   std::string weights = "fp32";
   std::string precision = "fp32";
   std::string bf16_kernel = "auto";

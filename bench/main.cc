@@ -192,6 +192,9 @@ int Main(int argc, char** argv) {
   flags.String("precision", &o.precision, "matmul precision of --mode train: fp32 or bf16");
   flags.String("bf16-kernel", &o.bf16_kernel, "bf16 kernel: auto, native (AVX512_BF16), emulated or emulated-avx2");
   flags.Int("sessions", &o.sessions, "sessions decoding together (decode)", 1, 1024);
+  flags.Float("temperature", &o.temperature, "decode: sampling temperature, 0 = greedy (as run.c -t 0)", 0.0, 100.0);
+  flags.Int("top-k", &o.top_k, "decode: sample among the k most likely tokens; 0 = all", 0, kMaxVocab);
+  flags.Float("top-p", &o.top_p, "decode: sample within this probability mass (0, 1]", 1e-6, 1.0);
   flags.Int("vocab-size", &o.vocab_size, "tokenizer vocabulary (0 = the config's V)", 0, kMaxVocab);
   flags.String("corpus", &o.corpus, "text file for --mode tokenizer");
   flags.String("checkpoint", &o.checkpoint, "safetensors file for --mode header");

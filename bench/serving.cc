@@ -3,12 +3,14 @@
 #include "bench/serving.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <ctime>
 #include <string>
 #include <vector>
 
 #include "engine/base/check.h"
 #include "engine/generate/decoder.h"
+#include "engine/generate/sampling.h"
 #include "engine/generate/serving_weights.h"
 #include "engine/model/parameters.h"
 
@@ -43,6 +45,13 @@ std::string WeightsText(const ServingWeights& w) {
   return text;
 }
 
+std::string SamplingText(const SamplingOptions& s) {
+  if (!(s.temperature > 0.0f) || s.top_k == 1) return "sampling=greedy";
+  char text[96];
+  std::snprintf(text, sizeof(text), "sampling=temperature:%g,top_k:%d,top_p:%g", s.temperature, s.top_k, s.top_p);
+  return text;
+}
+
 }  // namespace
 
 int BenchDecode(const Options& o, const ModelConfig& c, ThreadPool& pool) {
@@ -56,6 +65,13 @@ int BenchDecode(const Options& o, const ModelConfig& c, ThreadPool& pool) {
   std::vector<float> logits(static_cast<size_t>(S) * c.vocab_size);
   const int n = std::min<int>(o.tokens, c.context);
   std::vector<int32_t> generated;  // session 0's tokens
+  // Each next token is drawn as the server draws it (SampleToken, part of the timed step).
+  SamplingOptions sampling;
+  sampling.temperature = o.temperature;
+  sampling.top_k = o.top_k;
+  sampling.top_p = o.top_p;
+  sampling.seed = o.seed;
+  std::vector<float> scratch;
   auto run = [&](int count) {
     for (KvCache& cache : caches) cache.length = 0;
     generated.clear();
@@ -67,7 +83,7 @@ int BenchDecode(const Options& o, const ModelConfig& c, ThreadPool& pool) {
       LANLM_CHECK(st.ok(), st.ToString());
       for (int s = 0; s < S; ++s) {
         const float* row = logits.data() + static_cast<size_t>(s) * c.vocab_size;
-        next[s] = static_cast<int32_t>(std::max_element(row, row + c.vocab_size) - row);
+        next[s] = SampleToken(row, c.vocab_size, sampling, static_cast<uint64_t>(i), scratch).id;
       }
       generated.push_back(next[0]);
     }
@@ -87,12 +103,15 @@ int BenchDecode(const Options& o, const ModelConfig& c, ThreadPool& pool) {
   const double gflops = flops / n * med / 1e9;
   char text[448], json[320];
   std::snprintf(text, sizeof(text),
-                "sessions=%d tokens=%d runs=%d min=%.1f max=%.1f cpu_tokens/s=%.1f first_tokens=%d,%d,%d,%d %s", S, n,
-                o.runs, *std::min_element(rates.begin(), rates.end()), *std::max_element(rates.begin(), rates.end()),
-                Median(cpu_rates), generated[0], generated[1], generated[2], generated[3], WeightsText(w).c_str());
+                "sessions=%d tokens=%d runs=%d min=%.1f max=%.1f cpu_tokens/s=%.1f first_tokens=%d,%d,%d,%d %s %s", S,
+                n, o.runs, *std::min_element(rates.begin(), rates.end()), *std::max_element(rates.begin(), rates.end()),
+                Median(cpu_rates), generated[0], generated[1], generated[2], generated[3], WeightsText(w).c_str(),
+                SamplingText(sampling).c_str());
   std::snprintf(json, sizeof(json),
-                ",\"sessions\":%d,\"tokens\":%d,\"runs\":%d,\"weights\":\"%s\",\"cpu_tokens_per_s\":%.2f", S, n,
-                o.runs, WeightFormatName(w.format()), Median(cpu_rates));
+                ",\"sessions\":%d,\"tokens\":%d,\"runs\":%d,\"weights\":\"%s\",\"cpu_tokens_per_s\":%.2f"
+                ",\"temperature\":%g,\"top_k\":%d,\"top_p\":%g",
+                S, n, o.runs, WeightFormatName(w.format()), Median(cpu_rates), sampling.temperature, sampling.top_k,
+                sampling.top_p);
   Report(o, pool.size(), med, gflops, text, json);
   return 0;
 }

@@ -8,59 +8,228 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <functional>
+#include <limits>
 
 #include "engine/base/float_bits.h"
 #include "engine/base/number_text.h"
-#include "engine/model/model_config.h"
 #include "engine/base/random.h"
+#include "engine/model/model_config.h"
+#include "engine/ops/simd.h"
 
 namespace lanlm::engine {
 namespace {
 
+using simd::kLanes;
+using simd::VecF;
+using simd::VecI;
+
 constexpr float kMaxTemperature = 100.0f;
 constexpr uint64_t kSamplingDomain = 0x73616d706c696e67ull;  // "sampling": separates this stream
+// The smallest temperature used in arithmetic: 1 / it stays finite, so (l - max) / T never
+// meets 0 * inf (smaller temperatures are greedy in effect: every other weight is 0).
+constexpr float kMinTemperature = 1e-30f;
+// Top-k looks for its candidates through the maxima of blocks of this many weights.
+constexpr int kBlock = 64;
 
-// exp(x) for x <= 0, exactly 0 far below the float range (also for x = -inf).
-float ExpNonPositive(double x) { return x < -745.0 ? 0.0f : static_cast<float>(std::exp(x)); }
+// fn(i, v, finite) for the vectors of x[0, n) from i = 0 in steps of kLanes: v holds
+// x[i, i + kLanes) (zeros past n), finite the lanes inside [0, n) holding a finite value
+// (tested on the bits). Whole vectors first, then the tail, so the loop has one path and its
+// accumulators stay in registers.
+template <typename Fn>
+[[gnu::always_inline]] inline void ForEachVector(const float* x, int64_t n, Fn&& fn) {
+  auto finite_lanes = [](VecF v) {
+    VecI bits;
+    std::memcpy(&bits, &v, sizeof(bits));
+    return VecI((bits & 0x7f800000) != 0x7f800000);
+  };
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    const VecF v = simd::LoadU(x + i);
+    fn(i, v, finite_lanes(v));
+  }
+  if (i < n) {
+    const VecF v = simd::LoadPartial(x + i, n - i);
+    fn(i, v, VecI(finite_lanes(v) & simd::LaneMask(n - i)));
+  }
+}
+VecF LoadUpTo(const float* p, int64_t n) { return n >= kLanes ? simd::LoadU(p) : simd::LoadPartial(p, n); }
+bool AnyLane(VecI mask) {  // one test instruction, not kLanes extractions
+  uint64_t words[sizeof(VecI) / sizeof(uint64_t)];
+  std::memcpy(words, &mask, sizeof(words));
+  uint64_t any = 0;
+  for (uint64_t word : words) any |= word;
+  return any != 0;
+}
+
+// The largest lane. Through an array: subscripting the vector itself made GCC keep it in
+// memory inside the loop that built it (a store-forwarding chain, 40 cycles a vector).
+float ReduceMax(VecF v) {
+  float lanes[kLanes];
+  simd::StoreU(lanes, v);
+  float m = lanes[0];
+  for (int j = 1; j < kLanes; ++j) m = lanes[j] > m ? lanes[j] : m;
+  return m;
+}
+
+// The largest finite logit and its first id; -1 when no logit is finite.
+int FiniteArgmax(const float* x, int n, float& max) {
+  VecF m = simd::Splat(-std::numeric_limits<float>::max());
+  VecI seen{};
+  ForEachVector(x, n, [&](int64_t, VecF v, VecI finite) {
+    seen |= finite;
+    m = simd::Select(finite & (v > m), v, m);
+  });
+  if (!AnyLane(seen)) return -1;
+  max = ReduceMax(m);
+  int first = -1;
+  for (int64_t i = 0; i < n && first < 0; i += kLanes) {  // the vector holding it, then its lane
+    const int64_t end = std::min<int64_t>(n, i + kLanes);
+    if (!AnyLane(LoadUpTo(x + i, end - i) == simd::Splat(max))) continue;
+    for (int64_t k = i; k < end && first < 0; ++k) {
+      if (IsFiniteBits(x[k]) && x[k] == max) first = static_cast<int>(k);
+    }
+  }
+  return first;
+}
+
+// e^((x[i] - max) / temperature) per lane: 0 for non-finite logits and below e^-87 (where the
+// float result would be denormal, flushed to 0 under -ffast-math anyway). simd::Exp's relative
+// error is about 2e-7, against a double exp rounded to float before.
+VecF Weights(VecF v, VecI finite, float max, float inv_temperature) {
+  const VecF x = (v - simd::Splat(max)) * inv_temperature;  // <= 0; -inf where it overflows
+  return simd::Select(finite & (x >= simd::Splat(-87.0f)), simd::Exp(x), VecF{});
+}
+
+// sum_i e^(x[i] - max) over the finite logits (softmax's denominator at temperature 1): in
+// float lanes within blocks of kBlock logits, widened to double lanes across blocks (a fixed
+// order: the sum depends only on the data).
+double Partition(const float* x, int n, float max) {
+  typedef double VecD __attribute__((vector_size(kLanes * sizeof(double))));
+  VecD total{};
+  for (int64_t b = 0; b < n; b += kBlock) {
+    VecF acc{};
+    ForEachVector(x + b, std::min<int64_t>(kBlock, n - b),
+                  [&](int64_t, VecF v, VecI finite) { acc += Weights(v, finite, max, 1.0f); });
+    total += __builtin_convertvector(acc, VecD);
+  }
+  double lanes[kLanes];
+  std::memcpy(lanes, &total, sizeof(lanes));
+  double z = 0.0;
+  for (double lane : lanes) z += lane;
+  return z;
+}
+
+// w[i] = the weight of token i at the temperature (largest 1); block_max[b] = the largest of
+// w[b * kBlock, (b + 1) * kBlock).
+void TemperatureWeights(const float* x, int n, float max, float temperature, float* w, float* block_max) {
+  const float inv = 1.0f / std::max(temperature, kMinTemperature);
+  for (int64_t b = 0; b < n; b += kBlock) {
+    const int64_t len = std::min<int64_t>(kBlock, n - b);
+    VecF m{};
+    ForEachVector(x + b, len, [&](int64_t i, VecF v, VecI finite) {
+      const VecF e = Weights(v, finite, max, inv);
+      if (i + kLanes <= len) {
+        simd::StoreU(w + b + i, e);
+      } else {
+        simd::StorePartial(w + b + i, e, len - i);
+      }
+      m = simd::Select(e > m, e, m);
+    });
+    block_max[b / kBlock] = ReduceMax(m);
+  }
+}
+
+// Copies the w[i] >= bound, in id order, to out; returns how many. Vectors wholly below the
+// bound (most of them) cost one compare.
+int CopyAtLeast(const float* w, int n, float bound, float* out) {
+  int count = 0;
+  for (int64_t i = 0; i < n; i += kLanes) {
+    if (!AnyLane(LoadUpTo(w + i, n - i) >= simd::Splat(bound))) continue;
+    for (int64_t k = i; k < std::min<int64_t>(n, i + kLanes); ++k) {
+      if (w[k] >= bound) out[count++] = w[k];
+    }
+  }
+  return count;
+}
+
+// sum_i w[i] in double lanes (a fixed order: depends only on the data).
+double SumInDouble(const float* w, int n) {
+  typedef double VecD __attribute__((vector_size(kLanes * sizeof(double))));
+  VecD total{};
+  ForEachVector(w, n, [&](int64_t, VecF v, VecI) { total += __builtin_convertvector(v, VecD); });
+  double lanes[kLanes];
+  std::memcpy(lanes, &total, sizeof(lanes));
+  double sum = 0.0;
+  for (double lane : lanes) sum += lane;
+  return sum;
+}
+
+// sorted[0, count) = every weight >= the n-th largest (n <= blocks): the n-th largest block
+// maximum bounds it from below, since n blocks each hold a weight at least that large.
+// Returns count (>= n). block_max is reordered.
+int TopCandidates(const float* w, int vocab, float* block_max, int blocks, int n, float* sorted) {
+  std::nth_element(block_max, block_max + (n - 1), block_max + blocks, std::greater<float>());
+  return CopyAtLeast(w, vocab, block_max[n - 1], sorted);
+}
+
+// Sorts the largest of sorted[0, count) into descending order, from the front, until the
+// running sum (in that order, as a full sort would give it) reaches `target`; returns the
+// prefix length m with the sum, or count when it never does. Chunks double, so a flat
+// distribution costs O(count log count) as a full sort would, a peaked one far less.
+int SortedPrefixReaching(float* sorted, int count, double target, double& cumulative) {
+  int done = 0;
+  for (int chunk = kBlock; done < count; chunk *= 2) {
+    const int end = std::min(count, done + chunk);
+    if (end < count) std::nth_element(sorted + done, sorted + (end - 1), sorted + count, std::greater<float>());
+    std::sort(sorted + done, sorted + end, std::greater<float>());
+    for (; done < end; ++done) {
+      cumulative += sorted[done];
+      if (cumulative >= target) return done + 1;
+    }
+  }
+  return count;
+}
 
 // The support size m: the first m tokens in (weight desc, id asc) order after the top-k cut
-// to n tokens and the top-p cut. Leaves sorted[0, m) holding the m largest weights in
-// descending order (sorted[m - 1] is the threshold), when there is a cut.
-//   w: [vocab] weights; sorted: [vocab] a copy of w, reordered here.
-int SupportSize(const float* w, float* sorted, int vocab, int n, float top_p) {
-  int m = n;
-  if (top_p < 1.0f) {
-    // Only the candidates need sorting. Without top-k, tokens lighter than
-    // tau = (1 - top_p) * total / vocab can never reach the top-p prefix: all of them together
-    // weigh less than (1 - top_p) * total, so the heavier ones (which come first) reach top_p.
-    int candidates = n;
-    double top_k_sum = 0.0;
-    if (n == vocab) {
-      for (int i = 0; i < vocab; ++i) top_k_sum += w[i];
-      const auto tau = static_cast<float>((1.0 - top_p) * top_k_sum / vocab);
-      candidates = 0;
-      for (int i = 0; i < vocab; ++i) {
-        if (w[i] >= tau) sorted[candidates++] = w[i];
-      }
-      std::sort(sorted, sorted + candidates, std::greater<float>());
-    } else {
-      std::partial_sort(sorted, sorted + n, sorted + vocab, std::greater<float>());
-      for (int j = 0; j < n; ++j) top_k_sum += sorted[j];
-    }
-    m = candidates;  // also when rounding keeps the sum just short of top_p
+// to n tokens and the top-p cut. When there is a cut, leaves sorted[0, m) holding the m
+// largest weights (in descending order when top_p < 1), sorted[m - 1] the m-th largest: the
+// threshold.
+//   w: [vocab] weights; block_max: [blocks] their block maxima (reordered here);
+//   sorted: [vocab] scratch.
+int SupportSize(const float* w, int vocab, float* block_max, int blocks, int n, float top_p, float* sorted) {
+  if (n == vocab && top_p >= 1.0f) return vocab;
+  if (n == vocab) {
+    // Tokens lighter than tau = (1 - top_p) * total / vocab can never reach the top-p prefix:
+    // all of them together weigh less than (1 - top_p) * total, so the heavier ones (which
+    // come first) reach top_p.
+    const double total = SumInDouble(w, vocab);
+    const auto tau = static_cast<float>((1.0 - top_p) * total / vocab);
+    const int candidates = CopyAtLeast(w, vocab, tau, sorted);
     double cumulative = 0.0;
-    for (int j = 0; j < candidates; ++j) {
-      cumulative += sorted[j];
-      if (cumulative >= top_p * top_k_sum) {
-        m = j + 1;
-        break;
-      }
-    }
-  } else if (n < vocab) {
-    std::nth_element(sorted, sorted + (n - 1), sorted + vocab, std::greater<float>());
+    return SortedPrefixReaching(sorted, candidates, top_p * total, cumulative);
   }
-  return m;
+  // Top-k: the candidates, then the n largest of them in descending order.
+  int count = vocab;
+  if (n <= blocks) {
+    count = TopCandidates(w, vocab, block_max, blocks, n, sorted);
+  } else {
+    std::copy(w, w + vocab, sorted);
+  }
+  if (top_p >= 1.0f) {  // only the n-th largest is needed (the threshold)
+    std::nth_element(sorted, sorted + (n - 1), sorted + count, std::greater<float>());
+    return n;
+  }
+  std::partial_sort(sorted, sorted + n, sorted + count, std::greater<float>());
+  double top_k_sum = 0.0;
+  for (int j = 0; j < n; ++j) top_k_sum += sorted[j];
+  double cumulative = 0.0;
+  for (int j = 0; j < n; ++j) {  // also when rounding keeps the sum just short of top_p
+    cumulative += sorted[j];
+    if (cumulative >= top_p * top_k_sum) return j + 1;
+  }
+  return n;
 }
 
 }  // namespace
@@ -83,24 +252,16 @@ Status SamplingOptions::Validate() const {
 SampledToken SampleToken(const float* logits, int vocab, const SamplingOptions& options, uint64_t index,
                          std::vector<float>& scratch) {
   LANLM_CHECK(vocab > 0, "SampleToken needs vocab > 0");
-  int best = -1;
-  double max_logit = 0.0;
-  for (int i = 0; i < vocab; ++i) {
-    if (IsFiniteBits(logits[i]) && (best < 0 || logits[i] > max_logit)) {
-      best = i;
-      max_logit = logits[i];
-    }
-  }
+  float max_logit = 0.0f;
+  const int best = FiniteArgmax(logits, vocab, max_logit);
   SampledToken result;
   if (best < 0) return result;  // nothing finite: id 0 (<pad>), probability 0
   // Softmax at temperature 1 (what probability and the confidence rule report).
-  double z1 = 0.0;
-  for (int i = 0; i < vocab; ++i) {
-    if (IsFiniteBits(logits[i])) z1 += std::exp(static_cast<double>(logits[i]) - max_logit);
-  }
+  const double z1 = Partition(logits, vocab, max_logit);
   auto finish = [&](int id) {
     result.id = id;
-    result.probability = static_cast<float>(std::exp(static_cast<double>(logits[id]) - max_logit) / z1);
+    result.probability =
+        static_cast<float>(std::exp(static_cast<double>(logits[id]) - static_cast<double>(max_logit)) / z1);
     result.top_probability = static_cast<float>(1.0 / z1);
     return result;
   };
@@ -108,27 +269,31 @@ SampledToken SampleToken(const float* logits, int vocab, const SamplingOptions& 
   if (!(temperature > 0.0f) || options.top_k == 1) return finish(best);
 
   // Weights at the temperature, relative to the largest (which gets 1).
-  scratch.resize(2 * static_cast<size_t>(vocab));
+  const int blocks = (vocab + kBlock - 1) / kBlock;
+  scratch.resize(2 * static_cast<size_t>(vocab) + blocks);
   float* w = scratch.data();
   float* sorted = w + vocab;
-  for (int i = 0; i < vocab; ++i) {
-    w[i] = IsFiniteBits(logits[i]) ? ExpNonPositive((static_cast<double>(logits[i]) - max_logit) / temperature) : 0.0f;
-    sorted[i] = w[i];
-  }
+  float* block_max = sorted + vocab;
+  TemperatureWeights(logits, vocab, max_logit, temperature, w, block_max);
   const int n = options.top_k > 0 && options.top_k < vocab ? options.top_k : vocab;
   const float top_p = IsFiniteBits(options.top_p) && options.top_p > 0.0f ? std::min(options.top_p, 1.0f) : 1.0f;
-  const int m = SupportSize(w, sorted, vocab, n, top_p);
+  const int m = SupportSize(w, vocab, block_max, blocks, n, top_p, sorted);
   // The support is every token whose weight exceeds the m-th largest, plus as many tokens equal
   // to it (lowest ids first) as fill m places.
   const float threshold = m < vocab || top_p < 1.0f ? sorted[m - 1] : 0.0f;
   int equal_slots = m;
   for (int j = 0; j < m; ++j) equal_slots -= sorted[j] > threshold ? 1 : 0;
   if (m == vocab && top_p >= 1.0f) equal_slots = vocab;  // no cut at all
+  // Visits the support in id order; whole vectors below the threshold are skipped.
   auto for_each_in_support = [&](auto&& f) {
     int equal_left = equal_slots;
-    for (int i = 0; i < vocab; ++i) {
-      if (w[i] > threshold || (w[i] == threshold && equal_left-- > 0)) {
-        if (!f(i)) return;
+    const VecF bound = simd::Splat(threshold);
+    for (int64_t i = 0; i < vocab; i += kLanes) {
+      if (!AnyLane(LoadUpTo(w + i, vocab - i) >= bound)) continue;
+      for (int64_t k = i; k < std::min<int64_t>(vocab, i + kLanes); ++k) {
+        if (w[k] > threshold || (w[k] == threshold && equal_left-- > 0)) {
+          if (!f(static_cast<int>(k))) return;
+        }
       }
     }
   };
