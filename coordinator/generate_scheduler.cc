@@ -149,7 +149,11 @@ Status DecodeScheduler::Prefill(GenerateJob& job, engine::Decoder& decoder, floa
 }
 
 void DecodeScheduler::Emit(const std::shared_ptr<GenerateJob>& job, const float* logits, int vocab) {
-  const engine::Generation::Step step = job->generation->Next(logits, vocab, job->session->state);
+  Emit(job, job->generation->Sample(logits, vocab, job->session->state));
+}
+
+void DecodeScheduler::Emit(const std::shared_ptr<GenerateJob>& job, const engine::SampledToken& sampled) {
+  const engine::Generation::Step step = job->generation->Accept(sampled, job->session->state);
   const Clock::time_point now = Clock::now();
   const bool first = job->generation->generated() == 1;
   if (metrics_ != nullptr) {
@@ -221,9 +225,19 @@ void DecodeScheduler::Step(std::vector<std::shared_ptr<GenerateJob>>& jobs, Deco
       Finish(job, FinishReason::kNone, "", InternalError("decode step: " + status.ToString()));
     return;
   }
+  // Each session's draw depends only on its own logits, seed and step count, so the batch
+  // draws in parallel with the same tokens (at V = 32000 a draw takes 15-35 us, serial work
+  // between batched steps otherwise); tokens are then sent in batch order.
+  std::vector<engine::SampledToken> sampled(batch.size());
+  pool_.ParallelFor(static_cast<int64_t>(batch.size()), 16 * int64_t{vocab}, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      sampled[i] = batch[i]->generation->Sample(slot.logits.data() + i * static_cast<size_t>(vocab), vocab,
+                                                batch[i]->session->state);
+    }
+  });
   for (size_t i = 0; i < batch.size(); ++i) {
     batch[i]->session->state.pending = -1;
-    Emit(batch[i], slot.logits.data() + i * static_cast<size_t>(vocab), vocab);
+    Emit(batch[i], sampled[i]);
   }
 }
 

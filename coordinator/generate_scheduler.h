@@ -91,6 +91,8 @@ class DecodeScheduler {
   Status Prefill(GenerateJob& job, engine::Decoder& decoder, float* logits);
   // Samples a token, sends it, then finishes or hands the job back to its sink.
   void Emit(const std::shared_ptr<GenerateJob>& job, const float* logits, int vocab);
+  // The same for a token already drawn (Generation::Sample).
+  void Emit(const std::shared_ptr<GenerateJob>& job, const engine::SampledToken& sampled);
   void Finish(const std::shared_ptr<GenerateJob>& job, engine::FinishReason reason, const std::string& tail,
               const Status& error);
   // The snapshot's weights in format_, converted on first use and kept while it lives.

@@ -182,8 +182,16 @@ StatusOr<std::vector<int32_t>> Generation::PrefillTokens(const DecodeState& stat
 }
 
 Generation::Step Generation::Next(const float* logits, int vocab, DecodeState& state) {
-  LANLM_CHECK(finish_ == FinishReason::kNone, "Generation::Next after the generation finished");
-  const SampledToken sampled = SampleToken(logits, vocab, sampling_, state.sampled, scratch_);
+  return Accept(Sample(logits, vocab, state), state);
+}
+
+SampledToken Generation::Sample(const float* logits, int vocab, const DecodeState& state) {
+  LANLM_CHECK(finish_ == FinishReason::kNone, "Generation::Sample after the generation finished");
+  return SampleToken(logits, vocab, sampling_, state.sampled, scratch_);
+}
+
+Generation::Step Generation::Accept(const SampledToken& sampled, DecodeState& state) {
+  LANLM_CHECK(finish_ == FinishReason::kNone, "Generation::Accept after the generation finished");
   ++state.sampled;
   state.pending = sampled.id;
   ++generated_;

@@ -91,7 +91,13 @@ class Generation {
   };
   // Samples the next token from the logits after the last fed token, records it as the
   // session's pending token and decides whether to stop. Only while finish() is kNone.
+  // Next(logits, vocab, state) == Accept(Sample(logits, vocab, state), state).
   Step Next(const float* logits, int vocab, DecodeState& state);
+  // Next's two halves, so that a batch of sessions can draw their tokens in parallel: Sample
+  // reads only the logits and the state's step count and writes only this generation's
+  // scratch; Accept records the token, streams its text and decides whether to stop.
+  SampledToken Sample(const float* logits, int vocab, const DecodeState& state);
+  Step Accept(const SampledToken& sampled, DecodeState& state);
   // Ends the request for an outside reason (cancel, eviction); returns the held-back text.
   std::string Stop(FinishReason reason);
 

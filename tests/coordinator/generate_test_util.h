@@ -84,8 +84,10 @@ struct SnapshotBox {
 
 class TestServer {
  public:
-  explicit TestServer(GenerateServiceOptions options = {}, std::shared_ptr<const ParamSnapshot> snapshot = nullptr)
-      : pool_(1) {
+  // threads: the decoding pool's.
+  explicit TestServer(GenerateServiceOptions options = {}, std::shared_ptr<const ParamSnapshot> snapshot = nullptr,
+                      int threads = 1)
+      : pool_(threads) {
     box.Publish(snapshot ? std::move(snapshot) : TinySnapshot(5, 1));
     service_ = std::make_unique<GenerateService>(box.Source(), options, pool_);
     grpc::ServerBuilder builder;
