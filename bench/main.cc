@@ -178,9 +178,9 @@ int BenchTokenizer(const Options& o, const ModelConfig& c) {
 
 int Main(int argc, char** argv) {
   Options o;
-  FlagSet flags("lanlm-bench --config S|M|INF15M --mode train|decode|prefill|tokenizer|header [flags]");
+  FlagSet flags("lanlm-bench --config S|M|INF15M --mode train|decode|prefill|sample|tokenizer|header [flags]");
   flags.String("config", &o.config, "model config: S, M or INF15M");
-  flags.String("mode", &o.mode, "train, decode, prefill, tokenizer or header");
+  flags.String("mode", &o.mode, "train, decode, prefill, sample (SampleToken alone), tokenizer or header");
   flags.Int("threads", &o.threads, "threads in the pool (0 = all cores)", 0, 1024);
   flags.Int("steps", &o.steps, "timed training steps (train)", 1, 100000);
   flags.Int("warmup", &o.warmup, "untimed warm-up steps (train)", 0, 1000);
@@ -192,9 +192,9 @@ int Main(int argc, char** argv) {
   flags.String("precision", &o.precision, "matmul precision of --mode train: fp32 or bf16");
   flags.String("bf16-kernel", &o.bf16_kernel, "bf16 kernel: auto, native (AVX512_BF16), emulated or emulated-avx2");
   flags.Int("sessions", &o.sessions, "sessions decoding together (decode)", 1, 1024);
-  flags.Float("temperature", &o.temperature, "decode: sampling temperature, 0 = greedy (as run.c -t 0)", 0.0, 100.0);
-  flags.Int("top-k", &o.top_k, "decode: sample among the k most likely tokens; 0 = all", 0, kMaxVocab);
-  flags.Float("top-p", &o.top_p, "decode: sample within this probability mass (0, 1]", 1e-6, 1.0);
+  flags.Float("temperature", &o.temperature, "decode, sample: sampling temperature, 0 = greedy (as run.c -t 0)", 0.0, 100.0);
+  flags.Int("top-k", &o.top_k, "decode, sample: sample among the k most likely tokens; 0 = all", 0, kMaxVocab);
+  flags.Float("top-p", &o.top_p, "decode, sample: sample within this probability mass (0, 1]", 1e-6, 1.0);
   flags.Int("vocab-size", &o.vocab_size, "tokenizer vocabulary (0 = the config's V)", 0, kMaxVocab);
   flags.String("corpus", &o.corpus, "text file for --mode tokenizer");
   flags.String("checkpoint", &o.checkpoint, "safetensors file for --mode header");
@@ -232,7 +232,9 @@ int Main(int argc, char** argv) {
   if (o.mode == "train") return BenchTrain(o, *config, pool);
   if (o.mode == "decode") return BenchDecode(o, *config, pool);
   if (o.mode == "prefill") return BenchPrefill(o, *config, pool);
-  std::fprintf(stderr, "--mode = '%s' is not one of: train, decode, prefill, tokenizer, header\n", o.mode.c_str());
+  if (o.mode == "sample") return BenchSample(o, *config);
+  std::fprintf(stderr, "--mode = '%s' is not one of: train, decode, prefill, sample, tokenizer, header\n",
+               o.mode.c_str());
   return 2;
 }
 

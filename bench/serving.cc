@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -154,6 +155,40 @@ int BenchPrefill(const Options& o, const ModelConfig& c, ThreadPool& pool) {
                 WeightsText(w).c_str());
   std::snprintf(json, sizeof(json), ",\"prompt_tokens\":%d,\"cached\":%d,\"runs\":%d", n, cached, o.runs);
   Report(o, pool.size(), med, gflops, text, json);
+  return 0;
+}
+
+int BenchSample(const Options& o, const ModelConfig& c) {
+  SamplingOptions sampling;
+  sampling.temperature = o.temperature;
+  sampling.top_k = o.top_k;
+  sampling.top_p = o.top_p;
+  sampling.seed = o.seed;
+  // Two spreads of normal logits: 2 (flat: at temperature 0.8 a top-p of 0.9 needs thousands
+  // of tokens) and 6 (peaked, more like a trained model's).
+  for (const float spread : {2.0f, 6.0f}) {
+    std::vector<float> logits(c.vocab_size), scratch;
+    std::mt19937 rng(static_cast<uint32_t>(o.seed));
+    std::normal_distribution<float> normal(0.0f, spread);
+    for (float& l : logits) l = normal(rng);
+    const int draws = std::max(1, o.tokens);
+    std::vector<double> rates;
+    int64_t ids = 0;
+    for (int r = 0; r < o.runs; ++r) {
+      const auto t0 = Clock::now();
+      for (int i = 0; i < draws; ++i) ids += SampleToken(logits.data(), c.vocab_size, sampling, i, scratch).id;
+      rates.push_back(draws / Seconds(t0, Clock::now()));
+    }
+    const double med = Median(rates);
+    char text[256], json[256];
+    std::snprintf(text, sizeof(text), "vocab=%d logit_std=%g us_per_draw=%.2f draws=%d runs=%d id_sum=%lld %s",
+                  c.vocab_size, spread, 1e6 / med, draws, o.runs, static_cast<long long>(ids),
+                  SamplingText(sampling).c_str());
+    std::snprintf(json, sizeof(json), ",\"vocab\":%d,\"logit_std\":%g,\"us_per_draw\":%.3f,\"temperature\":%g,"
+                  "\"top_k\":%d,\"top_p\":%g", c.vocab_size, spread, 1e6 / med, sampling.temperature, sampling.top_k,
+                  sampling.top_p);
+    Report(o, 1, med, 0.0, text, json);
+  }
   return 0;
 }
 
