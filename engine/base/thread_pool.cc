@@ -69,8 +69,8 @@ uint64_t ThreadPool::RunChunks() {
 
 void ThreadPool::Run(int64_t count, RangeFn fn, void* ctx) {
   std::lock_guard<std::mutex> run_lock(run_mu_);
-  const int64_t chunk = (count + std::min<int64_t>(count, int64_t{num_threads_} * 4) - 1) /
-                        std::min<int64_t>(count, int64_t{num_threads_} * 4);
+  const int64_t target = std::min<int64_t>(count, int64_t{num_threads_} * 4);  // chunks aimed for
+  const int64_t chunk = (count + target - 1) / target;
   const int64_t chunks = (count + chunk - 1) / chunk;
   LANLM_CHECK(static_cast<uint64_t>(chunks) + static_cast<uint64_t>(num_threads_) < kClaimMask,
               "too many chunks for the claim word");
