@@ -145,7 +145,17 @@ void TemperatureWeights(const float* x, int n, float max, float temperature, flo
 // bound (most of them) cost one compare.
 int CopyAtLeast(const float* w, int n, float bound, float* out) {
   int count = 0;
-  for (int64_t i = 0; i < n; i += kLanes) {
+  int64_t i = 0;
+#if defined(__AVX512F__)
+  // One compressing store a vector (a flat distribution keeps most of them).
+  for (; i + kLanes <= n; i += kLanes) {
+    const __m512 v = _mm512_loadu_ps(w + i);
+    const __mmask16 in = _mm512_cmp_ps_mask(v, _mm512_set1_ps(bound), _CMP_GE_OQ);
+    _mm512_mask_compressstoreu_ps(out + count, in, v);
+    count += __builtin_popcount(in);
+  }
+#endif
+  for (; i < n; i += kLanes) {
     if (!AnyLane(LoadUpTo(w + i, n - i) >= simd::Splat(bound))) continue;
     for (int64_t k = i; k < std::min<int64_t>(n, i + kLanes); ++k) {
       if (w[k] >= bound) out[count++] = w[k];
@@ -174,22 +184,44 @@ int TopCandidates(const float* w, int vocab, float* block_max, int blocks, int n
   return CopyAtLeast(w, vocab, block_max[n - 1], sorted);
 }
 
-// Sorts the largest of sorted[0, count) into descending order, from the front, until the
-// running sum (in that order, as a full sort would give it) reaches `target`; returns the
-// prefix length m with the sum, or count when it never does. Chunks double, so a flat
-// distribution costs O(count log count) as a full sort would, a peaked one far less.
-int SortedPrefixReaching(float* sorted, int count, double target, double& cumulative) {
-  int done = 0;
-  for (int chunk = kBlock; done < count; chunk *= 2) {
-    const int end = std::min(count, done + chunk);
-    if (end < count) std::nth_element(sorted + done, sorted + (end - 1), sorted + count, std::greater<float>());
-    std::sort(sorted + done, sorted + end, std::greater<float>());
-    for (; done < end; ++done) {
-      cumulative += sorted[done];
-      if (cumulative >= target) return done + 1;
+// Puts sorted[0, count) (all >= 0) into descending order only as far as the running sum, in
+// that order, reaches `target`; returns that prefix's length m (sorted[0, m) then descends), or
+// count when the sum never reaches it. The values go into buckets by their top 16 bits
+// (non-negative floats order as their bits; a bucket spans 2^-7 of its values' size), and the
+// buckets, from the top, are each sorted only when reached, so the sum adds the same values in
+// the same order as a full sort would, at O(count) plus the sorts of the buckets it reaches.
+// tmp: [count] scratch.
+int SortedPrefixReaching(float* sorted, int count, double target, float* tmp) {
+  auto key = [](float v) {
+    uint32_t bits;
+    std::memcpy(&bits, &v, sizeof(bits));
+    return bits >> 16;
+  };
+  uint32_t lo = key(sorted[0]), hi = lo;
+  for (int i = 1; i < count; ++i) {
+    lo = std::min(lo, key(sorted[i]));
+    hi = std::max(hi, key(sorted[i]));
+  }
+  // Bucket b holds key hi - b; its values go to tmp[start[b], start[b + 1]).
+  std::vector<int> start(hi - lo + 2, 0);
+  for (int i = 0; i < count; ++i) ++start[hi - key(sorted[i]) + 1];
+  for (size_t b = 1; b < start.size(); ++b) start[b] += start[b - 1];
+  std::vector<int> next(start.begin(), start.end() - 1);
+  for (int i = 0; i < count; ++i) tmp[next[hi - key(sorted[i])]++] = sorted[i];
+  double cumulative = 0.0;
+  int m = count;
+  for (size_t b = 0; b + 1 < start.size() && m == count; ++b) {
+    std::sort(tmp + start[b], tmp + start[b + 1], std::greater<float>());
+    for (int j = start[b]; j < start[b + 1]; ++j) {
+      cumulative += tmp[j];
+      if (cumulative >= target) {
+        m = j + 1;
+        break;
+      }
     }
   }
-  return count;
+  std::copy(tmp, tmp + m, sorted);
+  return m;
 }
 
 // The support size m: the first m tokens in (weight desc, id asc) order after the top-k cut
@@ -197,8 +229,9 @@ int SortedPrefixReaching(float* sorted, int count, double target, double& cumula
 // largest weights (in descending order when top_p < 1), sorted[m - 1] the m-th largest: the
 // threshold.
 //   w: [vocab] weights; block_max: [blocks] their block maxima (reordered here);
-//   sorted: [vocab] scratch.
-int SupportSize(const float* w, int vocab, float* block_max, int blocks, int n, float top_p, float* sorted) {
+//   sorted, tmp: [vocab] scratch.
+int SupportSize(const float* w, int vocab, float* block_max, int blocks, int n, float top_p, float* sorted,
+                float* tmp) {
   if (n == vocab && top_p >= 1.0f) return vocab;
   if (n == vocab) {
     // Tokens lighter than tau = (1 - top_p) * total / vocab can never reach the top-p prefix:
@@ -206,9 +239,9 @@ int SupportSize(const float* w, int vocab, float* block_max, int blocks, int n, 
     // come first) reach top_p.
     const double total = SumInDouble(w, vocab);
     const auto tau = static_cast<float>((1.0 - top_p) * total / vocab);
+    // At least the largest weight (1 >= tau) is a candidate.
     const int candidates = CopyAtLeast(w, vocab, tau, sorted);
-    double cumulative = 0.0;
-    return SortedPrefixReaching(sorted, candidates, top_p * total, cumulative);
+    return SortedPrefixReaching(sorted, candidates, top_p * total, tmp);
   }
   // Top-k: the candidates, then the n largest of them in descending order.
   int count = vocab;
@@ -270,14 +303,15 @@ SampledToken SampleToken(const float* logits, int vocab, const SamplingOptions& 
 
   // Weights at the temperature, relative to the largest (which gets 1).
   const int blocks = (vocab + kBlock - 1) / kBlock;
-  scratch.resize(2 * static_cast<size_t>(vocab) + blocks);
+  scratch.resize(3 * static_cast<size_t>(vocab) + blocks);
   float* w = scratch.data();
   float* sorted = w + vocab;
-  float* block_max = sorted + vocab;
+  float* tmp = sorted + vocab;
+  float* block_max = tmp + vocab;
   TemperatureWeights(logits, vocab, max_logit, temperature, w, block_max);
   const int n = options.top_k > 0 && options.top_k < vocab ? options.top_k : vocab;
   const float top_p = IsFiniteBits(options.top_p) && options.top_p > 0.0f ? std::min(options.top_p, 1.0f) : 1.0f;
-  const int m = SupportSize(w, vocab, block_max, blocks, n, top_p, sorted);
+  const int m = SupportSize(w, vocab, block_max, blocks, n, top_p, sorted, tmp);
   // The support is every token whose weight exceeds the m-th largest, plus as many tokens equal
   // to it (lowest ids first) as fill m places.
   const float threshold = m < vocab || top_p < 1.0f ? sorted[m - 1] : 0.0f;
