@@ -135,9 +135,8 @@ TEST(GenerateServiceTest, ServesTheChosenWeightFormat) {
   EXPECT_EQ(options.Validate().message(), "--weights = 'int4' is not one of: fp32, bf16, q8");
 }
 
-// Concurrent streams are advanced together (Decoder::FeedBatch, on a 2-thread pool); each
-// still gets exactly the tokens it would get alone. (This vocabulary is too small for the
-// batch's draws to leave the calling thread: ParallelFor runs them inline.)
+// Concurrent streams are advanced together (Decoder::FeedBatch) and draw their tokens in
+// parallel on a 2-thread pool; each still gets exactly the tokens it would get alone.
 TEST(GenerateServiceTest, BatchedStreamsMatchSingleStreams) {
   GenerateServiceOptions options;
   options.max_batch = 8;
