@@ -46,6 +46,16 @@ std::string WeightsText(const ServingWeights& w) {
   return text;
 }
 
+// The --temperature, --top-k and --top-p flags, seeded with --seed.
+SamplingOptions Sampling(const Options& o) {
+  SamplingOptions s;
+  s.temperature = o.temperature;
+  s.top_k = o.top_k;
+  s.top_p = o.top_p;
+  s.seed = o.seed;
+  return s;
+}
+
 std::string SamplingText(const SamplingOptions& s) {
   if (!(s.temperature > 0.0f) || s.top_k == 1) return "sampling=greedy";
   char text[96];
@@ -67,11 +77,7 @@ int BenchDecode(const Options& o, const ModelConfig& c, ThreadPool& pool) {
   const int n = std::min<int>(o.tokens, c.context);
   std::vector<int32_t> generated;  // session 0's tokens
   // Each next token is drawn as the server draws it (SampleToken, part of the timed step).
-  SamplingOptions sampling;
-  sampling.temperature = o.temperature;
-  sampling.top_k = o.top_k;
-  sampling.top_p = o.top_p;
-  sampling.seed = o.seed;
+  const SamplingOptions sampling = Sampling(o);
   std::vector<float> scratch;
   auto run = [&](int count) {
     for (KvCache& cache : caches) cache.length = 0;
@@ -159,11 +165,7 @@ int BenchPrefill(const Options& o, const ModelConfig& c, ThreadPool& pool) {
 }
 
 int BenchSample(const Options& o, const ModelConfig& c) {
-  SamplingOptions sampling;
-  sampling.temperature = o.temperature;
-  sampling.top_k = o.top_k;
-  sampling.top_p = o.top_p;
-  sampling.seed = o.seed;
+  const SamplingOptions sampling = Sampling(o);
   // Two spreads of normal logits: 2 (flat: at temperature 0.8 a top-p of 0.9 needs thousands
   // of tokens) and 6 (peaked, more like a trained model's).
   for (const float spread : {2.0f, 6.0f}) {

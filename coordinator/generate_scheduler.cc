@@ -228,16 +228,17 @@ void DecodeScheduler::Step(std::vector<std::shared_ptr<GenerateJob>>& jobs, Deco
   // Each session's draw depends only on its own logits, seed and step count, so the batch
   // draws in parallel with the same tokens (at V = 32000 a draw takes 15-35 us, serial work
   // between batched steps otherwise); tokens are then sent in batch order. A batch always
-  // spreads, whatever the vocabulary: a small one's draws are cheap, but so is its step, and
-  // the tests' tiny vocabularies then drive this path across threads too.
+  // spreads (each draw counted as a whole inline unit of work), whatever the vocabulary: a
+  // small one's draws are cheap, but so is its step, and the tests' tiny vocabularies then
+  // drive this path across threads too.
   std::vector<engine::SampledToken> sampled(batch.size());
-  const int64_t draw_cost = std::max<int64_t>(16 * int64_t{vocab}, engine::ThreadPool::kInlineWork);
-  pool_.ParallelFor(static_cast<int64_t>(batch.size()), draw_cost, [&](int64_t begin, int64_t end) {
+  const auto draw = [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       sampled[i] = batch[i]->generation->Sample(slot.logits.data() + i * static_cast<size_t>(vocab), vocab,
                                                 batch[i]->session->state);
     }
-  });
+  };
+  pool_.ParallelFor(static_cast<int64_t>(batch.size()), engine::ThreadPool::kInlineWork, draw);
   for (size_t i = 0; i < batch.size(); ++i) {
     batch[i]->session->state.pending = -1;
     Emit(batch[i], sampled[i]);

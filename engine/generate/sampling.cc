@@ -24,6 +24,7 @@ namespace {
 using simd::kLanes;
 using simd::VecF;
 using simd::VecI;
+typedef double VecD __attribute__((vector_size(kLanes * sizeof(double))));
 
 constexpr float kMaxTemperature = 100.0f;
 constexpr uint64_t kSamplingDomain = 0x73616d706c696e67ull;  // "sampling": separates this stream
@@ -73,6 +74,15 @@ float ReduceMax(VecF v) {
   return m;
 }
 
+// The lanes' sum, in lane order.
+double SumLanes(VecD v) {
+  double lanes[kLanes];
+  std::memcpy(lanes, &v, sizeof(lanes));
+  double sum = 0.0;
+  for (double lane : lanes) sum += lane;
+  return sum;
+}
+
 // The largest finite logit and its first id; -1 when no logit is finite.
 int FiniteArgmax(const float* x, int n, float& max) {
   VecF m = simd::Splat(-std::numeric_limits<float>::max());
@@ -106,7 +116,6 @@ VecF Weights(VecF v, VecI finite, float max, float inv_temperature) {
 // float lanes within blocks of kBlock logits, widened to double lanes across blocks (a fixed
 // order: the sum depends only on the data).
 double Partition(const float* x, int n, float max) {
-  typedef double VecD __attribute__((vector_size(kLanes * sizeof(double))));
   VecD total{};
   for (int64_t b = 0; b < n; b += kBlock) {
     VecF acc{};
@@ -114,11 +123,7 @@ double Partition(const float* x, int n, float max) {
                   [&](int64_t, VecF v, VecI finite) { acc += Weights(v, finite, max, 1.0f); });
     total += __builtin_convertvector(acc, VecD);
   }
-  double lanes[kLanes];
-  std::memcpy(lanes, &total, sizeof(lanes));
-  double z = 0.0;
-  for (double lane : lanes) z += lane;
-  return z;
+  return SumLanes(total);
 }
 
 // w[i] = the weight of token i at the temperature (largest 1); block_max[b] = the largest of
@@ -166,14 +171,9 @@ int CopyAtLeast(const float* w, int n, float bound, float* out) {
 
 // sum_i w[i] in double lanes (a fixed order: depends only on the data).
 double SumInDouble(const float* w, int n) {
-  typedef double VecD __attribute__((vector_size(kLanes * sizeof(double))));
   VecD total{};
   ForEachVector(w, n, [&](int64_t, VecF v, VecI) { total += __builtin_convertvector(v, VecD); });
-  double lanes[kLanes];
-  std::memcpy(lanes, &total, sizeof(lanes));
-  double sum = 0.0;
-  for (double lane : lanes) sum += lane;
-  return sum;
+  return SumLanes(total);
 }
 
 // sorted[0, count) = every weight >= the n-th largest (n <= blocks): the n-th largest block
