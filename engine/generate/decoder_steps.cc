@@ -35,13 +35,15 @@ int64_t BlockCost(const WeightMatrix& w, int64_t n) { return 2 * w.block_rows() 
 // Batched (n > 1): threads claim whole groups of kGroupBlocks blocks (4 panels, or 4 q8
 // blocks: two passes of 8 rows), the kernels' widest tile; the pool balances them.
 // Batch 1: contiguous ranges of at least 16 narrowest tiles (1 panel, 2 q8 blocks) each, one per
-// thread for a 288-row matrix and up to 4 per thread for the classifier (still claimed
-// dynamically: a thread slowed by another process hands work to the others), so bf16's
-// prefetch runs ahead through a whole range. Groups claimed one at a time (a 288-row matrix is
-// 5 groups: 3 for one thread, 2 for the other) left threads waiting, and bf16 prefetched groups
-// that the other thread then read: contiguous ranges measured 1.1-1.4x the tokens at 2 threads in
-// every format (BENCHMARKS.md, issue 11, eleventh session). Which thread runs which never
-// changes a bit.
+// thread for a 288-row matrix and up to 4 per thread for the classifier, so bf16's prefetch runs
+// ahead through a whole range. Groups claimed one at a time (a 288-row matrix is 5 groups: 3 for
+// one thread, 2 for the other) left threads waiting, and bf16 prefetched groups that the other
+// thread then read: contiguous ranges measured 1.1-1.4x the tokens at 2 threads in every format
+// (BENCHMARKS.md, issue 11, eleventh session). The ranges are affine (ThreadPool::
+// ParallelForAffine): a thread reads the same part of every matrix at every token, so that part
+// stays in its core's caches (1.1-1.3x the tokens at 2 threads, thirteenth session), and a thread
+// slowed by another process still hands its last ranges to the others. Which thread runs which
+// never changes a bit.
 constexpr int64_t kGroupBlocks = 4;
 int64_t Groups(int64_t blocks) { return (blocks + kGroupBlocks - 1) / kGroupBlocks; }
 
@@ -58,7 +60,8 @@ void ForBlockRanges(ThreadPool& pool, int64_t blocks, int64_t n, int64_t unit, i
   const int64_t units = (blocks + unit - 1) / unit, threads = pool.size();
   const int64_t parts = std::min(units, threads * std::clamp<int64_t>(units / (threads * 16), 1, 4));
   auto edge = [&](int64_t p) { return std::min(blocks, units * p / parts * unit); };
-  pool.ParallelFor(parts, cost_per_block * blocks / parts, [&](int64_t p0, int64_t p1) { fn(edge(p0), edge(p1)); });
+  pool.ParallelForAffine(parts, cost_per_block * blocks / parts,
+                         [&](int64_t p0, int64_t p1) { fn(edge(p0), edge(p1)); });
 }
 
 // The narrowest tile's blocks: q8 runs 8 rows (2 blocks) at a time, panels one at a time.

@@ -305,7 +305,9 @@ void AttentionDecodeKt(const float* q, const float* k_blocks, int64_t capacity, 
                        int64_t NH, int64_t D, float* out, float* scratch, ThreadPool& pool) {
   const float scale = ScoreScale(D);
   const int64_t ld = NH * D;
-  pool.ParallelFor(NH, 4 * len * D, [&](int64_t begin, int64_t end) {
+  // Affine: a thread attends to the same heads at every step, so their cached keys and values
+  // stay in its core's caches.
+  pool.ParallelForAffine(NH, 4 * len * D, [&](int64_t begin, int64_t end) {
     thread_local std::vector<float> buf;
     float* s = simd::Scratch(buf, RoundUp(len) + RoundUp(D));
     float* o = s + RoundUp(len);
