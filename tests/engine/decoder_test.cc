@@ -154,6 +154,29 @@ TEST(DecoderTest, ErrorsLeaveCachesUnchanged) {
   EXPECT_EQ(0, std::memcmp(cache.v.data(), v_full.data(), cache.v.size() * sizeof(float)));
 }
 
+// Weights converted for another config are refused, naming both, whichever shape differs.
+TEST(DecoderTest, WeightsOfAnotherConfigAreRefused) {
+  const ModelConfig c = test_support::TinyConfig(kSizes);
+  ThreadPool pool(1);
+  Decoder decoder(c);
+  KvCache cache(c);
+  std::vector<float> logits(c.vocab_size);
+  const int32_t token = 1;
+  for (int field = 0; field < 6; ++field) {
+    ModelConfig other = c;
+    int* shapes[] = {&other.vocab_size, &other.dim, &other.n_layers, &other.n_heads, &other.ffn_hidden, &other.context};
+    *shapes[field] *= 2;
+    const auto params = Params(other, 3);
+    auto weights = ServingWeights::Convert(other, params.data(), WeightFormat::kF32);
+    ASSERT_TRUE(weights.ok()) << weights.status().ToString();
+    const Status s = decoder.Feed(*weights, &token, 1, cache, logits.data(), pool);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << "field " << field;
+    EXPECT_NE(s.message().find(other.ToString()), std::string::npos) << s.message();
+    EXPECT_NE(s.message().find(c.ToString()), std::string::npos) << s.message();
+    EXPECT_EQ(cache.length, 0);
+  }
+}
+
 // The cache is 2 * L * T * C floats whatever its layout (the coordinator's admission control
 // counts SessionKvBytes with that formula), and a step writes only its own position: keys
 // (held transposed) and values of later positions stay zero.
