@@ -232,7 +232,7 @@ int Main(int argc, char** argv) {
   if (o.mode == "train") return BenchTrain(o, *config, pool);
   if (o.mode == "decode") return BenchDecode(o, *config, pool);
   if (o.mode == "prefill") return BenchPrefill(o, *config, pool);
-  if (o.mode == "sample") return BenchSample(o, *config);
+  if (o.mode == "sample") return BenchSample(o, *config, pool);
   std::fprintf(stderr, "--mode = '%s' is not one of: train, decode, prefill, sample, tokenizer, header\n",
                o.mode.c_str());
   return 2;

@@ -90,7 +90,8 @@ int BenchDecode(const Options& o, const ModelConfig& c, ThreadPool& pool) {
       LANLM_CHECK(st.ok(), st.ToString());
       for (int s = 0; s < S; ++s) {
         const float* row = logits.data() + static_cast<size_t>(s) * c.vocab_size;
-        next[s] = SampleToken(row, c.vocab_size, sampling, static_cast<uint64_t>(i), scratch).id;
+        // Batch 1 spreads the draw over the pool, as the server's batch of one does.
+        next[s] = SampleToken(row, c.vocab_size, sampling, static_cast<uint64_t>(i), scratch, S == 1 ? &pool : nullptr).id;
       }
       generated.push_back(next[0]);
     }
@@ -164,7 +165,7 @@ int BenchPrefill(const Options& o, const ModelConfig& c, ThreadPool& pool) {
   return 0;
 }
 
-int BenchSample(const Options& o, const ModelConfig& c) {
+int BenchSample(const Options& o, const ModelConfig& c, ThreadPool& pool) {
   const SamplingOptions sampling = Sampling(o);
   // Two spreads of normal logits: 2 (flat: at temperature 0.8 a top-p of 0.9 needs thousands
   // of tokens) and 6 (peaked, more like a trained model's).
@@ -178,7 +179,7 @@ int BenchSample(const Options& o, const ModelConfig& c) {
     int64_t ids = 0;
     for (int r = 0; r < o.runs; ++r) {
       const auto t0 = Clock::now();
-      for (int i = 0; i < draws; ++i) ids += SampleToken(logits.data(), c.vocab_size, sampling, i, scratch).id;
+      for (int i = 0; i < draws; ++i) ids += SampleToken(logits.data(), c.vocab_size, sampling, i, scratch, &pool).id;
       rates.push_back(draws / Seconds(t0, Clock::now()));
     }
     const double med = Median(rates);
@@ -189,7 +190,7 @@ int BenchSample(const Options& o, const ModelConfig& c) {
     std::snprintf(json, sizeof(json), ",\"vocab\":%d,\"logit_std\":%g,\"us_per_draw\":%.3f,\"temperature\":%g,"
                   "\"top_k\":%d,\"top_p\":%g", c.vocab_size, spread, 1e6 / med, sampling.temperature, sampling.top_k,
                   sampling.top_p);
-    Report(o, 1, med, 0.0, text, json);
+    Report(o, pool.size(), med, 0.0, text, json);
   }
   return 0;
 }

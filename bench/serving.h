@@ -9,6 +9,6 @@ namespace lanlm::engine {
 int BenchDecode(const Options& o, const ModelConfig& c, ThreadPool& pool);
 int BenchPrefill(const Options& o, const ModelConfig& c, ThreadPool& pool);
 // SampleToken alone at the config's vocabulary with the sampling flags (--tokens draws a run).
-int BenchSample(const Options& o, const ModelConfig& c);
+int BenchSample(const Options& o, const ModelConfig& c, ThreadPool& pool);
 
 }  // namespace lanlm::engine

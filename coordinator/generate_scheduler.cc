@@ -149,7 +149,7 @@ Status DecodeScheduler::Prefill(GenerateJob& job, engine::Decoder& decoder, floa
 }
 
 void DecodeScheduler::Emit(const std::shared_ptr<GenerateJob>& job, const float* logits, int vocab) {
-  Emit(job, job->generation->Sample(logits, vocab, job->session->state));
+  Emit(job, job->generation->Sample(logits, vocab, job->session->state, &pool_));
 }
 
 void DecodeScheduler::Emit(const std::shared_ptr<GenerateJob>& job, const engine::SampledToken& sampled) {
@@ -231,14 +231,19 @@ void DecodeScheduler::Step(std::vector<std::shared_ptr<GenerateJob>>& jobs, Deco
   // spreads (each draw counted as a whole inline unit of work), whatever the vocabulary: a
   // small one's draws are cheap, but so is its step, and the tests' tiny vocabularies then
   // drive this path across threads too.
+  // A batch of one spreads its single draw's passes over the pool instead.
   std::vector<engine::SampledToken> sampled(batch.size());
   const auto draw = [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       sampled[i] = batch[i]->generation->Sample(slot.logits.data() + i * static_cast<size_t>(vocab), vocab,
-                                                batch[i]->session->state);
+                                                batch[i]->session->state, batch.size() == 1 ? &pool_ : nullptr);
     }
   };
-  pool_.ParallelFor(static_cast<int64_t>(batch.size()), engine::ThreadPool::kInlineWork, draw);
+  if (batch.size() == 1) {
+    draw(0, 1);
+  } else {
+    pool_.ParallelFor(static_cast<int64_t>(batch.size()), engine::ThreadPool::kInlineWork, draw);
+  }
   for (size_t i = 0; i < batch.size(); ++i) {
     batch[i]->session->state.pending = -1;
     Emit(batch[i], sampled[i]);

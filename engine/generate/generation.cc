@@ -185,9 +185,9 @@ Generation::Step Generation::Next(const float* logits, int vocab, DecodeState& s
   return Accept(Sample(logits, vocab, state), state);
 }
 
-SampledToken Generation::Sample(const float* logits, int vocab, const DecodeState& state) {
+SampledToken Generation::Sample(const float* logits, int vocab, const DecodeState& state, ThreadPool* pool) {
   LANLM_CHECK(finish_ == FinishReason::kNone, "Generation::Sample after the generation finished");
-  return SampleToken(logits, vocab, sampling_, state.sampled, scratch_);
+  return SampleToken(logits, vocab, sampling_, state.sampled, scratch_, pool);
 }
 
 Generation::Step Generation::Accept(const SampledToken& sampled, DecodeState& state) {

@@ -95,8 +95,9 @@ class Generation {
   Step Next(const float* logits, int vocab, DecodeState& state);
   // Next's two halves, so that a batch of sessions can draw their tokens in parallel: Sample
   // reads only the logits and the state's step count and writes only this generation's
-  // scratch; Accept records the token, streams its text and decides whether to stop.
-  SampledToken Sample(const float* logits, int vocab, const DecodeState& state);
+  // scratch; Accept records the token, streams its text and decides whether to stop. A pool
+  // spreads one draw's passes over the vocabulary (SampleToken); the same token either way.
+  SampledToken Sample(const float* logits, int vocab, const DecodeState& state, ThreadPool* pool = nullptr);
   Step Accept(const SampledToken& sampled, DecodeState& state);
   // Ends the request for an outside reason (cancel, eviction); returns the held-back text.
   std::string Stop(FinishReason reason);

@@ -15,6 +15,7 @@
 #include "engine/base/float_bits.h"
 #include "engine/base/number_text.h"
 #include "engine/base/random.h"
+#include "engine/base/thread_pool.h"
 #include "engine/model/model_config.h"
 #include "engine/ops/simd.h"
 
@@ -83,7 +84,7 @@ double SumLanes(VecD v) {
   return sum;
 }
 
-// The largest finite logit and its first id; -1 when no logit is finite.
+// The largest finite logit of x[0, n) and its first id; -1 when no logit is finite.
 int FiniteArgmax(const float* x, int n, float& max) {
   VecF m = simd::Splat(-std::numeric_limits<float>::max());
   VecI seen{};
@@ -104,6 +105,45 @@ int FiniteArgmax(const float* x, int n, float& max) {
   return first;
 }
 
+// At most this many parts of the vocabulary are searched for the argmax at once.
+constexpr int kMaxParts = 64;
+
+// fn(begin, end) over the blocks [0, blocks) of kBlock logits: on the pool, or on this thread
+// when pool is null. cost: rough flops per block (ThreadPool's inline rule).
+template <typename Fn>
+void ForBlocks(ThreadPool* pool, int64_t blocks, int64_t cost, Fn&& fn) {
+  if (pool == nullptr) {
+    fn(int64_t{0}, blocks);
+  } else {
+    pool->ParallelForAffine(blocks, cost, fn);
+  }
+}
+
+// FiniteArgmax of all x[0, n), from contiguous parts searched on the pool: the largest of the
+// parts' maxima, first in id order on ties, is the same logit and id whatever the parts.
+int FiniteArgmaxOn(ThreadPool* pool, const float* x, int n, float& max) {
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+  const int parts = pool == nullptr ? 1 : static_cast<int>(std::min<int64_t>({pool->size(), kMaxParts, blocks}));
+  if (parts <= 1) return FiniteArgmax(x, n, max);
+  float part_max[kMaxParts];
+  int part_first[kMaxParts];
+  auto edge = [&](int64_t p) { return std::min<int64_t>(n, blocks * p / parts * kBlock); };
+  pool->ParallelForAffine(parts, 4 * (n / parts), [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const int first = FiniteArgmax(x + edge(p), static_cast<int>(edge(p + 1) - edge(p)), part_max[p]);
+      part_first[p] = first < 0 ? -1 : static_cast<int>(edge(p)) + first;
+    }
+  });
+  int best = -1;
+  for (int p = 0; p < parts; ++p) {
+    if (part_first[p] >= 0 && (best < 0 || part_max[p] > max)) {
+      best = part_first[p];
+      max = part_max[p];
+    }
+  }
+  return best;
+}
+
 // e^((x[i] - max) / temperature) per lane: 0 for non-finite logits and below e^-87 (where the
 // float result would be denormal, flushed to 0 under -ffast-math anyway). simd::Exp's relative
 // error is about 2e-7, against a double exp rounded to float before.
@@ -113,37 +153,48 @@ VecF Weights(VecF v, VecI finite, float max, float inv_temperature) {
 }
 
 // sum_i e^(x[i] - max) over the finite logits (softmax's denominator at temperature 1): in
-// float lanes within blocks of kBlock logits, widened to double lanes across blocks (a fixed
-// order: the sum depends only on the data).
-double Partition(const float* x, int n, float max) {
+// float lanes within blocks of kBlock logits (on the pool; block_sums: [blocks * kLanes]),
+// widened to double lanes across blocks in block order (a fixed order: the sum depends only on
+// the data, not on the threads).
+double Partition(ThreadPool* pool, const float* x, int n, float max, float* block_sums) {
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+  ForBlocks(pool, blocks, 24 * kBlock, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      VecF acc{};
+      ForEachVector(x + b * kBlock, std::min<int64_t>(kBlock, n - b * kBlock),
+                    [&](int64_t, VecF v, VecI finite) { acc += Weights(v, finite, max, 1.0f); });
+      simd::StoreU(block_sums + b * kLanes, acc);
+    }
+  });
   VecD total{};
-  for (int64_t b = 0; b < n; b += kBlock) {
-    VecF acc{};
-    ForEachVector(x + b, std::min<int64_t>(kBlock, n - b),
-                  [&](int64_t, VecF v, VecI finite) { acc += Weights(v, finite, max, 1.0f); });
-    total += __builtin_convertvector(acc, VecD);
-  }
+  for (int64_t b = 0; b < blocks; ++b) total += __builtin_convertvector(simd::LoadU(block_sums + b * kLanes), VecD);
   return SumLanes(total);
 }
 
-// w[i] = the weight of token i at the temperature (largest 1); block_max[b] = the largest of
-// w[b * kBlock, (b + 1) * kBlock).
-void TemperatureWeights(const float* x, int n, float max, float temperature, float* w, float* block_max) {
+// w[i] = the weight of token i at the temperature (largest 1) for the block of kBlock tokens
+// starting at b; block_max[b / kBlock] = the largest of them.
+void TemperatureBlock(const float* x, int n, int64_t b, float max, float inv, float* w, float* block_max) {
+  const int64_t len = std::min<int64_t>(kBlock, n - b);
+  VecF m{};
+  ForEachVector(x + b, len, [&](int64_t i, VecF v, VecI finite) {
+    const VecF e = Weights(v, finite, max, inv);
+    if (i + kLanes <= len) {
+      simd::StoreU(w + b + i, e);
+    } else {
+      simd::StorePartial(w + b + i, e, len - i);
+    }
+    m = simd::Select(e > m, e, m);
+  });
+  block_max[b / kBlock] = ReduceMax(m);
+}
+
+// TemperatureBlock for every block, on the pool (each block's values depend only on it).
+void TemperatureWeights(ThreadPool* pool, const float* x, int n, float max, float temperature, float* w,
+                        float* block_max) {
   const float inv = 1.0f / std::max(temperature, kMinTemperature);
-  for (int64_t b = 0; b < n; b += kBlock) {
-    const int64_t len = std::min<int64_t>(kBlock, n - b);
-    VecF m{};
-    ForEachVector(x + b, len, [&](int64_t i, VecF v, VecI finite) {
-      const VecF e = Weights(v, finite, max, inv);
-      if (i + kLanes <= len) {
-        simd::StoreU(w + b + i, e);
-      } else {
-        simd::StorePartial(w + b + i, e, len - i);
-      }
-      m = simd::Select(e > m, e, m);
-    });
-    block_max[b / kBlock] = ReduceMax(m);
-  }
+  ForBlocks(pool, (n + kBlock - 1) / kBlock, 24 * kBlock, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) TemperatureBlock(x, n, b * kBlock, max, inv, w, block_max);
+  });
 }
 
 // Copies the w[i] >= bound, in id order, to out; returns how many. Vectors wholly below the
@@ -283,14 +334,20 @@ Status SamplingOptions::Validate() const {
 }
 
 SampledToken SampleToken(const float* logits, int vocab, const SamplingOptions& options, uint64_t index,
-                         std::vector<float>& scratch) {
+                         std::vector<float>& scratch, ThreadPool* pool) {
   LANLM_CHECK(vocab > 0, "SampleToken needs vocab > 0");
   float max_logit = 0.0f;
-  const int best = FiniteArgmax(logits, vocab, max_logit);
+  const int best = FiniteArgmaxOn(pool, logits, vocab, max_logit);
   SampledToken result;
   if (best < 0) return result;  // nothing finite: id 0 (<pad>), probability 0
+  // Scratch: [3 * vocab] weights, sorted and tmp (sampling only), then [blocks] block maxima,
+  // then [blocks * kLanes] block sums.
+  const int blocks = (vocab + kBlock - 1) / kBlock;
+  const bool sampled = IsFiniteBits(options.temperature) && options.temperature > 0.0f && options.top_k != 1;
+  const size_t weights_size = sampled ? 3 * static_cast<size_t>(vocab) : 0;
+  scratch.resize(weights_size + static_cast<size_t>(blocks) * (1 + kLanes));
   // Softmax at temperature 1 (what probability and the confidence rule report).
-  const double z1 = Partition(logits, vocab, max_logit);
+  const double z1 = Partition(pool, logits, vocab, max_logit, scratch.data() + weights_size + blocks);
   auto finish = [&](int id) {
     result.id = id;
     result.probability =
@@ -298,17 +355,15 @@ SampledToken SampleToken(const float* logits, int vocab, const SamplingOptions& 
     result.top_probability = static_cast<float>(1.0 / z1);
     return result;
   };
-  const float temperature = IsFiniteBits(options.temperature) ? options.temperature : 0.0f;
-  if (!(temperature > 0.0f) || options.top_k == 1) return finish(best);
+  if (!sampled) return finish(best);  // greedy
 
   // Weights at the temperature, relative to the largest (which gets 1).
-  const int blocks = (vocab + kBlock - 1) / kBlock;
-  scratch.resize(3 * static_cast<size_t>(vocab) + blocks);
+  const float temperature = options.temperature;
   float* w = scratch.data();
   float* sorted = w + vocab;
   float* tmp = sorted + vocab;
   float* block_max = tmp + vocab;
-  TemperatureWeights(logits, vocab, max_logit, temperature, w, block_max);
+  TemperatureWeights(pool, logits, vocab, max_logit, temperature, w, block_max);
   const int n = options.top_k > 0 && options.top_k < vocab ? options.top_k : vocab;
   const float top_p = IsFiniteBits(options.top_p) && options.top_p > 0.0f ? std::min(options.top_p, 1.0f) : 1.0f;
   const int m = SupportSize(w, vocab, block_max, blocks, n, top_p, sorted, tmp);

@@ -24,10 +24,15 @@ struct SampledToken {
   float top_probability = 0.0f;  // largest probability under softmax(logits): the confidence
 };
 
+class ThreadPool;
+
 // Draws the token for generation step `index` (CounterRng keyed by seed and index, so a run is
-// reproducible and a continued session equals one long request). scratch is reused.
+// reproducible and a continued session equals one long request). scratch is reused. With a
+// pool, the passes over the whole vocabulary (the argmax, the softmax partition, the weights at
+// the temperature) run on it, with the same result bit for bit; null runs all on this thread
+// (the only choice inside another ParallelFor of the same pool).
 SampledToken SampleToken(const float* logits, int vocab, const SamplingOptions& options, uint64_t index,
-                         std::vector<float>& scratch);
+                         std::vector<float>& scratch, ThreadPool* pool = nullptr);
 
 // Stops after `run` consecutive tokens whose top probability is below `threshold`
 // (seed defaults 0.15 and 3). threshold 0 disables the rule.
