@@ -47,9 +47,10 @@ class ThreadPool {
   // that finish their share then take chunks left in the others'. For memory-bound work that
   // reads the same data on every call (decoding a token reads every weight once): each core's
   // caches keep the part it reads, where ParallelFor's first-come claims hand a range to
-  // whichever thread is free. On a 2-core VM whose cores each have their own L3, fixed halves
-  // of 30 MB read at 143 GB/s and alternating halves at 98 (BENCHMARKS.md, issue 11,
-  // thirteenth session). Same determinism contract as ParallelFor.
+  // whichever thread is free. On the 2-core development VM, where each core keeps its own part
+  // of a buffer read over and over, fixed halves of 30 MB read at 116-143 GB/s and alternating
+  // halves at 75-98 (lanlm-cache-halves; BENCHMARKS.md, issue 11, thirteenth session). Same
+  // determinism contract as ParallelFor.
   template <typename Fn>
   void ParallelForAffine(int64_t count, int64_t cost_per_item, Fn&& fn) {
     Dispatch(count, cost_per_item, /*affine=*/true, fn);
