@@ -25,8 +25,8 @@ if [[ $(cat /proc/sys/vm/mmap_rnd_bits 2>/dev/null || echo 28) -gt 28 ]] && comm
   prefix=(setarch "$(uname -m)" -R)
 fi
 # The engine's tests that run on more than one thread (thread pool, gradient tree, the
-# 1-vs-N-thread checks of the ops, trainer, local steps, decoding).
-engine_filter=${LANLM_TSAN_FILTER:-ThreadPool*:GradientTree*:Trainer*:LocalSteps*:Matmul*:Attention*:Decoder*:Generation*:Model*:Gemv*}
+# 1-vs-N-thread checks of the ops, trainer, local steps, decoding, the pooled token draw).
+engine_filter=${LANLM_TSAN_FILTER:-ThreadPool*:GradientTree*:Trainer*:LocalSteps*:Matmul*:Attention*:Decoder*:Generation*:Model*:Gemv*:Sampling*}
 status=0
 run() {
   local binary=$1 filter=$2 start=$SECONDS
