@@ -10,12 +10,11 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
-#include <limits>
 
 #include "engine/base/float_bits.h"
 #include "engine/base/number_text.h"
 #include "engine/base/random.h"
-#include "engine/base/thread_pool.h"
+#include "engine/generate/vocab_passes.h"
 #include "engine/model/model_config.h"
 #include "engine/ops/simd.h"
 
@@ -25,177 +24,15 @@ namespace {
 using simd::kLanes;
 using simd::VecF;
 using simd::VecI;
-typedef double VecD __attribute__((vector_size(kLanes * sizeof(double))));
+using vocab::AnyLane;
+using vocab::ForEachVector;
+using vocab::kBlock;
+using vocab::LoadUpTo;
+using vocab::SumLanes;
+using vocab::VecD;
 
 constexpr float kMaxTemperature = 100.0f;
 constexpr uint64_t kSamplingDomain = 0x73616d706c696e67ull;  // "sampling": separates this stream
-// The smallest temperature used in arithmetic: 1 / it stays finite, so (l - max) / T never
-// meets 0 * inf (smaller temperatures are greedy in effect: every other weight is 0).
-constexpr float kMinTemperature = 1e-30f;
-// Top-k looks for its candidates through the maxima of blocks of this many weights.
-constexpr int kBlock = 64;
-
-// fn(i, v, finite) for the vectors of x[0, n) from i = 0 in steps of kLanes: v holds
-// x[i, i + kLanes) (zeros past n), finite the lanes inside [0, n) holding a finite value
-// (tested on the bits). Whole vectors first, then the tail, so the loop has one path and its
-// accumulators stay in registers.
-template <typename Fn>
-[[gnu::always_inline]] inline void ForEachVector(const float* x, int64_t n, Fn&& fn) {
-  auto finite_lanes = [](VecF v) {
-    VecI bits;
-    std::memcpy(&bits, &v, sizeof(bits));
-    return VecI((bits & 0x7f800000) != 0x7f800000);
-  };
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    const VecF v = simd::LoadU(x + i);
-    fn(i, v, finite_lanes(v));
-  }
-  if (i < n) {
-    const VecF v = simd::LoadPartial(x + i, n - i);
-    fn(i, v, VecI(finite_lanes(v) & simd::LaneMask(n - i)));
-  }
-}
-VecF LoadUpTo(const float* p, int64_t n) { return n >= kLanes ? simd::LoadU(p) : simd::LoadPartial(p, n); }
-bool AnyLane(VecI mask) {  // one test instruction, not kLanes extractions
-  uint64_t words[sizeof(VecI) / sizeof(uint64_t)];
-  std::memcpy(words, &mask, sizeof(words));
-  uint64_t any = 0;
-  for (uint64_t word : words) any |= word;
-  return any != 0;
-}
-
-// The largest lane. Through an array: subscripting the vector itself made GCC keep it in
-// memory inside the loop that built it (a store-forwarding chain, 40 cycles a vector).
-float ReduceMax(VecF v) {
-  float lanes[kLanes];
-  simd::StoreU(lanes, v);
-  float m = lanes[0];
-  for (int j = 1; j < kLanes; ++j) m = lanes[j] > m ? lanes[j] : m;
-  return m;
-}
-
-// The lanes' sum, in lane order.
-double SumLanes(VecD v) {
-  double lanes[kLanes];
-  std::memcpy(lanes, &v, sizeof(lanes));
-  double sum = 0.0;
-  for (double lane : lanes) sum += lane;
-  return sum;
-}
-
-// The largest finite logit of x[0, n) and its first id; -1 when no logit is finite.
-int FiniteArgmax(const float* x, int n, float& max) {
-  VecF m = simd::Splat(-std::numeric_limits<float>::max());
-  VecI seen{};
-  ForEachVector(x, n, [&](int64_t, VecF v, VecI finite) {
-    seen |= finite;
-    m = simd::Select(finite & (v > m), v, m);
-  });
-  if (!AnyLane(seen)) return -1;
-  max = ReduceMax(m);
-  int first = -1;
-  for (int64_t i = 0; i < n && first < 0; i += kLanes) {  // the vector holding it, then its lane
-    const int64_t end = std::min<int64_t>(n, i + kLanes);
-    if (!AnyLane(LoadUpTo(x + i, end - i) == simd::Splat(max))) continue;
-    for (int64_t k = i; k < end && first < 0; ++k) {
-      if (IsFiniteBits(x[k]) && x[k] == max) first = static_cast<int>(k);
-    }
-  }
-  return first;
-}
-
-// At most this many parts of the vocabulary are searched for the argmax at once.
-constexpr int kMaxParts = 64;
-
-// fn(begin, end) over the blocks [0, blocks) of kBlock logits: on the pool, or on this thread
-// when pool is null. cost: rough flops per block (ThreadPool's inline rule).
-template <typename Fn>
-void ForBlocks(ThreadPool* pool, int64_t blocks, int64_t cost, Fn&& fn) {
-  if (pool == nullptr) {
-    fn(int64_t{0}, blocks);
-  } else {
-    pool->ParallelForAffine(blocks, cost, fn);
-  }
-}
-
-// FiniteArgmax of all x[0, n), from contiguous parts searched on the pool: the largest of the
-// parts' maxima, first in id order on ties, is the same logit and id whatever the parts.
-int FiniteArgmaxOn(ThreadPool* pool, const float* x, int n, float& max) {
-  const int64_t blocks = (n + kBlock - 1) / kBlock;
-  const int parts = pool == nullptr ? 1 : static_cast<int>(std::min<int64_t>({pool->size(), kMaxParts, blocks}));
-  if (parts <= 1) return FiniteArgmax(x, n, max);
-  float part_max[kMaxParts];
-  int part_first[kMaxParts];
-  auto edge = [&](int64_t p) { return std::min<int64_t>(n, blocks * p / parts * kBlock); };
-  pool->ParallelForAffine(parts, 4 * (n / parts), [&](int64_t p0, int64_t p1) {
-    for (int64_t p = p0; p < p1; ++p) {
-      const int first = FiniteArgmax(x + edge(p), static_cast<int>(edge(p + 1) - edge(p)), part_max[p]);
-      part_first[p] = first < 0 ? -1 : static_cast<int>(edge(p)) + first;
-    }
-  });
-  int best = -1;
-  for (int p = 0; p < parts; ++p) {
-    if (part_first[p] >= 0 && (best < 0 || part_max[p] > max)) {
-      best = part_first[p];
-      max = part_max[p];
-    }
-  }
-  return best;
-}
-
-// e^((x[i] - max) / temperature) per lane: 0 for non-finite logits and below e^-87 (where the
-// float result would be denormal, flushed to 0 under -ffast-math anyway). simd::Exp's relative
-// error is about 2e-7, against a double exp rounded to float before.
-VecF Weights(VecF v, VecI finite, float max, float inv_temperature) {
-  const VecF x = (v - simd::Splat(max)) * inv_temperature;  // <= 0; -inf where it overflows
-  return simd::Select(finite & (x >= simd::Splat(-87.0f)), simd::Exp(x), VecF{});
-}
-
-// sum_i e^(x[i] - max) over the finite logits (softmax's denominator at temperature 1): in
-// float lanes within blocks of kBlock logits (on the pool; block_sums: [blocks * kLanes]),
-// widened to double lanes across blocks in block order (a fixed order: the sum depends only on
-// the data, not on the threads).
-double Partition(ThreadPool* pool, const float* x, int n, float max, float* block_sums) {
-  const int64_t blocks = (n + kBlock - 1) / kBlock;
-  ForBlocks(pool, blocks, 24 * kBlock, [&](int64_t b0, int64_t b1) {
-    for (int64_t b = b0; b < b1; ++b) {
-      VecF acc{};
-      ForEachVector(x + b * kBlock, std::min<int64_t>(kBlock, n - b * kBlock),
-                    [&](int64_t, VecF v, VecI finite) { acc += Weights(v, finite, max, 1.0f); });
-      simd::StoreU(block_sums + b * kLanes, acc);
-    }
-  });
-  VecD total{};
-  for (int64_t b = 0; b < blocks; ++b) total += __builtin_convertvector(simd::LoadU(block_sums + b * kLanes), VecD);
-  return SumLanes(total);
-}
-
-// w[i] = the weight of token i at the temperature (largest 1) for the block of kBlock tokens
-// starting at b; block_max[b / kBlock] = the largest of them.
-void TemperatureBlock(const float* x, int n, int64_t b, float max, float inv, float* w, float* block_max) {
-  const int64_t len = std::min<int64_t>(kBlock, n - b);
-  VecF m{};
-  ForEachVector(x + b, len, [&](int64_t i, VecF v, VecI finite) {
-    const VecF e = Weights(v, finite, max, inv);
-    if (i + kLanes <= len) {
-      simd::StoreU(w + b + i, e);
-    } else {
-      simd::StorePartial(w + b + i, e, len - i);
-    }
-    m = simd::Select(e > m, e, m);
-  });
-  block_max[b / kBlock] = ReduceMax(m);
-}
-
-// TemperatureBlock for every block, on the pool (each block's values depend only on it).
-void TemperatureWeights(ThreadPool* pool, const float* x, int n, float max, float temperature, float* w,
-                        float* block_max) {
-  const float inv = 1.0f / std::max(temperature, kMinTemperature);
-  ForBlocks(pool, (n + kBlock - 1) / kBlock, 24 * kBlock, [&](int64_t b0, int64_t b1) {
-    for (int64_t b = b0; b < b1; ++b) TemperatureBlock(x, n, b * kBlock, max, inv, w, block_max);
-  });
-}
 
 // Copies the w[i] >= bound, in id order, to out; returns how many. Vectors wholly below the
 // bound (most of them) cost one compare.
@@ -337,7 +174,7 @@ SampledToken SampleToken(const float* logits, int vocab, const SamplingOptions& 
                          std::vector<float>& scratch, ThreadPool* pool) {
   LANLM_CHECK(vocab > 0, "SampleToken needs vocab > 0");
   float max_logit = 0.0f;
-  const int best = FiniteArgmaxOn(pool, logits, vocab, max_logit);
+  const int best = vocab::FiniteArgmaxOn(pool, logits, vocab, max_logit);
   SampledToken result;
   if (best < 0) return result;  // nothing finite: id 0 (<pad>), probability 0
   // Scratch: [3 * vocab] weights, sorted and tmp (sampling only), then [blocks] block maxima,
@@ -347,7 +184,7 @@ SampledToken SampleToken(const float* logits, int vocab, const SamplingOptions& 
   const size_t weights_size = sampled ? 3 * static_cast<size_t>(vocab) : 0;
   scratch.resize(weights_size + static_cast<size_t>(blocks) * (1 + kLanes));
   // Softmax at temperature 1 (what probability and the confidence rule report).
-  const double z1 = Partition(pool, logits, vocab, max_logit, scratch.data() + weights_size + blocks);
+  const double z1 = vocab::Partition(pool, logits, vocab, max_logit, scratch.data() + weights_size + blocks);
   auto finish = [&](int id) {
     result.id = id;
     result.probability =
@@ -363,7 +200,7 @@ SampledToken SampleToken(const float* logits, int vocab, const SamplingOptions& 
   float* sorted = w + vocab;
   float* tmp = sorted + vocab;
   float* block_max = tmp + vocab;
-  TemperatureWeights(pool, logits, vocab, max_logit, temperature, w, block_max);
+  vocab::TemperatureWeights(pool, logits, vocab, max_logit, temperature, w, block_max);
   const int n = options.top_k > 0 && options.top_k < vocab ? options.top_k : vocab;
   const float top_p = IsFiniteBits(options.top_p) && options.top_p > 0.0f ? std::min(options.top_p, 1.0f) : 1.0f;
   const int m = SupportSize(w, vocab, block_max, blocks, n, top_p, sorted, tmp);
