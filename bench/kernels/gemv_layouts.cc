@@ -86,14 +86,16 @@ int Main() {
   for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<float>(i % 97) * 0.01f - 0.48f;
   for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i % 13) * 0.1f - 0.6f;
   AlignedVector<float> pf(PanelElements(kRows, kCols));
-  AlignedVector<uint16_t> pb(PanelElements(kRows, kCols));
+  AlignedVector<uint32_t> pb(Bf16PanelWords(kRows, kCols));
+  AlignedVector<uint32_t> xp(32 * ((kCols + 1) / 2));
+  PackBf16Activations(x.data(), 32, kCols, xp.data());
   PackPanels(w.data(), kRows, kCols, pf.data());
   PackPanels(w.data(), kRows, kCols, pb.data());
   const WeightMatrix f32{WeightFormat::kF32, kRows, kCols, pf.data()};
   const WeightMatrix bf16{WeightFormat::kBf16, kRows, kCols, nullptr, pb.data()};
   std::printf("32000 x 288, 1 thread, medians of 15 (ms; GFLOP/s)\n");
   for (int64_t n : {1, 8, 32}) {
-    const GemvInput in{x.data(), nullptr, nullptr, n};
+    const GemvInput in{x.data(), nullptr, nullptr, n, xp.data()};
     const double flops = 2.0 * kRows * kCols * n;
     const double old_s = MedianSeconds([&] { OldForm(w.data(), x.data(), n, y.data()); });
     const double f32_s = MedianSeconds([&] { GemvBlocks(f32, in, 0, f32.blocks(), y.data(), kRows); });

@@ -15,7 +15,8 @@ ThreadPool& InlinePool() {
 
 namespace {
 
-// The activation rows as the matrix's kernel reads them (q8: quantized per group into work).
+// The activation rows as the matrix's kernel reads them (q8: quantized per group into work;
+// bf16: rounded into pair words).
 GemvInput Prepare(const WeightMatrix& w, const float* x, int64_t n, Work& work) {
   GemvInput in;
   in.x = x;
@@ -26,6 +27,11 @@ GemvInput Prepare(const WeightMatrix& w, const float* x, int64_t n, Work& work) 
     QuantizeQ8(x, n * w.cols, work.xq.data(), work.xs.data());
     in.xq = work.xq.data();
     in.xs = work.xs.data();
+  } else if (w.format == WeightFormat::kBf16) {
+    const int64_t words = n * ((w.cols + 1) / 2);
+    if (static_cast<int64_t>(work.xp.size()) < words) work.xp.resize(words);
+    PackBf16Activations(x, n, w.cols, work.xp.data());
+    in.xp = work.xp.data();
   }
   return in;
 }

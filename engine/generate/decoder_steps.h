@@ -21,6 +21,7 @@ namespace lanlm::engine::decode {
 struct Work {
   AlignedVector<int8_t> xq;
   AlignedVector<float> xs;
+  AlignedVector<uint32_t> xp;  // bf16 pair words of the activations
 };
 
 // A pool without threads, for ops called from inside another ParallelFor: its ParallelFor

@@ -19,18 +19,22 @@ StatusOr<WeightFormat> ParseWeightFormat(const std::string& name) {
 
 namespace {
 
-int64_t MatrixElements(const ModelConfig& c) {
-  const int64_t C = c.dim, F = c.ffn_hidden, V = c.vocab_size;
-  return int64_t{c.n_layers} * (4 * C * C + 3 * C * F) + V * C;
+// Elements one matrix takes in `format`: fp32 panels round its rows up to whole panels (zero
+// padding); bf16 pair panels too, in 32-bit words of two values (cols rounded up to even).
+int64_t StoredElements(int64_t rows, int64_t cols, WeightFormat format) {
+  switch (format) {
+    case WeightFormat::kF32: return PanelElements(rows, cols);
+    case WeightFormat::kBf16: return Bf16PanelWords(rows, cols);
+    case WeightFormat::kQ8: return rows * cols;
+  }
+  return 0;
 }
 
-// Elements the matrices take in `format`: fp32 and bf16 panels round each matrix's rows up to
-// whole panels (zero padding).
+// ... and all the matrices.
 int64_t StoredElements(const ModelConfig& c, WeightFormat format) {
-  if (format == WeightFormat::kQ8) return MatrixElements(c);
   const int64_t C = c.dim, F = c.ffn_hidden, V = c.vocab_size;
-  return int64_t{c.n_layers} * (4 * PanelElements(C, C) + 2 * PanelElements(F, C) + PanelElements(C, F)) +
-         PanelElements(V, C);
+  auto n = [&](int64_t rows, int64_t cols) { return StoredElements(rows, cols, format); };
+  return int64_t{c.n_layers} * (4 * n(C, C) + 2 * n(F, C) + n(C, F)) + n(V, C);
 }
 
 }  // namespace
@@ -41,11 +45,11 @@ WeightMatrix ServingWeights::Make(const float* w, int64_t rows, int64_t cols) {
   m.rows = rows;
   m.cols = cols;
   const int64_t n = rows * cols;
-  // fp32 and bf16: the next PanelElements of the store, packed.
+  // fp32 and bf16: the next StoredElements of the store, packed.
   auto pack = [&](auto& store) {
     auto* dst = store.data() + used_;
     PackPanels(w, rows, cols, dst);
-    used_ += PanelElements(rows, cols);
+    used_ += StoredElements(rows, cols, format_);
     return dst;
   };
   switch (format_) {
@@ -125,8 +129,8 @@ StatusOr<ServingWeights> ServingWeights::Convert(const ModelConfig& config, cons
 int64_t ServingWeights::MatrixBytes() const {
   const int64_t n = StoredElements(config_, format_);
   switch (format_) {
-    case WeightFormat::kF32: return n * 4;
-    case WeightFormat::kBf16: return n * 2;
+    case WeightFormat::kF32:
+    case WeightFormat::kBf16: return n * 4;  // floats, or pair words
     case WeightFormat::kQ8: return n + n / kQ8Group * 4;
   }
   return 0;

@@ -71,7 +71,7 @@ class ServingWeights {
   WeightMatrix output_;
   std::vector<ServingLayer> layers_;
   AlignedVector<float> f32_;      // fp32: every matrix's panels, in order
-  AlignedVector<uint16_t> bf16_;  // bf16: every matrix's panels, in order
+  AlignedVector<uint32_t> bf16_;  // bf16: every matrix's pair panels, in order
   AlignedVector<uint8_t> q8_;     // q8: every matrix, in order (q + 128)
   AlignedVector<float> scales_;   // q8: their group scales
   int64_t used_ = 0;             // elements handed out so far by Make

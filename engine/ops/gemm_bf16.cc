@@ -156,19 +156,6 @@ KernelSpec Spec(Kernel k) {
 
 std::atomic<int> g_forced{-1};  // -1: automatic; else a Kernel
 
-// MXCSR flush-to-zero and denormals-are-zero for the scope, as VDPBF16PS always applies them
-// (it ignores MXCSR), so the emulated FMAs and the final store agree with it on denormals.
-class FlushDenormals {
- public:
-  FlushDenormals() : saved_(_mm_getcsr()) { _mm_setcsr(saved_ | 0x8040u); }
-  ~FlushDenormals() { _mm_setcsr(saved_); }
-  FlushDenormals(const FlushDenormals&) = delete;
-  FlushDenormals& operator=(const FlushDenormals&) = delete;
-
- private:
-  unsigned saved_;
-};
-
 uint32_t* Grow(std::vector<uint32_t>& buf, int64_t n) {
   if (static_cast<int64_t>(buf.size()) < n) buf.resize(static_cast<size_t>(n));
   return buf.data();

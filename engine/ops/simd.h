@@ -79,6 +79,14 @@ inline void StorePartial(float* p, VecF v, int64_t n) {
 #endif
 }
 // Lanes [0, n) all ones, the rest zero.
+// The first min(n, kLanes) lanes of v to p; nothing when n <= 0 (a tile's rows past its end).
+inline void StoreUpTo(float* p, VecF v, int64_t n) {
+  if (n >= kLanes) {
+    StoreU(p, v);
+  } else if (n > 0) {
+    StorePartial(p, v, n);
+  }
+}
 inline VecI LaneMask(int64_t n) {
   VecI idx;
   for (int i = 0; i < kLanes; ++i) idx[i] = i;

@@ -1,6 +1,6 @@
-// Decoding GEMV kernels (gemv.h): fp32 and bf16 equal to their plain C++ chain bit for bit and
-// near a double-precision reference, bf16 equal to fp32 on the widened weights bit for bit, the
-// panel layout round trip, q8 quantization error bounds per group,
+// Decoding GEMV kernels (gemv.h): fp32 and bf16 (native VDPBF16PS and the emulation) equal to
+// their plain C++ chain bit for bit and near a double-precision reference, bf16 within its
+// rounding of fp32, the panel layouts' round trip, q8 quantization error bounds per group,
 // every fast q8 kernel of the build equal to the plain C++ reference bit for bit, q8 weights
 // stored offset by 128, and every block slot and batch row computing the same bits.
 #include "engine/ops/gemv.h"
@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "engine/base/random.h"
+#include "engine/ops/bf16.h"
+#include "engine/ops/matmul.h"
 
 namespace lanlm::engine {
 namespace {
@@ -40,24 +42,51 @@ using Q8W = Q8Of<uint8_t>;
 Q8 Quantize(const std::vector<float>& x) { return QuantizeWith<int8_t, QuantizeQ8>(x); }
 Q8W QuantizeWeights(const std::vector<float>& w) { return QuantizeWith<uint8_t, QuantizeQ8Weights>(w); }
 
-// fp32 and bf16 matrices in their panel layout (gemv.h), owning the storage.
+// fp32 and bf16 matrices in their panel layouts (gemv.h), owning the storage.
 struct Paneled {
   AlignedVector<float> f32;
-  AlignedVector<uint16_t> bf16;
+  AlignedVector<uint32_t> bf16;
   WeightMatrix F32(int64_t rows, int64_t cols) const { return {WeightFormat::kF32, rows, cols, f32.data()}; }
   WeightMatrix Bf16(int64_t rows, int64_t cols) const {
     return {WeightFormat::kBf16, rows, cols, nullptr, bf16.data()};
   }
 };
 Paneled Pack(const std::vector<float>& w, int64_t rows, int64_t cols) {
-  Paneled p{AlignedVector<float>(PanelElements(rows, cols), -7.0f), AlignedVector<uint16_t>(PanelElements(rows, cols))};
+  Paneled p{AlignedVector<float>(PanelElements(rows, cols), -7.0f),
+            AlignedVector<uint32_t>(Bf16PanelWords(rows, cols), 0xdeadbeefu)};
   PackPanels(w.data(), rows, cols, p.f32.data());
   PackPanels(w.data(), rows, cols, p.bf16.data());
   return p;
 }
 
+// n activation rows of `cols` values with their bf16 pair words, owning the storage.
+struct Input {
+  std::vector<float> x;
+  AlignedVector<uint32_t> xp;
+  int64_t n;
+  GemvInput Get() const { return {x.data(), nullptr, nullptr, n, xp.data()}; }
+};
+Input Activations(std::vector<float> x, int64_t n, int64_t cols) {
+  Input in{std::move(x), AlignedVector<uint32_t>(n * ((cols + 1) / 2)), n};
+  PackBf16Activations(in.x.data(), n, cols, in.xp.data());
+  return in;
+}
+
+std::vector<float> RunBlocks(const WeightMatrix& w, const GemvInput& in, bool reference = false);
+
+// A bf16 matrix's y (n, rows) from each bf16 kernel this CPU has: the emulation always, native
+// where AVX512_BF16 exists.
+std::vector<std::pair<const char*, std::vector<float>>> RunBf16Kernels(const WeightMatrix& w, const GemvInput& in) {
+  std::vector<std::pair<const char*, std::vector<float>>> out;
+  for (const char* kernel : {"emulated", "native"}) {
+    if (SelectBf16Kernel(kernel)) out.emplace_back(kernel, RunBlocks(w, in));
+  }
+  SelectBf16Kernel("auto");
+  return out;
+}
+
 // y (n, rows) over all blocks.
-std::vector<float> RunBlocks(const WeightMatrix& w, const GemvInput& in, bool reference = false) {
+std::vector<float> RunBlocks(const WeightMatrix& w, const GemvInput& in, bool reference) {
   std::vector<float> y(in.n * w.rows, -1.0f);
   for (int64_t b = 0; b < w.blocks(); ++b) {
     if (reference) {
@@ -69,38 +98,36 @@ std::vector<float> RunBlocks(const WeightMatrix& w, const GemvInput& in, bool re
   return y;
 }
 
-TEST(GemvTest, Fp32AndBf16MatchDoubleReferenceAndBf16EqualsFp32OnWidenedWeights) {
+TEST(GemvTest, Fp32AndBf16MatchDoubleReferenceAndBf16StaysWithinItsRounding) {
   for (int64_t cols : {5, 8, 37, 64, 288}) {
     const int64_t rows = 11, n = 3;
     const auto wf = Random(rows * cols, 1 + cols, 1.0f);
-    const auto x = Random(n * cols, 2 + cols, 1.0f);
-    std::vector<uint16_t> wb(wf.size());
-    std::vector<float> widened(wf.size());
-    for (size_t i = 0; i < wf.size(); ++i) {
-      wb[i] = FloatToBf16(wf[i]);
-      widened[i] = Bf16ToFloat(wb[i]);
-      ASSERT_LE(std::abs(widened[i] - wf[i]), std::abs(wf[i]) * (1.0f / 256.0f)) << i;  // 8 mantissa bits
-    }
-    const Paneled p = Pack(wf, rows, cols), pw = Pack(widened, rows, cols);
-    const GemvInput in{x.data(), nullptr, nullptr, n};
-    const auto y = RunBlocks(p.F32(rows, cols), in);
-    for (int64_t r = 0; r < n; ++r) {
-      for (int64_t o = 0; o < rows; ++o) {
-        double want = 0.0, mag = 0.0;
-        for (int64_t i = 0; i < cols; ++i) {
-          want += double{wf[o * cols + i]} * x[r * cols + i];
-          mag += std::abs(double{wf[o * cols + i]} * x[r * cols + i]);
+    const Input in = Activations(Random(n * cols, 2 + cols, 1.0f), n, cols);
+    const std::vector<float>& x = in.x;
+    const Paneled p = Pack(wf, rows, cols);
+    const auto y = RunBlocks(p.F32(rows, cols), in.Get());
+    for (const auto& [kernel, yb] : RunBf16Kernels(p.Bf16(rows, cols), in.Get())) {
+      for (int64_t r = 0; r < n; ++r) {
+        for (int64_t o = 0; o < rows; ++o) {
+          double want = 0.0, want_rounded = 0.0, mag = 0.0;
+          for (int64_t i = 0; i < cols; ++i) {
+            const float wi = wf[o * cols + i], xi = x[r * cols + i];
+            want += double{wi} * xi;
+            want_rounded += double{RoundToBf16(wi)} * RoundToBf16(xi);
+            mag += std::abs(double{wi} * xi);
+          }
+          const size_t at = static_cast<size_t>(r * rows + o);
+          // One chain of `cols` roundings: at most cols * 2^-24 of the sum of magnitudes.
+          EXPECT_NEAR(y[at], want, static_cast<double>(cols) * 0x1p-24 * mag + 1e-30) << cols << " " << r << " " << o;
+          const float chain = GemvReference(&wf[o * cols], &x[r * cols], cols);
+          EXPECT_EQ(0, std::memcmp(&y[at], &chain, sizeof(float))) << cols << " " << r << " " << o;
+          // bf16: the same chain on the rounded values (products exact), and each rounding of a
+          // weight or an activation moves its product by at most 2^-8 of its magnitude.
+          EXPECT_NEAR(yb[at], want_rounded, static_cast<double>(cols) * 0x1p-23 * mag + 1e-30) << kernel << " " << cols;
+          EXPECT_NEAR(yb[at], want, (0x1p-8 + static_cast<double>(cols) * 0x1p-23) * mag + 1e-30) << kernel << " " << cols;
         }
-        // One chain of `cols` roundings: at most cols * 2^-24 of the sum of magnitudes.
-        EXPECT_NEAR(y[r * rows + o], want, static_cast<double>(cols) * 0x1p-24 * mag + 1e-30)
-            << cols << " " << r << " " << o;
-        const float chain = GemvReference(&wf[o * cols], &x[r * cols], cols);
-        EXPECT_EQ(0, std::memcmp(&y[r * rows + o], &chain, sizeof(float))) << cols << " " << r << " " << o;
       }
     }
-    const auto yb = RunBlocks(p.Bf16(rows, cols), in);
-    const auto yw = RunBlocks(pw.F32(rows, cols), in);
-    EXPECT_EQ(0, std::memcmp(yb.data(), yw.data(), yb.size() * sizeof(float))) << cols;
   }
 }
 
@@ -208,13 +235,13 @@ TEST(GemvTest, BlockRangesEqualSingleBlocksBitForBit) {
   for (int64_t cols : {96, 288}) {
     for (int64_t n : {1, 2, 5, 13}) {
       const auto w = Random(rows * cols, 11 + cols, 0.1f);
-      const auto x = Random(n * cols, 12 + cols, 2.0f);
+      const Input xin = Activations(Random(n * cols, 12 + cols, 2.0f), n, cols);
       const Q8W wq = QuantizeWeights(w);
-      const Q8 xq = Quantize(x);
+      const Q8 xq = Quantize(xin.x);
       const Paneled p = Pack(w, rows, cols);
       const WeightMatrix mats[3] = {p.F32(rows, cols), p.Bf16(rows, cols),
                                     {WeightFormat::kQ8, rows, cols, nullptr, nullptr, wq.q.data(), wq.s.data()}};
-      const GemvInput in{x.data(), xq.q.data(), xq.s.data(), n};
+      const GemvInput in{xin.x.data(), xq.q.data(), xq.s.data(), n, xin.xp.data()};
       for (const WeightMatrix& m : mats) {
         const auto want = RunBlocks(m, in, /*reference=*/m.format == WeightFormat::kQ8);
         for (int64_t begin = 0; begin < m.blocks(); ++begin) {
@@ -248,6 +275,13 @@ TEST(GemvTest, PanelsRoundTripAndPadWithZeros) {
     for (int64_t i = 0; i < cols; ++i) ASSERT_EQ(p.f32[(2 * cols + i) * kPanelRows + j], 0.0f) << j << " " << i;
   }
   EXPECT_EQ(p.f32[(1 * cols + 3) * kPanelRows + 4], w[20 * cols + 3]);  // row 20 = panel 1, slot 4
+  // bf16: the word of pair 1 (inputs 2 and 3) in row 20's slot; padding rows zero.
+  const int64_t pairs = cols / 2;
+  ASSERT_EQ(Bf16PanelWords(rows, cols), 48 * pairs);
+  EXPECT_EQ(p.bf16[(1 * pairs + 1) * kPanelRows + 4], Bf16Pair(w[20 * cols + 2], w[20 * cols + 3]));
+  for (int64_t j = 5; j < kPanelRows; ++j) {
+    for (int64_t i = 0; i < pairs; ++i) ASSERT_EQ(p.bf16[(2 * pairs + i) * kPanelRows + j], 0u) << j << " " << i;
+  }
   const Q8W wq = QuantizeWeights(w);
   const WeightMatrix q8{WeightFormat::kQ8, rows, cols, nullptr, nullptr, wq.q.data(), wq.s.data()};
   for (auto [r0, r1] : {std::pair<int64_t, int64_t>{0, rows}, {3, 19}, {32, 37}, {16, 17}}) {
@@ -255,7 +289,7 @@ TEST(GemvTest, PanelsRoundTripAndPadWithZeros) {
     WidenRows(p.F32(rows, cols), r0, r1, got.data());
     EXPECT_EQ(0, std::memcmp(got.data(), &w[r0 * cols], got.size() * sizeof(float))) << r0;
     WidenRows(p.Bf16(rows, cols), r0, r1, got.data());
-    for (int64_t i = 0; i < (r1 - r0) * cols; ++i) ASSERT_EQ(got[i], Bf16ToFloat(FloatToBf16(w[r0 * cols + i])));
+    for (int64_t i = 0; i < (r1 - r0) * cols; ++i) ASSERT_EQ(got[i], RoundToBf16(w[r0 * cols + i]));
     WidenRows(q8, r0, r1, got.data());
     std::vector<float> want(got.size());
     DequantizeQ8Weights(wq.q.data() + r0 * cols, wq.s.data() + r0 * cols / kQ8Group, (r1 - r0) * cols, want.data());
@@ -264,26 +298,27 @@ TEST(GemvTest, PanelsRoundTripAndPadWithZeros) {
 }
 
 // Every tile shape the panel kernels have (1, 2 and 4 panels; 1-6 activation rows and their
-// remainders) equals GemvReference bit for bit, for fp32 and for bf16 on the widened values:
-// rows that end inside a panel and inputs of any length.
+// remainders) equals its chain bit for bit: fp32 GemvReference, bf16 GemvReferenceBf16 on
+// both bf16 kernels: rows that end inside a panel and inputs of any length (odd ones end in a
+// half-empty pair).
 TEST(GemvTest, PanelKernelsEqualTheirChainBitForBit) {
   for (int64_t rows : {1, 15, 16, 17, 70, 129}) {
     for (int64_t cols : {1, 7, 288}) {
       const auto w = Random(rows * cols, 14 + rows + cols, 1.0f);
-      std::vector<float> widened(w.size());
-      for (size_t i = 0; i < w.size(); ++i) widened[i] = Bf16ToFloat(FloatToBf16(w[i]));
       const Paneled p = Pack(w, rows, cols);
       for (int64_t n : {1, 4, 6, 11}) {
-        const auto x = Random(n * cols, 15 + n, 1.0f);
-        const GemvInput in{x.data(), nullptr, nullptr, n};
-        const auto yf = RunBlocks(p.F32(rows, cols), in);
-        const auto yb = RunBlocks(p.Bf16(rows, cols), in);
-        for (int64_t r = 0; r < n; ++r) {
-          for (int64_t o = 0; o < rows; ++o) {
-            const float f = GemvReference(&w[o * cols], &x[r * cols], cols);
-            const float b = GemvReference(&widened[o * cols], &x[r * cols], cols);
-            ASSERT_EQ(0, std::memcmp(&yf[r * rows + o], &f, sizeof(float))) << rows << " " << cols << " " << n;
-            ASSERT_EQ(0, std::memcmp(&yb[r * rows + o], &b, sizeof(float))) << rows << " " << cols << " " << n;
+        const Input in = Activations(Random(n * cols, 15 + n, 1.0f), n, cols);
+        const std::vector<float>& x = in.x;
+        const auto yf = RunBlocks(p.F32(rows, cols), in.Get());
+        for (const auto& [kernel, yb] : RunBf16Kernels(p.Bf16(rows, cols), in.Get())) {
+          for (int64_t r = 0; r < n; ++r) {
+            for (int64_t o = 0; o < rows; ++o) {
+              const float f = GemvReference(&w[o * cols], &x[r * cols], cols);
+              const float b = GemvReferenceBf16(&w[o * cols], &x[r * cols], cols);
+              ASSERT_EQ(0, std::memcmp(&yf[r * rows + o], &f, sizeof(float))) << rows << " " << cols << " " << n;
+              ASSERT_EQ(0, std::memcmp(&yb[r * rows + o], &b, sizeof(float)))
+                  << kernel << " " << rows << " " << cols << " " << n;
+            }
           }
         }
       }

@@ -74,11 +74,11 @@ TEST(ServingWeightsTest, EachFormatDecodesLikeTheFp32ForwardOnItsDequantizedWeig
   const ModelConfig c = Config();
   const auto params = Params(c, 1);
   const auto tokens = Tokens(c, 2);
-  // bf16 runs the widened weights exactly, so only fp32 summation order differs; q8 also
-  // quantizes every activation to 8 bits per group, which in this small random model (weights
-  // of std 0.2) moves logits by up to ~6% of the largest one. Quality on a trained model is
-  // measured as perplexity (BENCHMARKS.md).
-  for (auto [format, tolerance] : {std::pair{WeightFormat::kF32, 1e-5f}, {WeightFormat::kBf16, 1e-5f},
+  // bf16 also rounds every projection's input to bf16 (8 significant bits, as `--precision
+  // bf16` training does), and q8 quantizes it to 8 bits per group: in this small random model
+  // (weights of std 0.2) that moves logits by up to 3.4% (bf16) and ~6% (q8) of the largest
+  // one. Quality on a trained model is measured as perplexity (BENCHMARKS.md).
+  for (auto [format, tolerance] : {std::pair{WeightFormat::kF32, 1e-5f}, {WeightFormat::kBf16, 0.06f},
                                    {WeightFormat::kQ8, 0.1f}}) {
     auto w = ServingWeights::Convert(c, params.data(), format);
     ASSERT_TRUE(w.ok()) << w.status().ToString();
