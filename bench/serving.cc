@@ -40,8 +40,9 @@ ServingWeights Weights(const Options& o, const ModelConfig& c, std::vector<float
 
 std::string WeightsText(const ServingWeights& w) {
   char text[128];
+  const bool q8 = w.format() == WeightFormat::kQ8, bf16 = w.format() == WeightFormat::kBf16;
   std::snprintf(text, sizeof(text), "weights=%s%s%s matrix_MB=%.1f", WeightFormatName(w.format()),
-                w.format() == WeightFormat::kQ8 ? " q8_kernel=" : "", w.format() == WeightFormat::kQ8 ? Q8KernelName() : "",
+                q8 ? " q8_kernel=" : bf16 ? " bf16_kernel=" : "", q8 ? Q8KernelName() : bf16 ? Bf16GemvKernelName() : "",
                 w.MatrixBytes() / 1e6);
   return text;
 }
