@@ -65,13 +65,15 @@ template <int P, int S>
 
 // The emulation on the build's vectors: a panel is kVecsPerPanel vectors. Tiles: AVX-512 4
 // panels x 4 rows (16 accumulators + 8 widened halves + 2 broadcasts), AVX2 1 x 4 (8 + 4 + 2),
-// SSE 1 x 1 (4 + 8 + 2).
+// SSE 1 x 1 (4 + 8 + 2). At batch 1 more panels, for more independent chains (each pair is two
+// dependent FMAs): AVX-512 8 (8 + 16 + 2), AVX2 2 (4 + 8 + 2).
 using simd::kLanes;
 using simd::VecF;
 typedef uint32_t VecU __attribute__((vector_size(kLanes * sizeof(uint32_t))));
 constexpr int kVecsPerPanel = static_cast<int>(kPanelRows) / kLanes;
 constexpr int kEmuPanels = kLanes == 16 ? 4 : 1;
 constexpr int kEmuRows = kLanes == 4 ? 1 : 4;
+constexpr int kEmuPanelsAlone = kLanes == 16 ? 8 : kLanes == 8 ? 2 : 1;
 
 inline VecF Bits(VecU u) {
   VecF f;
@@ -181,7 +183,11 @@ void Range(const WeightMatrix& w, const GemvInput& x, int64_t begin, int64_t end
 [[gnu::noipa]] void EmulatedBlocks(const WeightMatrix& w, const GemvInput& x, int64_t begin, int64_t end, float* y,
                                    int64_t ldy) {
   const gemm_bf16::FlushDenormals flush;
-  Range<kEmuPanels, kEmuRows, EmulatedTileFn>(w, x, begin, end, y, ldy);
+  if (x.n == 1) {
+    Range<kEmuPanelsAlone, 1, EmulatedTileFn>(w, x, begin, end, y, ldy);
+  } else {
+    Range<kEmuPanels, kEmuRows, EmulatedTileFn>(w, x, begin, end, y, ldy);
+  }
 }
 
 }  // namespace
