@@ -24,6 +24,13 @@ namespace {
 
 constexpr int64_t kCols = 288;
 
+// GCC 12's _mm512_slli_epi32 passes _mm512_undefined_epi32() as the (fully masked-off) merge
+// source, which -Wmaybe-uninitialized reports from inside the intrinsic header at -O1 (as in
+// engine/ops/gemm_bf16.cc).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 // The replaced kernel: panels of 16 rows of bf16, input-major (w[o, i] at ((o / 16) * cols + i)
 // * 16 + o % 16), 4 panels in flight, the next group's memory prefetched linearly.
 __attribute__((target("avx512f"))) void Widening(const uint16_t* w, int64_t panels, const float* x, float* y) {
@@ -45,6 +52,9 @@ __attribute__((target("avx512f"))) void Widening(const uint16_t* w, int64_t pane
     for (int p = 0; p < 4; ++p) _mm512_storeu_ps(y + (g + p) * 16, acc[p]);
   }
 }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 // Median GB/s of `body(t, threads)` run 40 times by each of `threads` threads (meeting after
 // every pass), for `bytes` of weights a pass.

@@ -69,7 +69,7 @@ inline float ReduceMax(VecF v) {
 }
 
 // The lanes' sum, in lane order.
-inline double SumLanes(VecD v) {
+inline double SumLanes(const VecD& v) {  // by reference: no 128-byte vector in the call ABI
   double lanes[kLanes];
   std::memcpy(lanes, &v, sizeof(lanes));
   double sum = 0.0;

@@ -85,8 +85,9 @@ inline float Bits(uint32_t u) {
   std::memcpy(&f, &u, sizeof(f));
   return f;
 }
-// Without FMA hardware simd::Fma is a product and a sum; the barrier keeps -ffast-math from
-// reassociating the pair's two sums (the products are exact, so each sum then rounds as an FMA).
+// Without FMA hardware simd::Fma is a product and a sum; the barrier after every sum keeps
+// -ffast-math from reassociating the chain (the products are exact, so each sum then rounds as
+// an FMA would).
 inline void KeepOrder([[maybe_unused]] VecF& v) {
 #if !defined(__FMA__) && !defined(__AVX512F__)
   __asm__("" : "+x"(v));
@@ -116,6 +117,7 @@ template <int P, int S>
         acc[j][s] = simd::Fma(acc[j][s], odd[j], xo);
         KeepOrder(acc[j][s]);
         acc[j][s] = simd::Fma(acc[j][s], even[j], xe);
+        KeepOrder(acc[j][s]);
       }
     }
   }
